@@ -1,0 +1,41 @@
+/**
+ * The training kernels tfjs's WASM backend lacks, registered for backend 'wasm': the convolution
+ * filter gradient and depthwise gradients written for it, a faster convolution input gradient,
+ * then a bridge to the reference CPU kernels for everything else the CPU backend has.
+ */
+import { tf } from '@kiln/core';
+// The bridge compares against the full WASM kernel list, so that list must be registered first.
+import '@tensorflow/tfjs-backend-wasm/dist/register_all_kernels.js';
+import { fastBatchMatMulConfig } from './batch-mat-mul.js';
+import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.js';
+import { conv2DBackpropInputConfig } from './conv2d-backprop-input.js';
+import { depthwiseConv2dNativeBackpropFilterConfig, depthwiseConv2dNativeBackpropInputConfig } from './depthwise-conv2d-backprop.js';
+import { maxPoolGradConfig } from './max-pool-grad.js';
+import { registerCpuBridgeKernels } from './cpu-bridge.js';
+
+/** Kernels tfjs's WASM backend lacks. */
+const missing: tf.KernelConfig[] = [
+  conv2DBackpropFilterConfig,
+  depthwiseConv2dNativeBackpropFilterConfig,
+  depthwiseConv2dNativeBackpropInputConfig,
+];
+
+/** Kernels tfjs's WASM backend has, replaced by faster ones (see each file for the numbers). */
+const replacements: tf.KernelConfig[] = [fastBatchMatMulConfig, conv2DBackpropInputConfig, maxPoolGradConfig];
+
+/**
+ * Registers Kiln's WASM training kernels. Idempotent; call before the 'wasm' backend is first
+ * initialised (as `wasmBackend().init()` does) or at any time after.
+ */
+export function registerWasmTrainingKernels(): void {
+  for (const k of missing) {
+    if (tf.getKernel(k.kernelName, 'wasm') == null) tf.registerKernel(k);
+  }
+  for (const k of replacements) {
+    const current = tf.getKernel(k.kernelName, 'wasm');
+    if (current?.kernelFunc === k.kernelFunc) continue;
+    if (current) tf.unregisterKernel(k.kernelName, 'wasm');
+    tf.registerKernel(k);
+  }
+  registerCpuBridgeKernels();
+}

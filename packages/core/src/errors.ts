@@ -1,0 +1,100 @@
+/**
+ * Every error Kiln raises on purpose is a `KilnError`: it says what was expected, what was found
+ * and where (a file and byte offset, a layer path, an argument name), and, where there is one, the
+ * fix. Callers can branch on `code` without parsing messages.
+ */
+export interface KilnErrorDetails {
+  /** What Kiln expected, in the user's terms. */
+  expected?: string;
+  /** What it found instead. */
+  found?: string;
+  /** Where: a file path, a layer path, an argument name. */
+  where?: string;
+  /** What to do about it. */
+  hint?: string;
+  cause?: unknown;
+}
+
+export class KilnError extends Error {
+  readonly code: string;
+  readonly expected?: string;
+  readonly found?: string;
+  readonly where?: string;
+  readonly hint?: string;
+
+  constructor(code: string, message: string, details: KilnErrorDetails = {}) {
+    super(KilnError.compose(message, details), details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.expected = details.expected;
+    this.found = details.found;
+    this.where = details.where;
+    this.hint = details.hint;
+  }
+
+  private static compose(message: string, d: KilnErrorDetails): string {
+    const parts = [message];
+    if (d.where !== undefined) parts.push(`where: ${d.where}`);
+    if (d.expected !== undefined) parts.push(`expected: ${d.expected}`);
+    if (d.found !== undefined) parts.push(`found: ${d.found}`);
+    if (d.hint !== undefined) parts.push(`fix: ${d.hint}`);
+    return parts.join('\n  ');
+  }
+}
+
+/** A bad argument or option: names the argument, the accepted values and the value given. */
+export class ConfigError extends KilnError {
+  constructor(argument: string, expected: string, found: unknown, hint?: string) {
+    super('E_CONFIG', `invalid value for '${argument}'`, { where: argument, expected, found: describeValue(found), hint });
+  }
+}
+
+/** A tensor of the wrong shape reached a layer or loss. */
+export class ShapeMismatchError extends KilnError {
+  constructor(where: string, expected: string, found: readonly number[] | string, hint?: string) {
+    super('E_SHAPE', `shape mismatch in ${where}`, {
+      where,
+      expected,
+      found: typeof found === 'string' ? found : `[${found.join(', ')}]`,
+      hint,
+    });
+  }
+}
+
+/** A data, weight or checkpoint file that is not what it claims to be. */
+export class DataFormatError extends KilnError {
+  readonly file: string;
+  readonly offset?: number;
+  constructor(file: string, problem: string, details: { offset?: number; expected?: string; found?: string; hint?: string } = {}) {
+    const where = details.offset === undefined ? file : `${file} at byte ${details.offset}`;
+    super('E_DATA_FORMAT', problem, { where, expected: details.expected, found: details.found, hint: details.hint });
+    this.file = file;
+    this.offset = details.offset;
+  }
+}
+
+/** A requested backend cannot run here; carries the reason and the install step. */
+export class BackendUnavailableError extends KilnError {
+  readonly backend: string;
+  constructor(backend: string, reason: string, install?: string) {
+    super('E_BACKEND_UNAVAILABLE', `backend '${backend}' is not available: ${reason}`, { where: backend, hint: install });
+    this.backend = backend;
+  }
+}
+
+/** A file or resource could not be found in any of the places Kiln looked. */
+export class NotFoundError extends KilnError {
+  constructor(what: string, looked: readonly string[], hint?: string) {
+    super('E_NOT_FOUND', `${what} not found`, { expected: `one of: ${looked.join(', ')}`, hint });
+  }
+}
+
+export function describeValue(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null || v === undefined) return String(v);
+  try {
+    return JSON.stringify(v);
+  } catch {
+    return Object.prototype.toString.call(v);
+  }
+}

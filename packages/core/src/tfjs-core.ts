@@ -1,0 +1,10 @@
+// The one place Kiln loads TensorFlow.js's core. tfjs-core's published CJS bundle does not register
+// gradients or chained ops, and its ESM build uses extensionless imports that plain Node ESM refuses.
+// Kiln's build bundles this file from tfjs-core's ESM sources, side effects included, into
+// dist/tfjs-core.{js,cjs}; every other entry (and every embedded backend) imports that bundle, so
+// there is exactly one copy of the engine whether a user loads Kiln through `import`, `require`,
+// vitest or a browser bundler.
+import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
+import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops.js';
+
+export * from '@tensorflow/tfjs-core/dist/index.js';

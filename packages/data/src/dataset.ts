@@ -1,0 +1,74 @@
+import { KilnError } from '@kiln/core';
+
+/** An indexable collection of examples. */
+export interface Dataset<T> {
+  readonly length: number;
+  get(index: number): T;
+}
+
+/** A labelled image (or any fixed-shape array) example. */
+export interface Example {
+  /** Values in row-major order of `shape`. */
+  x: Float32Array;
+  y: number;
+}
+
+/**
+ * Examples held in two contiguous arrays: `x` as [N, ...shape] float32 and integer labels `y`.
+ * Batches are assembled by copying rows, with no per-example objects on the hot path.
+ */
+export class ArrayDataset implements Dataset<Example> {
+  readonly length: number;
+  readonly exampleSize: number;
+
+  constructor(
+    readonly x: Float32Array,
+    readonly y: Int32Array,
+    /** Shape of one example, e.g. [28, 28, 1] (NHWC without N). */
+    readonly shape: number[],
+    /** Class names by label, when known. */
+    readonly classes?: string[],
+  ) {
+    this.exampleSize = shape.reduce((a, b) => a * b, 1);
+    this.length = y.length;
+    if (x.length !== this.length * this.exampleSize) {
+      throw new KilnError('E_DATASET', 'ArrayDataset: x and y disagree on the number of examples', {
+        expected: `${this.length} × ${this.exampleSize} = ${this.length * this.exampleSize} values in x`,
+        found: `${x.length}`,
+      });
+    }
+  }
+
+  get(index: number): Example {
+    if (!Number.isInteger(index) || index < 0 || index >= this.length) {
+      throw new RangeError(`ArrayDataset index ${index} out of range [0, ${this.length})`);
+    }
+    const s = this.exampleSize;
+    return { x: this.x.subarray(index * s, (index + 1) * s), y: this.y[index] };
+  }
+
+  /** Copies the examples at `indices` into one batch buffer. */
+  gather(indices: ArrayLike<number>): { x: Float32Array; y: Int32Array } {
+    const s = this.exampleSize;
+    const x = new Float32Array(indices.length * s);
+    const y = new Int32Array(indices.length);
+    for (let i = 0; i < indices.length; i++) {
+      const j = indices[i];
+      x.set(this.x.subarray(j * s, (j + 1) * s), i * s);
+      y[i] = this.y[j];
+    }
+    return { x, y };
+  }
+
+  /** A new dataset of the examples at `indices` (copied, so the parent may be dropped). */
+  subset(indices: ArrayLike<number>): ArrayDataset {
+    const { x, y } = this.gather(indices);
+    return new ArrayDataset(x, y, this.shape, this.classes);
+  }
+
+  /** The first `n` examples. */
+  take(n: number): ArrayDataset {
+    const m = Math.min(n, this.length);
+    return new ArrayDataset(this.x.subarray(0, m * this.exampleSize), this.y.subarray(0, m), this.shape, this.classes);
+  }
+}

@@ -1,0 +1,64 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, renameSync, statSync, createWriteStream, unlinkSync } from 'node:fs';
+import path from 'node:path';
+import { KilnError } from '@kiln/core';
+
+export interface RemoteFile {
+  /** File name inside the cache directory. */
+  name: string;
+  urls: string[];
+  sha256: string;
+}
+
+export class DownloadError extends KilnError {
+  constructor(file: string, reason: string, hint?: string) {
+    super('E_DOWNLOAD', `could not download ${file}: ${reason}`, { where: file, hint });
+  }
+}
+
+export async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  await new Promise<void>((resolve, reject) => {
+    createReadStream(file)
+      .on('data', (c) => h.update(c))
+      .on('end', () => resolve())
+      .on('error', reject);
+  });
+  return h.digest('hex');
+}
+
+/**
+ * Fetches `file` into `cacheDir` unless a copy with the right SHA-256 is there. Partial downloads
+ * are kept as `<name>.part` and resumed with an HTTP Range request; the final file appears only
+ * after its hash checks out (rename), so an interrupted download never leaves a bad file behind.
+ */
+export async function ensureDownloaded(file: RemoteFile, cacheDir: string, fetchImpl: typeof fetch = fetch): Promise<string> {
+  mkdirSync(cacheDir, { recursive: true });
+  const dest = path.join(cacheDir, file.name);
+  if (existsSync(dest) && (await sha256File(dest)) === file.sha256) return dest;
+  const part = `${dest}.part`;
+  const errors: string[] = [];
+  for (const url of file.urls) {
+    try {
+      const have = existsSync(part) ? statSync(part).size : 0;
+      const res = await fetchImpl(url, { headers: have ? { Range: `bytes=${have}-` } : {} });
+      if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+      const append = have > 0 && res.status === 206;
+      const out = createWriteStream(part, { flags: append ? 'a' : 'w' });
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+      }
+      await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+      const got = await sha256File(part);
+      if (got !== file.sha256) {
+        unlinkSync(part);
+        throw new Error(`SHA-256 mismatch (expected ${file.sha256}, got ${got})`);
+      }
+      renameSync(part, dest);
+      return dest;
+    } catch (e) {
+      errors.push(`${url}: ${e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e)}`);
+    }
+  }
+  throw new DownloadError(file.name, errors.join('; '));
+}

@@ -1,0 +1,36 @@
+import { ArrayDataset } from './dataset.js';
+
+/** Per-channel statistics of a dataset whose examples are channels-last ([..., C]). */
+export interface ChannelStats {
+  mean: number[];
+  std: number[];
+}
+
+/**
+ * Mean and (population) standard deviation of every channel over all examples and positions.
+ * Compute these on the training split only and reuse them for validation and test data, so no
+ * information from held-out data leaks into preprocessing.
+ */
+export function channelStats(ds: ArrayDataset): ChannelStats {
+  const c = ds.shape[ds.shape.length - 1];
+  const sum = new Float64Array(c);
+  const sq = new Float64Array(c);
+  const x = ds.x;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i];
+    sum[i % c] += v;
+    sq[i % c] += v * v;
+  }
+  const n = x.length / c;
+  const mean = Array.from(sum, (s) => s / n);
+  const std = Array.from(sq, (s, k) => Math.sqrt(Math.max(s / n - mean[k] * mean[k], 0)) || 1);
+  return { mean, std };
+}
+
+/** A copy of `ds` with every channel standardised: (x − mean) / std. */
+export function normalizeDataset(ds: ArrayDataset, stats: ChannelStats): ArrayDataset {
+  const c = stats.mean.length;
+  const out = new Float32Array(ds.x.length);
+  for (let i = 0; i < out.length; i++) out[i] = (ds.x[i] - stats.mean[i % c]) / stats.std[i % c];
+  return new ArrayDataset(out, ds.y, ds.shape, ds.classes);
+}

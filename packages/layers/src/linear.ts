@@ -1,0 +1,50 @@
+import { tf, ConfigError, type Rng } from '@kiln/core';
+import { Module, type Tensor } from './module.js';
+import type { Parameter } from './parameter.js';
+import { torchDefaultBias, torchDefaultWeight, type Initializer } from './initializers.js';
+import type { Regularizer } from './regularizers.js';
+
+export interface LinearOptions {
+  inFeatures: number;
+  outFeatures: number;
+  bias?: boolean;
+  weightInit?: Initializer;
+  biasInit?: Initializer;
+  weightRegularizer?: Regularizer;
+  biasRegularizer?: Regularizer;
+  rng?: Rng;
+}
+
+/** y = x·W + b with W stored `[inFeatures, outFeatures]` (PyTorch stores the transpose). */
+export class Linear extends Module {
+  readonly config: { inFeatures: number; outFeatures: number; bias: boolean };
+  readonly weight: Parameter;
+  readonly bias?: Parameter;
+
+  constructor(options: LinearOptions) {
+    super();
+    const { inFeatures, outFeatures } = options;
+    if (!Number.isInteger(inFeatures) || inFeatures < 1) throw new ConfigError('Linear.inFeatures', 'a positive integer', inFeatures);
+    if (!Number.isInteger(outFeatures) || outFeatures < 1) throw new ConfigError('Linear.outFeatures', 'a positive integer', outFeatures);
+    this.config = { inFeatures, outFeatures, bias: options.bias ?? true };
+    this.weight = this.registerParameter('weight', (options.weightInit ?? torchDefaultWeight())([inFeatures, outFeatures], options.rng), {
+      regularizer: options.weightRegularizer,
+    });
+    if (this.config.bias) {
+      this.bias = this.registerParameter('bias', (options.biasInit ?? torchDefaultBias(inFeatures))([outFeatures], options.rng), {
+        regularizer: options.biasRegularizer,
+      });
+    }
+  }
+
+  forward(x: Tensor): Tensor {
+    this.expectShape(x, 2, { 1: this.config.inFeatures }, '[batch, features]');
+    return tf.tidy(() => {
+      const y = tf.matMul(x as tf.Tensor2D, this.weight.variable as tf.Tensor2D);
+      return this.bias ? tf.add(y, this.bias.variable) : y;
+    });
+  }
+}
+
+/** Keras's name for the same layer. */
+export { Linear as Dense };

@@ -1,0 +1,55 @@
+import { tf, ConfigError } from '@kiln/core';
+import { Optimizer, type GroupHyper, type ParamGroupInput, type Slots } from './optimizer.js';
+
+export interface AdamHyper extends GroupHyper {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  amsgrad: boolean;
+}
+
+/**
+ * Adam (Kingma & Ba, 2015), bias-corrected, with L2 weight decay folded into the gradient
+ * (use AdamW for decoupled decay):
+ *   g ← g + λ·p;  m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;
+ *   p ← p − η · (m / (1−β₁ᵗ)) / (√(v̂ / (1−β₂ᵗ)) + ε),  v̂ = max(v̂, v) with AMSGrad, else v.
+ */
+export class Adam extends Optimizer<AdamHyper> {
+  constructor(params: tf.Variable[] | ParamGroupInput<AdamHyper>[], options: Partial<AdamHyper> = {}) {
+    super(params, { lr: 1e-3, weightDecay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, amsgrad: false, ...options });
+  }
+
+  protected override validate(h: AdamHyper, where: string): void {
+    super.validate(h, where);
+    const name = this.constructor.name;
+    if (!(h.beta1 >= 0 && h.beta1 < 1)) throw new ConfigError(`${name}.${where}.beta1`, 'a number in [0, 1)', h.beta1);
+    if (!(h.beta2 >= 0 && h.beta2 < 1)) throw new ConfigError(`${name}.${where}.beta2`, 'a number in [0, 1)', h.beta2);
+    if (!(h.eps >= 0)) throw new ConfigError(`${name}.${where}.eps`, 'a number >= 0', h.eps);
+  }
+
+  protected slotNames(h: AdamHyper): string[] {
+    return h.amsgrad ? ['exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'] : ['exp_avg', 'exp_avg_sq'];
+  }
+
+  /** Adam folds weight decay into the gradient; AdamW overrides this to decay the weights directly. */
+  protected decay(p: tf.Variable, g: tf.Tensor, h: AdamHyper): tf.Tensor {
+    return h.weightDecay ? tf.add(g, tf.mul(p, h.weightDecay)) : g;
+  }
+
+  protected updateParam(p: tf.Variable, grad: tf.Tensor, h: AdamHyper, s: Slots, t: number): void {
+    const g = this.decay(p, grad, h);
+    const m = tf.add(tf.mul(s.exp_avg, h.beta1), tf.mul(g, 1 - h.beta1));
+    const v = tf.add(tf.mul(s.exp_avg_sq, h.beta2), tf.mul(tf.square(g), 1 - h.beta2));
+    s.exp_avg.assign(m);
+    s.exp_avg_sq.assign(v);
+    let vHat: tf.Tensor = v;
+    if (h.amsgrad) {
+      vHat = tf.maximum(s.max_exp_avg_sq, v);
+      s.max_exp_avg_sq.assign(vHat);
+    }
+    const bc1 = 1 - Math.pow(h.beta1, t);
+    const bc2 = 1 - Math.pow(h.beta2, t);
+    const denom = tf.add(tf.div(tf.sqrt(vHat), Math.sqrt(bc2)), h.eps);
+    p.assign(tf.sub(p, tf.mul(tf.div(m, denom), h.lr / bc1)));
+  }
+}

@@ -1,0 +1,70 @@
+import { tf } from '@kiln/core';
+import { crossEntropy, type Module } from '@kiln/layers';
+import { Adam, type Optimizer } from '@kiln/optim';
+import type { Batch } from '@kiln/data';
+import { TrainingModule, type OptimizerConfig, type StepOutput } from './training-module.js';
+
+export type LossFn = (logits: tf.Tensor, labels: tf.Tensor) => tf.Tensor;
+
+export interface ClassificationModuleOptions {
+  /** Loss from logits and integer labels. Default: softmax cross-entropy. */
+  loss?: LossFn;
+  /** Builds the optimizer over the model's trainable parameters. Default: Adam(lr). */
+  optimizer?: (model: Module) => Optimizer;
+  /** Or a full optimizer configuration (optimizer + scheduler). */
+  configureOptimizers?: (model: Module) => OptimizerConfig;
+  lr?: number;
+  /** Also log top-k accuracy for these k (top-1 is always logged as `acc`). */
+  topK?: number[];
+}
+
+/** Fraction of rows whose arg-max equals the label. */
+export function accuracy(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => tf.mean(tf.cast(tf.equal(tf.argMax(logits, -1), tf.cast(labels, 'int32')), 'float32')) as tf.Scalar);
+}
+
+/** Fraction of rows whose label is among the k largest logits. */
+export function topKAccuracy(logits: tf.Tensor, labels: tf.Tensor, k: number): tf.Scalar {
+  return tf.tidy(() => {
+    const { indices } = tf.topk(logits, k);
+    const hit = tf.any(tf.equal(indices, tf.expandDims(tf.cast(labels, 'int32'), 1)), 1);
+    return tf.mean(tf.cast(hit, 'float32')) as tf.Scalar;
+  });
+}
+
+/** Wraps any classifier (logits out) with a loss, accuracy metrics and an optimizer. */
+export class ClassificationModule extends TrainingModule {
+  constructor(readonly model: Module, private readonly options: ClassificationModuleOptions = {}) {
+    super();
+  }
+
+  private step(batch: Batch): StepOutput {
+    const logits = this.model.forward(batch.x);
+    const loss = (this.options.loss ?? crossEntropy)(logits, batch.y) as tf.Scalar;
+    const logs: Record<string, tf.Scalar> = { loss, acc: accuracy(logits, batch.y) };
+    for (const k of this.options.topK ?? []) logs[`top${k}_acc`] = topKAccuracy(logits, batch.y, k);
+    return { loss, logs, batchSize: batch.x.shape[0] };
+  }
+
+  trainingStep(batch: Batch): StepOutput {
+    return this.step(batch);
+  }
+
+  override validationStep(batch: Batch): StepOutput {
+    return this.step(batch);
+  }
+
+  override testStep(batch: Batch): StepOutput {
+    return this.step(batch);
+  }
+
+  configureOptimizers(): OptimizerConfig {
+    if (this.options.configureOptimizers) return this.options.configureOptimizers(this.model);
+    const optimizer = this.options.optimizer?.(this.model) ?? new Adam(this.model.trainableVariables(), { lr: this.options.lr ?? 1e-3 });
+    return { optimizer };
+  }
+
+  override hparams(): Record<string, unknown> {
+    return { model: this.model.typeName, parameters: this.model.numParameters(), lr: this.options.lr ?? 1e-3 };
+  }
+}

@@ -1,0 +1,40 @@
+import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import type { Plugin } from '@kiln/core';
+import type { Callback } from './callback.js';
+import type { Logger } from './logger.js';
+import { Trainer, type TrainerOptions } from './trainer.js';
+import { CALLBACKS, LOGGERS, TRAINER_OPTIONS } from './tokens.js';
+
+/** Registers a callback instance (any object implementing some hooks) for a run. */
+export function callback(cb: Callback): Plugin {
+  return (c) => {
+    c.register(CALLBACKS, { useValue: cb });
+  };
+}
+
+/** Registers a logger for a run. */
+export function logger(l: Logger): Plugin {
+  return (c) => {
+    c.register(LOGGERS, { useValue: l });
+  };
+}
+
+export interface CreateTrainerOptions extends TrainerOptions {
+  /** Callbacks, loggers and anything else a run needs, as plugins. */
+  plugins?: Plugin[];
+  /** Parent container (default: tsyringe's root). Each run gets a child of it. */
+  container?: DependencyContainer;
+}
+
+/**
+ * Composition root: a child container per run, the plugins registered into it, the Trainer
+ * resolved once. Runs never share callback or logger instances unless the caller passes the same.
+ */
+export function createTrainer(options: CreateTrainerOptions = {}): Trainer {
+  const { plugins = [], container = rootContainer, ...trainerOptions } = options;
+  const run = container.createChildContainer();
+  run.register(TRAINER_OPTIONS, { useValue: trainerOptions });
+  for (const p of plugins) p(run);
+  run.register(Trainer, { useClass: Trainer });
+  return run.resolve(Trainer);
+}

@@ -1,0 +1,9 @@
+/** Receives metrics from the trainer. Implementations: console, CSV, JSON lines, TensorBoard. */
+export interface Logger {
+  readonly name: string;
+  logHyperparams?(params: Record<string, unknown>): void | Promise<void>;
+  /** Metrics at a global step; `epoch`-level rows carry an `epoch` field. */
+  logMetrics(metrics: Record<string, number>, step: number): void | Promise<void>;
+  /** Called once at the end of a run, also after a failure (`status` = 'failed'). */
+  finalize?(status: 'success' | 'failed' | 'interrupted'): void | Promise<void>;
+}

@@ -1,0 +1,52 @@
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from '../logger.js';
+
+export interface CsvLoggerOptions {
+  /** Directory for `metrics.csv`. */
+  dir: string;
+  filename?: string;
+  /** Only rows that carry an `epoch` metric and epoch-level values (default true: one row per epoch). */
+  epochsOnly?: boolean;
+}
+
+/**
+ * Appends one CSV row per logged record. Each row is flushed as it is written, so a crash loses
+ * nothing already logged; when a new metric appears, the file is rewritten with the wider header.
+ */
+export class CsvLogger implements Logger {
+  readonly name = 'csv';
+  readonly file: string;
+  private columns: string[] = [];
+  private rows: Record<string, number>[] = [];
+
+  constructor(private readonly options: CsvLoggerOptions) {
+    mkdirSync(options.dir, { recursive: true });
+    this.file = path.join(options.dir, options.filename ?? 'metrics.csv');
+    if (existsSync(this.file)) this.load();
+  }
+
+  private load(): void {
+    const lines = readFileSync(this.file, 'utf8').split('\n').filter(Boolean);
+    if (lines.length === 0) return;
+    this.columns = lines[0].split(',');
+    this.rows = lines.slice(1).map((l) => Object.fromEntries(l.split(',').map((v, i) => [this.columns[i], v === '' ? NaN : Number(v)])));
+  }
+
+  logMetrics(metrics: Record<string, number>, step: number): void {
+    if ((this.options.epochsOnly ?? true) && metrics.epoch === undefined) return;
+    const row = { step, ...metrics };
+    this.rows.push(row);
+    const fresh = Object.keys(row).filter((k) => !this.columns.includes(k));
+    if (fresh.length > 0 || !existsSync(this.file)) {
+      this.columns.push(...fresh);
+      writeFileSync(this.file, [this.columns.join(','), ...this.rows.map((r) => this.format(r))].join('\n') + '\n');
+    } else {
+      appendFileSync(this.file, this.format(row) + '\n');
+    }
+  }
+
+  private format(r: Record<string, number>): string {
+    return this.columns.map((c) => (r[c] === undefined || Number.isNaN(r[c]) ? '' : String(r[c]))).join(',');
+  }
+}
