@@ -2,46 +2,44 @@
  * @kiln/cli — the `kiln` command. `runCli(argv)` is the whole program, so tests drive it in-process.
  */
 import { reportError, UsageError } from './errors.js';
-import { train, TRAIN_USAGE } from './commands/train.js';
+import { COMMANDS } from './commands/index.js';
 
-export { train, TRAIN_USAGE, UsageError };
+export { UsageError, COMMANDS };
+export type { Command } from './command.js';
+export { train, TRAIN_USAGE } from './commands/train.js';
 export type { TrainSummary } from './commands/train.js';
 
-const USAGE = `usage: kiln <command> [options]
+function usage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
+  return `usage: kiln <command> [options]\n\ncommands:\n${COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`).join('\n')}\n\nrun 'kiln <command> --help' for a command's options\n`;
+}
 
-commands:
-  train     train a zoo model on a dataset and print test accuracy as JSON
-${''}
-run 'kiln <command> --help' for a command's options
-`;
+const line = (write: (s: string) => unknown) => (l: string) => {
+  write(l.endsWith('\n') ? l : l + '\n');
+};
 
 export async function runCli(
   argv: string[],
-  out: (line: string) => void = (l) => process.stdout.write(l.endsWith('\n') ? l : l + '\n'),
-  err: (line: string) => void = (l) => process.stderr.write(l.endsWith('\n') ? l : l + '\n'),
+  out: (line: string) => void = line((s) => process.stdout.write(s)),
+  err: (line: string) => void = line((s) => process.stderr.write(s)),
 ): Promise<number> {
-  const [command, ...rest] = argv;
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    out(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
   try {
-    switch (command) {
-      case 'train': {
-        const summary = await train(rest, out, err);
-        // The last line on stdout is the machine-readable result.
-        out(JSON.stringify(summary));
-        return 0;
-      }
-      case undefined:
-      case '--help':
-      case '-h':
-      case 'help':
-        out(USAGE);
-        return command === undefined ? 2 : 0;
-      default:
-        throw new UsageError(`unknown command '${command}'`, USAGE);
+    if (!command) throw new UsageError(`unknown command '${name}'`, usage());
+    if (rest.includes('--help') || rest.includes('-h')) {
+      out(command.usage);
+      return 0;
     }
+    return await command.run(rest, out, err);
   } catch (e) {
     if (e instanceof TypeError && (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      return reportError(new UsageError(e.message, command === 'train' ? TRAIN_USAGE : USAGE), (s) => err(s));
+      return reportError(new UsageError(e.message, command?.usage ?? usage()), err);
     }
-    return reportError(e, (s) => err(s));
+    return reportError(e, err);
   }
 }

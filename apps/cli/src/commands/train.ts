@@ -8,6 +8,7 @@ import { ClassificationModule, ConsoleLogger, CsvLogger, ProgressBar, callback, 
 import { choiceArg, floatArg, intArg } from '../args.js';
 import { cliBackends } from '../backends.js';
 import { UsageError } from '../errors.js';
+import type { Command } from '../command.js';
 
 export const TRAIN_USAGE = `usage: kiln train --model lenet5 --dataset fashion-mnist [options]
 
@@ -73,14 +74,9 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
       'val-split': { type: 'string' },
       out: { type: 'string' },
       backend: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
-  if (values.help) {
-    out(TRAIN_USAGE);
-    process.exit(0);
-  }
   if (!values.model) throw new UsageError('--model is required', `e.g. --model lenet5\n${TRAIN_USAGE}`);
   const modelName = choiceArg('model', values.model, 'lenet5', Object.keys(MODELS));
   const dataset = choiceArg('dataset', values.dataset ?? 'fashion-mnist', 'fashion-mnist', ['fashion-mnist'] as const);
@@ -154,3 +150,15 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
   writeJson(path.join(outDir, 'summary.json'), summary);
   return summary;
 }
+
+export const trainCommand: Command = {
+  name: 'train',
+  summary: 'train a zoo model on a dataset and print test accuracy as JSON',
+  usage: TRAIN_USAGE,
+  async run(argv, out, err) {
+    const summary = await train(argv, out, err);
+    // The last line on stdout is the machine-readable result.
+    out(JSON.stringify(summary));
+    return 0;
+  },
+};
