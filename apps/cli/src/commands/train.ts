@@ -85,6 +85,8 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
   const lr = floatArg('lr', values.lr, 1e-3);
   const seed = intArg('seed', values.seed, 0, 0);
   const limitTrain = values['limit-train'] === undefined ? undefined : intArg('limit-train', values['limit-train'], 0);
+  // Default: 5,000 held-out examples, at most a tenth of the training set; an explicit value is used as given.
+  const valSplitGiven = values['val-split'] !== undefined;
   const valSplit = floatArg('val-split', values['val-split'], 5000, (n) => n >= 0);
   const outDir = values.out ?? path.join('runs', timestamp());
 
@@ -96,7 +98,7 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
   let trainSet = limitTrain !== undefined ? trainFull.take(limitTrain) : trainFull;
   let valSet: typeof trainSet | undefined;
   if (valSplit > 0 && trainSet.length > 1) {
-    const fraction = valSplit >= 1 ? Math.min(valSplit, Math.floor(trainSet.length / 10)) : valSplit;
+    const fraction = valSplit >= 1 && !valSplitGiven ? Math.min(valSplit, Math.floor(trainSet.length / 10)) : valSplit;
     [trainSet, valSet] = holdOut(trainSet, fraction, seed);
   }
   // Standardise with statistics of the training split only; the same numbers are applied to
