@@ -19,8 +19,9 @@ const DTYPE_TO_SAFETENSORS: Record<DType, string> = { float32: 'F32', int32: 'I3
 const BYTES: Record<DType, number> = { float32: 4, int32: 4, uint8: 1, bool: 1, float64: 8, int64: 8 };
 
 function view(dtype: DType, bytes: Uint8Array): TypedArrayOf {
-  // Copy into an aligned buffer: offsets inside a file are not guaranteed to be aligned.
-  const buf = bytes.slice().buffer;
+  // Copy into an aligned buffer of its own: offsets inside a file are not guaranteed to be aligned,
+  // and a Node Buffer's `slice` is a view into a shared pool, so use Uint8Array's copying slice.
+  const buf = Uint8Array.prototype.slice.call(bytes).buffer;
   switch (dtype) {
     case 'float32':
       return new Float32Array(buf);
@@ -57,8 +58,10 @@ export function encodeSafetensors(tensors: Record<string, HostTensor>, metadata?
     offset += n;
   }
   let json = JSON.stringify(header);
-  // Pad the header with spaces so the data starts 8-byte aligned.
-  while ((8 + Buffer.byteLength(json)) % 8 !== 0) json += ' ';
+  // Pad the header with spaces so the data starts 8-byte aligned (TextEncoder, not Buffer: this also
+  // runs in browsers).
+  const utf8Length = new TextEncoder().encode(json).length;
+  json += ' '.repeat((8 - ((8 + utf8Length) % 8)) % 8);
   const headerBytes = new TextEncoder().encode(json);
   const out = new Uint8Array(8 + headerBytes.length + offset);
   const dv = new DataView(out.buffer);

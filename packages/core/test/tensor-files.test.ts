@@ -51,3 +51,14 @@ describe('npy', () => {
     expect(() => decodeNpy(bytes.subarray(0, bytes.length - 1), 'x.npy')).toThrow(/truncated/);
   });
 });
+
+describe('tensor files read from Node Buffers', () => {
+  it('decodes a safetensors file held in a pooled Buffer (whose .buffer is shared)', () => {
+    const bytes = encodeSafetensors({ w: { dtype: 'float32', shape: [3], data: new Float32Array([1.5, -2, 3]) } });
+    // Small Buffers come from a shared pool: their .buffer is larger than the data and offset.
+    const pooled = Buffer.from(bytes);
+    expect(pooled.byteOffset > 0 || pooled.buffer.byteLength !== pooled.byteLength).toBe(true);
+    const { tensors } = decodeSafetensors(pooled);
+    expect(Array.from(tensors.w.data as Float32Array)).toEqual([1.5, -2, 3]);
+  });
+});

@@ -1,4 +1,4 @@
-import { KilnError } from '@kiln/core';
+import { ConfigError, KilnError } from '@kiln/core';
 
 /** An indexable collection of examples. */
 export interface Dataset<T> {
@@ -41,7 +41,7 @@ export class ArrayDataset implements Dataset<Example> {
 
   get(index: number): Example {
     if (!Number.isInteger(index) || index < 0 || index >= this.length) {
-      throw new RangeError(`ArrayDataset index ${index} out of range [0, ${this.length})`);
+      throw new ConfigError('ArrayDataset.get(index)', `an integer in [0, ${this.length})`, index);
     }
     const s = this.exampleSize;
     return { x: this.x.subarray(index * s, (index + 1) * s), y: this.y[index] };
@@ -54,6 +54,7 @@ export class ArrayDataset implements Dataset<Example> {
     const y = new Int32Array(indices.length);
     for (let i = 0; i < indices.length; i++) {
       const j = indices[i];
+      if (!(j >= 0 && j < this.length)) throw new ConfigError('ArrayDataset.gather(indices)', `indices in [0, ${this.length})`, j);
       x.set(this.x.subarray(j * s, (j + 1) * s), i * s);
       y[i] = this.y[j];
     }

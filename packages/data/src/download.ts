@@ -6,7 +6,9 @@ import { KilnError } from '@kiln/core';
 export interface RemoteFile {
   /** File name inside the cache directory. */
   name: string;
+  /** Mirrors, tried in order. */
   urls: string[];
+  /** Lower-case hex SHA-256 of the complete file. */
   sha256: string;
 }
 
@@ -27,10 +29,16 @@ export async function sha256File(file: string): Promise<string> {
   return h.digest('hex');
 }
 
+function reasonOf(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  return e.cause instanceof Error ? `${e.message} (${e.cause.message})` : e.message;
+}
+
 /**
  * Fetches `file` into `cacheDir` unless a copy with the right SHA-256 is there. Partial downloads
  * are kept as `<name>.part` and resumed with an HTTP Range request; the final file appears only
  * after its hash checks out (rename), so an interrupted download never leaves a bad file behind.
+ * When every mirror fails (offline, blocked, moved), the error says where to put the file by hand.
  */
 export async function ensureDownloaded(file: RemoteFile, cacheDir: string, fetchImpl: typeof fetch = fetch): Promise<string> {
   mkdirSync(cacheDir, { recursive: true });
@@ -42,13 +50,21 @@ export async function ensureDownloaded(file: RemoteFile, cacheDir: string, fetch
     try {
       const have = existsSync(part) ? statSync(part).size : 0;
       const res = await fetchImpl(url, { headers: have ? { Range: `bytes=${have}-` } : {} });
-      if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
-      const append = have > 0 && res.status === 206;
-      const out = createWriteStream(part, { flags: append ? 'a' : 'w' });
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+      // 416: the range starts at the end, i.e. the partial file is already complete.
+      if (res.status === 416 && have > 0) {
+        await res.body?.cancel();
+      } else {
+        if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+        const append = have > 0 && res.status === 206;
+        const out = createWriteStream(part, { flags: append ? 'a' : 'w' });
+        try {
+          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+            if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+          }
+        } finally {
+          await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+        }
       }
-      await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
       const got = await sha256File(part);
       if (got !== file.sha256) {
         unlinkSync(part);
@@ -57,8 +73,12 @@ export async function ensureDownloaded(file: RemoteFile, cacheDir: string, fetch
       renameSync(part, dest);
       return dest;
     } catch (e) {
-      errors.push(`${url}: ${e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e)}`);
+      errors.push(`${url}: ${reasonOf(e)}`);
     }
   }
-  throw new DownloadError(file.name, errors.join('; '));
+  throw new DownloadError(
+    file.name,
+    errors.join('; '),
+    `without network access, download ${file.urls[0]} elsewhere and copy it to ${dest} (SHA-256 ${file.sha256}); a partial ${path.basename(part)} there is resumed on the next try`,
+  );
 }

@@ -1,3 +1,4 @@
+import { DataFormatError } from '@kiln/core';
 import { ArrayDataset } from './dataset.js';
 
 /** Per-channel statistics of a dataset whose examples are channels-last ([..., C]). */
@@ -33,4 +34,23 @@ export function normalizeDataset(ds: ArrayDataset, stats: ChannelStats): ArrayDa
   const out = new Float32Array(ds.x.length);
   for (let i = 0; i < out.length; i++) out[i] = (ds.x[i] - stats.mean[i % c]) / stats.std[i % c];
   return new ArrayDataset(out, ds.y, ds.shape, ds.classes);
+}
+
+/**
+ * Reads statistics stored as JSON ({"mean": [...], "std": [...]}, e.g. from a run's summary) back,
+ * checking them, so evaluation standardises with exactly the numbers training used.
+ */
+export function parseChannelStats(json: string, file: string): ChannelStats {
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch (e) {
+    throw new DataFormatError(file, 'channel statistics are not valid JSON', { found: e instanceof Error ? e.message : String(e) });
+  }
+  const s = v as Partial<ChannelStats> | null;
+  const ok = (a: unknown): a is number[] => Array.isArray(a) && a.length > 0 && a.every((n) => typeof n === 'number' && Number.isFinite(n));
+  if (!s || !ok(s.mean) || !ok(s.std) || s.mean.length !== s.std.length || s.std.some((d) => d <= 0)) {
+    throw new DataFormatError(file, 'not a set of channel statistics', { expected: '{"mean": [numbers], "std": [positive numbers]} of equal length', found: json.slice(0, 120) });
+  }
+  return { mean: s.mean, std: s.std };
 }

@@ -1,45 +1,268 @@
-import { tf } from '@kiln/core';
+import { tf, defaultRng, ConfigError, type Rng } from '@kiln/core';
 import { Module, type Tensor } from './module.js';
+import type { Parameter } from './parameter.js';
 
-/** Element-wise activation functions, usable directly or through the modules below. */
-export const relu = (x: Tensor): Tensor => tf.relu(x);
-export const relu6 = (x: Tensor): Tensor => tf.relu6(x);
+/*
+ * Element-wise activation functions, usable directly or through the modules below. Each is written
+ * with ops whose gradients tfjs defines, so every one of them trains.
+ */
+
+export const identity = (x: Tensor): Tensor => tf.clone(x);
+/** Heaviside step: 1 where x ≥ 0, else 0 (zero gradient; Rosenblatt's perceptron output). */
+export const binaryStep = (x: Tensor): Tensor => tf.tidy(() => tf.cast(tf.greaterEqual(x, 0), 'float32'));
 export const sigmoid = (x: Tensor): Tensor => tf.sigmoid(x);
 export const tanh = (x: Tensor): Tensor => tf.tanh(x);
-export const identity = (x: Tensor): Tensor => tf.clone(x);
+/** LeCun et al. (1998) "Efficient BackProp": f(x) = A·tanh(S·x) with A = 1.7159, S = 2/3, so f(±1) ≈ ±1. */
+export const lecunTanh = (x: Tensor): Tensor => tf.tidy(() => tf.mul(tf.tanh(tf.mul(x, 2 / 3)), 1.7159));
+export const arctan = (x: Tensor): Tensor => tf.atan(x);
+/** x / (1 + |x|) */
+export const softsign = (x: Tensor): Tensor => tf.tidy(() => tf.div(x, tf.add(tf.abs(x), 1)));
+/** log(1 + eˣ), computed stably. */
+export const softplus = (x: Tensor): Tensor => tf.softplus(x);
+export const relu = (x: Tensor): Tensor => tf.relu(x);
+/** min(max(x, 0), 6) (MobileNet). */
+export const relu6 = (x: Tensor): Tensor => tf.relu6(x);
+/** x for x > 0, slope·x otherwise (Maas et al., 2013). */
+export const leakyRelu = (x: Tensor, slope = 0.01): Tensor => tf.leakyRelu(x, slope);
+/** x for x > 0, α(eˣ − 1) otherwise (Clevert et al., 2016). */
+export const elu = (x: Tensor, alpha = 1): Tensor =>
+  // relu(x) + α(e^min(x,0) − 1): each term vanishes on the other side of 0, exp never overflows,
+  // and every op has a gradient (tfjs cannot differentiate through a comparison used by `where`).
+  tf.tidy(() => tf.add(tf.relu(x), tf.mul(tf.sub(tf.exp(tf.minimum(x, 0)), 1), alpha)));
+/** Klambauer et al. (2017) constants, as PyTorch's SELU. */
+export const SELU_ALPHA = 1.6732632423543772;
+export const SELU_SCALE = 1.0507009873554805;
+export const selu = (x: Tensor): Tensor => tf.tidy(() => tf.mul(elu(x, SELU_ALPHA), SELU_SCALE));
+/**
+ * Hendrycks & Gimpel (2016): x·Φ(x), exactly with erf, or PyTorch's `approximate='tanh'` form
+ * 0.5x(1 + tanh(√(2/π)(x + 0.044715x³))).
+ */
+export const gelu = (x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor =>
+  tf.tidy(() => {
+    if (approximate === 'tanh') {
+      const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), Math.sqrt(2 / Math.PI));
+      return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+    }
+    return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+  });
+/** Gaussian radial activation e^(−x²). */
+export const gaussian = (x: Tensor): Tensor => tf.tidy(() => tf.exp(tf.neg(tf.square(x))));
+/** x where x > threshold, else `value` (PyTorch's Threshold). */
+export const threshold = (x: Tensor, thresholdAt: number, value: number): Tensor =>
+  tf.tidy(() => {
+    // step() is 1 above the threshold and 0 elsewhere, with a zero gradient.
+    const above = tf.step(tf.sub(x, thresholdAt));
+    return tf.add(tf.mul(above, x), tf.mul(tf.sub(1, above), value));
+  });
+/** x·σ(x) (SiLU / swish). */
+export const silu = (x: Tensor): Tensor => tf.tidy(() => tf.mul(x, tf.sigmoid(x)));
+/** x·tanh(softplus(x)) (Misra, 2019). */
+export const mish = (x: Tensor): Tensor => tf.tidy(() => tf.mul(x, tf.tanh(tf.softplus(x))));
+/** clip(x, min, max). */
+export const hardtanh = (x: Tensor, min = -1, max = 1): Tensor => tf.tidy(() => tf.minimum(tf.maximum(x, min), max));
+/** log σ(x) = −softplus(−x), stable for large |x|. */
+export const logSigmoid = (x: Tensor): Tensor => tf.tidy(() => tf.neg(tf.softplus(tf.neg(x))));
 export const softmax = (x: Tensor, axis = -1): Tensor => tf.softmax(x, axis);
 export const logSoftmax = (x: Tensor, axis = -1): Tensor => tf.logSoftmax(x, axis);
+/**
+ * Maxout (Goodfellow et al., 2013): the maximum over each run of `pieces` consecutive features of
+ * the last axis, so C features become C / pieces.
+ */
+export function maxout(x: Tensor, pieces: number): Tensor {
+  const c = x.shape[x.rank - 1] as number;
+  if (!Number.isInteger(pieces) || pieces < 1 || c % pieces) throw new ConfigError('maxout.pieces', `a positive divisor of the feature count (${c})`, pieces);
+  return tf.tidy(() => tf.max(tf.reshape(x, [...(x.shape as number[]).slice(0, -1), c / pieces, pieces]), -1));
+}
 
-export class ReLU extends Module {
+/** An activation as a module with no state: the class below is one line per function. */
+abstract class Elementwise extends Module {
+  protected abstract apply(x: Tensor): Tensor;
   forward(x: Tensor): Tensor {
-    return relu(x);
+    return this.apply(x);
   }
 }
-export class ReLU6 extends Module {
+
+export class Identity extends Elementwise {
+  protected apply = identity;
+}
+export class BinaryStep extends Elementwise {
+  protected apply = binaryStep;
+}
+export class Sigmoid extends Elementwise {
+  protected apply = sigmoid;
+}
+export class Tanh extends Elementwise {
+  protected apply = tanh;
+}
+export class LeCunTanh extends Elementwise {
+  protected apply = lecunTanh;
+}
+export class Arctan extends Elementwise {
+  protected apply = arctan;
+}
+export class Softsign extends Elementwise {
+  protected apply = softsign;
+}
+export class Softplus extends Elementwise {
+  protected apply = softplus;
+}
+export class ReLU extends Elementwise {
+  protected apply = relu;
+}
+export class ReLU6 extends Elementwise {
+  protected apply = relu6;
+}
+export class SELU extends Elementwise {
+  protected apply = selu;
+}
+export class Gaussian extends Elementwise {
+  protected apply = gaussian;
+}
+export class SiLU extends Elementwise {
+  protected apply = silu;
+}
+export class Mish extends Elementwise {
+  protected apply = mish;
+}
+export class LogSigmoid extends Elementwise {
+  protected apply = logSigmoid;
+}
+
+export class LeakyReLU extends Module {
+  /** @param negativeSlope slope for x < 0 (PyTorch default 0.01). */
+  constructor(readonly negativeSlope = 0.01) {
+    super();
+  }
   forward(x: Tensor): Tensor {
-    return relu6(x);
+    return leakyRelu(x, this.negativeSlope);
   }
 }
-export class Sigmoid extends Module {
+
+export class ELU extends Module {
+  constructor(readonly alpha = 1) {
+    super();
+  }
   forward(x: Tensor): Tensor {
-    return sigmoid(x);
+    return elu(x, this.alpha);
   }
 }
-export class Tanh extends Module {
+
+export class GELU extends Module {
+  constructor(readonly approximate: 'none' | 'tanh' = 'none') {
+    super();
+  }
   forward(x: Tensor): Tensor {
-    return tanh(x);
+    return gelu(x, this.approximate);
   }
 }
-export class Identity extends Module {
+
+export class Threshold extends Module {
+  constructor(readonly threshold: number, readonly value: number) {
+    super();
+  }
   forward(x: Tensor): Tensor {
-    return identity(x);
+    return threshold(x, this.threshold, this.value);
   }
 }
+
+export class Hardtanh extends Module {
+  constructor(readonly min = -1, readonly max = 1) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return hardtanh(x, this.min, this.max);
+  }
+}
+
+export class Maxout extends Module {
+  /** @param pieces linear pieces per output feature (consecutive features of the last axis). */
+  constructor(readonly pieces: number) {
+    super();
+    if (!Number.isInteger(pieces) || pieces < 1) throw new ConfigError('Maxout.pieces', 'a positive integer', pieces);
+  }
+  forward(x: Tensor): Tensor {
+    const c = x.shape[x.rank - 1] as number;
+    if (c % this.pieces) this.expectShape(x, x.rank, { [x.rank - 1]: Math.ceil(c / this.pieces) * this.pieces }, `last axis a multiple of ${this.pieces}`);
+    return maxout(x, this.pieces);
+  }
+}
+
 export class Softmax extends Module {
   constructor(private readonly axis = -1) {
     super();
   }
   forward(x: Tensor): Tensor {
     return softmax(x, this.axis);
+  }
+}
+
+export class LogSoftmax extends Module {
+  constructor(private readonly axis = -1) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return logSoftmax(x, this.axis);
+  }
+}
+
+export interface PReLUOptions {
+  /** 1 (one slope shared by all channels) or the channel count (one per channel, last axis). Default 1. */
+  numParameters?: number;
+  /** Initial slope. Default 0.25 (He et al., 2015). */
+  init?: number;
+}
+
+/** Parametric ReLU (He et al., 2015): max(0, x) + a·min(0, x) with a learned slope `weight`. */
+export class PReLU extends Module {
+  readonly weight: Parameter;
+  readonly config: Required<PReLUOptions>;
+
+  constructor(options: PReLUOptions = {}) {
+    super();
+    this.config = { numParameters: 1, init: 0.25, ...options };
+    if (!Number.isInteger(this.config.numParameters) || this.config.numParameters < 1) throw new ConfigError('PReLU.numParameters', 'a positive integer', this.config.numParameters);
+    this.weight = this.registerParameter('weight', tf.fill([this.config.numParameters], this.config.init));
+  }
+
+  forward(x: Tensor): Tensor {
+    const n = this.config.numParameters;
+    if (n > 1) this.expectShape(x, Math.max(x.rank, 2), { [Math.max(x.rank, 2) - 1]: n }, 'channels last');
+    return tf.tidy(() => tf.add(tf.relu(x), tf.mul(this.weight.variable, tf.minimum(x, 0))));
+  }
+}
+
+export interface RReLUOptions {
+  /** Lower bound of the random slope. Default 1/8. */
+  lower?: number;
+  /** Upper bound of the random slope. Default 1/3. */
+  upper?: number;
+  /** Generator for the slopes (default: the global seeded one). */
+  rng?: Rng;
+}
+
+/**
+ * Randomized leaky ReLU (Xu et al., 2015): in training each negative input gets a slope drawn from
+ * U(lower, upper); in eval the slope is the mean (lower + upper) / 2.
+ */
+export class RReLU extends Module {
+  readonly lower: number;
+  readonly upper: number;
+  private readonly rng?: Rng;
+
+  constructor(options: RReLUOptions = {}) {
+    super();
+    this.lower = options.lower ?? 1 / 8;
+    this.upper = options.upper ?? 1 / 3;
+    if (!(this.lower <= this.upper)) throw new ConfigError('RReLU.upper', `at least lower (${this.lower})`, this.upper);
+    this.rng = options.rng;
+  }
+
+  forward(x: Tensor): Tensor {
+    if (!this.training) return leakyRelu(x, (this.lower + this.upper) / 2);
+    const seed = (this.rng ?? defaultRng()).seed();
+    return tf.tidy(() => {
+      const slope = tf.randomUniform(x.shape, this.lower, this.upper, 'float32', seed);
+      return tf.add(tf.relu(x), tf.mul(slope, tf.minimum(x, 0)));
+    });
   }
 }

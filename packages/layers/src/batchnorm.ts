@@ -3,11 +3,15 @@ import { Module, type Tensor } from './module.js';
 import type { Parameter } from './parameter.js';
 
 export interface BatchNormOptions {
+  /** Channels of the input (its last axis). */
   numFeatures: number;
   /** Weight of the new batch statistic in the running average (PyTorch convention, default 0.1). */
   momentum?: number;
+  /** Added to the variance before the square root. Default 1e-5. */
   eps?: number;
+  /** Learn a per-channel scale (`weight`, init 1) and shift (`bias`, init 0). Default true. */
   affine?: boolean;
+  /** Keep running mean/variance for eval mode; without them eval uses batch statistics. Default true. */
   trackRunningStats?: boolean;
 }
 
@@ -65,7 +69,9 @@ export class BatchNorm extends Module {
         mean = this.buffer('running_mean');
         variance = this.buffer('running_var');
       }
-      return tf.batchNorm(x, mean, variance, this.bias?.variable, this.weight?.variable, eps);
+      if (this.weight && this.bias) return tf.batchNorm(x, mean, variance, this.bias.variable, this.weight.variable, eps);
+      // tfjs's batch-norm gradient needs scale and offset, so the plain form is spelled out.
+      return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
     });
   }
 }

@@ -1,4 +1,4 @@
-import { tf, KilnError } from '@kiln/core';
+import { tf, KilnError, ShapeMismatchError } from '@kiln/core';
 import { Module, type Tensor } from './module.js';
 
 /** Runs children in order; children are named `0`, `1`, … as in PyTorch. */
@@ -36,6 +36,87 @@ export class Sequential extends Module {
 
   forward(x: Tensor): Tensor {
     return tf.tidy(() => this.items.reduce((h, m) => m.forward(h), x));
+  }
+}
+
+export interface ResidualOptions {
+  /**
+   * Projection applied to the input before it is added (ResNet's `downsample`: a strided 1×1
+   * convolution and batch norm when the body changes shape). Default: the identity.
+   */
+  shortcut?: Module;
+  /** Applied to the sum (ResNet's final ReLU). Default: none. */
+  activation?: Module;
+}
+
+/**
+ * A residual connection (He et al., 2016): y = activation(body(x) + shortcut(x)). Children are
+ * named `body`, `shortcut` and `activation`. The two summands must have the same shape.
+ */
+export class Residual extends Module {
+  constructor(body: Module, options: ResidualOptions = {}) {
+    super();
+    this.registerModule('body', body);
+    if (options.shortcut) this.registerModule('shortcut', options.shortcut);
+    if (options.activation) this.registerModule('activation', options.activation);
+  }
+
+  // Looked up on each use, so `replaceModule('body', …)` takes effect.
+  get body(): Module {
+    return this.getModule('body');
+  }
+  get shortcut(): Module | undefined {
+    return this.children().find(([n]) => n === 'shortcut')?.[1];
+  }
+  get activation(): Module | undefined {
+    return this.children().find(([n]) => n === 'activation')?.[1];
+  }
+
+  forward(x: Tensor): Tensor {
+    return tf.tidy(() => {
+      const main = this.body.forward(x);
+      const skip = this.shortcut ? this.shortcut.forward(x) : x;
+      if (!tf.util.arraysEqual(main.shape, skip.shape)) {
+        throw new ShapeMismatchError(this.describe(), `the shortcut's shape [${main.shape.join(', ')}] (from body)`, skip.shape, 'give the Residual a shortcut that projects the input');
+      }
+      const sum = tf.add(main, skip);
+      return this.activation ? this.activation.forward(sum) : sum;
+    });
+  }
+}
+
+/**
+ * Parallel branches on the same input whose outputs are concatenated along `axis` (default the
+ * channel axis, -1), as in an Inception block. Branches given as an object keep their names as
+ * child names (`branch1`, `branch3x3`…); given as an array they are named `0`, `1`, ….
+ */
+export class Concat extends Module {
+  constructor(branches: Module[] | Record<string, Module>, readonly axis = -1) {
+    super();
+    const named = Array.isArray(branches) ? branches.map((m, i) => [String(i), m] as const) : Object.entries(branches);
+    if (named.length === 0) throw new KilnError('E_CONFIG', 'Concat needs at least one branch', { where: 'Concat.branches', expected: 'one or more modules' });
+    for (const [n, m] of named) this.registerModule(n, m);
+  }
+
+  forward(x: Tensor): Tensor {
+    return tf.tidy(() => {
+      const branches = this.children();
+      const outs = branches.map(([, b]) => b.forward(x));
+      const rank = outs[0].rank;
+      const axis = this.axis < 0 ? rank + this.axis : this.axis;
+      const ref = outs[0].shape.filter((_, i) => i !== axis);
+      outs.forEach((o, i) => {
+        const rest = o.shape.filter((_, d) => d !== axis);
+        if (o.rank !== rank || !tf.util.arraysEqual(rest, ref)) {
+          throw new ShapeMismatchError(
+            `${this.describe()} branch ${branches[i][0]}`,
+            `[${outs[0].shape.map((d, j) => (j === axis ? '?' : d)).join(', ')}] (all dims but axis ${axis} equal to branch ${branches[0][0]})`,
+            o.shape,
+          );
+        }
+      });
+      return tf.concat(outs, axis);
+    });
   }
 }
 

@@ -36,16 +36,24 @@ export const normal =
   (shape, rng = defaultRng()) =>
     fill(shape, () => rng.normal(mean, std));
 
-/** Normal redrawn until within two standard deviations (Keras/TF convention). */
+/**
+ * Normal redrawn until it falls in [low, high]: by default mean ± 2·std (Keras/TF convention);
+ * pass absolute bounds for PyTorch's `trunc_normal_(mean, std, a, b)` (whose default is [−2, 2]).
+ */
 export const truncatedNormal =
-  (mean = 0, std = 0.05): Initializer =>
-  (shape, rng = defaultRng()) =>
-    fill(shape, () => {
+  (mean = 0, std = 0.05, bounds?: [number, number]): Initializer =>
+  (shape, rng = defaultRng()) => {
+    const [low, high] = bounds ?? [mean - 2 * std, mean + 2 * std];
+    if (!(low < high) || !(std > 0)) throw new ConfigError('truncatedNormal.bounds', 'low < high and std > 0', { bounds: [low, high], std });
+    // Rejection sampling; bounds far in a tail would loop for long, so require some mass inside.
+    if (high < mean - 6 * std || low > mean + 6 * std) throw new ConfigError('truncatedNormal.bounds', 'an interval within 6 std of the mean', [low, high]);
+    return fill(shape, () => {
       for (;;) {
-        const z = rng.normal();
-        if (Math.abs(z) <= 2) return mean + std * z;
+        const v = mean + std * rng.normal();
+        if (v >= low && v <= high) return v;
       }
     });
+  };
 
 /** Recommended gains (PyTorch's `calculate_gain`). */
 export function gain(nonlinearity: 'linear' | 'sigmoid' | 'tanh' | 'relu' | 'leaky_relu' | 'selu', slope = 0.01): number {

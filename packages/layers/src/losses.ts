@@ -1,32 +1,150 @@
-import { tf, ShapeMismatchError } from '@kiln/core';
+import { tf, ConfigError, ShapeMismatchError } from '@kiln/core';
 import type { Tensor } from './module.js';
 
+/** How per-element losses become the result: their mean (default), their sum, or none (kept). */
 export type Reduction = 'mean' | 'sum' | 'none';
 
 function reduce(x: Tensor, reduction: Reduction): Tensor {
   return reduction === 'mean' ? tf.mean(x) : reduction === 'sum' ? tf.sum(x) : x;
 }
 
-export interface CrossEntropyOptions {
+function sameShape(loss: string, output: Tensor, target: Tensor): void {
+  if (!tf.util.arraysEqual(output.shape, target.shape)) throw new ShapeMismatchError(`${loss}(target)`, `[${output.shape.join(', ')}] (the output's shape)`, target.shape);
+}
+
+export interface ClassLossOptions {
+  /** Default 'mean': with class weights, a weighted mean (divided by the summed weights of the targets), as in PyTorch. */
   reduction?: Reduction;
-  /** ε: targets become (1−ε)·onehot + ε/K (Szegedy et al., 2016). */
+  /** A weight per class [K], to counter class imbalance. */
+  classWeights?: Tensor | number[];
+  /** Samples with this label add nothing to the loss or to the mean's denominator (PyTorch: -100). */
+  ignoreIndex?: number;
+}
+
+export interface CrossEntropyOptions extends ClassLossOptions {
+  /** ε: targets become (1−ε)·onehot + ε/K (Szegedy et al., 2016). Default 0. */
   labelSmoothing?: number;
+}
+
+function classWeights(k: number, w: Tensor | number[] | undefined, where: string): Tensor {
+  if (w === undefined) return tf.ones([k]);
+  const t = Array.isArray(w) ? tf.tensor1d(w) : tf.cast(w, 'float32');
+  if (t.rank !== 1 || t.shape[0] !== k) {
+    t.dispose();
+    throw new ShapeMismatchError(`${where}(classWeights)`, `[${k}] (one weight per class)`, Array.isArray(w) ? [w.length] : w.shape);
+  }
+  return t;
+}
+
+/**
+ * Loss of log-probabilities [N, K] against integer labels [N]:
+ * loss_i = (1−ε)·w_{y_i}·(−log p_{i,y_i}) + ε/K · Σ_c w_c·(−log p_{i,c}), and the mean divides by
+ * Σ_i w_{y_i} over the samples not ignored — PyTorch's definition, so results match it exactly.
+ */
+function labelLoss(where: string, logp: Tensor, labels: Tensor, o: CrossEntropyOptions): Tensor {
+  const [n, k] = logp.shape as number[];
+  if (labels.rank !== 1 || labels.shape[0] !== n) throw new ShapeMismatchError(`${where}(targets)`, `[${n}] labels or [${n}, ${k}] probabilities`, labels.shape);
+  const eps = o.labelSmoothing ?? 0;
+  return tf.tidy(() => {
+    const w = classWeights(k, o.classWeights, where);
+    let ids = tf.cast(labels, 'int32');
+    let valid: Tensor = tf.onesLike(ids).cast('float32');
+    if (o.ignoreIndex !== undefined) {
+      valid = tf.cast(tf.notEqual(ids, o.ignoreIndex), 'float32');
+      // Any in-range stand-in works for ignored rows: their terms are multiplied by 0 below.
+      ids = tf.cast(tf.mul(ids, tf.cast(valid, 'int32')), 'int32');
+    }
+    const onehot = tf.mul(tf.oneHot(ids as tf.Tensor1D, k), tf.expandDims(valid, 1));
+    const weighted = tf.mul(logp, w);
+    const targetWeight = tf.sum(tf.mul(onehot, w), 1);
+    let perSample = tf.neg(tf.sum(tf.mul(onehot, weighted), 1));
+    if (eps > 0) {
+      const smooth = tf.mul(tf.neg(tf.sum(weighted, 1)), valid);
+      perSample = tf.add(tf.mul(perSample, 1 - eps), tf.mul(smooth, eps / k));
+    }
+    const reduction = o.reduction ?? 'mean';
+    if (reduction !== 'mean') return reduce(perSample, reduction);
+    return tf.div(tf.sum(perSample), tf.sum(targetWeight));
+  });
+}
+
+function checkLogits(where: string, logits: Tensor): void {
+  if (logits.rank !== 2) throw new ShapeMismatchError(`${where}(logits)`, '[batch, classes]', logits.shape);
 }
 
 /**
  * Softmax cross-entropy from logits [N, K] and integer class labels [N] (or one-hot/probability
- * targets [N, K]). Uses log-softmax, so it is stable for large logits.
+ * targets [N, K]), with optional class weights, label smoothing and an ignored label. Uses
+ * log-softmax, so logits of any size (±1000) stay finite.
  */
 export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntropyOptions = {}): Tensor {
-  if (logits.rank !== 2) throw new ShapeMismatchError('crossEntropy(logits)', '[batch, classes]', logits.shape);
+  checkLogits('crossEntropy', logits);
+  const eps = options.labelSmoothing ?? 0;
+  if (!(eps >= 0 && eps <= 1)) throw new ConfigError('crossEntropy.labelSmoothing', 'a number in [0, 1]', eps);
   const [n, k] = logits.shape;
-  if (targets.shape[0] !== n) throw new ShapeMismatchError('crossEntropy(targets)', `[${n}] labels or [${n}, ${k}] probabilities`, targets.shape);
+  if (targets.rank === 1) return tf.tidy(() => labelLoss('crossEntropy', tf.logSoftmax(logits), targets, options));
+  if (!tf.util.arraysEqual(targets.shape, [n, k])) throw new ShapeMismatchError('crossEntropy(targets)', `[${n}] labels or [${n}, ${k}] probabilities`, targets.shape);
   return tf.tidy(() => {
-    let target = targets.rank === 1 ? tf.oneHot(tf.cast(targets, 'int32') as tf.Tensor1D, k) : targets;
-    target = tf.cast(target, 'float32');
-    const eps = options.labelSmoothing ?? 0;
+    let target = tf.cast(targets, 'float32');
     if (eps > 0) target = tf.add(tf.mul(target, 1 - eps), eps / k);
-    const perSample = tf.neg(tf.sum(tf.mul(target, tf.logSoftmax(logits)), -1));
+    const w = classWeights(k, options.classWeights, 'crossEntropy');
+    const perSample = tf.neg(tf.sum(tf.mul(tf.mul(target, w), tf.logSoftmax(logits)), -1));
     return reduce(perSample, options.reduction ?? 'mean');
   });
+}
+
+/** Negative log-likelihood of log-probabilities [N, K] (e.g. a LogSoftmax output) and labels [N]. */
+export function nllLoss(logProbs: Tensor, labels: Tensor, options: ClassLossOptions = {}): Tensor {
+  checkLogits('nllLoss', logProbs);
+  return labelLoss('nllLoss', logProbs, labels, options);
+}
+
+export interface BinaryLossOptions {
+  reduction?: Reduction;
+}
+
+/**
+ * Binary cross-entropy from logits, any shape, targets in [0, 1]:
+ * max(x, 0) − x·t + log(1 + e^−|x|), which never overflows.
+ */
+export function binaryCrossEntropyWithLogits(logits: Tensor, targets: Tensor, options: BinaryLossOptions = {}): Tensor {
+  sameShape('binaryCrossEntropyWithLogits', logits, targets);
+  return tf.tidy(() => {
+    const t = tf.cast(targets, 'float32');
+    const loss = tf.add(tf.sub(tf.relu(logits), tf.mul(logits, t)), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))));
+    return reduce(loss, options.reduction ?? 'mean');
+  });
+}
+
+/**
+ * Binary cross-entropy from probabilities p in [0, 1]: −(t·log p + (1−t)·log(1−p)). Probabilities
+ * are kept ≥ 1e-12 from 0 and 1 so a saturated output gives a large finite loss, not ∞. Prefer
+ * the logits form, which is exact there.
+ */
+export function binaryCrossEntropy(probs: Tensor, targets: Tensor, options: BinaryLossOptions = {}): Tensor {
+  sameShape('binaryCrossEntropy', probs, targets);
+  return tf.tidy(() => {
+    const t = tf.cast(targets, 'float32');
+    const p = tf.clipByValue(probs, 1e-12, 1 - 1e-7);
+    const loss = tf.neg(tf.add(tf.mul(t, tf.log(p)), tf.mul(tf.sub(1, t), tf.log(tf.sub(1, p)))));
+    return reduce(loss, options.reduction ?? 'mean');
+  });
+}
+
+/** Mean squared error (or its sum / elementwise values with `reduction`). */
+export function mseLoss(output: Tensor, target: Tensor, options: BinaryLossOptions = {}): Tensor {
+  sameShape('mseLoss', output, target);
+  return tf.tidy(() => reduce(tf.squaredDifference(output, target), options.reduction ?? 'mean'));
+}
+
+/** The "total error" of classic backpropagation (Rumelhart et al., 1986): E = ½·Σ(t − o)². */
+export function totalError(output: Tensor, target: Tensor): Tensor {
+  sameShape('totalError', output, target);
+  return tf.tidy(() => tf.mul(tf.sum(tf.squaredDifference(target, output)), 0.5));
+}
+
+/** Hinge loss for scores against labels in {−1, +1}: max(0, 1 − t·x), averaged by default. */
+export function hingeLoss(scores: Tensor, targets: Tensor, options: BinaryLossOptions = {}): Tensor {
+  sameShape('hingeLoss', scores, targets);
+  return tf.tidy(() => reduce(tf.relu(tf.sub(1, tf.mul(tf.cast(targets, 'float32'), scores))), options.reduction ?? 'mean'));
 }

@@ -2,9 +2,13 @@ import { tf, ConfigError } from '@kiln/core';
 import { Optimizer, type GroupHyper, type ParamGroupInput, type Slots } from './optimizer.js';
 
 export interface AdamHyper extends GroupHyper {
+  /** Decay β₁ of the first-moment average, in [0, 1). Default 0.9. */
   beta1: number;
+  /** Decay β₂ of the second-moment average, in [0, 1). Default 0.999. */
   beta2: number;
+  /** Added to the denominator for stability. Default 1e-8. */
   eps: number;
+  /** Normalise by the running maximum of the second moment (Reddi et al., 2018). Default false. */
   amsgrad: boolean;
 }
 

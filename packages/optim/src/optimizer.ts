@@ -2,7 +2,9 @@ import { tf, ConfigError, KilnError } from '@kiln/core';
 
 /** Hyper-parameters shared by every optimizer's groups; each optimizer adds its own. */
 export interface GroupHyper {
+  /** Learning rate η (>= 0). */
   lr: number;
+  /** Weight decay λ (>= 0): L2 added to the gradient, or decoupled in AdamW. */
   weightDecay: number;
   [key: string]: number | boolean | string;
 }
@@ -28,7 +30,12 @@ export interface ParamGroup<H extends GroupHyper = GroupHyper> {
 
 export type Slots = Record<string, tf.Variable>;
 
-/** Serializable optimizer state: slot tensors by `<paramIndex>.<slot>`, group hyper-parameters, step. */
+/**
+ * Serializable optimizer state: slot tensors by `<paramIndex>.<slot>`, group hyper-parameters and
+ * the number of `step()` calls. Each parameter's own step count (which drives bias corrections and
+ * differs from `step` for parameters that joined later, e.g. an unfrozen backbone) is the int32
+ * scalar slot `<paramIndex>.step`, as in PyTorch's optimizer state.
+ */
 export interface OptimizerState {
   step: number;
   groups: { name: string; hyper: GroupHyper; initialLr: number }[];
@@ -37,30 +44,56 @@ export interface OptimizerState {
 
 /**
  * Base class of Kiln's optimizers. Bookkeeping — parameter groups, lazily created slot variables,
- * state dicts — lives here, so each optimizer is only its update rule (`updateParam`).
- * Updates run in `tf.tidy`, in place on the variables.
+ * per-parameter step counts, state dicts — lives here, so each optimizer is only its update rule
+ * (`updateParam`). Updates run in `tf.tidy`, in place on the variables.
  */
 export abstract class Optimizer<H extends GroupHyper = GroupHyper> {
   readonly paramGroups: ParamGroup<H>[];
   /** Number of `step()` calls so far. */
   stepCount = 0;
   private readonly slots = new Map<tf.Variable, Slots>();
+  /** Updates applied to each parameter (mirrors its `step` slot, so the hot path never reads it back). */
+  private readonly paramSteps = new Map<tf.Variable, number>();
+  private readonly defaults: H;
 
-  constructor(params: tf.Variable[] | ParamGroupInput<H>[], defaults: H) {
+  /**
+   * @param params the variables to optimize, or groups of them with per-group overrides.
+   * @param defaults hyper-parameters of every group that does not override them.
+   * @param sharedGroups groups of another optimizer to drive instead (used by wrappers such as
+   *   `Lookahead`, so that setting a rate on the wrapper sets it on the optimizer it wraps).
+   */
+  constructor(params: tf.Variable[] | ParamGroupInput<H>[], defaults: H, sharedGroups?: ParamGroup<H>[]) {
+    this.defaults = { ...defaults };
+    if (sharedGroups) {
+      this.paramGroups = sharedGroups;
+      return;
+    }
     this.validate(defaults, 'defaults');
     const groups: ParamGroupInput<H>[] =
       params.length > 0 && params[0] instanceof tf.Variable ? [{ params: params as tf.Variable[] }] : (params as ParamGroupInput<H>[]);
-    const seen = new Set<tf.Variable>();
-    this.paramGroups = groups.map((g, i) => {
-      const hyper = { ...defaults } as H;
-      for (const [k, v] of Object.entries(g)) if (k !== 'params' && k !== 'name' && v !== undefined) (hyper as Record<string, unknown>)[k] = v;
-      this.validate(hyper, `paramGroups[${i}]`);
-      for (const p of g.params) {
-        if (seen.has(p)) throw new ConfigError(`paramGroups[${i}].params`, 'each parameter in exactly one group', `'${p.name}' appears twice`);
-        seen.add(p);
-      }
-      return { name: g.name ?? `group${i}`, params: [...g.params], hyper, initialLr: hyper.lr };
-    });
+    this.paramGroups = [];
+    for (const g of groups) this.addParamGroup(g);
+  }
+
+  /**
+   * Adds a group (e.g. a backbone unfrozen for fine-tuning) with its own overrides of the
+   * optimizer's defaults. Its parameters start with fresh slots and step counts.
+   */
+  addParamGroup(group: ParamGroupInput<H>): ParamGroup<H> {
+    const i = this.paramGroups.length;
+    if (!group || !Array.isArray(group.params)) throw new ConfigError(`paramGroups[${i}].params`, 'a list of variables', group?.params);
+    const hyper = { ...this.defaults };
+    for (const [k, v] of Object.entries(group)) if (k !== 'params' && k !== 'name' && v !== undefined) (hyper as Record<string, unknown>)[k] = v;
+    this.validate(hyper, `paramGroups[${i}]`);
+    const seen = new Set(this.allParams());
+    for (const p of group.params) {
+      if (!(p instanceof tf.Variable)) throw new ConfigError(`paramGroups[${i}].params`, 'tf.Variable objects', p);
+      if (seen.has(p)) throw new ConfigError(`paramGroups[${i}].params`, 'each parameter in exactly one group', `'${p.name}' appears twice`);
+      seen.add(p);
+    }
+    const added: ParamGroup<H> = { name: group.name ?? `group${i}`, params: [...group.params], hyper, initialLr: hyper.lr };
+    this.paramGroups.push(added);
+    return added;
   }
 
   /** Throws `ConfigError` naming the argument when a hyper-parameter is out of range. */
@@ -77,7 +110,11 @@ export abstract class Optimizer<H extends GroupHyper = GroupHyper> {
         for (const p of group.params) {
           const g = grads[p.name];
           if (!g || !p.trainable) continue;
-          this.updateParam(p, g, group.hyper, this.slotsFor(p), this.stepCount);
+          const s = this.slotsFor(p);
+          const t = (this.paramSteps.get(p) ?? 0) + 1;
+          this.paramSteps.set(p, t);
+          s.step.assign(tf.scalar(t, 'int32'));
+          this.updateParam(p, g, group.hyper, s, t);
         }
       }
     });
@@ -86,21 +123,55 @@ export abstract class Optimizer<H extends GroupHyper = GroupHyper> {
   /** Gradients are computed afresh each step in tfjs; kept for Lightning's hook order and accumulation. */
   zeroGrad(): void {}
 
-  /** The update rule: assign the new value to `p` (and to its slots). */
+  /**
+   * The update rule: assign the new value to `p` (and to its slots). `t` is the number of updates
+   * `p` has received, this one included (1 on its first).
+   */
   protected abstract updateParam(p: tf.Variable, g: tf.Tensor, h: H, slots: Slots, t: number): void;
 
-  /** Slot names this optimizer keeps per parameter, created as zeros on first use. */
+  /** Slot names this optimizer keeps per parameter, created on first use (see `initialSlot`). */
   protected abstract slotNames(h: H): string[];
 
-  private slotsFor(p: tf.Variable): Slots {
+  /** The slots of `p` (its `step` count included), created on first use. */
+  protected slotsFor(p: tf.Variable): Slots {
     let s = this.slots.get(p);
     if (!s) {
-      const group = this.paramGroups.find((g) => g.params.includes(p))!;
-      s = {};
-      for (const name of this.slotNames(group.hyper)) s[name] = tf.keep(tf.variable(tf.zerosLike(p), false));
+      const group = this.groupOf(p);
+      s = { step: tf.keep(tf.tidy(() => tf.variable(tf.scalar(0, 'int32'), false))) };
+      for (const name of this.slotNames(group.hyper)) s[name] = this.newSlot(name, p, group.hyper);
       this.slots.set(p, s);
     }
     return s;
+  }
+
+  private groupOf(p: tf.Variable): ParamGroup<H> {
+    const group = this.paramGroups.find((g) => g.params.includes(p));
+    if (!group) throw new KilnError('E_OPTIM_STATE', `parameter '${p.name}' is in no parameter group of this optimizer`);
+    return group;
+  }
+
+  /** A slot variable, kept across tidy scopes; its initial tensor is freed with the scope. */
+  private newSlot(name: string, p: tf.Variable, h: H): tf.Variable {
+    return tf.keep(tf.tidy(() => tf.variable(this.initialSlot(name, p, h), false)));
+  }
+
+  /** Value a slot starts from: zeros, unless an optimizer needs otherwise (AdaGrad's accumulator). */
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  protected initialSlot(name: string, p: tf.Variable, h: H): tf.Tensor {
+    return tf.zerosLike(p);
+  }
+
+  /** Forgets every slot and step count, as if no step had been taken. */
+  clearState(): void {
+    this.dropSlots();
+    this.stepCount = 0;
+  }
+
+  /** Not overridable: `loadStateDict` must not reach a wrapper's `clearState` (Lookahead's clears its inner optimizer). */
+  private dropSlots(): void {
+    for (const s of this.slots.values()) for (const v of Object.values(s)) v.dispose();
+    this.slots.clear();
+    this.paramSteps.clear();
   }
 
   /** Learning rate of group i (0 by default). */
@@ -113,10 +184,12 @@ export abstract class Optimizer<H extends GroupHyper = GroupHyper> {
     for (const [i, g] of this.paramGroups.entries()) if (group === undefined || group === i) g.hyper.lr = lr;
   }
 
-  private allParams(): tf.Variable[] {
+  /** Every parameter of every group, in the order `stateDict()` numbers them. */
+  protected allParams(): tf.Variable[] {
     return this.paramGroups.flatMap((g) => g.params);
   }
 
+  /** The live state: the slot tensors are the optimizer's own (copy them to keep a snapshot). */
   stateDict(): OptimizerState {
     const slots: Record<string, tf.Tensor> = {};
     this.allParams().forEach((p, i) => {
@@ -130,6 +203,10 @@ export abstract class Optimizer<H extends GroupHyper = GroupHyper> {
     };
   }
 
+  /**
+   * Restores `stateDict()`'s output (copies the tensors; the caller still owns them). A parameter
+   * whose `step` slot is missing (state saved before per-parameter counts) takes `state.step`.
+   */
   loadStateDict(state: OptimizerState): void {
     if (state.groups.length !== this.paramGroups.length) {
       throw new KilnError('E_OPTIM_STATE', 'optimizer state has a different number of parameter groups', {
@@ -137,28 +214,46 @@ export abstract class Optimizer<H extends GroupHyper = GroupHyper> {
         found: String(state.groups.length),
       });
     }
-    state.groups.forEach((g, i) => {
-      Object.assign(this.paramGroups[i].hyper, g.hyper);
-      this.paramGroups[i].initialLr = g.initialLr;
-    });
-    this.stepCount = state.step;
     const params = this.allParams();
     for (const [key, t] of Object.entries(state.slots)) {
       const dot = key.indexOf('.');
       const p = params[Number(key.slice(0, dot))];
       const name = key.slice(dot + 1);
       if (!p) throw new KilnError('E_OPTIM_STATE', `optimizer state has slot '${key}' for a parameter that does not exist`);
-      if (!tf.util.arraysEqual(p.shape, t.shape)) {
-        throw new KilnError('E_OPTIM_STATE', `slot '${key}' has the wrong shape`, { expected: `[${p.shape}]`, found: `[${t.shape}]` });
+      const shape = name === 'step' ? [] : p.shape;
+      if (!tf.util.arraysEqual(shape, t.shape)) {
+        throw new KilnError('E_OPTIM_STATE', `slot '${key}' has the wrong shape`, { expected: `[${shape}]`, found: `[${t.shape}]` });
       }
+    }
+    state.groups.forEach((g, i) => {
+      Object.assign(this.paramGroups[i].hyper, g.hyper);
+      this.paramGroups[i].initialLr = g.initialLr;
+    });
+    this.dropSlots();
+    this.stepCount = state.step;
+    for (const [key, t] of Object.entries(state.slots)) {
+      const dot = key.indexOf('.');
+      const p = params[Number(key.slice(0, dot))];
+      const name = key.slice(dot + 1);
       const s = this.slotsFor(p);
-      if (!s[name]) s[name] = tf.keep(tf.variable(tf.zerosLike(p), false));
+      if (name === 'step') {
+        this.setParamStep(p, Math.round(t.dataSync()[0]));
+        continue;
+      }
+      if (!s[name]) s[name] = this.newSlot(name, p, this.groupOf(p).hyper);
       s[name].assign(t);
+    }
+    for (const p of this.slots.keys()) {
+      if (!state.slots[`${params.indexOf(p)}.step`]) this.setParamStep(p, state.step);
     }
   }
 
+  private setParamStep(p: tf.Variable, t: number): void {
+    this.paramSteps.set(p, t);
+    tf.tidy(() => this.slotsFor(p).step.assign(tf.scalar(t, 'int32')));
+  }
+
   dispose(): void {
-    for (const s of this.slots.values()) for (const v of Object.values(s)) v.dispose();
-    this.slots.clear();
+    this.clearState();
   }
 }

@@ -2,8 +2,11 @@ import { tf, ConfigError } from '@kiln/core';
 import { Optimizer, type GroupHyper, type ParamGroupInput, type Slots } from './optimizer.js';
 
 export interface SgdHyper extends GroupHyper {
+  /** Momentum factor μ (0 disables the momentum buffer). Default 0. */
   momentum: number;
+  /** Dampening τ of the gradient added to the buffer, in [0, 1]. Default 0. */
   dampening: number;
+  /** Nesterov momentum (needs momentum > 0 and dampening 0). Default false. */
   nesterov: boolean;
 }
 
@@ -20,6 +23,7 @@ export class SGD extends Optimizer<SgdHyper> {
   protected override validate(h: SgdHyper, where: string): void {
     super.validate(h, where);
     if (!(h.momentum >= 0)) throw new ConfigError(`SGD.${where}.momentum`, 'a number >= 0', h.momentum);
+    if (!(h.dampening >= 0 && h.dampening <= 1)) throw new ConfigError(`SGD.${where}.dampening`, 'a number in [0, 1]', h.dampening);
     if (h.nesterov && (h.momentum <= 0 || h.dampening !== 0)) throw new ConfigError(`SGD.${where}.nesterov`, 'momentum > 0 and dampening 0', { momentum: h.momentum, dampening: h.dampening });
   }
 

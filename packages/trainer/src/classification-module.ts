@@ -16,6 +16,8 @@ export interface ClassificationModuleOptions {
   lr?: number;
   /** Also log top-k accuracy for these k (top-1 is always logged as `acc`). */
   topK?: number[];
+  /** More hyper-parameters for the loggers (batch size, schedule, …), merged into `hparams()`. */
+  hparams?: Record<string, unknown>;
 }
 
 /** Fraction of rows whose arg-max equals the label. */
@@ -65,6 +67,6 @@ export class ClassificationModule extends TrainingModule {
   }
 
   override hparams(): Record<string, unknown> {
-    return { model: this.model.typeName, parameters: this.model.numParameters(), lr: this.options.lr ?? 1e-3 };
+    return { model: this.model.typeName, parameters: this.model.numParameters(), lr: this.options.lr ?? 1e-3, ...this.options.hparams };
   }
 }

@@ -1,4 +1,4 @@
-import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import { container as rootContainer, type DependencyContainer, type InjectionToken } from 'tsyringe';
 import type { Plugin } from '@kiln/core';
 import type { Callback } from './callback.js';
 import type { Logger } from './logger.js';
@@ -9,6 +9,24 @@ import { CALLBACKS, LOGGERS, TRAINER_OPTIONS } from './tokens.js';
 export function callback(cb: Callback): Plugin {
   return (c) => {
     c.register(CALLBACKS, { useValue: cb });
+  };
+}
+
+/**
+ * Registers a callback class: the run's container constructs it, so its constructor can receive
+ * anything registered there (`@inject(TOKEN)`), exactly as the Trainer receives its callbacks.
+ * The class must be `@injectable()`.
+ */
+export function callbackClass(cls: new (...args: never[]) => Callback): Plugin {
+  return (c) => {
+    c.register(CALLBACKS, { useClass: cls as new (...args: unknown[]) => Callback });
+  };
+}
+
+/** Registers a value under a token of the run's container (options for injected callbacks, say). */
+export function provide<T>(token: InjectionToken<T>, value: T): Plugin {
+  return (c) => {
+    c.register(token, { useValue: value });
   };
 }
 

@@ -31,10 +31,11 @@ export class ProgressBar implements Callback {
     this.total = trainer.numTrainingBatches;
   }
 
-  onTrainBatchEnd(trainer: Trainer, _m: TrainingModule, out: StepOutput, _b: Batch, batchIdx: number): void {
+  async onTrainBatchEnd(trainer: Trainer, _m: TrainingModule, out: StepOutput, _b: Batch, batchIdx: number): Promise<void> {
     this.seen = batchIdx + 1;
     const l = out.logs.loss;
-    if (l && !l.isDisposed) this.loss = l.dataSync()[0];
+    // Asynchronous read: GPU backends may not support synchronous downloads.
+    if (l && !l.isDisposed) this.loss = (await l.data())[0];
     const tty = !!this.stream.isTTY;
     const every = this.options.refreshEvery ?? 50;
     if (!tty && this.seen % every !== 0) return;

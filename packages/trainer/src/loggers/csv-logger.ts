@@ -1,6 +1,8 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../logger.js';
+import { writeFileAtomic } from '../checkpoint.js';
+import { learningCurvesSvg } from './learning-curves.js';
 
 export interface CsvLoggerOptions {
   /** Directory for `metrics.csv`. */
@@ -8,6 +10,8 @@ export interface CsvLoggerOptions {
   filename?: string;
   /** Only rows that carry an `epoch` metric and epoch-level values (default true: one row per epoch). */
   epochsOnly?: boolean;
+  /** At the end of the run write `learning-curves.svg` (train/val loss and accuracy per epoch) beside the CSV (default true). */
+  curves?: boolean;
 }
 
 /**
@@ -44,6 +48,11 @@ export class CsvLogger implements Logger {
     } else {
       appendFileSync(this.file, this.format(row) + '\n');
     }
+  }
+
+  /** Writes the learning curves of every epoch row logged so far. */
+  finalize(): void {
+    if ((this.options.curves ?? true) && this.rows.length > 0) writeFileAtomic(path.join(this.options.dir, 'learning-curves.svg'), learningCurvesSvg(this.rows));
   }
 
   private format(r: Record<string, number>): string {

@@ -1,0 +1,112 @@
+import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Logger } from '../logger.js';
+import { maskedCrc32c } from './crc32c.js';
+import { ProtoWriter } from './protobuf.js';
+
+export interface TensorBoardLoggerOptions {
+  /** Directory TensorBoard is pointed at (`tensorboard --logdir DIR`). */
+  dir: string;
+  /** Buckets per histogram (default 30). */
+  histogramBuckets?: number;
+}
+
+/**
+ * Frames one record as TFRecord: uint64 length, masked CRC-32C of those 8 bytes, the data, masked
+ * CRC-32C of the data (all little-endian).
+ */
+export function tfRecord(data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(16 + data.length);
+  const dv = new DataView(out.buffer);
+  dv.setBigUint64(0, BigInt(data.length), true);
+  dv.setUint32(8, maskedCrc32c(out.subarray(0, 8)), true);
+  out.set(data, 12);
+  dv.setUint32(12 + data.length, maskedCrc32c(data), true);
+  return out;
+}
+
+/** tensorflow.Event: wall_time = 1 (double), step = 2 (int64), file_version = 3, summary = 5. */
+function event(step: number, fill: (e: ProtoWriter) => void): Uint8Array {
+  const e = new ProtoWriter().double(1, Date.now() / 1000).int(2, step);
+  fill(e);
+  return e.finish();
+}
+
+/** HistogramProto: min 1, max 2, num 3, sum 4, sum_squares 5, bucket_limit 6, bucket 7 (packed doubles). */
+export function histogramProto(values: ArrayLike<number>, buckets = 30): ProtoWriter {
+  let min = Infinity;
+  let max = -Infinity;
+  let sum = 0;
+  let sq = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v < min) min = v;
+    if (v > max) max = v;
+    sum += v;
+    sq += v * v;
+  }
+  if (values.length === 0) min = max = 0;
+  const width = (max - min) / buckets || 1;
+  const counts = new Float64Array(buckets);
+  for (let i = 0; i < values.length; i++) counts[Math.min(buckets - 1, Math.floor((values[i] - min) / width))]++;
+  // bucket_limit[i] is the right edge of bucket i; the last edge is the maximum itself.
+  const limits = Array.from({ length: buckets }, (_, i) => (i === buckets - 1 ? max : min + (i + 1) * width));
+  return new ProtoWriter().double(1, min).double(2, max).double(3, values.length).double(4, sum).double(5, sq).packedDoubles(6, limits).packedDoubles(7, counts);
+}
+
+/**
+ * Writes TensorBoard event files by hand (no TensorFlow needed): scalars as `simple_value`,
+ * histograms as `HistogramProto`, hyper-parameters once as a text summary. Records are appended
+ * and flushed as they are logged.
+ */
+export class TensorBoardLogger implements Logger {
+  readonly name = 'tensorboard';
+  readonly file: string;
+  private fd: number | null;
+
+  constructor(private readonly options: TensorBoardLoggerOptions) {
+    mkdirSync(options.dir, { recursive: true });
+    this.file = path.join(options.dir, `events.out.tfevents.${Math.floor(Date.now() / 1000)}.${os.hostname()}.${process.pid}`);
+    this.fd = openSync(this.file, 'a');
+    this.write(event(0, (e) => e.string(3, 'brain.Event:2')));
+  }
+
+  private write(data: Uint8Array): void {
+    if (this.fd === null) this.fd = openSync(this.file, 'a');
+    writeSync(this.fd, tfRecord(data));
+  }
+
+  /** Summary { value = 1: Value { tag = 1, simple_value = 2 } } per metric, one event per call. */
+  logMetrics(metrics: Record<string, number>, step: number): void {
+    const summary = new ProtoWriter();
+    for (const [tag, v] of Object.entries(metrics)) summary.message(1, new ProtoWriter().string(1, tag).float(2, v));
+    this.write(event(step, (e) => e.message(5, summary)));
+  }
+
+  /** One histogram per named array (Value.histo = 5). */
+  logHistograms(named: Record<string, ArrayLike<number>>, step: number): void {
+    const summary = new ProtoWriter();
+    for (const [tag, vs] of Object.entries(named)) summary.message(1, new ProtoWriter().string(1, tag).message(5, histogramProto(vs, this.options.histogramBuckets)));
+    this.write(event(step, (e) => e.message(5, summary)));
+  }
+
+  /**
+   * As a text summary (Value.metadata = 9 naming the `text` plugin, Value.tensor = 8 holding a
+   * DT_STRING scalar), which TensorBoard's Text tab shows as a table.
+   */
+  logHyperparams(params: Record<string, unknown>): void {
+    const md = ['| name | value |', '|---|---|', ...Object.entries(params).map(([k, v]) => `| ${k} | ${typeof v === 'string' ? v : JSON.stringify(v)} |`)].join('\n');
+    const tensor = new ProtoWriter().int(1, 7).message(2, new ProtoWriter()).string(8, md);
+    const metadata = new ProtoWriter().message(1, new ProtoWriter().string(1, 'text'));
+    const value = new ProtoWriter().string(1, 'hparams/text_summary').message(9, metadata).message(8, tensor);
+    this.write(event(0, (e) => e.message(5, new ProtoWriter().message(1, value))));
+  }
+
+  finalize(): void {
+    if (this.fd === null) return;
+    fsyncSync(this.fd);
+    closeSync(this.fd);
+    this.fd = null;
+  }
+}
