@@ -21,15 +21,21 @@ export interface ClassificationModuleOptions {
 }
 
 /** Fraction of rows whose arg-max equals the label. */
+/** Integer class labels from labels [N] or soft/one-hot targets [N, K] (MixUp, CutMix, smoothing). */
+function hardLabels(labels: tf.Tensor): tf.Tensor {
+  return labels.rank === 2 ? tf.argMax(labels, -1) : tf.cast(labels, 'int32');
+}
+
+/** Fraction of rows whose arg-max equals the label (for soft targets: the target's arg-max). */
 export function accuracy(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
-  return tf.tidy(() => tf.mean(tf.cast(tf.equal(tf.argMax(logits, -1), tf.cast(labels, 'int32')), 'float32')) as tf.Scalar);
+  return tf.tidy(() => tf.mean(tf.cast(tf.equal(tf.argMax(logits, -1), hardLabels(labels)), 'float32')) as tf.Scalar);
 }
 
 /** Fraction of rows whose label is among the k largest logits. */
 export function topKAccuracy(logits: tf.Tensor, labels: tf.Tensor, k: number): tf.Scalar {
   return tf.tidy(() => {
     const { indices } = tf.topk(logits, k);
-    const hit = tf.any(tf.equal(indices, tf.expandDims(tf.cast(labels, 'int32'), 1)), 1);
+    const hit = tf.any(tf.equal(indices, tf.expandDims(hardLabels(labels), 1)), 1);
     return tf.mean(tf.cast(hit, 'float32')) as tf.Scalar;
   });
 }

@@ -1,24 +1,18 @@
 import { tf } from '@kiln/core';
+import { clipGradValue, globalNorm } from '@kiln/optim';
 
 /**
- * Clips gradients by global L2 norm (scales all by min(1, maxNorm/‖g‖), as PyTorch's
- * `clip_grad_norm_`) or element-wise to [−v, v]. Returns new tensors; the inputs are untouched.
+ * The trainer's gradient clipping: by value delegates to `@kiln/optim`'s `clipGradValue`; by norm
+ * scales every gradient by min(1, maxNorm/‖g‖) (PyTorch's `clip_grad_norm_`) with the scale kept
+ * on the device, unlike `clipGradNorm`, which also reads the norm back to report it. Reading
+ * it would stall asynchronous backends (WebGPU) once per step. Returns new tensors.
  */
 export function clipGradients(grads: tf.NamedTensorMap, value: number, algorithm: 'norm' | 'value' = 'norm'): tf.NamedTensorMap {
+  if (algorithm === 'value') return clipGradValue(grads, value);
   return tf.tidy(() => {
+    const scale = tf.minimum(1, tf.div(value, tf.add(globalNorm(grads), 1e-6)));
     const out: tf.NamedTensorMap = {};
-    if (algorithm === 'value') {
-      for (const [k, g] of Object.entries(grads)) out[k] = tf.keep(tf.clipByValue(g, -value, value));
-      return out;
-    }
-    const norm = globalNorm(Object.values(grads));
-    const scale = tf.minimum(1, tf.div(value, tf.add(norm, 1e-6)));
     for (const [k, g] of Object.entries(grads)) out[k] = tf.keep(tf.mul(g, scale));
     return out;
   });
-}
-
-/** √(Σ‖gᵢ‖²) over a list of tensors. */
-export function globalNorm(ts: tf.Tensor[]): tf.Scalar {
-  return tf.tidy(() => tf.sqrt(tf.addN(ts.map((t) => tf.sum(tf.square(t))))) as tf.Scalar);
 }
