@@ -10,16 +10,10 @@ export type CudaFailure = 'package-missing' | 'package-incomplete' | 'libtensorf
  */
 export abstract class CudaBackendError extends BackendUnavailableError {
   abstract readonly failure: CudaFailure;
-  /** The reason in one sentence, without the "backend is not available" preamble. */
-  readonly reason: string;
-  /** The command or setting that fixes it. */
-  readonly fix: string;
+  declare readonly fix: string;
 
   constructor(reason: string, fix: string, cause?: unknown) {
-    super('cuda', reason, fix);
-    this.reason = reason;
-    this.fix = fix;
-    if (cause !== undefined) Object.defineProperty(this, 'cause', { value: cause, enumerable: false });
+    super('cuda', reason, fix, cause);
   }
 }
 

@@ -73,12 +73,18 @@ export class DataFormatError extends KilnError {
   }
 }
 
-/** A requested backend cannot run here; carries the reason and the install step. */
+/** A requested backend cannot run here; carries the reason and the install step or setting that fixes it. */
 export class BackendUnavailableError extends KilnError {
   readonly backend: string;
-  constructor(backend: string, reason: string, install?: string) {
-    super('E_BACKEND_UNAVAILABLE', `backend '${backend}' is not available: ${reason}`, { where: backend, hint: install });
+  /** The reason in one sentence, without the "backend is not available" preamble. */
+  readonly reason: string;
+  /** The command or setting that fixes it, when there is one. */
+  readonly fix?: string;
+  constructor(backend: string, reason: string, install?: string, cause?: unknown) {
+    super('E_BACKEND_UNAVAILABLE', `backend '${backend}' is not available: ${reason}`, { where: backend, hint: install, cause });
     this.backend = backend;
+    this.reason = reason;
+    this.fix = install;
   }
 }
 
