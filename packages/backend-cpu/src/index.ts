@@ -11,6 +11,7 @@ import { cpuBackend } from './cpu-backend.js';
 export { wasmBackend, cpuBackend };
 export type { WasmBackendOptions };
 export { registerWasmTrainingKernels } from './kernels/index.js';
+export * from './native-backend.js';
 
 /** Registers every CPU backend of this package with a run's container. */
 export function cpuBackends(options: { wasm?: WasmBackendOptions } = {}): Plugin {

@@ -1,7 +1,9 @@
 import { activateTfjsBackend, BackendUnavailableError, tf, type Availability, type BackendInfo, type BackendPlugin } from '@kiln/core';
-import { setThreadsCount, setWasmPaths, getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+import { setThreadsCount, setWasmPaths, getThreadsCount, BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { init as initSingleThreaded } from '@tensorflow/tfjs-backend-wasm/dist/backend_wasm.js';
 import { defaultWasmDirectory } from './wasm-files.js';
 import { registerWasmTrainingKernels } from './kernels/index.js';
+import { createThreadedNodeBackend } from './wasm-threaded-node.js';
 
 export interface WasmBackendOptions {
   /**
@@ -9,11 +11,52 @@ export interface WasmBackendOptions {
    * the installed `@tensorflow/tfjs-backend-wasm` package.
    */
   wasmPaths?: string;
-  /** XNNPACK threads; `KILN_NUM_THREADS` overrides. Only used where the threaded build can start. */
+  /**
+   * XNNPACK threads. Defaults to `KILN_NUM_THREADS` when set, else (in Node) the cores that are
+   * idle when the backend starts: the core count minus the 1-minute load average, rounded, at
+   * least 1. (A pool of spinning threads on cores other processes are using is several times
+   * slower than one thread: see docs/benchmarks.md.) With 1, the single-threaded SIMD build runs
+   * and no workers start. Results do not depend on the thread count.
+   */
   numThreads?: number;
 }
 
+/** tfjs registers its WASM backend with this priority; the replacement keeps it. */
+const TFJS_WASM_PRIORITY = 2;
+
 const isNode = () => typeof (globalThis as any).process?.versions?.node === 'string';
+
+/** Cores not busy with other work right now: cores − 1-minute load average, rounded, ≥ 1. */
+function idleCores(): number {
+  const os = (globalThis as any).process?.getBuiltinModule?.('os');
+  const cores = Math.max(1, os?.availableParallelism?.() ?? os?.cpus?.().length ?? 1);
+  const load = os?.loadavg?.()[0] ?? 0;
+  return Math.min(cores, Math.max(1, Math.round(cores - load)));
+}
+
+/**
+ * In Node, replaces tfjs's factory for 'wasm' by one that starts the threaded SIMD build from
+ * files (see wasm-threaded-node.ts). Should the threaded build fail to start (no
+ * SharedArrayBuffer, a locked-down temporary directory), the backend falls back to tfjs's
+ * single-threaded SIMD build with a warning rather than failing.
+ */
+function useThreadedNodeBuild(dir: string, threads: number): void {
+  tf.removeBackend('wasm');
+  tf.registerBackend(
+    'wasm',
+    async () => {
+      try {
+        return await createThreadedNodeBackend(dir, threads);
+      } catch (e) {
+        console.warn(`kiln: the multi-threaded WASM build did not start (${(e as Error)?.message ?? e}); using one thread`);
+        setThreadsCount(1);
+        const { wasm } = await initSingleThreaded();
+        return new BackendWasm(wasm);
+      }
+    },
+    TFJS_WASM_PRIORITY,
+  );
+}
 
 function envThreads(): number | undefined {
   const raw = (globalThis as any).process?.env?.KILN_NUM_THREADS;
@@ -50,9 +93,12 @@ export function wasmBackend(options: WasmBackendOptions = {}): BackendPlugin {
         if (tf.findBackend('wasm') == null) {
           setWasmPaths(dir);
           if (isNode()) {
-            // tfjs starts its threaded build's workers from a blob: URL, which Node refuses
-            // (ERR_WORKER_PATH); use the single-threaded SIMD build in Node.
+            // tfjs's own loader starts the threaded build's workers from a blob: URL, which Node
+            // refuses (ERR_WORKER_PATH), and so it picks the single-threaded build in Node.
             tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+            const n = options.numThreads ?? envThreads() ?? idleCores();
+            if (!Number.isInteger(n) || n < 1) throw new BackendUnavailableError('wasm', `numThreads must be a positive integer, got ${n}`);
+            if (n > 1) useThreadedNodeBuild(dir, n);
           } else {
             const n = options.numThreads ?? envThreads();
             if (n !== undefined) setThreadsCount(n);

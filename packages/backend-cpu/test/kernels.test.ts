@@ -351,3 +351,65 @@ describe('CPU bridge', () => {
     tf.dispose([splits, values, replaced]);
   });
 });
+
+describe('leading-axis reductions and row tiling on wasm match cpu', () => {
+  const cases: { name: string; shape: number[]; axis: number | number[]; keepDims?: boolean }[] = [
+    { name: 'NHWC over N, H, W (batch-norm statistics)', shape: [5, 7, 6, 13], axis: [0, 1, 2] },
+    { name: 'axes given out of order, negative, kept', shape: [4, 3, 9], axis: [1, -3], keepDims: true },
+    { name: 'bias gradient over the batch', shape: [33, 17], axis: 0 },
+    { name: 'every axis', shape: [3, 4, 5], axis: [0, 1, 2] },
+    { name: 'inner axis (tfjs kernel)', shape: [6, 10], axis: 1 },
+    { name: 'middle axis (tfjs kernel)', shape: [3, 4, 5], axis: [1] },
+  ];
+  for (const c of cases) {
+    it(`sum and mean, ${c.name}`, async () => {
+      const x = random(c.shape, 11);
+      const r = await onBothBackends(() => [tf.sum(x, c.axis, c.keepDims), tf.mean(x, c.axis, c.keepDims)]);
+      expectSame(r);
+      // Shapes as the cpu backend gives them (keepDims included).
+      await wasm.init();
+      const onWasm = tf.tidy(() => tf.mean(x, c.axis, c.keepDims).shape);
+      await cpu.init();
+      const onCpu = tf.tidy(() => tf.mean(x, c.axis, c.keepDims).shape);
+      await wasm.init();
+      expect(onWasm).toEqual(onCpu);
+      x.dispose();
+    });
+  }
+
+  it('keeps int32 sums exact (tfjs kernel)', async () => {
+    await wasm.init();
+    const x = tf.tensor2d([[1, 2], [3, 4], [5, 6]], [3, 2], 'int32');
+    const s = tf.sum(x, 0);
+    expect(s.dtype).toBe('int32');
+    expect(Array.from(s.dataSync())).toEqual([9, 12]);
+    tf.dispose([x, s]);
+  });
+
+  for (const [name, shape, reps] of [
+    ['one row to NHWC (batch-norm gradient)', [1, 1, 1, 7], [4, 5, 3, 1]],
+    ['vector repeated', [5], [1]],
+    ['row into a non-power-of-two count', [1, 3], [11, 1]],
+    ['general tiling (tfjs kernel)', [2, 3], [2, 2]],
+  ] as [string, number[], number[]][]) {
+    it(`tile, ${name}`, async () => {
+      const x = random(shape, 5);
+      const r = await onBothBackends(() => [tf.tile(x, reps)]);
+      expectSame(r);
+      x.dispose();
+    });
+  }
+
+  it('batch-norm gradient through them matches cpu', async () => {
+    const x = random([4, 5, 5, 6], 21);
+    const g = random([6], 22);
+    const b = random([6], 23);
+    const loss = (xx: Tensor, gg: Tensor, bb: Tensor) => {
+      const m = tf.moments(xx, [0, 1, 2]);
+      return tf.sum(tf.square(tf.batchNorm(xx, m.mean, m.variance, bb, gg, 1e-5)).mul(random([4, 5, 5, 6], 24)));
+    };
+    const r = await onBothBackends(() => tf.grads(loss)([x, g, b]));
+    expectSame(r);
+    tf.dispose([x, g, b]);
+  });
+});

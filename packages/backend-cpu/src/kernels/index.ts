@@ -11,6 +11,8 @@ import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.js';
 import { depthwiseConv2dNativeBackpropFilterConfig, depthwiseConv2dNativeBackpropInputConfig } from './depthwise-conv2d-backprop.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
+import { leadingMeanConfig, leadingSumConfig } from './leading-axes-reduce.js';
+import { broadcastTileConfig } from './broadcast-tile.js';
 import { registerCpuBridgeKernels } from './cpu-bridge.js';
 
 /** Kernels tfjs's WASM backend lacks. */
@@ -21,7 +23,14 @@ const missing: tf.KernelConfig[] = [
 ];
 
 /** Kernels tfjs's WASM backend has, replaced by faster ones (see each file for the numbers). */
-const replacements: tf.KernelConfig[] = [fastBatchMatMulConfig, conv2DBackpropInputConfig, maxPoolGradConfig];
+const replacements: tf.KernelConfig[] = [
+  fastBatchMatMulConfig,
+  conv2DBackpropInputConfig,
+  maxPoolGradConfig,
+  leadingSumConfig,
+  leadingMeanConfig,
+  broadcastTileConfig,
+];
 
 /**
  * Registers Kiln's WASM training kernels. Idempotent; call before the 'wasm' backend is first

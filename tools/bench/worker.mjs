@@ -1,0 +1,115 @@
+// One measured configuration, run in its own process by run.mjs so that peak RSS is its own.
+// Usage: node tools/bench/worker.mjs '<json>' with {framework, model, backend, threads, steps,
+// warmup, inferBatches, layersBundle}. Prints one line `RESULT {...}`.
+//
+// framework:
+//   kiln         Kiln's Trainer.fit with ClassificationModule (Adam, cross-entropy, accuracy)
+//   bare         the same model, loss, accuracy and Adam in a hand-written tf.variableGrads loop
+//   tfjs-layers  the same architecture as a tfjs-layers model, trained with model.fit
+import { tf, manualSeed } from '@kiln/core';
+import { cpuBackend, wasmBackend } from '@kiln/backend-cpu';
+import { DataLoader, fashionMnist } from '@kiln/data';
+import { crossEntropy } from '@kiln/layers';
+import { Adam } from '@kiln/optim';
+import { ClassificationModule, accuracy, callback, createTrainer } from '@kiln/trainer';
+import { kilnModel, layersModel } from './models.mjs';
+
+const cfg = JSON.parse(process.argv[2]);
+const BATCH = 64;
+
+if (cfg.backend === 'wasm') process.env.KILN_NUM_THREADS = String(cfg.threads);
+const backend = cfg.backend === 'wasm' ? wasmBackend() : cpuBackend();
+await backend.init();
+manualSeed(0);
+
+const train = (await fashionMnist('train')).take((cfg.warmup + cfg.steps) * BATCH);
+const loader = () => new DataLoader(train, { batchSize: BATCH, shuffle: false });
+const now = () => performance.now();
+
+/** Times `batches` forward passes in inference mode (no gradient, eval-mode batch norm). */
+function inference(forward, batches) {
+  const x = tf.randomUniform([BATCH, 28, 28, 1]);
+  const run = () => tf.tidy(() => forward(x).dataSync());
+  run();
+  const t0 = now();
+  for (let i = 0; i < batches; i++) run();
+  const dt = (now() - t0) / 1000;
+  x.dispose();
+  return (batches * BATCH) / dt;
+}
+
+let trainTime;
+let inferSps;
+
+if (cfg.framework === 'kiln') {
+  const model = kilnModel(cfg.model);
+  const module = new ClassificationModule(model, { lr: 1e-3 });
+  let tStart;
+  let tEnd;
+  const timer = {
+    onTrainBatchEnd(_t, _m, _o, _b, i) {
+      if (i === cfg.warmup - 1) tStart = now();
+      if (i === cfg.warmup + cfg.steps - 1) tEnd = now();
+    },
+  };
+  const trainer = createTrainer({ maxEpochs: 1, numSanityValSteps: 0, enableProgressBar: false, plugins: [callback(timer)] });
+  await trainer.fit(module, loader());
+  trainTime = (tEnd - tStart) / 1000;
+  model.eval();
+  inferSps = inference((x) => model.forward(x), cfg.inferBatches);
+} else if (cfg.framework === 'bare') {
+  const model = kilnModel(cfg.model);
+  const vars = model.trainableVariables();
+  const opt = new Adam(vars, { lr: 1e-3 });
+  model.train();
+  let i = 0;
+  let tStart;
+  for (const batch of loader()) {
+    if (i === cfg.warmup) tStart = now();
+    // The same work per step as ClassificationModule under the Trainer: loss and accuracy, both
+    // read back to the host.
+    let acc;
+    const { value, grads } = tf.variableGrads(() => {
+      const logits = model.forward(batch.x);
+      acc = tf.keep(accuracy(logits, batch.y));
+      return crossEntropy(logits, batch.y);
+    }, vars);
+    opt.step(grads);
+    value.dataSync();
+    acc.dataSync();
+    tf.dispose([value, acc, grads]);
+    batch.x.dispose();
+    batch.y.dispose();
+    i++;
+  }
+  trainTime = (now() - tStart) / 1000;
+  model.eval();
+  inferSps = inference((x) => model.forward(x), cfg.inferBatches);
+} else if (cfg.framework === 'tfjs-layers') {
+  const tfl = await import(cfg.layersBundle);
+  const model = layersModel(tfl, cfg.model);
+  model.compile({ optimizer: tf.train.adam(1e-3), loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+  const batches = [...loader()];
+  const xs = tf.concat(batches.map((b) => b.x));
+  const ys = tf.cast(tf.concat(batches.map((b) => b.y)), 'float32');
+  tf.dispose(batches.flatMap((b) => [b.x, b.y]));
+  const warmN = cfg.warmup * BATCH;
+  const [xw, xt] = [xs.slice(0, warmN), xs.slice(warmN)];
+  const [yw, yt] = [ys.slice(0, warmN), ys.slice(warmN)];
+  await model.fit(xw, yw, { batchSize: BATCH, epochs: 1, shuffle: false, verbose: 0 });
+  const t0 = now();
+  await model.fit(xt, yt, { batchSize: BATCH, epochs: 1, shuffle: false, verbose: 0 });
+  trainTime = (now() - t0) / 1000;
+  inferSps = inference((x) => model.predict(x), cfg.inferBatches);
+} else {
+  throw new Error(`unknown framework '${cfg.framework}'`);
+}
+
+const result = {
+  ...cfg,
+  device: backend.describe().device,
+  train_samples_per_sec: (cfg.steps * BATCH) / trainTime,
+  infer_samples_per_sec: inferSps,
+  peak_rss_mib: process.resourceUsage().maxRSS / 1024,
+};
+console.log('RESULT ' + JSON.stringify(result));
