@@ -4,6 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
+// The WASM backend picks its thread count from the machine's idle cores; pin it so the killed,
+// the resumed and the uninterrupted runs compute with the same reduction order.
+const pinned = { ...process.env, KILN_NUM_THREADS: '1' };
+
 const child = path.join(__dirname, 'fixtures', 'train-child.mjs');
 const built = existsSync(path.join(__dirname, '..', 'dist', 'index.js'));
 
@@ -14,7 +18,7 @@ function finalOf(dir: string): { weights: Record<string, number[]>; metrics: Rec
 /** Runs the child until it prints `step N`, then kills it with SIGKILL. */
 function runAndKill(dir: string, step: number): Promise<NodeJS.Signals | null> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [child, dir, '', String(step)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [child, dir, '', String(step)], { stdio: ['ignore', 'pipe', 'pipe'], env: pinned });
     let out = '';
     let err = '';
     p.stdout.on('data', (d) => {
@@ -29,7 +33,7 @@ function runAndKill(dir: string, step: number): Promise<NodeJS.Signals | null> {
 describe('resume after SIGKILL', () => {
   it.skipIf(!built)('a run killed mid-epoch and resumed from its last checkpoint ends identical to an uninterrupted run', async () => {
     const fullDir = mkdtempSync(path.join(os.tmpdir(), 'kiln-full-'));
-    const full = spawnSync(process.execPath, [child, fullDir], { encoding: 'utf8', timeout: 60_000 });
+    const full = spawnSync(process.execPath, [child, fullDir], { encoding: 'utf8', timeout: 60_000, env: pinned });
     expect(full.status, full.stderr).toBe(0);
 
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-kill-'));
@@ -37,7 +41,7 @@ describe('resume after SIGKILL', () => {
     expect(await runAndKill(dir, 8)).toBe('SIGKILL');
     expect(existsSync(path.join(dir, 'final.json'))).toBe(false);
     expect(readdirSync(path.join(dir, 'checkpoints')).filter((f) => f.includes('.tmp-'))).toEqual([]);
-    const resumed = spawnSync(process.execPath, [child, dir, path.join(dir, 'checkpoints', 'last.ckpt')], { encoding: 'utf8', timeout: 60_000 });
+    const resumed = spawnSync(process.execPath, [child, dir, path.join(dir, 'checkpoints', 'last.ckpt')], { encoding: 'utf8', timeout: 60_000, env: pinned });
     expect(resumed.status, resumed.stderr).toBe(0);
     // The resumed process starts at step 7: nothing before the checkpoint is replayed.
     expect(resumed.stdout.split('\n')[0]).toBe('step 7');
