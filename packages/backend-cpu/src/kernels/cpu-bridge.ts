@@ -72,11 +72,18 @@ function bridge(kernelName: string, cpuKernel: tf.KernelFunc): tf.KernelFunc {
   };
 }
 
-/** Registers a bridged WASM kernel for each CPU kernel that has no WASM implementation yet. */
-export function registerCpuBridgeKernels(): void {
-  const onWasm = new Set(tf.getKernelsForBackend('wasm').map((k) => k.kernelName));
+/**
+ * Registers a bridged WASM kernel for each CPU kernel that has no WASM implementation yet, and in
+ * place of the WASM kernels named in `replace` (ones known to compute wrong results).
+ */
+export function registerCpuBridgeKernels(replace: readonly string[] = []): void {
+  const onWasm = new Map(tf.getKernelsForBackend('wasm').map((k) => [k.kernelName, k]));
   for (const k of tf.getKernelsForBackend('cpu')) {
-    if (onWasm.has(k.kernelName)) continue;
-    tf.registerKernel({ kernelName: k.kernelName, backendName: 'wasm', kernelFunc: bridge(k.kernelName, k.kernelFunc) });
+    const existing = onWasm.get(k.kernelName);
+    if (existing && !replace.includes(k.kernelName)) continue;
+    if (existing && (existing.kernelFunc as { kilnBridged?: boolean }).kilnBridged) continue;
+    if (existing) tf.unregisterKernel(k.kernelName, 'wasm');
+    const kernelFunc = Object.assign(bridge(k.kernelName, k.kernelFunc), { kilnBridged: true });
+    tf.registerKernel({ kernelName: k.kernelName, backendName: 'wasm', kernelFunc });
   }
 }
