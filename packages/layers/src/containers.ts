@@ -1,5 +1,6 @@
 import { tf, KilnError, ShapeMismatchError } from '@kiln/core';
 import { Module, type Tensor } from './module.js';
+import { ReLU } from './activations.js';
 
 /** Runs children in order; children are named `0`, `1`, … as in PyTorch. */
 export class Sequential extends Module {
@@ -35,7 +36,20 @@ export class Sequential extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return tf.tidy(() => this.items.reduce((h, m) => m.forward(h), x));
+    return tf.tidy(() => {
+      let h = x;
+      for (let i = 0; i < this.items.length; i++) {
+        const m = this.items[i];
+        // In eval mode a Conv2d/Linear followed by ReLU runs as one fused kernel.
+        if (!this.training && isFusable(m) && this.items[i + 1] instanceof ReLU) {
+          h = m.forwardFused(h, 'relu');
+          i++;
+        } else {
+          h = m.forward(h);
+        }
+      }
+      return h;
+    });
   }
 }
 
@@ -138,4 +152,13 @@ export class Lambda extends Module {
   forward(x: Tensor): Tensor {
     return this.fn(x);
   }
+}
+
+/** Layers that can apply a following ReLU inside their own kernel. */
+interface Fusable extends Module {
+  forwardFused(x: Tensor, activation: 'linear' | 'relu'): Tensor;
+}
+
+function isFusable(m: Module): m is Fusable {
+  return typeof (m as unknown as Partial<Fusable>).forwardFused === 'function';
 }

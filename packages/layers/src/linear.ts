@@ -38,10 +38,19 @@ export class Linear extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    return this.forwardFused(x, 'linear');
+  }
+
+  /** x·W + b and an optional ReLU; one fused kernel in eval mode (see Conv2d.forwardFused). */
+  forwardFused(x: Tensor, activation: 'linear' | 'relu'): Tensor {
     this.expectShape(x, 2, { 1: this.config.inFeatures }, '[batch, features]');
+    if (!this.training) {
+      return tf.fused.matMul({ a: x as tf.Tensor2D, b: this.weight.variable as tf.Tensor2D, bias: this.bias?.variable, activation });
+    }
     return tf.tidy(() => {
       const y = tf.matMul(x as tf.Tensor2D, this.weight.variable as tf.Tensor2D);
-      return this.bias ? tf.add(y, this.bias.variable) : y;
+      const z = this.bias ? tf.add(y, this.bias.variable) : y;
+      return activation === 'relu' ? tf.relu(z) : z;
     });
   }
 }
