@@ -1,0 +1,41 @@
+/** What a Linux machine has of the Vulkan stack Dawn runs on. */
+export interface VulkanStack {
+  /** Path of `libvulkan.so.1`, or undefined when no loader was found. */
+  loader?: string;
+  /** Installable client driver manifests the loader will read (or was told to read). */
+  icds: string[];
+  /** True when VK_ICD_FILENAMES / VK_DRIVER_FILES chose the drivers. */
+  fromEnvironment: boolean;
+}
+
+const LIB_DIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu', '/lib/aarch64-linux-gnu', '/lib64', '/lib'];
+const ICD_DIRS = ['/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d', '/usr/share/vulkan/icd.d'];
+
+/** Where Debian's and Fedora's chromium packages put SwiftShader's Vulkan driver. */
+export const SWIFTSHADER_ICDS = ['/usr/lib/chromium/vk_swiftshader_icd.json', '/usr/lib64/chromium-browser/vk_swiftshader_icd.json', '/usr/lib/chromium-browser/vk_swiftshader_icd.json'];
+
+type Fs = { existsSync(p: string): boolean; readdirSync(p: string): string[] };
+
+function nodeFs(): Fs | undefined {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (m: string) => unknown } }).process;
+  return proc?.getBuiltinModule?.('fs') as Fs | undefined;
+}
+
+/** Inspects the Vulkan loader and drivers, so "no adapter" can be explained. Linux only; elsewhere returns nothing found. */
+export function inspectVulkan(env: Record<string, string | undefined> = (globalThis as any).process?.env ?? {}, fs: Fs | undefined = nodeFs()): VulkanStack {
+  if (!fs) return { icds: [], fromEnvironment: false };
+  const loader = LIB_DIRS.map((d) => `${d}/libvulkan.so.1`).find((p) => fs.existsSync(p));
+  const chosen = env.VK_DRIVER_FILES || env.VK_ICD_FILENAMES;
+  if (chosen) return { loader, icds: chosen.split(':').filter((p) => p && fs.existsSync(p)), fromEnvironment: true };
+  const icds: string[] = [];
+  for (const dir of ICD_DIRS) {
+    if (!fs.existsSync(dir)) continue;
+    for (const f of fs.readdirSync(dir)) if (f.endsWith('.json')) icds.push(`${dir}/${f}`);
+  }
+  return { loader, icds, fromEnvironment: false };
+}
+
+/** The first SwiftShader driver manifest on this machine, if any. */
+export function findSwiftShader(candidates: string[] = SWIFTSHADER_ICDS, fs: Fs | undefined = nodeFs()): string | undefined {
+  return fs ? candidates.find((p) => fs.existsSync(p)) : undefined;
+}
