@@ -19,6 +19,7 @@ describe('kiln data preview', () => {
     const a = preview(path.join(dir, 'a.png'), '1');
     expect(a.status, a.stderr).toBe(0);
     const b = preview(path.join(dir, 'b.png'), '1');
+    expect(b.status, b.stderr).toBe(0);
     const c = preview(path.join(dir, 'c.png'), '2');
     expect(c.status, c.stderr).toBe(0);
     const bytes = readFileSync(path.join(dir, 'a.png'));
