@@ -27,7 +27,7 @@ describe('kiln train', () => {
     expect(csv.slice(1).map((l) => Number(l.split(',')[header.indexOf('epoch')]))).toEqual([0, 1]);
     expect(r.stderr).toMatch(/backend: wasm/);
     expect(r.stderr).toMatch(/epoch 2/);
-  });
+  }, 120_000);
 
   it('reports a missing dataset with the ways to provide it, exit code 1 and no stack trace', () => {
     const r = run('train', '--model', 'lenet5', '--dataset', 'fashion-mnist', '--data-dir', '/nonexistent/kiln-data');

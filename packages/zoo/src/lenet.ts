@@ -1,26 +1,37 @@
-import { Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential, init, type Tensor } from '@kiln/layers';
-import type { Rng } from '@kiln/core';
+import { tf, type Rng } from '@kiln/core';
+import { Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, init, type Tensor } from '@kiln/layers';
+import { ZooModel, forwardUpTo, skipInitOptions } from './zoo-model.js';
 
 export interface LeNet5Options {
+  /** Classes predicted by the head. Default 10. */
   numClasses?: number;
+  /** Channels of the input image. Default 1. */
   inChannels?: number;
+  /** Allocate zeros instead of drawing random initial weights (when loading weights next). Default false. */
+  skipInit?: boolean;
+  /** Generator for the initial weights (default: the global one). */
   rng?: Rng;
 }
 
 /**
  * LeNet-5 as commonly trained today on 28×28 inputs: conv 5×5×6 (same) → ReLU → max-pool 2 →
  * conv 5×5×16 (valid) → ReLU → max-pool 2 → dense 120 → 84 → classes. 61,706 parameters with
- * 10 classes and one input channel.
+ * 10 classes and one input channel. Members are named `features` (conv stack) and `classifier`
+ * as in torchvision's AlexNet/VGG.
  */
-export class LeNet5 extends Module {
-  readonly features: Sequential;
+export class LeNet5 extends ZooModel {
+  readonly headPath = 'classifier.4';
+  override readonly flattenedInputs: Record<string, [number, number, number]> = { 'classifier.0': [16, 5, 5] };
+  /** The conv stack, registered as `features`. */
+  readonly convs: Sequential;
   readonly classifier: Sequential;
 
   constructor(options: LeNet5Options = {}) {
     super();
     const { numClasses = 10, inChannels = 1, rng } = options;
-    const he = { weightInit: init.kaimingNormal({ nonlinearity: 'relu' }), biasInit: init.zeros() };
-    this.features = this.registerModule(
+    const z = skipInitOptions(options.skipInit);
+    const he = { weightInit: init.kaimingNormal({ nonlinearity: 'relu' }), biasInit: init.zeros(), ...z };
+    this.convs = this.registerModule(
       'features',
       new Sequential(
         new Conv2d({ inChannels, outChannels: 6, kernelSize: 5, padding: 'same', rng, ...he }),
@@ -39,12 +50,13 @@ export class LeNet5 extends Module {
         new ReLU(),
         new Linear({ inFeatures: 120, outFeatures: 84, rng, ...he }),
         new ReLU(),
-        new Linear({ inFeatures: 84, outFeatures: numClasses, rng }),
+        new Linear({ inFeatures: 84, outFeatures: numClasses, rng, ...z }),
       ),
     );
   }
 
-  forward(x: Tensor): Tensor {
-    return this.classifier.forward(this.features.forward(x));
+  /** The 84 activations feeding the head. */
+  features(x: Tensor): Tensor {
+    return tf.tidy(() => forwardUpTo(this.classifier, this.convs.forward(x), 4));
   }
 }
