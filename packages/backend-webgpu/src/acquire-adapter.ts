@@ -78,6 +78,13 @@ export async function acquireAdapter(options: AcquireOptions = {}): Promise<Acqu
     if (!nav?.gpu) return { ok: false, reason: 'this browser has no WebGPU (navigator.gpu is undefined)', install: 'use a browser with WebGPU (Chrome/Edge 113+, Safari 26+), served over https or localhost' };
     return fromNavigator(nav.gpu);
   }
+  // Dawn prints a warning with a C++ source location on stderr when it cannot load the Vulkan
+  // loader; on Linux find out first, and explain instead of letting it try. (A custom importer may
+  // bring its own Dawn build, so the check applies to the `webgpu` package only.)
+  if (proc()?.platform === 'linux' && !options.importer) {
+    const stack = inspectVulkan();
+    if (!stack.loader) return explainNoAdapter(stack);
+  }
   const loaded = await loadDawn(options.importer);
   if (!loaded.ok) return { ok: false, reason: loaded.reason, install: loaded.install };
   const dawn = loaded.dawn;

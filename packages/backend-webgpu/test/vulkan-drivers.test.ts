@@ -21,6 +21,13 @@ describe('inspectVulkan', () => {
     expect(s).toEqual({ loader: undefined, icds: ['/b.json'], fromEnvironment: true });
   });
 
+  it('finds the loader through LD_LIBRARY_PATH and the linker cache', () => {
+    expect(inspectVulkan({ LD_LIBRARY_PATH: '/opt/vk/lib:' }, fs(['/opt/vk/lib/libvulkan.so.1'])).loader).toBe('/opt/vk/lib/libvulkan.so.1');
+    const cache = (text: string) => ({ ...fs([]), readFileSync: (p: string) => (p === '/etc/ld.so.cache' ? new TextEncoder().encode(text) : new Uint8Array()) });
+    expect(inspectVulkan({}, cache('ld.so-1.7.0\0libvulkan.so.1\0/usr/local/lib/libvulkan.so.1')).loader).toBe('ld.so.cache');
+    expect(inspectVulkan({}, cache('ld.so-1.7.0\0libz.so.1\0/usr/lib/libz.so.1')).loader).toBeUndefined();
+  });
+
   it('finds SwiftShader where the chromium package installs it', () => {
     expect(findSwiftShader(undefined, fs(['/usr/lib/chromium/vk_swiftshader_icd.json']))).toBe('/usr/lib/chromium/vk_swiftshader_icd.json');
     expect(findSwiftShader(undefined, fs([]))).toBeUndefined();

@@ -2,6 +2,22 @@ import { tf, KilnError, ShapeMismatchError } from '@kiln/core';
 import { Module, type Tensor } from './module.js';
 import { ReLU } from './activations.js';
 
+let fusionSuspended = 0;
+
+/**
+ * Runs `fn` with eval-mode fusion switched off, so every layer's own `forward` is called (model
+ * summaries and forward hooks that must see each layer's output rely on this). Nests; the
+ * previous setting is restored when `fn` returns or throws.
+ */
+export function withoutFusion<T>(fn: () => T): T {
+  fusionSuspended++;
+  try {
+    return fn();
+  } finally {
+    fusionSuspended--;
+  }
+}
+
 /** Runs children in order; children are named `0`, `1`, … as in PyTorch. */
 export class Sequential extends Module {
   private readonly items: Module[] = [];
@@ -41,7 +57,7 @@ export class Sequential extends Module {
       for (let i = 0; i < this.items.length; i++) {
         const m = this.items[i];
         // In eval mode a Conv2d/Linear followed by ReLU runs as one fused kernel.
-        if (!this.training && isFusable(m) && this.items[i + 1] instanceof ReLU) {
+        if (!this.training && fusionSuspended === 0 && isFusable(m) && this.items[i + 1] instanceof ReLU) {
           h = m.forwardFused(h, 'relu');
           i++;
         } else {

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { manualSeed, tf } from '@kiln/core';
 import { wasmBackend } from '@kiln/backend-cpu';
-import { Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential } from '@kiln/layers';
+import { Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, withoutFusion } from '@kiln/layers';
 
 beforeAll(async () => {
   await wasmBackend().init();
@@ -50,6 +50,10 @@ describe('eval-mode fusion of bias and ReLU', () => {
     expect(evalKernels).toContain('FusedConv2D');
     expect(evalKernels).toContain('_FusedMatMul');
     expect(evalKernels).not.toContain('Relu');
+    const unfusedEval = await kernelsRun(() => withoutFusion(() => m.forward(x)));
+    // Bias stays fused into the conv, but the ReLU runs as its own layer (summaries see it).
+    expect(unfusedEval).toContain('Relu');
+    expect(await kernelsRun(() => m.forward(x))).not.toContain('Relu');
     const trainKernels = await kernelsRun(() => m.train().forward(x));
     expect(trainKernels).not.toContain('FusedConv2D');
     expect(trainKernels).toContain('Relu');

@@ -1,5 +1,5 @@
 import { tf, ConfigError } from '@kiln/core';
-import { Conv2d, Linear, type Module, type Tensor } from '@kiln/layers';
+import { Conv2d, Linear, withoutFusion, type Module, type Tensor } from '@kiln/layers';
 import { ConnectionTableConv2d } from './lenet-classic.js';
 
 /** One layer of a {@link ModelSummary}. */
@@ -67,7 +67,8 @@ export function summarize(model: Module, input: [number, number, number]): Model
   let outputShape: number[];
   try {
     model.eval();
-    outputShape = tf.tidy(() => model.forward(tf.zeros([1, ...input])).shape);
+    // Fused conv+ReLU kernels would bypass the recording wrappers; run each layer on its own.
+    outputShape = withoutFusion(() => tf.tidy(() => model.forward(tf.zeros([1, ...input])).shape));
   } finally {
     for (const [, m] of leaves) delete (m as { forward?: unknown }).forward;
     model.train(wasTraining);
