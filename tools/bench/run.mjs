@@ -111,6 +111,11 @@ if (models.includes('resnet18')) console.log("cpu backend skipped on resnet18: t
 const torch = torchAvailable();
 if (typeof torch === 'string') console.log(`PyTorch skipped: ${torch}`);
 const bundle = await layersBundle();
+// The default backend: WASM with oneDNN kernels when the native addon is built.
+const { loadDnnl } = await import('@kiln/backend-cpu');
+const dnnl = loadDnnl();
+const fast = dnnl.loaded ? 'wasm+onednn' : 'wasm';
+if (!dnnl.loaded) console.log(`oneDNN kernels not measured: ${dnnl.reason}`);
 
 /** The configurations of one round, each Kiln one directly followed by its PyTorch pair. */
 function roundConfigs() {
@@ -121,11 +126,13 @@ function roundConfigs() {
     // ResNet-18 steps take seconds each: by default only at full thread count.
     const counts = model === 'resnet18' && !flags.full && !flags.threads ? [maxThreads] : threadCounts;
     for (const t of counts) {
-      list.push({ ...base, framework: 'kiln', backend: 'wasm', threads: t });
+      list.push({ ...base, framework: 'kiln', backend: fast, threads: t });
       if (typeof torch !== 'string') list.push({ ...base, framework: 'pytorch', backend: 'torch-cpu', threads: t });
-      list.push({ ...base, framework: 'bare', backend: 'wasm', threads: t });
+      list.push({ ...base, framework: 'bare', backend: fast, threads: t });
+      // Without oneDNN: what the portable WASM kernels alone do (browsers, machines without the addon).
+      if (fast !== 'wasm') list.push({ ...base, framework: 'kiln', backend: 'wasm', threads: t });
     }
-    list.push({ ...base, framework: 'tfjs-layers', backend: 'wasm', threads: Math.max(...counts), layersBundle: bundle });
+    list.push({ ...base, framework: 'tfjs-layers', backend: fast, threads: Math.max(...counts), layersBundle: bundle });
     // The pure-JS reference backend is ~40x slower than wasm: a few LeNet-5 steps show where it
     // stands; on ResNet-18 one step would take tens of minutes, so it is left out.
     if (model === 'lenet5') {

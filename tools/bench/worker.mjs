@@ -17,8 +17,11 @@ import { kilnModel, layersModel } from './models.mjs';
 const cfg = JSON.parse(process.argv[2]);
 const BATCH = 64;
 
-if (cfg.backend === 'wasm') process.env.KILN_NUM_THREADS = String(cfg.threads);
-const backend = cfg.backend === 'wasm' ? wasmBackend() : cpuBackend();
+// 'wasm+onednn': the default (convolutions, max-pool gradients and matrix products in oneDNN);
+// 'wasm': the same backend with every kernel in WebAssembly/JavaScript.
+const onWasm = cfg.backend === 'wasm' || cfg.backend === 'wasm+onednn';
+if (onWasm) process.env.KILN_NUM_THREADS = String(cfg.threads);
+const backend = onWasm ? wasmBackend({ dnnl: cfg.backend === 'wasm+onednn' }) : cpuBackend();
 await backend.init();
 manualSeed(0);
 

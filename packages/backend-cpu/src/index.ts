@@ -10,7 +10,8 @@ import { cpuBackend } from './cpu-backend.js';
 
 export { wasmBackend, cpuBackend };
 export type { WasmBackendOptions };
-export { registerWasmTrainingKernels } from './kernels/index.js';
+export { registerWasmTrainingKernels, type WasmKernelOptions } from './kernels/index.js';
+export { loadDnnl, dnnlCallCounts, type DnnlAddon, type DnnlStatus } from './kernels/dnnl.js';
 export * from './native-backend.js';
 
 /** Registers every CPU backend of this package with a run's container. */

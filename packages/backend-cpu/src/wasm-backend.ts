@@ -3,6 +3,7 @@ import { setThreadsCount, setWasmPaths, getThreadsCount, BackendWasm } from '@te
 import { init as initSingleThreaded } from '@tensorflow/tfjs-backend-wasm/dist/backend_wasm.js';
 import { defaultWasmDirectory } from './wasm-files.js';
 import { registerWasmTrainingKernels } from './kernels/index.js';
+import { loadDnnl } from './kernels/dnnl.js';
 import { createThreadedNodeBackend } from './wasm-threaded-node.js';
 
 export interface WasmBackendOptions {
@@ -19,6 +20,12 @@ export interface WasmBackendOptions {
    * and no workers start. Results do not depend on the thread count.
    */
   numThreads?: number;
+  /**
+   * Run 2-D convolutions (forward, input and filter gradients) through oneDNN when Kiln's native
+   * addon is built (Node on Linux with Debian's `libdnnl-dev`; see docs/benchmarks.md). Default
+   * true; `KILN_DNNL=0` also turns it off. oneDNN uses the same thread count as XNNPACK.
+   */
+  dnnl?: boolean;
 }
 
 /** tfjs registers its WASM backend with this priority; the replacement keeps it. */
@@ -73,6 +80,7 @@ function envThreads(): number | undefined {
  */
 export function wasmBackend(options: WasmBackendOptions = {}): BackendPlugin {
   let initialised = false;
+  let dnnlThreads = 0;
   return {
     name: 'wasm',
     priority: 100,
@@ -98,13 +106,22 @@ export function wasmBackend(options: WasmBackendOptions = {}): BackendPlugin {
             tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
             const n = options.numThreads ?? envThreads() ?? idleCores();
             if (!Number.isInteger(n) || n < 1) throw new BackendUnavailableError('wasm', `numThreads must be a positive integer, got ${n}`);
-            if (n > 1) useThreadedNodeBuild(dir, n);
+            // With oneDNN the heavy kernels run on its OpenMP pool, and a second, spinning XNNPACK
+            // pool on the same cores only gets in its way (LeNet-5 at 2 threads: 6,100 samples/s
+            // with one WASM thread, 4,850 with two; docs/benchmarks.md): the threads go to oneDNN.
+            const dnnl = options.dnnl !== false ? loadDnnl() : undefined;
+            if (dnnl?.loaded) {
+              dnnl.addon.setNumThreads(n);
+              dnnlThreads = n;
+            } else if (n > 1) {
+              useThreadedNodeBuild(dir, n);
+            }
           } else {
             const n = options.numThreads ?? envThreads();
             if (n !== undefined) setThreadsCount(n);
           }
         }
-        registerWasmTrainingKernels();
+        registerWasmTrainingKernels({ dnnl: options.dnnl });
         initialised = true;
       }
       await activateTfjsBackend('wasm');
@@ -117,7 +134,16 @@ export function wasmBackend(options: WasmBackendOptions = {}): BackendPlugin {
       } catch {
         threads = 1;
       }
-      return { name: 'wasm', tfjsBackend: 'wasm', device: `CPU (WebAssembly${simd ? ' SIMD' : ''}, ${threads} thread${threads === 1 ? '' : 's'})`, details: { simd, threads } };
+      const dnnl = dnnlThreads > 0 ? loadDnnl() : undefined;
+      const info = dnnl?.loaded ? dnnl.addon.info() : undefined;
+      const plural = (k: number) => `${k} thread${k === 1 ? '' : 's'}`;
+      const conv = info ? `; oneDNN ${info.version} ${info.cpuIsa} convolutions, ${plural(dnnlThreads)}` : '';
+      return {
+        name: 'wasm',
+        tfjsBackend: 'wasm',
+        device: `CPU (WebAssembly${simd ? ' SIMD' : ''}, ${plural(threads)}${conv})`,
+        details: { simd, threads, dnnl: info ? `${info.version} (${info.cpuIsa})` : 'off', dnnlThreads },
+      };
     },
   };
 }

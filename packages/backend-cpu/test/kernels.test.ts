@@ -3,14 +3,14 @@
  * is computed on 'wasm' and on 'cpu' and must agree to 1e-4.
  */
 import { createRequire } from 'node:module';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // The built CommonJS bundle: its tfjs-core is the one engine @kiln/core's CommonJS entry holds.
 // (The ESM bundle cannot start the WASM module in Node yet — tfjs's emscripten glue reads
 // `__dirname` — and the sources cannot run unbundled, since tfjs's ESM dist is not Node ESM.)
 const require = createRequire(import.meta.url);
 const { tf } = require('@kiln/core') as typeof import('@kiln/core');
-const { wasmBackend, cpuBackend, registerWasmTrainingKernels } = require('@kiln/backend-cpu') as typeof import('../src/index.js');
+const { wasmBackend, cpuBackend, registerWasmTrainingKernels, loadDnnl, dnnlCallCounts } = require('@kiln/backend-cpu') as typeof import('../src/index.js');
 
 type Tensor = import('@kiln/core').Tensor;
 type Pad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
@@ -101,7 +101,35 @@ function taps(g: Tensor, [dh, dw]: [number, number]): Tensor {
   return tf.stridedSlice(g, [0, 0, 0, 0], g.shape, [dh, dw, 1, 1]);
 }
 
-describe('conv2d gradients on wasm match cpu', () => {
+// Convolutions, max-pool gradients and matrix products run through oneDNN when the native addon
+// is built, else in JavaScript around XNNPACK; both paths are checked whenever both exist.
+const dnnlBuilt = loadDnnl().loaded;
+const convModes = dnnlBuilt ? [true, false] : [false];
+/**
+ * Registers the kernels with oneDNN on or off for one describe block, and checks afterwards that
+ * with it on every call ran natively except `handedBack` (calls the block makes on purpose with
+ * inputs oneDNN declines, such as NCHW), and with it off none did.
+ */
+function useNativeKernels(dnnl: boolean, handedBack: Record<string, number>): void {
+  let before: ReturnType<typeof dnnlCallCounts>;
+  beforeAll(() => {
+    registerWasmTrainingKernels({ dnnl });
+    before = dnnlCallCounts();
+  });
+  afterAll(() => {
+    for (const [name, n] of Object.entries(dnnlCallCounts())) {
+      const ran = n.native - (before[name]?.native ?? 0);
+      const declined = n.fallback - (before[name]?.fallback ?? 0);
+      if (dnnl) expect({ name, declined }).toEqual({ name, declined: handedBack[name] ?? 0 });
+      else expect({ name, ran }).toEqual({ name, ran: 0 });
+    }
+    registerWasmTrainingKernels();
+  });
+}
+
+describe.each(convModes)('conv2d gradients on wasm match cpu (oneDNN: %s)', (dnnl) => {
+  useNativeKernels(dnnl, { Conv2DBackpropFilter: 1 });
+
   const cases: { name: string; x: number[]; f: number[]; strides: Pair; pad: Pad }[] = [
     { name: '3x3 same', x: [2, 7, 7, 3], f: [3, 3, 3, 4], strides: 1, pad: 'same' },
     { name: '3x2 valid stride 2', x: [2, 8, 9, 2], f: [3, 2, 2, 5], strides: 2, pad: 'valid' },
@@ -177,6 +205,27 @@ describe('conv2d gradients on wasm match cpu', () => {
     });
   }
 
+  it('forward: conv2d and fused conv2d (bias, ReLU), with strides, dilations and padding', async () => {
+    const cases: { x: number[]; f: number[]; strides: Pair; dilations: Pair; pad: Pad }[] = [
+      { x: [2, 9, 9, 3], f: [3, 3, 3, 4], strides: 1, dilations: 1, pad: 'same' },
+      { x: [2, 10, 11, 2], f: [2, 3, 2, 3], strides: [2, 1], dilations: 1, pad: 'valid' },
+      { x: [1, 11, 10, 2], f: [3, 3, 2, 5], strides: 1, dilations: [2, 3], pad: 'same' },
+      { x: [2, 8, 9, 3], f: [3, 3, 3, 2], strides: 2, dilations: 1, pad: [[0, 0], [1, 2], [2, 0], [0, 0]] },
+    ];
+    for (const c of cases) {
+      const r = await onBothBackends(() => {
+        const x = random(c.x, 11);
+        const f = random(c.f, 12);
+        const bias = random([c.f[3]], 13);
+        const plainConv = tf.conv2d(x as any, f as any, c.strides, c.pad as any, 'NHWC', c.dilations);
+        const fused = tf.fused.conv2d({ x: x as any, filter: f as any, strides: c.strides, pad: c.pad as any, dilations: c.dilations, bias, activation: 'relu' });
+        const linear = tf.fused.conv2d({ x: x as any, filter: f as any, strides: c.strides, pad: c.pad as any, dilations: c.dilations, bias });
+        return [plainConv, fused, linear];
+      });
+      expectSame(r);
+    }
+  });
+
   it('refuses NCHW with a message that names the fix', async () => {
     await wasm.init();
     const x = tf.zeros([1, 2, 5, 5]);
@@ -184,6 +233,29 @@ describe('conv2d gradients on wasm match cpu', () => {
     expect(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides: 1, pad: 'valid', dataFormat: 'NCHW', filterShape: [3, 3, 2, 2] }))
       .toThrow(/NHWC/);
     tf.dispose([x, dy]);
+  });
+});
+
+describe('the oneDNN addon', () => {
+  // CI installs libdnnl-dev and sets KILN_REQUIRE_DNNL=1, so the native path cannot drop out unseen.
+  it.runIf(process.env.KILN_REQUIRE_DNNL === '1')('is built and loaded (KILN_REQUIRE_DNNL=1)', () => {
+    expect(loadDnnl()).toMatchObject({ loaded: true });
+    expect(String(wasm.describe().device)).toMatch(/oneDNN \d+\.\d+\.\d+ \S+ convolutions/);
+  });
+
+  it.runIf(dnnlBuilt)('replaces the convolution kernels, and puts the previous ones back when turned off', async () => {
+    await wasm.init();
+    const names = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'MaxPoolGrad', 'BatchMatMul'];
+    registerWasmTrainingKernels({ dnnl: false });
+    const js = names.map((n) => tf.getKernel(n, 'wasm')!.kernelFunc);
+    registerWasmTrainingKernels({ dnnl: true });
+    const native = names.map((n) => tf.getKernel(n, 'wasm')!.kernelFunc);
+    names.forEach((_, i) => expect(native[i]).not.toBe(js[i]));
+    // tfjs's WASM kernels bind their C functions in setupFunc; the wrappers must keep it.
+    expect(tf.getKernel('Conv2D', 'wasm')!.setupFunc).toBeTypeOf('function');
+    registerWasmTrainingKernels({ dnnl: false });
+    names.forEach((n, i) => expect(tf.getKernel(n, 'wasm')!.kernelFunc).toBe(js[i]));
+    registerWasmTrainingKernels();
   });
 });
 
@@ -237,13 +309,17 @@ describe('depthwise conv2d gradients on wasm match cpu', () => {
   }
 });
 
-describe('replaced WASM kernels match cpu', () => {
+describe.each(convModes)('replaced WASM kernels match cpu (oneDNN: %s)', (dnnl) => {
+  useNativeKernels(dnnl, {});
   const products: { name: string; a: number[]; b: number[]; tA: boolean; tB: boolean }[] = [
     { name: 'aᵀ·b', a: [7, 5], b: [7, 3], tA: true, tB: false },
     { name: 'a·bᵀ', a: [5, 7], b: [3, 7], tA: false, tB: true },
     { name: 'aᵀ·bᵀ', a: [7, 5], b: [3, 7], tA: true, tB: true },
     { name: 'batched aᵀ·b', a: [4, 6, 5], b: [4, 6, 2], tA: true, tB: false },
     { name: 'broadcast batch a·bᵀ', a: [3, 5, 6], b: [1, 4, 6], tA: false, tB: true },
+    { name: 'a·b, rank 4 batches', a: [2, 3, 5, 6], b: [2, 3, 6, 4], tA: false, tB: false },
+    { name: 'broadcast batch aᵀ·b, rank 2 against rank 3', a: [6, 5], b: [3, 6, 2], tA: true, tB: false },
+    { name: 'dense layer backward, 64×400 · 400×120', a: [64, 400], b: [120, 400], tA: false, tB: true },
   ];
   for (const c of products) {
     it(`matMul ${c.name}`, async () => {

@@ -22,21 +22,37 @@ const { wasmBackend } = require(${JSON.stringify(bundle)});
   const x = r([8, 20, 20, 16], 0.37), w = r([3, 3, 16, 32], 0.11), a = r([300, 200], 0.21), m = r([200, 150], 0.05);
   const [dx, dw] = tf.grads((x, w) => tf.sum(tf.square(tf.conv2d(x, w, 1, 'same'))))([x, w]);
   const out = [tf.conv2d(x, w, 1, 'same'), dx, dw, tf.matMul(a, m)].map((t) => Array.from(t.dataSync()));
-  console.log(JSON.stringify({ threads: b.describe().details.threads, out }));
+  const d = b.describe().details;
+  console.log(JSON.stringify({ threads: d.threads, dnnlThreads: d.dnnlThreads, out }));
 })().catch((e) => { console.error(e.message); process.exit(1); });
 `;
 
-function run(env: Record<string, string>): { threads: number; out: number[][] } {
+function run(env: Record<string, string>): { threads: number; dnnlThreads: number; out: number[][] } {
   const stdout = execFileSync(process.execPath, ['-e', script], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000, maxBuffer: 1 << 28 });
   return JSON.parse(stdout.trim().split('\n').pop()!);
 }
 
+const { loadDnnl } = require(bundle) as typeof import('../src/index.js');
+
 describe('multi-threaded WASM in Node', () => {
   it('starts the threaded build with KILN_NUM_THREADS=2 and computes what one thread computes', () => {
-    const one = run({ KILN_NUM_THREADS: '1' });
-    const two = run({ KILN_NUM_THREADS: '2' });
+    const one = run({ KILN_NUM_THREADS: '1', KILN_DNNL: '0' });
+    const two = run({ KILN_NUM_THREADS: '2', KILN_DNNL: '0' });
     expect(one.threads).toBe(1);
     expect(two.threads).toBe(2);
+    expect(two.dnnlThreads).toBe(0);
+    expectSameValues(one, two);
+  }, 120_000);
+
+  it.runIf(loadDnnl().loaded)('with oneDNN, gives the threads to oneDNN and computes what one thread computes', () => {
+    const one = run({ KILN_NUM_THREADS: '1' });
+    const two = run({ KILN_NUM_THREADS: '2' });
+    expect([one.threads, one.dnnlThreads]).toEqual([1, 1]);
+    expect([two.threads, two.dnnlThreads]).toEqual([1, 2]);
+    expectSameValues(one, two);
+  }, 120_000);
+
+  function expectSameValues(one: { out: number[][] }, two: { out: number[][] }): void {
     expect(two.out.length).toBe(one.out.length);
     two.out.forEach((values, i) => {
       expect(values.length).toBe(one.out[i].length);
@@ -44,7 +60,7 @@ describe('multi-threaded WASM in Node', () => {
       for (let j = 0; j < values.length; j++) worst = Math.max(worst, Math.abs(values[j] - one.out[i][j]) / Math.max(1, Math.abs(one.out[i][j])));
       expect(worst).toBeLessThanOrEqual(1e-5);
     });
-  }, 120_000);
+  }
 
   it('refuses a KILN_NUM_THREADS that is not a positive integer, naming the variable', () => {
     const r = spawnSync(process.execPath, ['-e', script], { env: { ...process.env, KILN_NUM_THREADS: 'two' }, encoding: 'utf8', timeout: 60_000 });

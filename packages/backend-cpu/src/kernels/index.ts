@@ -14,6 +14,7 @@ import { maxPoolGradConfig } from './max-pool-grad.js';
 import { leadingMeanConfig, leadingSumConfig } from './leading-axes-reduce.js';
 import { broadcastTileConfig } from './broadcast-tile.js';
 import { registerCpuBridgeKernels } from './cpu-bridge.js';
+import { dnnlKernelConfigs, loadDnnl } from './dnnl.js';
 
 /** Kernels tfjs's WASM backend lacks. */
 const missing: tf.KernelConfig[] = [
@@ -44,7 +45,12 @@ const replacements: tf.KernelConfig[] = [
  */
 const broken = ['Conv3DBackpropInputV2', 'Conv3DBackpropFilterV2'];
 
-export function registerWasmTrainingKernels(): void {
+export interface WasmKernelOptions {
+  /** Run convolutions through oneDNN when Kiln's native addon is built (Node only). Default true. */
+  dnnl?: boolean;
+}
+
+export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): void {
   for (const k of missing) {
     if (tf.getKernel(k.kernelName, 'wasm') == null) tf.registerKernel(k);
   }
@@ -55,4 +61,27 @@ export function registerWasmTrainingKernels(): void {
     tf.registerKernel(k);
   }
   registerCpuBridgeKernels(broken);
+  // oneDNN convolutions on top, each falling back to the kernel it wraps; or, when turned off,
+  // the kernels they wrapped put back.
+  const useDnnl = options.dnnl !== false && loadDnnl().loaded;
+  const configs = dnnlKernelConfigs((name) => {
+    const k = tf.getKernel(name, 'wasm');
+    if (!k) throw new Error(`kiln: the wasm backend has no ${name} kernel to fall back to`);
+    return unwrapped.get(k.kernelFunc) ?? k.kernelFunc;
+  });
+  for (const k of configs) {
+    const current = tf.getKernel(k.kernelName, 'wasm')!;
+    const base = unwrapped.get(current.kernelFunc) ?? current.kernelFunc;
+    tf.unregisterKernel(k.kernelName, 'wasm');
+    if (useDnnl) {
+      unwrapped.set(k.kernelFunc, base);
+      // Keep the wrapped kernel's setup (tfjs's WASM kernels bind their C functions in it).
+      tf.registerKernel({ ...k, setupFunc: current.setupFunc, disposeFunc: current.disposeFunc });
+    } else {
+      tf.registerKernel({ ...current, kernelFunc: base });
+    }
+  }
 }
+
+/** oneDNN kernel → the kernel it wraps. */
+const unwrapped = new Map<tf.KernelFunc, tf.KernelFunc>();

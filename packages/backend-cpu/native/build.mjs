@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+// Builds Kiln's optional oneDNN convolution kernels (native/kiln_dnnl.cc) into
+// dist/native/kiln_dnnl.node, with the system C++ compiler against Node's own headers and Debian's
+// libdnnl-dev. Without a compiler, headers or oneDNN the build is skipped with the reason, and the
+// WASM backend keeps its own convolution kernels; KILN_REQUIRE_DNNL=1 turns a skip into a failure
+// (CI sets it, so the native path cannot silently drop out of the tests).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const out = path.join(here, '..', 'dist', 'native', 'kiln_dnnl.node');
+const required = process.env.KILN_REQUIRE_DNNL === '1';
+
+function skip(reason) {
+  const line = `@kiln/backend-cpu: oneDNN kernels not built: ${reason}`;
+  if (required) {
+    console.error(`${line} (KILN_REQUIRE_DNNL=1)`);
+    process.exit(1);
+  }
+  console.warn(`${line}; the WASM backend uses its own convolution kernels`);
+  process.exit(0);
+}
+
+if (process.platform !== 'linux') skip(`only Linux builds are set up (this is ${process.platform})`);
+if (process.env.KILN_DNNL === '0') skip('KILN_DNNL=0');
+
+// Node's headers: npm's nodedir setting, then where Node itself is installed.
+const nodeDirs = [process.env.npm_config_nodedir, path.resolve(path.dirname(process.execPath), '..'), '/usr', '/usr/local'].filter(Boolean);
+const nodeInclude = nodeDirs.map((d) => path.join(d, 'include', 'node')).find((d) => existsSync(path.join(d, 'node_api.h')));
+if (!nodeInclude) skip(`node_api.h not found under ${nodeDirs.join(', ')} (install Node's headers)`);
+
+const dnnlIncludes = ['/usr/include', '/usr/local/include', process.env.DNNL_ROOT && path.join(process.env.DNNL_ROOT, 'include')].filter(Boolean);
+const dnnlInclude = dnnlIncludes.find((d) => existsSync(path.join(d, 'dnnl.hpp')));
+if (!dnnlInclude) skip('dnnl.hpp not found (apt-get install libdnnl-dev)');
+
+const cxx = process.env.CXX || 'g++';
+mkdirSync(path.dirname(out), { recursive: true });
+const libDirs = process.env.DNNL_ROOT ? ['-L', path.join(process.env.DNNL_ROOT, 'lib'), `-Wl,-rpath,${path.join(process.env.DNNL_ROOT, 'lib')}`] : [];
+const argv = [
+  '-O2', '-std=c++17', '-shared', '-fPIC', '-fvisibility=hidden', '-fopenmp',
+  '-DNODE_GYP_MODULE_NAME=kiln_dnnl', '-DNAPI_VERSION=8',
+  '-I', nodeInclude, '-I', dnnlInclude,
+  path.join(here, 'kiln_dnnl.cc'),
+  ...libDirs, '-ldnnl',
+  '-o', out,
+];
+try {
+  execFileSync(cxx, argv, { stdio: 'inherit' });
+} catch (e) {
+  skip(`${cxx} failed (${e.message.split('\n')[0]})`);
+}
+console.log(`@kiln/backend-cpu: built ${path.relative(process.cwd(), out)}`);

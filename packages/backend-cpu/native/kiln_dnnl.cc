@@ -1,0 +1,468 @@
+// Kiln's oneDNN kernels for the WASM backend in Node: 2-D convolution forward, input gradient and
+// filter gradient, computed by oneDNN (the library PyTorch's CPU convolutions use) straight on the
+// tensors' bytes in the WebAssembly heap.
+//
+// Layouts are tfjs's: activations NHWC, filters HWIO ([KH, KW, CI, CO]). Activations are handed to
+// oneDNN in that layout (its AVX2/AVX-512 kernels have channels-last paths); filters are reordered
+// to whatever blocked layout the chosen primitive prefers, which costs little since filters are
+// small. Primitives are created once per shape and cached.
+//
+// Every entry point takes Float32Arrays (views of the heap) and an Int32Array of geometry:
+//   [N, IH, IW, CI, OH, OW, CO, KH, KW, SH, SW, DH, DW, PT, PL]
+// with tfjs's conventions: dilation 1 means none, PT/PL the top/left padding.
+
+#include <node_api.h>
+#include <omp.h>
+
+#include <dnnl.hpp>
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <algorithm>
+#include <vector>
+
+namespace {
+
+using dnnl::algorithm;
+using dnnl::convolution_backward_data;
+using dnnl::convolution_backward_weights;
+using dnnl::convolution_forward;
+using dnnl::engine;
+using dnnl::memory;
+using dnnl::prop_kind;
+using dnnl::reorder;
+using dnnl::stream;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+struct Geometry {
+  int64_t N, IH, IW, CI, OH, OW, CO, KH, KW, SH, SW, DH, DW, PT, PL;
+
+  memory::dims src() const { return {N, CI, IH, IW}; }
+  memory::dims dst() const { return {N, CO, OH, OW}; }
+  memory::dims wei() const { return {CO, CI, KH, KW}; }
+  memory::dims strides() const { return {SH, SW}; }
+  // oneDNN counts dilation from 0 (no gaps), tfjs from 1.
+  memory::dims dilates() const { return {DH - 1, DW - 1}; }
+  memory::dims padL() const { return {PT, PL}; }
+  // The right/bottom padding that makes the output size come out exactly as tfjs computed it.
+  memory::dims padR() const {
+    return {(OH - 1) * SH + (KH - 1) * DH + 1 - IH - PT, (OW - 1) * SW + (KW - 1) * DW + 1 - IW - PL};
+  }
+  std::string key() const {
+    std::string k;
+    for (int64_t v : {N, IH, IW, CI, OH, OW, CO, KH, KW, SH, SW, DH, DW, PT, PL}) k += std::to_string(v) + ",";
+    return k;
+  }
+};
+
+engine &cpu() {
+  static engine e(engine::kind::cpu, 0);
+  return e;
+}
+
+stream &strm() {
+  static stream s(cpu());
+  return s;
+}
+
+memory::desc plain(const memory::dims &d, tag t) { return memory::desc(d, dt::f32, t); }
+memory::desc anyLayout(const memory::dims &d) { return memory::desc(d, dt::f32, tag::any); }
+
+convolution_forward::primitive_desc forwardPd(const Geometry &g, bool bias, bool relu) {
+  auto desc = bias ? convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, plain(g.src(), tag::nhwc),
+                                               anyLayout(g.wei()), plain({g.CO}, tag::x), plain(g.dst(), tag::nhwc), g.strides(),
+                                               g.dilates(), g.padL(), g.padR())
+                   : convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, plain(g.src(), tag::nhwc),
+                                               anyLayout(g.wei()), plain(g.dst(), tag::nhwc), g.strides(), g.dilates(), g.padL(),
+                                               g.padR());
+  dnnl::primitive_attr attr;
+  if (relu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(ops);
+  }
+  return convolution_forward::primitive_desc(desc, attr, cpu());
+}
+
+// A filter in tfjs's HWIO layout, reordered into the layout `want` when that differs. The reorder
+// primitive is cached with the convolution that needs it.
+struct FilterIn {
+  memory::desc want;
+  bool needsReorder;
+  std::unique_ptr<reorder> toWant;
+  FilterIn(const Geometry &g, const memory::desc &w) : want(w), needsReorder(w != plain(g.wei(), tag::hwio)) {
+    if (needsReorder) toWant = std::make_unique<reorder>(reorder::primitive_desc(cpu(), plain(g.wei(), tag::hwio), cpu(), w));
+  }
+};
+
+struct Forward {
+  convolution_forward prim;
+  FilterIn filter;
+  Forward(const Geometry &g, bool bias, bool relu) : Forward(forwardPd(g, bias, relu), g) {}
+  Forward(const convolution_forward::primitive_desc &pd, const Geometry &g) : prim(pd), filter(g, pd.weights_desc()) {}
+};
+
+struct BackwardData {
+  convolution_backward_data prim;
+  FilterIn filter;
+  explicit BackwardData(const convolution_backward_data::primitive_desc &pd, const Geometry &g) : prim(pd), filter(g, pd.weights_desc()) {}
+  static BackwardData make(const Geometry &g) {
+    auto hint = forwardPd(g, false, false);
+    auto desc = convolution_backward_data::desc(algorithm::convolution_direct, plain(g.src(), tag::nhwc), anyLayout(g.wei()),
+                                                plain(g.dst(), tag::nhwc), g.strides(), g.dilates(), g.padL(), g.padR());
+    return BackwardData(convolution_backward_data::primitive_desc(desc, cpu(), hint), g);
+  }
+};
+
+struct BackwardWeights {
+  convolution_backward_weights prim;
+  memory::desc got;
+  std::unique_ptr<reorder> toHwio;  // null when the primitive writes HWIO itself
+  BackwardWeights(const convolution_backward_weights::primitive_desc &pd, const Geometry &g)
+      : prim(pd), got(pd.diff_weights_desc()) {
+    if (got != plain(g.wei(), tag::hwio)) toHwio = std::make_unique<reorder>(reorder::primitive_desc(cpu(), got, cpu(), plain(g.wei(), tag::hwio)));
+  }
+  static BackwardWeights make(const Geometry &g) {
+    auto hint = forwardPd(g, false, false);
+    auto desc = convolution_backward_weights::desc(algorithm::convolution_direct, plain(g.src(), tag::nhwc), anyLayout(g.wei()),
+                                                   plain(g.dst(), tag::nhwc), g.strides(), g.dilates(), g.padL(), g.padR());
+    return BackwardWeights(convolution_backward_weights::primitive_desc(desc, cpu(), hint), g);
+  }
+};
+
+// ---- max pooling gradient ----------------------------------------------------------------------
+// Geometry: [N, IH, IW, C, OH, OW, KH, KW, SH, SW, PT, PL]. tfjs hands MaxPoolGrad the input and the
+// output gradient; the argmax oneDNN needs (its "workspace") is recomputed by a forward pass.
+struct PoolGeometry {
+  int64_t N, IH, IW, C, OH, OW, KH, KW, SH, SW, PT, PL;
+  memory::dims src() const { return {N, C, IH, IW}; }
+  memory::dims dst() const { return {N, C, OH, OW}; }
+  memory::dims padR() const { return {(OH - 1) * SH + KH - IH - PT, (OW - 1) * SW + KW - IW - PL}; }
+  std::string key() const {
+    std::string k = "pool:";
+    for (int64_t v : {N, IH, IW, C, OH, OW, KH, KW, SH, SW, PT, PL}) k += std::to_string(v) + ",";
+    return k;
+  }
+};
+
+struct MaxPoolBackward {
+  dnnl::pooling_forward fwd;
+  dnnl::pooling_backward bwd;
+  memory::desc workspace;
+  static MaxPoolBackward make(const PoolGeometry &g) {
+    auto fdesc = dnnl::pooling_forward::desc(prop_kind::forward_training, algorithm::pooling_max, plain(g.src(), tag::nhwc),
+                                             plain(g.dst(), tag::nhwc), {g.SH, g.SW}, {g.KH, g.KW}, {g.PT, g.PL}, g.padR());
+    auto fpd = dnnl::pooling_forward::primitive_desc(fdesc, cpu());
+    auto bdesc = dnnl::pooling_backward::desc(algorithm::pooling_max, plain(g.src(), tag::nhwc), plain(g.dst(), tag::nhwc),
+                                              {g.SH, g.SW}, {g.KH, g.KW}, {g.PT, g.PL}, g.padR());
+    auto bpd = dnnl::pooling_backward::primitive_desc(bdesc, cpu(), fpd);
+    return MaxPoolBackward{dnnl::pooling_forward(fpd), dnnl::pooling_backward(bpd), fpd.workspace_desc()};
+  }
+};
+
+// ---- matrix products -----------------------------------------------------------------------------
+// Geometry: [batchA, batchB, M, K, N, transposeA, transposeB]; a batch of 1 broadcasts.
+struct MatMulGeometry {
+  int64_t BA, BB, M, K, N, TA, TB;
+  memory::desc a() const { return memory::desc({BA, M, K}, dt::f32, TA ? memory::dims{M * K, 1, M} : memory::dims{M * K, K, 1}); }
+  memory::desc b() const { return memory::desc({BB, K, N}, dt::f32, TB ? memory::dims{K * N, 1, K} : memory::dims{K * N, N, 1}); }
+  memory::desc c() const { return memory::desc({std::max(BA, BB), M, N}, dt::f32, memory::dims{M * N, N, 1}); }
+  std::string key() const {
+    std::string k = "mm:";
+    for (int64_t v : {BA, BB, M, K, N, TA, TB}) k += std::to_string(v) + ",";
+    return k;
+  }
+};
+
+std::mutex cacheLock;
+std::unordered_map<std::string, std::unique_ptr<MaxPoolBackward>> maxPoolBackwards;
+std::unordered_map<std::string, std::unique_ptr<dnnl::matmul>> matmuls;
+std::unordered_map<std::string, std::unique_ptr<Forward>> forwards;
+std::unordered_map<std::string, std::unique_ptr<BackwardData>> backwardDatas;
+std::unordered_map<std::string, std::unique_ptr<BackwardWeights>> backwardWeights;
+
+// ---- N-API plumbing ----------------------------------------------------------------------------
+
+struct JsError {
+  std::string message;
+};
+
+#define NAPI_OK(call)                                          \
+  do {                                                         \
+    if ((call) != napi_ok) throw JsError{"N-API call failed: " #call}; \
+  } while (0)
+
+float *floats(napi_env env, napi_value v, size_t need, const char *what) {
+  bool is = false;
+  NAPI_OK(napi_is_typedarray(env, v, &is));
+  if (!is) throw JsError{std::string(what) + ": expected a Float32Array"};
+  napi_typedarray_type type;
+  size_t length = 0;
+  void *data = nullptr;
+  NAPI_OK(napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr));
+  if (type != napi_float32_array) throw JsError{std::string(what) + ": expected a Float32Array"};
+  if (length != need) throw JsError{std::string(what) + ": expected " + std::to_string(need) + " floats, got " + std::to_string(length)};
+  return static_cast<float *>(data);
+}
+
+Geometry geometry(napi_env env, napi_value v) {
+  napi_typedarray_type type;
+  size_t length = 0;
+  void *data = nullptr;
+  bool is = false;
+  NAPI_OK(napi_is_typedarray(env, v, &is));
+  if (!is) throw JsError{"geometry: expected an Int32Array of 15 values"};
+  NAPI_OK(napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr));
+  if (type != napi_int32_array || length != 15) throw JsError{"geometry: expected an Int32Array of 15 values"};
+  const int32_t *p = static_cast<const int32_t *>(data);
+  Geometry g{p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14]};
+  for (int i = 0; i < 13; i++)
+    if (p[i] < 1) throw JsError{"geometry: sizes, strides and dilations must be positive"};
+  return g;
+}
+
+std::vector<napi_value> args(napi_env env, napi_callback_info info, size_t want) {
+  std::vector<napi_value> argv(want);
+  size_t argc = want;
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv.data(), nullptr, nullptr));
+  if (argc < want) throw JsError{"expected " + std::to_string(want) + " arguments"};
+  return argv;
+}
+
+bool isNullish(napi_env env, napi_value v) {
+  napi_valuetype t;
+  NAPI_OK(napi_typeof(env, v, &t));
+  return t == napi_null || t == napi_undefined;
+}
+
+template <typename F>
+napi_value guarded(napi_env env, F &&body) {
+  try {
+    return body();
+  } catch (const JsError &e) {
+    napi_throw_error(env, "E_KILN_DNNL", e.message.c_str());
+  } catch (const dnnl::error &e) {
+    napi_throw_error(env, "E_KILN_DNNL", (std::string("oneDNN: ") + e.what()).c_str());
+  } catch (const std::exception &e) {
+    napi_throw_error(env, "E_KILN_DNNL", e.what());
+  }
+  return nullptr;
+}
+
+napi_value undefinedValue(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+// Scratch for filters in the primitive's preferred layout; reused across calls.
+std::vector<float> filterScratch;
+
+float *filterFor(FilterIn &f, float *hwio, const Geometry &g) {
+  if (!f.needsReorder) return hwio;
+  filterScratch.resize(f.want.get_size() / sizeof(float) + 16);
+  memory src(plain(g.wei(), tag::hwio), cpu(), hwio);
+  memory dst(f.want, cpu(), filterScratch.data());
+  f.toWant->execute(strm(), src, dst);
+  return filterScratch.data();
+}
+
+// conv2dForward(geometry, x, w, bias | null, y, relu)
+napi_value Conv2dForward(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = args(env, info, 6);
+    Geometry g = geometry(env, a[0]);
+    float *x = floats(env, a[1], g.N * g.IH * g.IW * g.CI, "x");
+    float *w = floats(env, a[2], g.KH * g.KW * g.CI * g.CO, "filter");
+    float *b = isNullish(env, a[3]) ? nullptr : floats(env, a[3], g.CO, "bias");
+    float *y = floats(env, a[4], g.N * g.OH * g.OW * g.CO, "y");
+    bool relu = false;
+    NAPI_OK(napi_get_value_bool(env, a[5], &relu));
+    std::lock_guard<std::mutex> lock(cacheLock);
+    std::string key = g.key() + (b ? "b" : "") + (relu ? "r" : "");
+    auto &slot = forwards[key];
+    if (!slot) slot = std::make_unique<Forward>(g, b != nullptr, relu);
+    float *wIn = filterFor(slot->filter, w, g);
+    std::unordered_map<int, memory> io{{DNNL_ARG_SRC, memory(plain(g.src(), tag::nhwc), cpu(), x)},
+                                       {DNNL_ARG_WEIGHTS, memory(slot->filter.want, cpu(), wIn)},
+                                       {DNNL_ARG_DST, memory(plain(g.dst(), tag::nhwc), cpu(), y)}};
+    if (b) io.emplace(DNNL_ARG_BIAS, memory(plain({g.CO}, tag::x), cpu(), b));
+    slot->prim.execute(strm(), io);
+    strm().wait();
+    return undefinedValue(env);
+  });
+}
+
+// conv2dBackwardData(geometry, dy, w, dx)
+napi_value Conv2dBackwardData(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = args(env, info, 4);
+    Geometry g = geometry(env, a[0]);
+    float *dy = floats(env, a[1], g.N * g.OH * g.OW * g.CO, "dy");
+    float *w = floats(env, a[2], g.KH * g.KW * g.CI * g.CO, "filter");
+    float *dx = floats(env, a[3], g.N * g.IH * g.IW * g.CI, "dx");
+    std::lock_guard<std::mutex> lock(cacheLock);
+    auto &slot = backwardDatas[g.key()];
+    if (!slot) slot = std::make_unique<BackwardData>(BackwardData::make(g));
+    float *wIn = filterFor(slot->filter, w, g);
+    slot->prim.execute(strm(), {{DNNL_ARG_DIFF_DST, memory(plain(g.dst(), tag::nhwc), cpu(), dy)},
+                                {DNNL_ARG_WEIGHTS, memory(slot->filter.want, cpu(), wIn)},
+                                {DNNL_ARG_DIFF_SRC, memory(plain(g.src(), tag::nhwc), cpu(), dx)}});
+    strm().wait();
+    return undefinedValue(env);
+  });
+}
+
+// conv2dBackwardFilter(geometry, x, dy, dw)
+napi_value Conv2dBackwardFilter(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = args(env, info, 4);
+    Geometry g = geometry(env, a[0]);
+    float *x = floats(env, a[1], g.N * g.IH * g.IW * g.CI, "x");
+    float *dy = floats(env, a[2], g.N * g.OH * g.OW * g.CO, "dy");
+    float *dw = floats(env, a[3], g.KH * g.KW * g.CI * g.CO, "dw");
+    std::lock_guard<std::mutex> lock(cacheLock);
+    auto &slot = backwardWeights[g.key()];
+    if (!slot) slot = std::make_unique<BackwardWeights>(BackwardWeights::make(g));
+    std::vector<float> blocked;
+    float *out = dw;
+    if (slot->toHwio) {
+      blocked.resize(slot->got.get_size() / sizeof(float) + 16);
+      out = blocked.data();
+    }
+    slot->prim.execute(strm(), {{DNNL_ARG_SRC, memory(plain(g.src(), tag::nhwc), cpu(), x)},
+                                {DNNL_ARG_DIFF_DST, memory(plain(g.dst(), tag::nhwc), cpu(), dy)},
+                                {DNNL_ARG_DIFF_WEIGHTS, memory(slot->got, cpu(), out)}});
+    if (slot->toHwio) {
+      memory from(slot->got, cpu(), out);
+      memory to(plain(g.wei(), tag::hwio), cpu(), dw);
+      slot->toHwio->execute(strm(), from, to);
+    }
+    strm().wait();
+    return undefinedValue(env);
+  });
+}
+
+std::vector<int64_t> ints(napi_env env, napi_value v, size_t n, const char *what) {
+  napi_typedarray_type type;
+  size_t length = 0;
+  void *data = nullptr;
+  bool is = false;
+  NAPI_OK(napi_is_typedarray(env, v, &is));
+  if (is) NAPI_OK(napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr));
+  if (!is || type != napi_int32_array || length != n) throw JsError{std::string(what) + ": expected an Int32Array of " + std::to_string(n) + " values"};
+  const int32_t *p = static_cast<const int32_t *>(data);
+  return std::vector<int64_t>(p, p + n);
+}
+
+// maxPoolBackward(geometry, x, dy, dx)
+napi_value MaxPoolBackwardJs(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = args(env, info, 4);
+    auto p = ints(env, a[0], 12, "geometry");
+    PoolGeometry g{p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]};
+    for (int i = 0; i < 10; i++)
+      if (p[i] < 1) throw JsError{"geometry: sizes and strides must be positive"};
+    float *x = floats(env, a[1], g.N * g.IH * g.IW * g.C, "x");
+    float *dy = floats(env, a[2], g.N * g.OH * g.OW * g.C, "dy");
+    float *dx = floats(env, a[3], g.N * g.IH * g.IW * g.C, "dx");
+    std::lock_guard<std::mutex> lock(cacheLock);
+    auto &slot = maxPoolBackwards[g.key()];
+    if (!slot) slot = std::make_unique<MaxPoolBackward>(MaxPoolBackward::make(g));
+    std::vector<float> y(g.N * g.OH * g.OW * g.C);
+    std::vector<uint8_t> ws(slot->workspace.get_size());
+    memory wsMem(slot->workspace, cpu(), ws.data());
+    slot->fwd.execute(strm(), {{DNNL_ARG_SRC, memory(plain(g.src(), tag::nhwc), cpu(), x)},
+                               {DNNL_ARG_DST, memory(plain(g.dst(), tag::nhwc), cpu(), y.data())},
+                               {DNNL_ARG_WORKSPACE, wsMem}});
+    slot->bwd.execute(strm(), {{DNNL_ARG_DIFF_DST, memory(plain(g.dst(), tag::nhwc), cpu(), dy)},
+                               {DNNL_ARG_DIFF_SRC, memory(plain(g.src(), tag::nhwc), cpu(), dx)},
+                               {DNNL_ARG_WORKSPACE, wsMem}});
+    strm().wait();
+    return undefinedValue(env);
+  });
+}
+
+// matMul(geometry, a, b, c)
+napi_value MatMulJs(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = args(env, info, 4);
+    auto p = ints(env, a[0], 7, "geometry");
+    MatMulGeometry g{p[0], p[1], p[2], p[3], p[4], p[5], p[6]};
+    for (int i = 0; i < 5; i++)
+      if (p[i] < 1) throw JsError{"geometry: sizes must be positive"};
+    if (g.BA != g.BB && g.BA != 1 && g.BB != 1) throw JsError{"geometry: batches must match or be 1"};
+    float *A = floats(env, a[1], g.BA * g.M * g.K, "a");
+    float *B = floats(env, a[2], g.BB * g.K * g.N, "b");
+    float *C = floats(env, a[3], std::max(g.BA, g.BB) * g.M * g.N, "c");
+    std::lock_guard<std::mutex> lock(cacheLock);
+    auto &slot = matmuls[g.key()];
+    if (!slot) slot = std::make_unique<dnnl::matmul>(dnnl::matmul::primitive_desc(dnnl::matmul::desc(g.a(), g.b(), g.c()), cpu()));
+    slot->execute(strm(), {{DNNL_ARG_SRC, memory(g.a(), cpu(), A)}, {DNNL_ARG_WEIGHTS, memory(g.b(), cpu(), B)}, {DNNL_ARG_DST, memory(g.c(), cpu(), C)}});
+    strm().wait();
+    return undefinedValue(env);
+  });
+}
+
+// setNumThreads(n): the size of oneDNN's OpenMP pool.
+napi_value SetNumThreads(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = args(env, info, 1);
+    int32_t n = 0;
+    NAPI_OK(napi_get_value_int32(env, a[0], &n));
+    if (n < 1) throw JsError{"setNumThreads: expected a positive integer"};
+    omp_set_num_threads(n);
+    return undefinedValue(env);
+  });
+}
+
+// info(): { version, cpuIsa, maxThreads }
+napi_value Info(napi_env env, napi_callback_info) {
+  return guarded(env, [&] {
+    const dnnl_version_t *v = dnnl_version();
+    std::string version = std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+    const char *isa = "unknown";
+    switch (dnnl::get_effective_cpu_isa()) {
+      case dnnl::cpu_isa::sse41: isa = "sse4.1"; break;
+      case dnnl::cpu_isa::avx: isa = "avx"; break;
+      case dnnl::cpu_isa::avx2: isa = "avx2"; break;
+      case dnnl::cpu_isa::avx512_core: isa = "avx512"; break;
+      case dnnl::cpu_isa::avx512_core_vnni: isa = "avx512-vnni"; break;
+      case dnnl::cpu_isa::avx512_core_bf16: isa = "avx512-bf16"; break;
+      case dnnl::cpu_isa::avx512_core_amx: isa = "avx512-amx"; break;
+      default: break;
+    }
+    napi_value out, s, i, t;
+    NAPI_OK(napi_create_object(env, &out));
+    NAPI_OK(napi_create_string_utf8(env, version.c_str(), NAPI_AUTO_LENGTH, &s));
+    NAPI_OK(napi_create_string_utf8(env, isa, NAPI_AUTO_LENGTH, &i));
+    NAPI_OK(napi_create_int32(env, omp_get_max_threads(), &t));
+    NAPI_OK(napi_set_named_property(env, out, "version", s));
+    NAPI_OK(napi_set_named_property(env, out, "cpuIsa", i));
+    NAPI_OK(napi_set_named_property(env, out, "maxThreads", t));
+    return out;
+  });
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"conv2dForward", nullptr, Conv2dForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"conv2dBackwardData", nullptr, Conv2dBackwardData, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"conv2dBackwardFilter", nullptr, Conv2dBackwardFilter, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"maxPoolBackward", nullptr, MaxPoolBackwardJs, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"matMul", nullptr, MatMulJs, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setNumThreads", nullptr, SetNumThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -1,0 +1,209 @@
+/**
+ * Convolution, max-pooling gradient and matrix-product kernels for the WASM backend computed by oneDNN through Kiln's native addon
+ * (`native/kiln_dnnl.cc`, built into `dist/native/kiln_dnnl.node` when Debian's `libdnnl-dev` is
+ * installed). oneDNN reads and writes the tensors in place on the WebAssembly heap, so nothing is
+ * copied; it vectorises with the CPU's full width (AVX2/AVX-512 with FMA, where WASM SIMD has 128
+ * bits and no FMA) and runs on its own OpenMP pool. Node only; in browsers, or where the addon is
+ * absent, the WASM kernels run as before.
+ *
+ * Each kernel here handles NHWC float32 tensors and hands anything else (NCHW, other dtypes,
+ * activations oneDNN is not asked to fuse, broadcasting it does not do) to the kernel it replaced.
+ */
+import { tf } from '@kiln/core';
+import { f32View, type BackendWasm, type WasmKernelArgs } from './wasm-heap.js';
+
+/** What the native addon exports. */
+export interface DnnlAddon {
+  conv2dForward(geometry: Int32Array, x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, relu: boolean): void;
+  conv2dBackwardData(geometry: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
+  conv2dBackwardFilter(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
+  maxPoolBackward(geometry: Int32Array, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  matMul(geometry: Int32Array, a: Float32Array, b: Float32Array, c: Float32Array): void;
+  setNumThreads(n: number): void;
+  info(): { version: string; cpuIsa: string; maxThreads: number };
+}
+
+export type DnnlStatus = { loaded: true; addon: DnnlAddon; path: string } | { loaded: false; reason: string };
+
+let status: DnnlStatus | undefined;
+
+/**
+ * Loads the addon once. `KILN_DNNL=0` turns it off; `KILN_DNNL_ADDON` names another build of it.
+ * The reason it did not load is kept for `describe()` and the benchmark harness.
+ */
+export function loadDnnl(): DnnlStatus {
+  if (status) return status;
+  const proc = (globalThis as { process?: { env?: Record<string, string | undefined>; versions?: { node?: string }; getBuiltinModule?: (m: string) => any } }).process;
+  if (!proc?.versions?.node || !proc.getBuiltinModule) return (status = { loaded: false, reason: 'not running in Node' });
+  if (proc.env?.KILN_DNNL === '0') return (status = { loaded: false, reason: 'turned off by KILN_DNNL=0' });
+  const { createRequire } = proc.getBuiltinModule('module');
+  const path = proc.getBuiltinModule('path');
+  const fs = proc.getBuiltinModule('fs');
+  const here = typeof __filename === 'string' ? __filename : import.meta.url;
+  const req = createRequire(here);
+  let file: string;
+  if (proc.env?.KILN_DNNL_ADDON) {
+    file = proc.env.KILN_DNNL_ADDON;
+  } else {
+    try {
+      file = path.join(path.dirname(req.resolve('@kiln/backend-cpu/package.json')), 'dist', 'native', 'kiln_dnnl.node');
+    } catch (e) {
+      return (status = { loaded: false, reason: `cannot locate @kiln/backend-cpu (${(e as Error).message})` });
+    }
+  }
+  if (!fs.existsSync(file)) {
+    return (status = { loaded: false, reason: `${file} was not built (apt-get install libdnnl-dev, then rebuild @kiln/backend-cpu)` });
+  }
+  // libgomp sizes its pool when it loads; a spinning pool on a shared 2-core machine starves the
+  // WASM threads, so let idle OpenMP threads sleep unless the user chose otherwise.
+  if (proc.env && proc.env.OMP_WAIT_POLICY === undefined) proc.env.OMP_WAIT_POLICY = 'passive';
+  try {
+    return (status = { loaded: true, addon: req(file) as DnnlAddon, path: file });
+  } catch (e) {
+    return (status = { loaded: false, reason: `${file} failed to load: ${(e as Error).message}` });
+  }
+}
+
+type Conv2DAttrs = {
+  strides: [number, number] | number;
+  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+  dataFormat: 'NHWC' | 'NCHW';
+  dilations?: [number, number] | number;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+};
+
+/** The geometry the addon takes: [N, IH, IW, CI, OH, OW, CO, KH, KW, SH, SW, DH, DW, PT, PL]. */
+function geometry(c: tf.backend_util.Conv2DInfo): Int32Array | undefined {
+  // The bottom/right padding is derived in the addon from the output size; it comes out negative
+  // when a strided window never reaches the last rows or columns, which oneDNN accepts.
+  if (c.padInfo.top < 0 || c.padInfo.left < 0) return undefined;
+  if (c.outHeight < 1 || c.outWidth < 1 || c.batchSize < 1) return undefined;
+  return Int32Array.of(
+    c.batchSize, c.inHeight, c.inWidth, c.inChannels, c.outHeight, c.outWidth, c.outChannels,
+    c.filterHeight, c.filterWidth, c.strideHeight, c.strideWidth, c.dilationHeight, c.dilationWidth,
+    c.padInfo.top, c.padInfo.left,
+  );
+}
+
+const float32 = (...ts: (tf.TensorInfo | undefined)[]) => ts.every((t) => t === undefined || t.dtype === 'float32');
+
+const counts = new Map<string, { native: number; fallback: number }>();
+
+/**
+ * How many calls of each wrapped kernel oneDNN ran, and how many it handed back to the kernel it
+ * wraps (NCHW, other dtypes, unsupported activations or broadcasts), since the process started.
+ */
+export function dnnlCallCounts(): Record<string, { native: number; fallback: number }> {
+  return Object.fromEntries([...counts].map(([k, v]) => [k, { ...v }]));
+}
+
+/** Wraps `fallback` (the kernel being replaced) so that oneDNN runs whenever `native` accepts the call. */
+function withFallback(kernelName: string, fallback: tf.KernelFunc, native: (args: WasmKernelArgs<any>, addon: DnnlAddon) => tf.TensorInfo | undefined): tf.KernelConfig {
+  let count = counts.get(kernelName);
+  if (!count) counts.set(kernelName, (count = { native: 0, fallback: 0 }));
+  const c = count;
+  const kernelFunc = ((args: WasmKernelArgs<any>) => {
+    const s = loadDnnl();
+    const out = s.loaded ? native(args, s.addon) : undefined;
+    if (out) {
+      c.native++;
+      return out;
+    }
+    c.fallback++;
+    return fallback(args as unknown as Parameters<tf.KernelFunc>[0]);
+  }) as unknown as tf.KernelFunc;
+  return { kernelName, backendName: 'wasm', kernelFunc };
+}
+
+function convInfo(xShape: number[], filterShape: number[], attrs: Conv2DAttrs): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number], filterShape as [number, number, number, number],
+    attrs.strides, attrs.dilations ?? 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast');
+}
+
+function forward(backend: BackendWasm, addon: DnnlAddon, x: tf.TensorInfo, filter: tf.TensorInfo, bias: tf.TensorInfo | undefined, relu: boolean, attrs: Conv2DAttrs): tf.TensorInfo | undefined {
+  if (attrs.dataFormat === 'NCHW' || !float32(x, filter, bias)) return undefined;
+  if (bias && (bias.shape.length !== 1 || bias.shape[0] !== filter.shape[3])) return undefined;
+  const c = convInfo(x.shape, filter.shape, attrs);
+  const g = geometry(c);
+  if (!g) return undefined;
+  const y = backend.makeOutput(c.outShape, 'float32');
+  addon.conv2dForward(g, f32View(backend, x), f32View(backend, filter), bias ? f32View(backend, bias) : null, f32View(backend, y), relu);
+  return y;
+}
+
+/** Batch sizes of a BatchMatMul that oneDNN can run: equal, or one side 1 (broadcast). */
+function matMulGeometry(a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean): { g: Int32Array; out: number[] } | undefined {
+  if (a.shape.length < 2 || b.shape.length < 2) return undefined;
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  const [M, K] = transposeA ? [a.shape[ra - 1], a.shape[ra - 2]] : [a.shape[ra - 2], a.shape[ra - 1]];
+  const [K2, N] = transposeB ? [b.shape[rb - 1], b.shape[rb - 2]] : [b.shape[rb - 2], b.shape[rb - 1]];
+  if (K !== K2 || M < 1 || K < 1 || N < 1) return undefined;
+  const batchA = a.shape.slice(0, -2);
+  const batchB = b.shape.slice(0, -2);
+  const BA = batchA.reduce((p, d) => p * d, 1);
+  const BB = batchB.reduce((p, d) => p * d, 1);
+  let batch: number[];
+  if (BA === BB && batchA.join() === batchB.join()) batch = batchA;
+  else if (BA === 1) batch = batchB.length >= batchA.length ? batchB : batchA;
+  else if (BB === 1) batch = batchA.length >= batchB.length ? batchA : batchB;
+  else return undefined;
+  return { g: Int32Array.of(BA, BB, M, K, N, transposeA ? 1 : 0, transposeB ? 1 : 0), out: [...batch, M, N] };
+}
+
+/** Builds the oneDNN kernels, each falling back to the kernel registered for 'wasm' before it. */
+export function dnnlKernelConfigs(previous: (name: string) => tf.KernelFunc): tf.KernelConfig[] {
+  return [
+    withFallback(tf.Conv2D, previous(tf.Conv2D), ({ inputs, backend, attrs }, addon) =>
+      forward(backend, addon, inputs.x, inputs.filter, undefined, false, attrs as Conv2DAttrs)),
+    withFallback(tf.FusedConv2D, previous(tf.FusedConv2D), ({ inputs, backend, attrs }, addon) => {
+      const { activation } = attrs as { activation?: string };
+      if (activation !== undefined && activation !== 'linear' && activation !== 'relu') return undefined;
+      if (inputs.preluActivationWeights) return undefined;
+      return forward(backend, addon, inputs.x, inputs.filter, inputs.bias, activation === 'relu', attrs as Conv2DAttrs);
+    }),
+    withFallback(tf.Conv2DBackpropInput, previous(tf.Conv2DBackpropInput), ({ inputs, backend, attrs }, addon) => {
+      const { dy, filter } = inputs;
+      const a = attrs as Conv2DAttrs & { inputShape: [number, number, number, number] };
+      if (a.dataFormat === 'NCHW' || !float32(dy, filter)) return undefined;
+      const g = geometry(convInfo(a.inputShape, filter.shape, a));
+      if (!g) return undefined;
+      const dx = backend.makeOutput(a.inputShape, 'float32');
+      addon.conv2dBackwardData(g, f32View(backend, dy), f32View(backend, filter), f32View(backend, dx));
+      return dx;
+    }),
+    withFallback(tf.Conv2DBackpropFilter, previous(tf.Conv2DBackpropFilter), ({ inputs, backend, attrs }, addon) => {
+      const { x, dy } = inputs;
+      const a = attrs as Conv2DAttrs & { filterShape: [number, number, number, number] };
+      if (a.dataFormat === 'NCHW' || !float32(x, dy)) return undefined;
+      const g = geometry(convInfo(x.shape, a.filterShape, a));
+      if (!g) return undefined;
+      const dw = backend.makeOutput(a.filterShape, 'float32');
+      addon.conv2dBackwardFilter(g, f32View(backend, x), f32View(backend, dy), f32View(backend, dw));
+      return dw;
+    }),
+    withFallback(tf.MaxPoolGrad, previous(tf.MaxPoolGrad), ({ inputs, backend, attrs }, addon) => {
+      const { dy, input } = inputs;
+      const a = attrs as { filterSize: [number, number] | number; strides: [number, number] | number; pad: Conv2DAttrs['pad']; dimRoundingMode?: 'floor' | 'round' | 'ceil' };
+      if (!float32(dy, input) || input.shape.length !== 4) return undefined;
+      const c = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode);
+      if (c.padInfo.top < 0 || c.padInfo.left < 0 || c.outHeight < 1 || c.outWidth < 1) return undefined;
+      const g = Int32Array.of(c.batchSize, c.inHeight, c.inWidth, c.inChannels, c.outHeight, c.outWidth,
+        c.filterHeight, c.filterWidth, c.strideHeight, c.strideWidth, c.padInfo.top, c.padInfo.left);
+      const dx = backend.makeOutput(input.shape, 'float32');
+      addon.maxPoolBackward(g, f32View(backend, input), f32View(backend, dy), f32View(backend, dx));
+      return dx;
+    }),
+    withFallback(tf.BatchMatMul, previous(tf.BatchMatMul), ({ inputs, backend, attrs }, addon) => {
+      const { a, b } = inputs;
+      const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
+      if (!float32(a, b)) return undefined;
+      const m = matMulGeometry(a, b, transposeA, transposeB);
+      if (!m) return undefined;
+      const out = backend.makeOutput(m.out, 'float32');
+      addon.matMul(m.g, f32View(backend, a), f32View(backend, b), f32View(backend, out));
+      return out;
+    }),
+  ];
+}
