@@ -42,12 +42,36 @@ export class BatchNorm extends Module {
     }
   }
 
+  /** Training mode with a learned scale and shift: one op with a closed-form gradient. */
+  private trainingForward(x: Tensor, axes: number[]): Tensor {
+    return batchNormTraining(this, x, axes, this.weight!.variable, this.bias!.variable);
+  }
+
+  /**
+   * running ← (1−momentum)·running + momentum·batch, with the unbiased batch variance (`count`
+   * values per channel), as PyTorch does. Only in training mode with running statistics.
+   */
+  updateRunningStats(mean: Tensor, variance: Tensor, count: number): void {
+    if (!this.training || !this.config.trackRunningStats) return;
+    const { momentum } = this.config;
+    tf.tidy(() => {
+      const unbiased = tf.mul(variance, count / Math.max(count - 1, 1));
+      const rm = this.buffer('running_mean');
+      const rv = this.buffer('running_var');
+      const nb = this.buffer('num_batches_tracked');
+      rm.assign(tf.add(tf.mul(rm, 1 - momentum), tf.mul(mean, momentum)));
+      rv.assign(tf.add(tf.mul(rv, 1 - momentum), tf.mul(unbiased, momentum)));
+      nb.assign(tf.add(nb, tf.scalar(1, 'int32')));
+    });
+  }
+
   forward(x: Tensor): Tensor {
     const c = this.config.numFeatures;
     if (x.shape[x.rank - 1] !== c || x.rank < 2) this.expectShape(x, x.rank < 2 ? 4 : x.rank, { [Math.max(x.rank, 2) - 1]: c }, 'channels last');
     const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
     const useBatch = this.training || !this.config.trackRunningStats;
-    const { eps, momentum } = this.config;
+    const { eps } = this.config;
+    if (useBatch && this.weight && this.bias) return this.trainingForward(x, axes);
     return tf.tidy(() => {
       let mean: Tensor;
       let variance: Tensor;
@@ -55,16 +79,7 @@ export class BatchNorm extends Module {
         const m = tf.moments(x, axes);
         mean = m.mean;
         variance = m.variance;
-        if (this.training && this.config.trackRunningStats) {
-          const n = x.size / c;
-          const unbiased = tf.mul(variance, n / Math.max(n - 1, 1));
-          const rm = this.buffer('running_mean');
-          const rv = this.buffer('running_var');
-          const nb = this.buffer('num_batches_tracked');
-          rm.assign(tf.add(tf.mul(rm, 1 - momentum), tf.mul(mean, momentum)));
-          rv.assign(tf.add(tf.mul(rv, 1 - momentum), tf.mul(unbiased, momentum)));
-          nb.assign(tf.add(nb, tf.scalar(1, 'int32')));
-        }
+        this.updateRunningStats(mean, variance, x.size / c);
       } else {
         mean = this.buffer('running_mean');
         variance = this.buffer('running_var');
@@ -74,6 +89,43 @@ export class BatchNorm extends Module {
       return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps)));
     });
   }
+}
+
+/**
+ * Batch normalisation with batch statistics and a learned scale and shift, as one differentiable
+ * op whose gradient is the closed form (x̂ = (x − μ)/σ, m = values per channel):
+ *
+ *   dβ = Σ dy,  dγ = Σ dy·x̂,  dx = γ/σ · (dy − dβ/m − x̂·dγ/m)
+ *
+ * instead of the tape of tfjs's moments and batchNorm ops (about three times the kernels: this
+ * is most of a ResNet training step outside the convolutions). Running statistics are updated
+ * as a side effect, from the same batch mean and variance.
+ */
+function batchNormTraining(layer: BatchNorm, x: Tensor, axes: number[], gamma: Tensor, beta: Tensor): Tensor {
+  const { eps, momentum, numFeatures: c, trackRunningStats } = layer.config;
+  const m = x.size / c;
+  const op = tf.customGrad((xIn, g, b, save) => {
+    const xt = xIn as Tensor;
+    const mean = tf.mean(xt, axes);
+    const centred = tf.sub(xt, mean);
+    const variance = tf.mean(tf.square(centred), axes);
+    const invStd = tf.rsqrt(tf.add(variance, eps));
+    const xHat = tf.mul(centred, invStd);
+    if (trackRunningStats) layer.updateRunningStats(mean, variance, m);
+    (save as unknown as (saved: Tensor[]) => void)([xHat, invStd, g as Tensor]);
+    return {
+      value: tf.add(tf.mul(xHat, g as Tensor), b as Tensor),
+      gradFunc: (dy, saved) => {
+        const [xh, inv, gm] = saved;
+        const d = dy as Tensor;
+        const dBeta = tf.sum(d, axes);
+        const dGamma = tf.sum(tf.mul(d, xh), axes);
+        const dx = tf.mul(tf.sub(tf.sub(d, tf.div(dBeta, m)), tf.mul(xh, tf.div(dGamma, m))), tf.mul(gm, inv));
+        return [dx, dGamma, dBeta];
+      },
+    };
+  });
+  return op(x, gamma, beta) as Tensor;
 }
 
 /** PyTorch's names for the same layer over [N, C], NLC and NHWC inputs. */
