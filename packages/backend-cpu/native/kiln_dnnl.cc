@@ -45,6 +45,9 @@ struct Geometry {
   memory::dims src() const { return {N, CI, IH, IW}; }
   memory::dims dst() const { return {N, CO, OH, OW}; }
   memory::dims wei() const { return {CO, CI, KH, KW}; }
+  size_t srcSize() const { return N * IH * IW * CI; }
+  size_t dstSize() const { return N * OH * OW * CO; }
+  size_t weiSize() const { return KH * KW * CI * CO; }
   memory::dims strides() const { return {SH, SW}; }
   // oneDNN counts dilation from 0 (no gaps), tfjs from 1.
   memory::dims dilates() const { return {DH - 1, DW - 1}; }
@@ -210,20 +213,31 @@ float *floats(napi_env env, napi_value v, size_t need, const char *what) {
   return static_cast<float *>(data);
 }
 
-Geometry geometry(napi_env env, napi_value v) {
+std::vector<int64_t> ints(napi_env env, napi_value v, size_t n, const char *what) {
   napi_typedarray_type type;
   size_t length = 0;
   void *data = nullptr;
   bool is = false;
   NAPI_OK(napi_is_typedarray(env, v, &is));
-  if (!is) throw JsError{"geometry: expected an Int32Array of 15 values"};
-  NAPI_OK(napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr));
-  if (type != napi_int32_array || length != 15) throw JsError{"geometry: expected an Int32Array of 15 values"};
+  if (is) NAPI_OK(napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr));
+  if (!is || type != napi_int32_array || length != n) throw JsError{std::string(what) + ": expected an Int32Array of " + std::to_string(n) + " values"};
   const int32_t *p = static_cast<const int32_t *>(data);
-  Geometry g{p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14]};
+  return std::vector<int64_t>(p, p + n);
+}
+
+Geometry geometry(napi_env env, napi_value v) {
+  auto p = ints(env, v, 15, "geometry");
   for (int i = 0; i < 13; i++)
     if (p[i] < 1) throw JsError{"geometry: sizes, strides and dilations must be positive"};
-  return g;
+  return Geometry{p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13], p[14]};
+}
+
+// The cached primitive for `key`, made by `make()` the first time. Callers hold cacheLock.
+template <typename T, typename Make>
+T &cached(std::unordered_map<std::string, std::unique_ptr<T>> &cache, const std::string &key, Make make) {
+  auto &slot = cache[key];
+  if (!slot) slot = std::make_unique<T>(make());
+  return *slot;
 }
 
 std::vector<napi_value> args(napi_env env, napi_callback_info info, size_t want) {
@@ -277,16 +291,15 @@ napi_value Conv2dForward(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     auto a = args(env, info, 6);
     Geometry g = geometry(env, a[0]);
-    float *x = floats(env, a[1], g.N * g.IH * g.IW * g.CI, "x");
-    float *w = floats(env, a[2], g.KH * g.KW * g.CI * g.CO, "filter");
+    float *x = floats(env, a[1], g.srcSize(), "x");
+    float *w = floats(env, a[2], g.weiSize(), "filter");
     float *b = isNullish(env, a[3]) ? nullptr : floats(env, a[3], g.CO, "bias");
-    float *y = floats(env, a[4], g.N * g.OH * g.OW * g.CO, "y");
+    float *y = floats(env, a[4], g.dstSize(), "y");
     bool relu = false;
     NAPI_OK(napi_get_value_bool(env, a[5], &relu));
     std::lock_guard<std::mutex> lock(cacheLock);
     std::string key = g.key() + (b ? "b" : "") + (relu ? "r" : "");
-    auto &slot = forwards[key];
-    if (!slot) slot = std::make_unique<Forward>(g, b != nullptr, relu);
+    Forward *slot = &cached(forwards, key, [&] { return Forward(g, b != nullptr, relu); });
     float *wIn = filterFor(slot->filter, w, g);
     std::unordered_map<int, memory> io{{DNNL_ARG_SRC, memory(plain(g.src(), tag::nhwc), cpu(), x)},
                                        {DNNL_ARG_WEIGHTS, memory(slot->filter.want, cpu(), wIn)},
@@ -303,12 +316,11 @@ napi_value Conv2dBackwardData(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     auto a = args(env, info, 4);
     Geometry g = geometry(env, a[0]);
-    float *dy = floats(env, a[1], g.N * g.OH * g.OW * g.CO, "dy");
-    float *w = floats(env, a[2], g.KH * g.KW * g.CI * g.CO, "filter");
-    float *dx = floats(env, a[3], g.N * g.IH * g.IW * g.CI, "dx");
+    float *dy = floats(env, a[1], g.dstSize(), "dy");
+    float *w = floats(env, a[2], g.weiSize(), "filter");
+    float *dx = floats(env, a[3], g.srcSize(), "dx");
     std::lock_guard<std::mutex> lock(cacheLock);
-    auto &slot = backwardDatas[g.key()];
-    if (!slot) slot = std::make_unique<BackwardData>(BackwardData::make(g));
+    BackwardData *slot = &cached(backwardDatas, g.key(), [&] { return BackwardData::make(g); });
     float *wIn = filterFor(slot->filter, w, g);
     slot->prim.execute(strm(), {{DNNL_ARG_DIFF_DST, memory(plain(g.dst(), tag::nhwc), cpu(), dy)},
                                 {DNNL_ARG_WEIGHTS, memory(slot->filter.want, cpu(), wIn)},
@@ -323,12 +335,11 @@ napi_value Conv2dBackwardFilter(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     auto a = args(env, info, 4);
     Geometry g = geometry(env, a[0]);
-    float *x = floats(env, a[1], g.N * g.IH * g.IW * g.CI, "x");
-    float *dy = floats(env, a[2], g.N * g.OH * g.OW * g.CO, "dy");
-    float *dw = floats(env, a[3], g.KH * g.KW * g.CI * g.CO, "dw");
+    float *x = floats(env, a[1], g.srcSize(), "x");
+    float *dy = floats(env, a[2], g.dstSize(), "dy");
+    float *dw = floats(env, a[3], g.weiSize(), "dw");
     std::lock_guard<std::mutex> lock(cacheLock);
-    auto &slot = backwardWeights[g.key()];
-    if (!slot) slot = std::make_unique<BackwardWeights>(BackwardWeights::make(g));
+    BackwardWeights *slot = &cached(backwardWeights, g.key(), [&] { return BackwardWeights::make(g); });
     std::vector<float> blocked;
     float *out = dw;
     if (slot->toHwio) {
@@ -348,18 +359,6 @@ napi_value Conv2dBackwardFilter(napi_env env, napi_callback_info info) {
   });
 }
 
-std::vector<int64_t> ints(napi_env env, napi_value v, size_t n, const char *what) {
-  napi_typedarray_type type;
-  size_t length = 0;
-  void *data = nullptr;
-  bool is = false;
-  NAPI_OK(napi_is_typedarray(env, v, &is));
-  if (is) NAPI_OK(napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr));
-  if (!is || type != napi_int32_array || length != n) throw JsError{std::string(what) + ": expected an Int32Array of " + std::to_string(n) + " values"};
-  const int32_t *p = static_cast<const int32_t *>(data);
-  return std::vector<int64_t>(p, p + n);
-}
-
 // maxPoolBackward(geometry, x, dy, dx)
 napi_value MaxPoolBackwardJs(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
@@ -372,8 +371,7 @@ napi_value MaxPoolBackwardJs(napi_env env, napi_callback_info info) {
     float *dy = floats(env, a[2], g.N * g.OH * g.OW * g.C, "dy");
     float *dx = floats(env, a[3], g.N * g.IH * g.IW * g.C, "dx");
     std::lock_guard<std::mutex> lock(cacheLock);
-    auto &slot = maxPoolBackwards[g.key()];
-    if (!slot) slot = std::make_unique<MaxPoolBackward>(MaxPoolBackward::make(g));
+    MaxPoolBackward *slot = &cached(maxPoolBackwards, g.key(), [&] { return MaxPoolBackward::make(g); });
     std::vector<float> y(g.N * g.OH * g.OW * g.C);
     std::vector<uint8_t> ws(slot->workspace.get_size());
     memory wsMem(slot->workspace, cpu(), ws.data());
@@ -401,8 +399,7 @@ napi_value MatMulJs(napi_env env, napi_callback_info info) {
     float *B = floats(env, a[2], g.BB * g.K * g.N, "b");
     float *C = floats(env, a[3], std::max(g.BA, g.BB) * g.M * g.N, "c");
     std::lock_guard<std::mutex> lock(cacheLock);
-    auto &slot = matmuls[g.key()];
-    if (!slot) slot = std::make_unique<dnnl::matmul>(dnnl::matmul::primitive_desc(dnnl::matmul::desc(g.a(), g.b(), g.c()), cpu()));
+    dnnl::matmul *slot = &cached(matmuls, g.key(), [&] { return dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(g.a(), g.b(), g.c()), cpu())); });
     slot->execute(strm(), {{DNNL_ARG_SRC, memory(g.a(), cpu(), A)}, {DNNL_ARG_WEIGHTS, memory(g.b(), cpu(), B)}, {DNNL_ARG_DST, memory(g.c(), cpu(), C)}});
     strm().wait();
     return undefinedValue(env);
