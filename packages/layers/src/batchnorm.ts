@@ -102,7 +102,7 @@ export class BatchNorm extends Module {
  * as a side effect, from the same batch mean and variance.
  */
 function batchNormTraining(layer: BatchNorm, x: Tensor, axes: number[], gamma: Tensor, beta: Tensor): Tensor {
-  const { eps, momentum, numFeatures: c, trackRunningStats } = layer.config;
+  const { eps, numFeatures: c, trackRunningStats } = layer.config;
   const m = x.size / c;
   const op = tf.customGrad((xIn, g, b, save) => {
     const xt = xIn as Tensor;
