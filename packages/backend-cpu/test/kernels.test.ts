@@ -138,6 +138,9 @@ describe.each(convModes)('conv2d gradients on wasm match cpu (oneDNN: %s)', (dnn
     { name: '1x1 stride 2', x: [2, 7, 7, 3], f: [1, 1, 3, 2], strides: 2, pad: 'valid' },
     { name: 'explicit pad 1', x: [2, 6, 5, 3], f: [3, 3, 3, 2], strides: 1, pad: 1 },
     { name: 'explicit asymmetric pads, stride 2', x: [2, 9, 8, 2], f: [3, 3, 2, 3], strides: 2, pad: [[0, 0], [1, 2], [2, 0], [0, 0]] },
+    { name: 'Inception 1x7, pads (0, 3)', x: [2, 9, 9, 4], f: [1, 7, 4, 3], strides: 1, pad: [[0, 0], [0, 0], [3, 3], [0, 0]] },
+    { name: 'Inception 7x1, pads (3, 0)', x: [2, 9, 9, 4], f: [7, 1, 4, 3], strides: 1, pad: [[0, 0], [3, 3], [0, 0], [0, 0]] },
+    { name: 'ResNet stem 7x7 stride 2 pad 3', x: [2, 16, 16, 3], f: [7, 7, 3, 4], strides: 2, pad: 3 },
     { name: 'LeNet conv1', x: [4, 28, 28, 1], f: [5, 5, 1, 6], strides: 1, pad: 'same' },
     { name: 'LeNet conv2', x: [4, 14, 14, 6], f: [5, 5, 6, 16], strides: 1, pad: 'valid' },
   ];
