@@ -75,7 +75,7 @@ describe('zoo training gradients on the default backend match the reference cpu 
       const got = lossAndGrads(model, xs, c);
       expect(tf.memory().numTensors).toBe(before);
       await cpu.init();
-      tf.tidy(() => model.loadStateDict(Object.fromEntries(Object.entries(state).map(([k, t]) => [k, tf.tensor(buffers[k], t.shape, t.dtype)]))));
+      tf.tidy(() => void model.loadStateDict(Object.fromEntries(Object.entries(state).map(([k, t]) => [k, tf.tensor(buffers[k], t.shape, t.dtype)]))));
       const want = lossAndGrads(model, xs, c);
       expect(Math.abs(got.loss - want.loss)).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(want.loss)));
       // Gradients of order one; the largest difference relative to the largest gradient.
