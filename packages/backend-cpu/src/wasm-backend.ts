@@ -2,7 +2,7 @@ import { activateTfjsBackend, BackendUnavailableError, tf, type Availability, ty
 import { setThreadsCount, setWasmPaths, getThreadsCount, BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { init as initSingleThreaded } from '@tensorflow/tfjs-backend-wasm/dist/backend_wasm.js';
 import { defaultWasmDirectory } from './wasm-files.js';
-import { registerWasmTrainingKernels } from './kernels/index.js';
+import { dnnlKernelsActive, registerWasmTrainingKernels } from './kernels/index.js';
 import { loadDnnl } from './kernels/dnnl.js';
 import { createThreadedNodeBackend } from './wasm-threaded-node.js';
 
@@ -13,7 +13,8 @@ export interface WasmBackendOptions {
    */
   wasmPaths?: string;
   /**
-   * XNNPACK threads. Defaults to `KILN_NUM_THREADS` when set, else (in Node) the cores that are
+   * Compute threads: oneDNN's when its kernels are loaded (WASM then runs single-threaded), else
+   * XNNPACK's. Defaults to `KILN_NUM_THREADS` when set, else (in Node) the cores that are
    * idle when the backend starts: the core count minus the 1-minute load average, rounded, at
    * least 1. (A pool of spinning threads on cores other processes are using is several times
    * slower than one thread: see docs/benchmarks.md.) With 1, the single-threaded SIMD build runs
@@ -23,7 +24,7 @@ export interface WasmBackendOptions {
   /**
    * Run 2-D convolutions (forward, input and filter gradients) through oneDNN when Kiln's native
    * addon is built (Node on Linux with Debian's `libdnnl-dev`; see docs/benchmarks.md). Default
-   * true; `KILN_DNNL=0` also turns it off. oneDNN uses the same thread count as XNNPACK.
+   * true; `KILN_DNNL=0` also turns it off. oneDNN gets the `numThreads` threads.
    */
   dnnl?: boolean;
 }
@@ -80,7 +81,6 @@ function envThreads(): number | undefined {
  */
 export function wasmBackend(options: WasmBackendOptions = {}): BackendPlugin {
   let initialised = false;
-  let dnnlThreads = 0;
   return {
     name: 'wasm',
     priority: 100,
@@ -112,7 +112,6 @@ export function wasmBackend(options: WasmBackendOptions = {}): BackendPlugin {
             const dnnl = options.dnnl !== false ? loadDnnl() : undefined;
             if (dnnl?.loaded) {
               dnnl.addon.setNumThreads(n);
-              dnnlThreads = n;
             } else if (n > 1) {
               useThreadedNodeBuild(dir, n);
             }
@@ -134,8 +133,9 @@ export function wasmBackend(options: WasmBackendOptions = {}): BackendPlugin {
       } catch {
         threads = 1;
       }
-      const dnnl = dnnlThreads > 0 ? loadDnnl() : undefined;
+      const dnnl = dnnlKernelsActive() ? loadDnnl() : undefined;
       const info = dnnl?.loaded ? dnnl.addon.info() : undefined;
+      const dnnlThreads = info?.maxThreads ?? 0;
       const plural = (k: number) => `${k} thread${k === 1 ? '' : 's'}`;
       const conv = info ? `; oneDNN ${info.version} ${info.cpuIsa} convolutions, ${plural(dnnlThreads)}` : '';
       return {

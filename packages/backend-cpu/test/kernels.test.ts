@@ -256,8 +256,11 @@ describe('the oneDNN addon', () => {
     names.forEach((_, i) => expect(native[i]).not.toBe(js[i]));
     // tfjs's WASM kernels bind their C functions in setupFunc; the wrappers must keep it.
     expect(tf.getKernel('Conv2D', 'wasm')!.setupFunc).toBeTypeOf('function');
+    // Any plugin instance describes the kernels in place, not just the one that registered them.
+    expect(String(wasmBackend().describe().device)).toMatch(/oneDNN/);
     registerWasmTrainingKernels({ dnnl: false });
     names.forEach((n, i) => expect(tf.getKernel(n, 'wasm')!.kernelFunc).toBe(js[i]));
+    expect(String(wasmBackend().describe().device)).not.toMatch(/oneDNN/);
     registerWasmTrainingKernels();
   });
 });

@@ -61,19 +61,14 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): vo
     tf.registerKernel(k);
   }
   registerCpuBridgeKernels(broken);
-  // oneDNN convolutions on top, each falling back to the kernel it wraps; or, when turned off,
-  // the kernels they wrapped put back.
-  const useDnnl = options.dnnl !== false && loadDnnl().loaded;
-  const configs = dnnlKernelConfigs((name) => {
-    const k = tf.getKernel(name, 'wasm');
-    if (!k) throw new Error(`kiln: the wasm backend has no ${name} kernel to fall back to`);
-    return unwrapped.get(k.kernelFunc) ?? k.kernelFunc;
-  });
-  for (const k of configs) {
+  // oneDNN kernels on top, each falling back to the kernel it wraps; or, when turned off, the
+  // kernels they wrapped put back.
+  dnnlActive = options.dnnl !== false && loadDnnl().loaded;
+  for (const k of dnnlKernelConfigs(baseKernel)) {
     const current = tf.getKernel(k.kernelName, 'wasm')!;
-    const base = unwrapped.get(current.kernelFunc) ?? current.kernelFunc;
+    const base = baseKernel(k.kernelName);
     tf.unregisterKernel(k.kernelName, 'wasm');
-    if (useDnnl) {
+    if (dnnlActive) {
       unwrapped.set(k.kernelFunc, base);
       // Keep the wrapped kernel's setup (tfjs's WASM kernels bind their C functions in it).
       tf.registerKernel({ ...k, setupFunc: current.setupFunc, disposeFunc: current.disposeFunc });
@@ -81,6 +76,20 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): vo
       tf.registerKernel({ ...current, kernelFunc: base });
     }
   }
+}
+
+let dnnlActive = false;
+
+/** Whether the last registration put the oneDNN kernels in place. */
+export function dnnlKernelsActive(): boolean {
+  return dnnlActive;
+}
+
+/** The kernel registered for `name` on 'wasm', seen through any oneDNN wrapper around it. */
+function baseKernel(name: string): tf.KernelFunc {
+  const k = tf.getKernel(name, 'wasm');
+  if (!k) throw new Error(`kiln: the wasm backend has no ${name} kernel to fall back to`);
+  return unwrapped.get(k.kernelFunc) ?? k.kernelFunc;
 }
 
 /** oneDNN kernel → the kernel it wraps. */
