@@ -52,4 +52,26 @@ describe.skipIf(skipWebGpu)(`LeNet-5, ${STEPS} Adam steps: WebGPU vs CPU`, () =>
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     expect(mean(got.slice(STEPS / 2))).toBeLessThan(mean(got.slice(0, STEPS / 2)) - 0.1);
   }, 120_000);
+
+  it('saves weights held on the GPU (asynchronous reads) and the CPU backend loads them', async () => {
+    await gpu.init();
+    core.manualSeed(3);
+    const model = zoo.createModel('lenet5', { numClasses: 10, inChannels: 1 });
+    // A GPU-resident result: synchronous reads of it throw in Node, so the export must await.
+    tf.tidy(() => model.parameters()[0].variable.assign(tf.mul(model.parameters()[0].variable, 2)));
+    const xs = Float32Array.from({ length: 2 * 28 * 28 }, (_, i) => (Math.sin(i * 0.7) + 1) / 2);
+    const yGpu = tf.tidy(() => model.eval().forward(tf.tensor(xs, [2, 28, 28, 1])));
+    const onGpu = await yGpu.data();
+    yGpu.dispose();
+    const bytes = await zoo.saveWeights(model, { model: 'lenet5' });
+    await cpuPkg.cpuBackend().init();
+    const copy = zoo.createModel('lenet5', { numClasses: 10, inChannels: 1, skipInit: true });
+    zoo.loadWeights(copy, bytes);
+    const onCpu = tf.tidy(() => copy.eval().forward(tf.tensor(xs, [2, 28, 28, 1])).dataSync());
+    let worst = 0;
+    for (let i = 0; i < onCpu.length; i++) worst = Math.max(worst, Math.abs(onCpu[i] - onGpu[i]));
+    expect(worst).toBeLessThan(1e-4);
+    model.dispose();
+    copy.dispose();
+  }, 60_000);
 });

@@ -1,10 +1,21 @@
 import * as tf from './tfjs-core.js';
 import type { DType, HostTensor } from './tensor-files.js';
 
-/** Copies a tensor's values to the host (synchronously; use in checkpointing, not in hot loops). */
+/**
+ * Copies a tensor's values to the host synchronously. Backends whose data lives on a GPU may refuse
+ * synchronous reads (WebGPU in Node does); use {@link toHostAsync} wherever the caller can await.
+ */
 export function toHost(t: tf.Tensor): HostTensor {
+  return hostTensor(t, t.dataSync());
+}
+
+/** Copies a tensor's values to the host, waiting for the backend (works on every backend). */
+export async function toHostAsync(t: tf.Tensor): Promise<HostTensor> {
+  return hostTensor(t, await t.data());
+}
+
+function hostTensor(t: tf.Tensor, values: tf.TypedArray | string[]): HostTensor {
   const dtype = t.dtype === 'bool' ? 'bool' : (t.dtype as DType);
-  const values = t.dataSync();
   const data = dtype === 'bool' ? Uint8Array.from(values as Uint8Array) : values;
   return { dtype, shape: [...t.shape], data: data as HostTensor['data'] };
 }

@@ -1,4 +1,4 @@
-import { tf, toHost, type HostTensor } from '@kiln/core';
+import { tf, toHostAsync, type HostTensor } from '@kiln/core';
 import { Conv2d, Linear, type Module } from '@kiln/layers';
 import { assignChecked, type WeightConverter } from './weight-transfer.js';
 import { ZooModel } from './zoo-model.js';
@@ -55,7 +55,7 @@ export function loadTorchvisionWeights(model: Module, tensors: Record<string, Ho
 }
 
 /** The model's state dict in PyTorch's names and layouts, ready for `encodeSafetensors`. */
-export function torchvisionStateDict(model: Module): Record<string, HostTensor> {
+export async function torchvisionStateDict(model: Module): Promise<Record<string, HostTensor>> {
   const out: Record<string, HostTensor> = {};
   for (const [key, v] of Object.entries(model.stateDict())) {
     const { kind, flatten } = torchLayout(model, key);
@@ -68,8 +68,12 @@ export function torchvisionStateDict(model: Module): Record<string, HostTensor> 
       if (kind === 'dense') return tf.transpose(v);
       return tf.clone(v);
     });
-    out[key] = toHost(t);
-    t.dispose();
+    try {
+      // Asynchronous reads: GPU backends (WebGPU in Node) refuse synchronous ones.
+      out[key] = await toHostAsync(t);
+    } finally {
+      t.dispose();
+    }
   }
   // PyTorch counts batches in int64.
   for (const [key, h] of Object.entries(out)) {

@@ -1,4 +1,4 @@
-import { tf, decodeSafetensors, encodeSafetensors, fromHost, toHost, type HostTensor } from '@kiln/core';
+import { tf, decodeSafetensors, encodeSafetensors, fromHost, toHostAsync, type HostTensor } from '@kiln/core';
 import { StateDictMismatchError, type Module, type StateDictProblem } from '@kiln/layers';
 
 /** How tensors from some other framework's files map onto a Kiln model's state dict. */
@@ -62,9 +62,10 @@ export const KILN_WEIGHTS_FORMAT = 'kiln-weights';
  * The model's parameters and buffers as a safetensors file in Kiln's layouts (NHWC/HWIO/[in, out]),
  * with `metadata` (string values) beside `format: kiln-weights`.
  */
-export function saveWeights(model: Module, metadata: Record<string, string> = {}): Uint8Array {
+export async function saveWeights(model: Module, metadata: Record<string, string> = {}): Promise<Uint8Array> {
   const host: Record<string, HostTensor> = {};
-  for (const [k, v] of Object.entries(model.stateDict())) host[k] = toHost(v);
+  // Asynchronous reads: GPU backends (WebGPU in Node) refuse synchronous ones.
+  for (const [k, v] of Object.entries(model.stateDict())) host[k] = await toHostAsync(v);
   return encodeSafetensors(host, { ...metadata, format: KILN_WEIGHTS_FORMAT, layout: 'NHWC' });
 }
 

@@ -46,9 +46,9 @@ describe.skipIf(!manifest)('torchvision weights give torchvision logits (eval mo
 });
 
 describe('torchvision state dict conversion', () => {
-  it('round-trips through PyTorch layouts, permuting the first dense layer after the conv stack', () => {
+  it('round-trips through PyTorch layouts, permuting the first dense layer after the conv stack', async () => {
     const a = createModel('lenet5');
-    const torch = torchvisionStateDict(a);
+    const torch = await torchvisionStateDict(a);
     // PyTorch layouts: OIHW conv kernels, [out, in] dense weights, int64 batch counters.
     expect(torch['features.0.weight'].shape).toEqual([6, 1, 5, 5]);
     expect(torch['classifier.0.weight'].shape).toEqual([120, 400]);
@@ -64,9 +64,9 @@ describe('torchvision state dict conversion', () => {
     b.dispose();
   });
 
-  it('names every missing, unexpected and wrongly shaped key', () => {
+  it('names every missing, unexpected and wrongly shaped key', async () => {
     const a = createModel('resnet18', { numClasses: 10, skipInit: true });
-    const torch = torchvisionStateDict(a);
+    const torch = await torchvisionStateDict(a);
     delete torch['layer1.0.bn1.running_var'];
     torch['layer9.weight'] = torch['fc.bias'];
     torch['fc.weight'] = { ...torch['fc.weight'], shape: [5, 1024] };

@@ -9,13 +9,13 @@ beforeAll(async () => {
 });
 
 describe("Kiln's own weight files (safetensors)", () => {
-  it('save → load reproduces every parameter and buffer, and the outputs', () => {
+  it('save → load reproduces every parameter and buffer, and the outputs', async () => {
     const a = createModel('resnet18', { numClasses: 3, smallInput: true, rng: new Rng(1) });
     // Non-trivial running statistics so buffers matter.
     const x = tf.randomNormal([4, 16, 16, 3], 0, 1, 'float32', 2);
     tf.dispose(a.forward(x));
     a.eval();
-    const bytes = saveWeights(a, { model: 'resnet18' });
+    const bytes = await saveWeights(a, { model: 'resnet18' });
     const b = createModel('resnet18', { numClasses: 3, smallInput: true, skipInit: true }).eval();
     const { metadata, problems } = loadWeights(b, bytes, { file: 'w.safetensors' });
     expect(problems).toEqual([]);
@@ -39,14 +39,15 @@ describe("Kiln's own weight files (safetensors)", () => {
     b.dispose();
   });
 
-  it('a file for another model names each mismatched key; a corrupt file names the byte offset', () => {
+  it('a file for another model names each mismatched key; a corrupt file names the byte offset', async () => {
     const a = createModel('lenet5', { numClasses: 10, skipInit: true });
     const b = createModel('lenet5', { numClasses: 5, skipInit: true });
-    expect(() => loadWeights(b, saveWeights(a), { file: 'ten.safetensors' })).toThrow(StateDictMismatchError);
-    expect(() => loadWeights(b, saveWeights(a), { file: 'ten.safetensors' })).toThrow(/classifier\.4\.weight: shape \[84,5\] expected, \[84,10\] found[\s\S]*ten\.safetensors/);
-    const bytes = saveWeights(a).slice(0, 40);
+    const saved = await saveWeights(a);
+    expect(() => loadWeights(b, saved, { file: 'ten.safetensors' })).toThrow(StateDictMismatchError);
+    expect(() => loadWeights(b, saved, { file: 'ten.safetensors' })).toThrow(/classifier\.4\.weight: shape \[84,5\] expected, \[84,10\] found[\s\S]*ten\.safetensors/);
+    const bytes = saved.slice(0, 40);
     expect(() => loadWeights(b, bytes, { file: 'cut.safetensors' })).toThrow(DataFormatError);
-    expect(decodeSafetensors(saveWeights(a)).metadata.format).toBe('kiln-weights');
+    expect(decodeSafetensors(saved).metadata.format).toBe('kiln-weights');
     a.dispose();
     b.dispose();
   });

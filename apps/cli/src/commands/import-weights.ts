@@ -74,7 +74,7 @@ export const importWeightsCommand: Command = {
         loadTfjsLayersWeights(model, json, (p) => readFileOrExplain(path.join(dir, p), 'weight shard'), { file: values.weights });
       }
       const metadata: Record<string, string> = { model: name, source: from, options: JSON.stringify({ ...options, numClasses: model.numClasses }) };
-      writeFileAtomic(values.out, saveWeights(model, metadata));
+      writeFileAtomic(values.out, await saveWeights(model, metadata));
       const result = { model: name, from, weights: values.weights, out: values.out, parameters: model.numParameters(), num_classes: model.numClasses };
       err(`wrote ${values.out}: ${name}, ${result.parameters.toLocaleString('en-US')} parameters, ${result.num_classes} classes`);
       out(JSON.stringify(result));

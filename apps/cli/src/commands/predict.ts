@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { ConfigError, DataFormatError, decodeNpy, decodeSafetensors, encodeNpy, fromHost, tf, toHost, type HostTensor } from '@kiln/core';
+import { ConfigError, DataFormatError, decodeNpy, decodeSafetensors, encodeNpy, fromHost, tf, toHostAsync, type HostTensor } from '@kiln/core';
 import { loadWeightTensors, modelEntry, type ZooOptions } from '@kiln/zoo';
 import { choiceArg, intArg } from '../args.js';
 import { cliBackends } from '../backends.js';
@@ -77,7 +77,7 @@ export const predictCommand: Command = {
         );
       }
       const y = tf.concat(outputs, 0);
-      const host: HostTensor = toHost(y);
+      const host: HostTensor = await toHostAsync(y);
       tf.dispose([x, y, ...outputs]);
       writeFileAtomic(values.output!, encodeNpy(host));
       const result = { model: name, weights: weightFile, input: values.input, layout, output: values.output, shape: host.shape, backend: choice.name };
