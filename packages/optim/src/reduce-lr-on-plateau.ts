@@ -57,15 +57,8 @@ export class ReduceLROnPlateau {
   ) {
     const { monitor = 'val_loss', mode = 'min', factor = 0.1, patience = 10, threshold = 1e-4, thresholdMode = 'rel', cooldown = 0, minLr = 0, eps = 1e-8 } = options;
     const n = optimizer.paramGroups.length;
-    if (mode !== 'min' && mode !== 'max') throw new ConfigError('ReduceLROnPlateau.mode', "'min' or 'max'", mode);
-    if (!(factor >= 0 && factor < 1)) throw new ConfigError('ReduceLROnPlateau.factor', 'a number in [0, 1)', factor);
-    if (!(Number.isInteger(patience) && patience >= 0)) throw new ConfigError('ReduceLROnPlateau.patience', 'an integer >= 0', patience);
-    if (!(threshold >= 0)) throw new ConfigError('ReduceLROnPlateau.threshold', 'a number >= 0', threshold);
-    if (thresholdMode !== 'rel' && thresholdMode !== 'abs') throw new ConfigError('ReduceLROnPlateau.thresholdMode', "'rel' or 'abs'", thresholdMode);
-    if (!(Number.isInteger(cooldown) && cooldown >= 0)) throw new ConfigError('ReduceLROnPlateau.cooldown', 'an integer >= 0', cooldown);
+    ReduceLROnPlateau.validate(options, n);
     const minLrs = Array.isArray(minLr) ? minLr : new Array<number>(n).fill(minLr);
-    if (minLrs.length !== n || !minLrs.every((m) => m >= 0)) throw new ConfigError('ReduceLROnPlateau.minLr', `a number >= 0 or ${n} of them (one per parameter group)`, minLr);
-    if (!(eps >= 0)) throw new ConfigError('ReduceLROnPlateau.eps', 'a number >= 0', eps);
     this.monitor = monitor;
     this.mode = mode;
     this.factor = factor;
@@ -76,6 +69,26 @@ export class ReduceLROnPlateau {
     this.minLrs = minLrs;
     this.eps = eps;
     this.best = this.worst();
+  }
+
+  /**
+   * Throws a ConfigError naming the first option out of range. With `groups`, a per-group `minLr`
+   * must have one entry per parameter group.
+   */
+  static validate(options: ReduceLrOnPlateauOptions, groups?: number): void {
+    const { mode = 'min', factor = 0.1, patience = 10, threshold = 1e-4, thresholdMode = 'rel', cooldown = 0, minLr = 0, eps = 1e-8 } = options;
+    if (mode !== 'min' && mode !== 'max') throw new ConfigError('ReduceLROnPlateau.mode', "'min' or 'max'", mode);
+    if (!(factor >= 0 && factor < 1)) throw new ConfigError('ReduceLROnPlateau.factor', 'a number in [0, 1)', factor);
+    if (!(Number.isInteger(patience) && patience >= 0)) throw new ConfigError('ReduceLROnPlateau.patience', 'an integer >= 0', patience);
+    if (!(threshold >= 0)) throw new ConfigError('ReduceLROnPlateau.threshold', 'a number >= 0', threshold);
+    if (thresholdMode !== 'rel' && thresholdMode !== 'abs') throw new ConfigError('ReduceLROnPlateau.thresholdMode', "'rel' or 'abs'", thresholdMode);
+    if (!(Number.isInteger(cooldown) && cooldown >= 0)) throw new ConfigError('ReduceLROnPlateau.cooldown', 'an integer >= 0', cooldown);
+    const minLrs = Array.isArray(minLr) ? minLr : [minLr];
+    const countOk = !Array.isArray(minLr) || groups === undefined || minLr.length === groups;
+    if (!countOk || !minLrs.every((m) => m >= 0)) {
+      throw new ConfigError('ReduceLROnPlateau.minLr', groups === undefined ? 'a number >= 0, or one per parameter group' : `a number >= 0 or ${groups} of them (one per parameter group)`, minLr);
+    }
+    if (!(eps >= 0)) throw new ConfigError('ReduceLROnPlateau.eps', 'a number >= 0', eps);
   }
 
   /** Takes the epoch's metrics (the record the trainer passes, or the value itself). */

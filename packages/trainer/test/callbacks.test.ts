@@ -90,6 +90,25 @@ describe('built-in callbacks in a real fit', () => {
     expect(trainer.optimizerConfig!.optimizer.getLr()).toBeCloseTo(0.005, 10);
   });
 
+  it('ReduceLROnPlateau counts cooldown as PyTorch does, and resumes from its state', async () => {
+    const values = [1, 0.9, 0.95, 0.95, 0.95, 0.95, 0.8, 0.85, 0.85, 0.85];
+    let epoch = 0;
+    const feed: Callback = { onTrainEpochEnd: (t) => void (t.callbackMetrics.val_loss = values[epoch++]) };
+    const cb = new ReduceLROnPlateau({ patience: 1, factor: 0.5, cooldown: 1 });
+    const { trainer } = await fit({ maxEpochs: 6 }, [feed, cb]);
+    // Epoch 3 is the second bad epoch after the best (0.9): cut to 0.005; epoch 4 is cooldown.
+    expect(trainer.optimizerConfig!.optimizer.getLr()).toBeCloseTo(0.005, 10);
+    expect(cb.stateDict()).toEqual({ best: 0.9, numBadEpochs: 1, cooldownCounter: 0, lastEpoch: 6 });
+    // A fresh callback restored from that state (before it has seen an optimizer) carries on:
+    // 0.8 improves, then two bad epochs cut again.
+    const resumed = new ReduceLROnPlateau({ patience: 1, factor: 0.5, cooldown: 1 });
+    resumed.loadStateDict(cb.stateDict());
+    const { trainer: t2 } = await fit({ maxEpochs: 4 }, [feed, resumed]);
+    expect(t2.optimizerConfig!.optimizer.getLr()).toBeCloseTo(0.005, 10);
+    expect(resumed.stateDict()).toMatchObject({ best: 0.8, lastEpoch: 10, cooldownCounter: 0 });
+    expect(() => new ReduceLROnPlateau({ factor: 1.5 })).toThrow(/ReduceLROnPlateau\.factor/);
+  });
+
   it('TerminateOnNaN stops at the first non-finite loss', async () => {
     const module = tinyModule();
     const step = module.trainingStep.bind(module);

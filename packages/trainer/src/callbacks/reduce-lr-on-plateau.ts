@@ -1,4 +1,4 @@
-import { ConfigError } from '@kiln/core';
+import { ReduceLROnPlateau as PlateauSchedule, type ReduceLrOnPlateauOptions } from '@kiln/optim';
 import type { Callback } from '../callback.js';
 import type { Trainer } from '../trainer.js';
 import { Monitor, type MonitorOptions } from './monitor.js';
@@ -10,51 +10,65 @@ export interface ReduceLROnPlateauOptions extends MonitorOptions {
   patience?: number;
   /** Epochs to wait after a reduction before counting again (default 0). */
   cooldown?: number;
-  /** Never go below this rate (default 0). */
-  minLr?: number;
+  /** Never go below this rate, for all groups or one per group (default 0). */
+  minLr?: number | number[];
+  /**
+   * PyTorch's improvement threshold, used instead of `minDelta` when given: relative
+   * (`thresholdMode: 'rel'`, PyTorch's default) or absolute.
+   */
+  threshold?: number;
+  thresholdMode?: 'rel' | 'abs';
 }
 
 /**
  * Multiplies every parameter group's learning rate by `factor` once the monitored metric has not
- * improved for `patience` epochs (PyTorch's ReduceLROnPlateau, as a callback).
+ * improved for more than `patience` epochs, then waits `cooldown` epochs: `@kiln/optim`'s
+ * `ReduceLROnPlateau` (PyTorch's semantics, checked against PyTorch there) driven by the trainer's
+ * epoch metrics. An improvement is a change beyond `minDelta` (absolute, as Keras counts it)
+ * unless a PyTorch-style `threshold` is given.
  */
 export class ReduceLROnPlateau implements Callback {
   readonly stateKey: string;
   private readonly monitor: Monitor;
-  private best: number;
-  private wait = 0;
-  private cooldownLeft = 0;
+  private readonly scheduleOptions: ReduceLrOnPlateauOptions;
+  private schedule?: PlateauSchedule;
+  /** State restored before the optimizer was known (resuming), applied when it is. */
+  private pending?: Record<string, unknown>;
 
-  constructor(private readonly options: ReduceLROnPlateauOptions = {}) {
+  constructor(options: ReduceLROnPlateauOptions = {}) {
     this.monitor = new Monitor(options, 'ReduceLROnPlateau');
-    const f = options.factor ?? 0.1;
-    if (!(f > 0 && f < 1)) throw new ConfigError('ReduceLROnPlateau.factor', 'a number in (0, 1)', options.factor);
-    this.best = this.monitor.worst;
+    const { factor, patience, cooldown, minLr, threshold, thresholdMode } = options;
+    this.scheduleOptions = {
+      monitor: this.monitor.monitor,
+      mode: this.monitor.mode,
+      factor,
+      patience,
+      cooldown,
+      minLr,
+      threshold: threshold ?? this.monitor.minDelta,
+      thresholdMode: threshold === undefined ? 'abs' : (thresholdMode ?? 'rel'),
+    };
+    // Validate the options now rather than at the first epoch's end.
+    PlateauSchedule.validate(this.scheduleOptions);
     this.stateKey = `ReduceLROnPlateau{monitor=${this.monitor.monitor}}`;
   }
 
   onTrainEpochEnd(trainer: Trainer): void {
     const current = this.monitor.read(trainer, 'ReduceLROnPlateau');
-    if (this.monitor.improved(current, this.best)) {
-      this.best = current;
-      this.wait = 0;
-    } else if (this.cooldownLeft > 0) {
-      this.cooldownLeft--;
-    } else if (++this.wait > (this.options.patience ?? 10)) {
-      const opt = trainer.optimizerConfig!.optimizer;
-      opt.paramGroups.forEach((_, i) => opt.setLr(Math.max(opt.getLr(i) * (this.options.factor ?? 0.1), this.options.minLr ?? 0), i));
-      this.wait = 0;
-      this.cooldownLeft = this.options.cooldown ?? 0;
+    if (!this.schedule) {
+      this.schedule = new PlateauSchedule(trainer.optimizerConfig!.optimizer, this.scheduleOptions);
+      if (this.pending) this.schedule.loadStateDict(this.pending);
+      this.pending = undefined;
     }
+    this.schedule.step(current);
   }
 
   stateDict(): Record<string, unknown> {
-    return { best: Number.isFinite(this.best) ? this.best : null, wait: this.wait, cooldownLeft: this.cooldownLeft };
+    return this.schedule?.stateDict() ?? this.pending ?? { best: null, numBadEpochs: 0, cooldownCounter: 0, lastEpoch: 0 };
   }
 
   loadStateDict(s: Record<string, unknown>): void {
-    this.best = s.best === null || s.best === undefined ? this.monitor.worst : Number(s.best);
-    this.wait = Number(s.wait ?? 0);
-    this.cooldownLeft = Number(s.cooldownLeft ?? 0);
+    if (this.schedule) this.schedule.loadStateDict(s);
+    else this.pending = s;
   }
 }
