@@ -37,7 +37,7 @@ export interface FindLrResult {
  * descent of the smoothed loss, which sits below the rate where training blows up. The model's
  * variables and the optimizer (slots, step count, rates) are restored afterwards.
  */
-export function findLr(options: FindLrOptions): FindLrResult {
+export async function findLr(options: FindLrOptions): Promise<FindLrResult> {
   const { loss, optimizer, startLr = 1e-7, endLr = 10, numSteps = 100, smoothing = 0.98, divergenceThreshold = 4 } = options ?? ({} as FindLrOptions);
   if (typeof loss !== 'function') throw new ConfigError('findLr.loss', 'a function (step) => scalar loss', loss);
   if (!optimizer || !Array.isArray(optimizer.paramGroups)) throw new ConfigError('findLr.optimizer', 'a Kiln optimizer', optimizer);
@@ -63,7 +63,8 @@ export function findLr(options: FindLrOptions): FindLrResult {
       const lr = startLr * Math.pow(endLr / startLr, i / (numSteps - 1));
       optimizer.setLr(lr);
       const { value, grads } = tf.variableGrads(() => loss(i), vars);
-      const l = value.dataSync()[0];
+      // An asynchronous read: GPU backends (WebGPU in Node) refuse synchronous ones.
+      const l = (await value.data())[0];
       value.dispose();
       optimizer.step(grads);
       tf.dispose(grads);

@@ -25,11 +25,11 @@ function hessianTopEigenvalue(): number {
 }
 
 describe('findLr', () => {
-  it('suggests a rate below the divergence point 2/λmax and well above uselessly small rates', () => {
+  it('suggests a rate below the divergence point 2/λmax and well above uselessly small rates', async () => {
     const p = new Problem();
     const all = (): Scalar => tf.add(tf.add(p.loss(0), p.loss(1)), tf.add(p.loss(2), p.loss(3))).div(4) as Scalar;
     const opt = new O.SGD([p.W, p.b], { lr: 0.05 });
-    const result = O.findLr({ loss: all, optimizer: opt, startLr: 1e-5, endLr: 10, numSteps: 100 });
+    const result = await O.findLr({ loss: all, optimizer: opt, startLr: 1e-5, endLr: 10, numSteps: 100 });
     const limit = 2 / hessianTopEigenvalue();
     expect(result.diverged).toBe(true);
     expect(result.lrs.length).toBeLessThan(100);
@@ -42,14 +42,14 @@ describe('findLr', () => {
     p.dispose();
   });
 
-  it('restores the weights and the optimizer (slots, step count, rates) and leaks nothing', () => {
+  it('restores the weights and the optimizer (slots, step count, rates) and leaks nothing', async () => {
     const p = new Problem();
     const opt = new O.Adam([{ params: [p.W], lr: 0.01 }, { params: [p.b], lr: 0.003 }]);
     p.train(opt, 3);
     const w = Array.from(p.W.dataSync());
     const slot = Array.from(opt.stateDict().slots['0.exp_avg'].dataSync());
     const before = tf.memory().numTensors;
-    O.findLr({ loss: (s) => p.loss(s), optimizer: opt, numSteps: 30, startLr: 1e-4, endLr: 1 });
+    await O.findLr({ loss: (s) => p.loss(s), optimizer: opt, numSteps: 30, startLr: 1e-4, endLr: 1 });
     expect(tf.memory().numTensors).toBe(before);
     expect(Array.from(p.W.dataSync())).toEqual(w);
     expect(Array.from(opt.stateDict().slots['0.exp_avg'].dataSync())).toEqual(slot);
@@ -66,15 +66,15 @@ describe('findLr', () => {
     expect(O.steepestDescent([1, 2], [1, 1])).toBeNaN();
   });
 
-  it('rejects invalid options, naming them', () => {
+  it('rejects invalid options, naming them', async () => {
     const p = new Problem();
     const opt = new O.SGD([p.W]);
     const loss = (s: number): Scalar => p.loss(s);
-    expect(() => O.findLr({ loss, optimizer: opt, startLr: -1 })).toThrow(/findLr\.startLr/);
-    expect(() => O.findLr({ loss, optimizer: opt, startLr: 1, endLr: 0.5 })).toThrow(/findLr\.endLr/);
-    expect(() => O.findLr({ loss, optimizer: opt, numSteps: 1 })).toThrow(/findLr\.numSteps/);
-    expect(() => O.findLr({ loss, optimizer: opt, smoothing: 1 })).toThrow(/findLr\.smoothing/);
-    expect(() => O.findLr({ loss: 3 as never, optimizer: opt })).toThrow(core.ConfigError);
+    await expect(O.findLr({ loss, optimizer: opt, startLr: -1 })).rejects.toThrow(/findLr\.startLr/);
+    await expect(O.findLr({ loss, optimizer: opt, startLr: 1, endLr: 0.5 })).rejects.toThrow(/findLr\.endLr/);
+    await expect(O.findLr({ loss, optimizer: opt, numSteps: 1 })).rejects.toThrow(/findLr\.numSteps/);
+    await expect(O.findLr({ loss, optimizer: opt, smoothing: 1 })).rejects.toThrow(/findLr\.smoothing/);
+    await expect(O.findLr({ loss: 3 as never, optimizer: opt })).rejects.toThrow(core.ConfigError);
     opt.dispose();
     p.dispose();
   });

@@ -75,10 +75,17 @@ describe('fine-tuning and averaging callbacks', () => {
     }
     trainer.optimizerConfig!.optimizer.dispose();
     expect(tf.memory().numTensors).toBe(before);
-    // Its state (the running mean) round-trips through JSON.
+    // Its state is the running mean, read back at the epoch's end (asynchronously).
+    const state = swa.stateDict() as { count: number; average: Record<string, { shape: number[]; data: number[] }> };
+    expect(state.count).toBe(3);
+    const keys = Object.keys(got).filter((k) => state.average[k]);
+    expect(keys.length).toBe(Object.keys(got).length);
+    for (const k of keys) expect(maxAbsDiff({ k: got[k] }, { k: Float32Array.from(state.average[k].data) })).toBeLessThan(1e-6);
+    // It round-trips through JSON.
     const again = new StochasticWeightAveraging();
     again.loadStateDict(JSON.parse(JSON.stringify({ count: 1, average: { a: { shape: [2], data: [1, 2] } } })));
     expect(again.averaged).toBe(1);
+    expect(again.stateDict()).toEqual({ count: 1, average: { a: { shape: [2], data: [1, 2] } } });
     again.teardown();
   });
 

@@ -19,6 +19,8 @@ export interface StochasticWeightAveragingOptions {
 export class StochasticWeightAveraging implements Callback {
   readonly stateKey = 'StochasticWeightAveraging';
   private average: Record<string, tf.Tensor> | null = null;
+  /** Host copy of `average` for checkpoints, read asynchronously (GPU backends refuse sync reads). */
+  private host: Record<string, { shape: number[]; data: number[] }> | null = null;
   private count = 0;
 
   constructor(private readonly options: StochasticWeightAveragingOptions = {}) {
@@ -45,7 +47,7 @@ export class StochasticWeightAveraging implements Callback {
     if (this.options.swaLr !== undefined && trainer.currentEpoch >= this.startEpoch(trainer)) trainer.optimizerConfig!.optimizer.setLr(this.options.swaLr);
   }
 
-  onTrainEpochEnd(trainer: Trainer, module: TrainingModule): void {
+  async onTrainEpochEnd(trainer: Trainer, module: TrainingModule): Promise<void> {
     if (trainer.currentEpoch < this.startEpoch(trainer)) return;
     const sd = module.model.stateDict();
     const n = this.count;
@@ -58,6 +60,9 @@ export class StochasticWeightAveraging implements Callback {
     this.reset();
     this.average = next;
     this.count = n + 1;
+    const host: Record<string, { shape: number[]; data: number[] }> = {};
+    for (const [k, t] of Object.entries(next)) host[k] = { shape: [...t.shape], data: Array.from(await t.data()) };
+    this.host = host;
   }
 
   onTrainEnd(_t: Trainer, module: TrainingModule): void {
@@ -73,19 +78,21 @@ export class StochasticWeightAveraging implements Callback {
   private reset(): void {
     if (this.average) tf.dispose(Object.values(this.average));
     this.average = null;
+    this.host = null;
     this.count = 0;
   }
 
   stateDict(): Record<string, unknown> {
-    // The running mean itself is a tensor map: stored as plain arrays so it travels in the JSON metadata.
-    const avg = this.average ? Object.fromEntries(Object.entries(this.average).map(([k, t]) => [k, { shape: t.shape, data: Array.from(t.dataSync()) }])) : null;
-    return { count: this.count, average: avg };
+    // The running mean as plain arrays, so it travels in the JSON metadata (the host copy made at
+    // the epoch's end: no synchronous read here).
+    return { count: this.count, average: this.host };
   }
 
   loadStateDict(s: Record<string, unknown>): void {
     this.reset();
     const avg = s.average as Record<string, { shape: number[]; data: number[] }> | null;
     if (avg) this.average = Object.fromEntries(Object.entries(avg).map(([k, v]) => [k, tf.tensor(v.data, v.shape, 'float32')]));
+    this.host = avg;
     this.count = Number(s.count ?? 0);
   }
 }
