@@ -1,0 +1,11 @@
+#!/usr/bin/env node
+// The `kiln` command. This launcher is committed (dist/ is built), so that npm links the command
+// when it installs the workspace, before `npm run build` has produced dist/cli.js.
+import { existsSync } from 'node:fs';
+
+const cli = new URL('../dist/cli.js', import.meta.url);
+if (!existsSync(cli)) {
+  console.error('kiln: the command is not built yet: run `npm run build` in the repository first');
+  process.exit(1);
+}
+await import(cli.href);
