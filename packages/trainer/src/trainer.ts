@@ -18,7 +18,7 @@ export interface TrainerOptions {
   maxSteps?: number;
   /** Keep training at least this many epochs even if a callback asks to stop. */
   minEpochs?: number;
-  /** Use only this many training batches per epoch (integer) or this fraction (0..1]. */
+  /** Use only this many training batches per epoch (integer > 1) or this fraction (0..1; 1 = all). */
   limitTrainBatches?: number;
   limitValBatches?: number;
   limitTestBatches?: number;
@@ -157,7 +157,13 @@ export class Trainer {
   }
 
   /** Batches to run out of `total` for a limit given as a fraction or a count. */
+  /**
+   * Batches to run of a loader with `total`: a fraction when `lim` ≤ 1 (1 meaning all, since JS
+   * cannot tell 1 from 1.0), else a count. A fastDevRun of n runs exactly n batches, 1 included.
+   */
   private limit(total: number, lim: number): number {
+    const dev = this.options.fastDevRun === true ? 1 : this.options.fastDevRun || 0;
+    if (dev > 0) return Math.min(total, dev);
     return lim <= 1 && !Number.isInteger(lim) ? Math.max(1, Math.floor(total * lim)) : lim === 1 ? total : Math.min(total, lim);
   }
 

@@ -144,6 +144,22 @@ describe('built-in callbacks in a real fit', () => {
     expect(t2.elapsedMs()).toBe(5000);
   });
 
+  it('fastDevRun runs one batch of training and validation, and writes no logs or checkpoints', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-fastdev-'));
+    const seen: string[] = [];
+    const rec: Callback = {
+      onTrainBatchEnd: () => void seen.push('train'),
+      onValidationBatchEnd: () => void seen.push('val'),
+    };
+    const logged: string[] = [];
+    const logger: Logger = { name: 'spy', logMetrics: () => void logged.push('metrics'), logHyperparams: () => void logged.push('hparams') };
+    const { trainer } = await fit({ fastDevRun: true, maxEpochs: 5 }, [rec, new ModelCheckpoint({ dirpath: dir, saveLast: true })], [logger]);
+    expect(seen).toEqual(['train', 'val']);
+    expect(trainer.globalStep).toBe(1);
+    expect(logged).toEqual([]);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   it('valCheckInterval validates within the epoch; overfitBatches reuses the same batches', async () => {
     let vals = 0;
     const counter: Callback = { onValidationEnd: () => void vals++ };

@@ -85,6 +85,8 @@ export class ModelCheckpoint implements Callback {
   }
 
   private async save(trainer: Trainer, epochEnd: boolean): Promise<void> {
+    // A fastDevRun checks the code path only: like its loggers, it writes no checkpoints.
+    if (trainer.options.fastDevRun) return;
     // Before the first validation a mid-epoch save has no score yet: it can only update last.ckpt.
     const pending = this.monitor && !epochEnd && trainer.callbackMetrics[this.monitor.monitor] === undefined;
     const score = this.monitor && !pending ? this.monitor.read(trainer, 'ModelCheckpoint') : null;
