@@ -34,6 +34,8 @@ describe('colour and filter ops match torchvision', () => {
     ['blur_5_1.3', gaussianBlur({ kernelSize: 5, sigma: 1.3 })],
     ['sharpness_2.0', sharpen([2, 2])],
     ['sharpness_0.3', sharpen([0.3, 0.3])],
+    ['hue_0.2', hue([0.2, 0.2])],
+    ['hue_-0.35', hue([-0.35, -0.35])],
   ];
   for (const [name, aug] of cases) {
     it(name, () => {
@@ -59,21 +61,26 @@ describe('colour ops', () => {
     for (const v of perImage) expect(v).toBeGreaterThanOrEqual(0.25 - 1e-6);
   });
 
-  it('hue: grey pixels do not change, luma is kept, and shifts are deterministic', () => {
+  it('hue: grey pixels do not change, value and saturation are kept, and shifts are deterministic', () => {
     const rng = new Rng(1);
     const values = Array.from({ length: 2 * 3 * 3 * 3 }, () => rng.uniform(0.3, 0.7));
     const shifted = apply(hue(0.5), values, [2, 3, 3, 3], 4);
     for (let p = 0; p < 18; p++) {
-      const l0 = 0.299 * values[3 * p] + 0.587 * values[3 * p + 1] + 0.114 * values[3 * p + 2];
-      const l1 = 0.299 * shifted[3 * p] + 0.587 * shifted[3 * p + 1] + 0.114 * shifted[3 * p + 2];
-      // Clipping to [0, 1] can only happen for saturated colours; these stay inside.
-      expect(l1).toBeCloseTo(l0, 4);
+      const before = values.slice(3 * p, 3 * p + 3);
+      const after = Array.from(shifted.slice(3 * p, 3 * p + 3));
+      // HSV value (max) and the spread (max − min) are what a hue rotation leaves alone.
+      expect(Math.max(...after)).toBeCloseTo(Math.max(...before), 5);
+      expect(Math.max(...after) - Math.min(...after)).toBeCloseTo(Math.max(...before) - Math.min(...before), 5);
     }
     expect(apply(hue(0.5), values, [2, 3, 3, 3], 4)).toEqual(shifted);
     expect(shifted).not.toEqual(Float32Array.from(values));
+    // A full turn is the identity.
+    const turned = apply(hue([0.5, 0.5]), Array.from(apply(hue([0.5, 0.5]), values, [2, 3, 3, 3])), [2, 3, 3, 3]);
+    for (let i = 0; i < values.length; i++) expect(turned[i]).toBeCloseTo(values[i], 5);
     const grey = apply(hue(0.3), new Array(27).fill(0.4), [1, 3, 3, 3], 2);
     for (const v of grey) expect(v).toBeCloseTo(0.4, 5);
     expect(() => hue(0.6)).toThrow(/hue/);
+    expect(() => hue([-0.6, 0])).toThrow(/hue/);
   });
 
   it('Gaussian kernel is normalised and symmetric; blur keeps flat images flat', () => {

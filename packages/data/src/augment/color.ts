@@ -59,54 +59,65 @@ export function saturation(magnitude: number | [number, number]): Augmentation {
 }
 
 /**
- * Shifts each RGB image's hue by a fraction of a full turn drawn from [−m, m] (m ≤ 0.5). The shift is a
- * rotation of the chroma plane of YIQ space about the luma axis, a linear map per image, so it runs
- * as one batched matrix product; it keeps luma and chroma magnitude, as an HSV hue shift nearly does.
+ * Shifts each RGB image's hue by a fraction of a full turn drawn from [−m, m] (m ≤ 0.5), or from a
+ * range [low, high] within [−0.5, 0.5], as torchvision's `adjust_hue` does: to HSV, h ← (h + shift)
+ * mod 1, back to RGB. Grey pixels (no saturation) are left as they are.
  */
-export function hue(magnitude: number): Augmentation {
-  if (!(magnitude >= 0 && magnitude <= 0.5)) throw new ConfigError('hue', 'a fraction of a turn in [0, 0.5]', magnitude);
-  const toYiq = [
-    [0.299, 0.587, 0.114],
-    [0.596, -0.274, -0.322],
-    [0.211, -0.523, 0.312],
-  ];
-  const fromYiq = invert3(toYiq);
+export function hue(magnitude: number | [number, number]): Augmentation {
+  const [lo, hi] = typeof magnitude === 'number' ? [-magnitude, magnitude] : magnitude;
+  if (!(Array.isArray(magnitude) ? lo >= -0.5 && hi <= 0.5 && lo <= hi : magnitude >= 0 && magnitude <= 0.5)) {
+    throw new ConfigError('hue', 'a fraction of a turn in [0, 0.5], or a range [low, high] within [-0.5, 0.5]', magnitude);
+  }
   return (x, rng: Rng) => {
-    const [n, h, w, c] = x.shape;
-    if (c !== 3) throw new ShapeMismatchError('hue', 'RGB images [N, H, W, 3]', x.shape);
-    const mats = new Float32Array(n * 9);
-    for (let i = 0; i < n; i++) {
-      const t = rng.uniform(-magnitude, magnitude) * 2 * Math.PI;
-      const rot = [
-        [1, 0, 0],
-        [0, Math.cos(t), -Math.sin(t)],
-        [0, Math.sin(t), Math.cos(t)],
-      ];
-      // Row-vector convention: rgb' = rgb · Mᵀ with M = fromYiq · rot · toYiq.
-      const m = mul3(fromYiq, mul3(rot, toYiq));
-      for (let a = 0; a < 3; a++) for (let b = 0; b < 3; b++) mats[i * 9 + a * 3 + b] = m[b][a];
-    }
+    if (x.shape[3] !== 3) throw new ShapeMismatchError('hue', 'RGB images [N, H, W, 3]', x.shape);
     return tf.tidy(() => {
-      const flat = tf.reshape(x, [n, h * w, 3]);
-      const out = tf.matMul(flat, tf.tensor3d(mats, [n, 3, 3]));
-      return tf.clipByValue(tf.reshape(out, [n, h, w, 3]), 0, 1) as tf.Tensor4D;
+      const shift = tf.reshape(perSampleUniform(x.shape[0], rng, lo, hi), [x.shape[0], 1, 1]);
+      const [h, s, v] = rgbToHsv(x);
+      return hsvToRgb(tf.mod(tf.add(h, shift), 1), s, v);
     });
   };
 }
 
-function mul3(a: number[][], b: number[][]): number[][] {
-  return a.map((row) => [0, 1, 2].map((j) => row[0] * b[0][j] + row[1] * b[1][j] + row[2] * b[2][j]));
+/** Hue in [0, 1), saturation and value of each pixel of NHWC RGB images, each [N, H, W]. */
+function rgbToHsv(x: tf.Tensor4D): [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D] {
+  const [r, g, b] = tf.unstack(x, 3) as tf.Tensor3D[];
+  const maxc = tf.max(x, 3);
+  const chroma = tf.sub(maxc, tf.min(x, 3));
+  const grey = tf.equal(chroma, 0);
+  const ones = tf.onesLike(maxc);
+  const s = tf.div(chroma, tf.where(grey, ones, maxc));
+  const c = tf.where(grey, ones, chroma);
+  // Distance of each channel from the maximum, in units of chroma.
+  const [rc, gc, bc] = [r, g, b].map((ch) => tf.div(tf.sub(maxc, ch), c));
+  const isR = tf.equal(maxc, r);
+  const isG = tf.logicalAnd(tf.equal(maxc, g), tf.logicalNot(isR));
+  const isB = tf.logicalNot(tf.logicalOr(isR, isG));
+  // The sector (red 0, green 2, blue 4) plus the offset within it, in sixths of a turn.
+  const sixths = tf.addN([
+    tf.mul(tf.cast(isR, 'float32'), tf.sub(bc, gc)),
+    tf.mul(tf.cast(isG, 'float32'), tf.add(2, tf.sub(rc, bc))),
+    tf.mul(tf.cast(isB, 'float32'), tf.add(4, tf.sub(gc, rc))),
+  ]);
+  return [tf.mod(tf.add(tf.div(sixths, 6), 1), 1) as tf.Tensor3D, s as tf.Tensor3D, maxc as tf.Tensor3D];
 }
 
-function invert3(m: number[][]): number[][] {
-  const [[a, b, c], [d, e, f], [g, h, i]] = m;
-  const A = e * i - f * h;
-  const B = -(d * i - f * g);
-  const C = d * h - e * g;
-  const det = a * A + b * B + c * C;
-  return [
-    [A / det, -(b * i - c * h) / det, (b * f - c * e) / det],
-    [B / det, (a * i - c * g) / det, -(a * f - c * d) / det],
-    [C / det, -(a * h - b * g) / det, (a * e - b * d) / det],
+/** NHWC RGB images from hue in [0, 1), saturation and value, each [N, H, W]. */
+function hsvToRgb(h: tf.Tensor, s: tf.Tensor, v: tf.Tensor): tf.Tensor4D {
+  const h6 = tf.mul(h, 6);
+  const sector = tf.floor(h6);
+  const f = tf.sub(h6, sector);
+  const clip = (t: tf.Tensor) => tf.clipByValue(t, 0, 1);
+  const p = clip(tf.mul(v, tf.sub(1, s)));
+  const q = clip(tf.mul(v, tf.sub(1, tf.mul(s, f))));
+  const t = clip(tf.mul(v, tf.sub(1, tf.mul(s, tf.sub(1, f)))));
+  const k = tf.mod(sector, 6);
+  // Channel values in each of the six sectors of the colour wheel.
+  const table: tf.Tensor[][] = [
+    [v, q, p, p, t, v],
+    [t, v, v, q, p, p],
+    [p, p, t, v, v, q],
   ];
+  const masks = [0, 1, 2, 3, 4, 5].map((i) => tf.cast(tf.equal(k, i), 'float32'));
+  const channels = table.map((row) => tf.addN(row.map((val, i) => tf.mul(masks[i], val))));
+  return tf.stack(channels, 3) as tf.Tensor4D;
 }
