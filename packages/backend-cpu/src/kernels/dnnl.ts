@@ -1,7 +1,7 @@
 /**
- * Convolution, max-pooling gradient and matrix-product kernels for the WASM backend computed by oneDNN through Kiln's native addon
- * (`native/kiln_dnnl.cc`, built into `dist/native/kiln_dnnl.node` when Debian's `libdnnl-dev` is
- * installed). oneDNN reads and writes the tensors in place on the WebAssembly heap, so nothing is
+ * Convolution, max-pool gradient and matrix-product kernels for the WASM backend, computed by
+ * oneDNN through Kiln's native addon (`native/kiln_dnnl.cc`, built into
+ * `dist/native/kiln_dnnl.node` when Debian's `libdnnl-dev` is installed). oneDNN reads and writes the tensors in place on the WebAssembly heap, so nothing is
  * copied; it vectorises with the CPU's full width (AVX2/AVX-512 with FMA, where WASM SIMD has 128
  * bits and no FMA) and runs on its own OpenMP pool. Node only; in browsers, or where the addon is
  * absent, the WASM kernels run as before.
@@ -52,10 +52,11 @@ export function loadDnnl(): DnnlStatus {
     }
   }
   if (!fs.existsSync(file)) {
-    return (status = { loaded: false, reason: `${file} was not built (apt-get install libdnnl-dev, then rebuild @kiln/backend-cpu)` });
+    return (status = { loaded: false, reason: `${file} was not built (apt-get install libdnnl-dev g++, then rebuild @kiln/backend-cpu or run npx kiln-build-dnnl)` });
   }
-  // libgomp sizes its pool when it loads; a spinning pool on a shared 2-core machine starves the
-  // WASM threads, so let idle OpenMP threads sleep unless the user chose otherwise.
+  // libgomp reads its wait policy when it loads. Idle OpenMP threads that spin hold cores other
+  // work needs (measured: several times slower on a busy 2-core machine), so they sleep unless the
+  // user chose otherwise.
   if (proc.env && proc.env.OMP_WAIT_POLICY === undefined) proc.env.OMP_WAIT_POLICY = 'passive';
   try {
     return (status = { loaded: true, addon: req(file) as DnnlAddon, path: file });
