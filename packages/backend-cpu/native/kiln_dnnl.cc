@@ -182,7 +182,33 @@ struct MatMulGeometry {
   }
 };
 
+// ---- batch normalization (training) ------------------------------------------------------------
+// Geometry: [N, H, W, C] (NHWC activations; [N, C] is [N, 1, 1, C]). Batch statistics: the mean and
+// the biased variance over N, H, W, as the forward pass normalises with.
+struct NormGeometry {
+  int64_t N, H, W, C;
+  memory::desc data() const { return plain({N, C, H, W}, tag::nhwc); }
+  memory::desc channels() const { return plain({C}, tag::x); }
+  size_t size() const { return N * H * W * C; }
+  std::string key(float eps) const { return "bn:" + std::to_string(N) + "," + std::to_string(H) + "," + std::to_string(W) + "," + std::to_string(C) + "," + std::to_string(eps); }
+};
+
+const dnnl::normalization_flags kScaleShift = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+
+struct BatchNorm {
+  dnnl::batch_normalization_forward fwd;
+  dnnl::batch_normalization_backward bwd;
+  static BatchNorm make(const NormGeometry &g, float eps) {
+    auto fpd = dnnl::batch_normalization_forward::primitive_desc(
+        dnnl::batch_normalization_forward::desc(prop_kind::forward_training, g.data(), eps, kScaleShift), cpu());
+    auto bpd = dnnl::batch_normalization_backward::primitive_desc(
+        dnnl::batch_normalization_backward::desc(prop_kind::backward, g.data(), g.data(), eps, kScaleShift), cpu(), fpd);
+    return BatchNorm{dnnl::batch_normalization_forward(fpd), dnnl::batch_normalization_backward(bpd)};
+  }
+};
+
 std::mutex cacheLock;
+std::unordered_map<std::string, std::unique_ptr<BatchNorm>> batchNorms;
 std::unordered_map<std::string, std::unique_ptr<MaxPoolBackward>> maxPoolBackwards;
 std::unordered_map<std::string, std::unique_ptr<dnnl::matmul>> matmuls;
 std::unordered_map<std::string, std::unique_ptr<Forward>> forwards;
@@ -406,6 +432,77 @@ napi_value MatMulJs(napi_env env, napi_callback_info info) {
   });
 }
 
+NormGeometry normGeometry(napi_env env, napi_value v) {
+  auto p = ints(env, v, 4, "geometry");
+  for (int64_t d : p)
+    if (d < 1) throw JsError{"geometry: sizes must be positive"};
+  return NormGeometry{p[0], p[1], p[2], p[3]};
+}
+
+float epsilonOf(napi_env env, napi_value v) {
+  double eps = 0;
+  NAPI_OK(napi_get_value_double(env, v, &eps));
+  if (!(eps > 0)) throw JsError{"epsilon: expected a number > 0"};
+  return static_cast<float>(eps);
+}
+
+// batchNormForward(geometry, eps, x, gamma, beta, y, mean, variance)
+napi_value BatchNormForwardJs(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = args(env, info, 8);
+    NormGeometry g = normGeometry(env, a[0]);
+    float eps = epsilonOf(env, a[1]);
+    float *x = floats(env, a[2], g.size(), "x");
+    float *gamma = floats(env, a[3], g.C, "gamma");
+    float *beta = floats(env, a[4], g.C, "beta");
+    float *y = floats(env, a[5], g.size(), "y");
+    float *mean = floats(env, a[6], g.C, "mean");
+    float *variance = floats(env, a[7], g.C, "variance");
+    std::lock_guard<std::mutex> lock(cacheLock);
+    BatchNorm *bn = &cached(batchNorms, g.key(eps), [&] { return BatchNorm::make(g, eps); });
+    bn->fwd.execute(strm(), {{DNNL_ARG_SRC, memory(g.data(), cpu(), x)},
+                             {DNNL_ARG_SCALE, memory(g.channels(), cpu(), gamma)},
+                             {DNNL_ARG_SHIFT, memory(g.channels(), cpu(), beta)},
+                             {DNNL_ARG_DST, memory(g.data(), cpu(), y)},
+                             {DNNL_ARG_MEAN, memory(g.channels(), cpu(), mean)},
+                             {DNNL_ARG_VARIANCE, memory(g.channels(), cpu(), variance)}});
+    strm().wait();
+    return undefinedValue(env);
+  });
+}
+
+// batchNormBackward(geometry, eps, x, dy, mean, variance, gamma, dx, dgamma, dbeta)
+napi_value BatchNormBackwardJs(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = args(env, info, 10);
+    NormGeometry g = normGeometry(env, a[0]);
+    float eps = epsilonOf(env, a[1]);
+    float *x = floats(env, a[2], g.size(), "x");
+    float *dy = floats(env, a[3], g.size(), "dy");
+    float *mean = floats(env, a[4], g.C, "mean");
+    float *variance = floats(env, a[5], g.C, "variance");
+    float *gamma = floats(env, a[6], g.C, "gamma");
+    float *dx = floats(env, a[7], g.size(), "dx");
+    float *dgamma = floats(env, a[8], g.C, "dgamma");
+    float *dbeta = floats(env, a[9], g.C, "dbeta");
+    std::lock_guard<std::mutex> lock(cacheLock);
+    BatchNorm *bn = &cached(batchNorms, g.key(eps), [&] { return BatchNorm::make(g, eps); });
+    // oneDNN 2.6's backward asks for the shift too, though the gradient does not depend on it.
+    std::vector<float> shift(g.C, 0.f);
+    bn->bwd.execute(strm(), {{DNNL_ARG_SRC, memory(g.data(), cpu(), x)},
+                             {DNNL_ARG_SHIFT, memory(g.channels(), cpu(), shift.data())},
+                             {DNNL_ARG_DIFF_DST, memory(g.data(), cpu(), dy)},
+                             {DNNL_ARG_MEAN, memory(g.channels(), cpu(), mean)},
+                             {DNNL_ARG_VARIANCE, memory(g.channels(), cpu(), variance)},
+                             {DNNL_ARG_SCALE, memory(g.channels(), cpu(), gamma)},
+                             {DNNL_ARG_DIFF_SRC, memory(g.data(), cpu(), dx)},
+                             {DNNL_ARG_DIFF_SCALE, memory(g.channels(), cpu(), dgamma)},
+                             {DNNL_ARG_DIFF_SHIFT, memory(g.channels(), cpu(), dbeta)}});
+    strm().wait();
+    return undefinedValue(env);
+  });
+}
+
 // setNumThreads(n): the size of oneDNN's OpenMP pool.
 napi_value SetNumThreads(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
@@ -453,6 +550,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"conv2dBackwardFilter", nullptr, Conv2dBackwardFilter, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolBackward", nullptr, MaxPoolBackwardJs, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"matMul", nullptr, MatMulJs, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormForward", nullptr, BatchNormForwardJs, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormBackward", nullptr, BatchNormBackwardJs, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setNumThreads", nullptr, SetNumThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -256,13 +256,49 @@ describe('the oneDNN addon', () => {
     names.forEach((_, i) => expect(native[i]).not.toBe(js[i]));
     // tfjs's WASM kernels bind their C functions in setupFunc; the wrappers must keep it.
     expect(tf.getKernel('Conv2D', 'wasm')!.setupFunc).toBeTypeOf('function');
+    // The fused batch-norm kernels wrap nothing: they exist exactly while oneDNN is on.
+    expect(tf.getKernel('KilnBatchNormTraining', 'wasm')).toBeDefined();
     // Any plugin instance describes the kernels in place, not just the one that registered them.
     expect(String(wasmBackend().describe().device)).toMatch(/oneDNN/);
     registerWasmTrainingKernels({ dnnl: false });
     names.forEach((n, i) => expect(tf.getKernel(n, 'wasm')!.kernelFunc).toBe(js[i]));
     expect(String(wasmBackend().describe().device)).not.toMatch(/oneDNN/);
+    expect(tf.getKernel('KilnBatchNormTraining', 'wasm')).toBeUndefined();
     registerWasmTrainingKernels();
   });
+});
+
+describe.runIf(dnnlBuilt)('fused batch-norm kernels (oneDNN) match the composite on cpu', () => {
+  const shapes: number[][] = [[4, 5, 6, 3], [2, 3, 3, 16], [8, 7]];
+  for (const shape of shapes) {
+    it(`[${shape}]`, async () => {
+      const c = shape[shape.length - 1];
+      const axes = shape.slice(0, -1).map((_, i) => i);
+      const epsilon = 1e-3;
+      await wasm.init();
+      registerWasmTrainingKernels({ dnnl: true });
+      const x = random(shape, 71);
+      const gamma = random([c], 72);
+      const beta = random([c], 73);
+      const dy = cotangent(shape, 74);
+      const got = tf.tidy(() => {
+        const [y, mean, variance] = tf.engine().runKernel('KilnBatchNormTraining', { x, gamma, beta }, { epsilon }) as Tensor[];
+        const grads = tf.engine().runKernel('KilnBatchNormTrainingGrad', { x, dy, mean, variance, gamma }, { epsilon }) as Tensor[];
+        return [y, mean, variance, ...grads].map((t) => t.dataSync() as Float32Array);
+      });
+      await cpu.init();
+      const want = tf.tidy(() => {
+        const { mean, variance } = tf.moments(x, axes);
+        const f = (xi: Tensor, g: Tensor, b: Tensor) => tf.add(tf.mul(tf.div(tf.sub(xi, tf.moments(xi, axes).mean), tf.sqrt(tf.add(tf.moments(xi, axes).variance, epsilon))), g), b);
+        const y = f(x, gamma, beta);
+        const grads = tf.grads((xi: Tensor, g: Tensor, b: Tensor) => tf.sum(tf.mul(f(xi, g, b), dy)))([x, gamma, beta]);
+        return [y, mean, variance, ...grads].map((t) => t.dataSync() as Float32Array);
+      });
+      await wasm.init();
+      got.forEach((g, i) => expect(maxAbsDiff(g, want[i]), `output ${i}`).toBeLessThanOrEqual(TOLERANCE));
+      tf.dispose([x, gamma, beta, dy]);
+    });
+  }
 });
 
 describe('depthwise conv2d gradients on wasm match cpu', () => {

@@ -18,3 +18,4 @@ export * from './tokens.js';
 export * from './tensor-files.js';
 export * from './host.js';
 export * from './global-rng.js';
+export * from './fused-kernels.js';

@@ -1,4 +1,4 @@
-import { tf, ConfigError } from '@kiln/core';
+import { tf, BATCH_NORM_TRAINING_GRAD_KERNEL, BATCH_NORM_TRAINING_KERNEL, ConfigError } from '@kiln/core';
 import { Module, type Tensor } from './module.js';
 import type { Parameter } from './parameter.js';
 
@@ -104,6 +104,7 @@ export class BatchNorm extends Module {
 function batchNormTraining(layer: BatchNorm, x: Tensor, axes: number[], gamma: Tensor, beta: Tensor): Tensor {
   const { eps, numFeatures: c, trackRunningStats } = layer.config;
   const m = x.size / c;
+  if (x.dtype === 'float32' && (x.rank === 4 || x.rank === 2) && hasFusedBatchNorm()) return fusedBatchNormTraining(layer, x, gamma, beta);
   const op = tf.customGrad((xIn, g, b, save) => {
     const xt = xIn as Tensor;
     const mean = tf.mean(xt, axes);
@@ -122,6 +123,30 @@ function batchNormTraining(layer: BatchNorm, x: Tensor, axes: number[], gamma: T
         const dGamma = tf.sum(tf.mul(d, xh), axes);
         const dx = tf.mul(tf.sub(tf.sub(d, tf.div(dBeta, m)), tf.mul(xh, tf.div(dGamma, m))), tf.mul(gm, inv));
         return [dx, dGamma, dBeta];
+      },
+    };
+  });
+  return op(x, gamma, beta) as Tensor;
+}
+
+/** Whether the active backend registers @kiln/core's fused batch-norm kernels (forward and gradient). */
+function hasFusedBatchNorm(): boolean {
+  const backend = tf.getBackend();
+  return tf.getKernel(BATCH_NORM_TRAINING_KERNEL, backend) != null && tf.getKernel(BATCH_NORM_TRAINING_GRAD_KERNEL, backend) != null;
+}
+
+/** {@link batchNormTraining} through the backend's fused kernels: one kernel each way. */
+function fusedBatchNormTraining(layer: BatchNorm, x: Tensor, gamma: Tensor, beta: Tensor): Tensor {
+  const { eps: epsilon, numFeatures: c } = layer.config;
+  const op = tf.customGrad((xIn, g, b, save) => {
+    const [y, mean, variance] = tf.engine().runKernel(BATCH_NORM_TRAINING_KERNEL, { x: xIn as Tensor, gamma: g as Tensor, beta: b as Tensor }, { epsilon }) as Tensor[];
+    layer.updateRunningStats(mean, variance, (xIn as Tensor).size / c);
+    (save as unknown as (saved: Tensor[]) => void)([xIn as Tensor, mean, variance, g as Tensor]);
+    return {
+      value: y,
+      gradFunc: (dy, saved) => {
+        const [xs, mu, va, gm] = saved;
+        return tf.engine().runKernel(BATCH_NORM_TRAINING_GRAD_KERNEL, { x: xs, dy: dy as Tensor, mean: mu, variance: va, gamma: gm }, { epsilon }) as Tensor[];
       },
     };
   });

@@ -1,9 +1,13 @@
-import { beforeAll, describe, expect, it } from 'vitest';
-import { L, checkAgainstTorch, checkGradient, checkParameterGradients, expectClose, fixtures, raw, runLayerContractTest, seeded, tf, toChannelsLast, useWasm } from './support.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { L, backends, core, checkAgainstTorch, checkGradient, checkParameterGradients, expectClose, fixtures, raw, runLayerContractTest, seeded, tf, toChannelsLast, useWasm, type Tensor } from './support.js';
 
 beforeAll(useWasm, 60_000);
 
-describe('BatchNorm matches PyTorch in training (batch statistics, running update) and eval', () => {
+// Training mode runs the backend's fused kernels when it has them (oneDNN on the default backend),
+// else the composite op with the closed-form gradient: both are checked against PyTorch.
+describe.each([true, false])('BatchNorm matches PyTorch in training (batch statistics, running update) and eval (oneDNN kernels: %s)', (dnnl) => {
+  beforeAll(() => backends.registerWasmTrainingKernels({ dnnl }));
+  afterAll(() => backends.registerWasmTrainingKernels());
   for (const c of fixtures.batchNorm) {
     it(c.name, () => {
       const bn = new L.BatchNorm({ numFeatures: 3, momentum: c.momentum, eps: c.eps });
@@ -28,6 +32,15 @@ describe('BatchNorm matches PyTorch in training (batch statistics, running updat
     });
   }
 
+  it('training-mode gradients (through the batch statistics) agree with finite differences', () => {
+    const bn = new L.BatchNorm2d({ numFeatures: 3, eps: 1e-3 }).train();
+    const x = seeded([4, 2, 2, 3]);
+    checkGradient((v) => bn.forward(v), x, { eps: 1e-2, tol: 3e-3 });
+    checkParameterGradients(bn, x);
+    x.dispose();
+    bn.dispose();
+  });
+
   it('eval mode does not touch the running statistics', () => {
     const bn = new L.BatchNorm2d(2).eval();
     const x = seeded([2, 3, 3, 2]);
@@ -37,11 +50,20 @@ describe('BatchNorm matches PyTorch in training (batch statistics, running updat
     bn.dispose();
   });
 
-  it('training-mode gradients (through the batch statistics) agree with finite differences', () => {
-    const bn = new L.BatchNorm2d({ numFeatures: 3, eps: 1e-3 }).train();
+  it('training mode runs the fused batch-norm kernels of a backend that registers them', async () => {
+    const { BATCH_NORM_TRAINING_KERNEL, BATCH_NORM_TRAINING_GRAD_KERNEL } = core;
+    const fused = tf.getKernel(BATCH_NORM_TRAINING_KERNEL, tf.getBackend()) != null;
+    const bn = new L.BatchNorm2d(3).train();
     const x = seeded([4, 2, 2, 3]);
-    checkGradient((v) => bn.forward(v), x, { eps: 1e-2, tol: 3e-3 });
-    checkParameterGradients(bn, x);
+    const info = await tf.profile(() => {
+      const g = tf.grads((v: Tensor) => tf.sum(tf.square(bn.forward(v))))([x]);
+      tf.dispose(g);
+    });
+    const names = info.kernels.map((k) => k.name);
+    if (fused) expect(names).toEqual(expect.arrayContaining([BATCH_NORM_TRAINING_KERNEL, BATCH_NORM_TRAINING_GRAD_KERNEL]));
+    else expect(names).not.toContain(BATCH_NORM_TRAINING_KERNEL);
+    // With oneDNN built (CI requires it) the default backend offers them exactly while it is on.
+    if (process.env.KILN_REQUIRE_DNNL === '1') expect(fused).toBe(dnnl);
     x.dispose();
     bn.dispose();
   });

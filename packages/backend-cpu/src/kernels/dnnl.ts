@@ -9,7 +9,7 @@
  * Each kernel here handles NHWC float32 tensors and hands anything else (NCHW, other dtypes,
  * activations oneDNN is not asked to fuse, broadcasting it does not do) to the kernel it replaced.
  */
-import { tf } from '@kiln/core';
+import { tf, BATCH_NORM_TRAINING_GRAD_KERNEL, BATCH_NORM_TRAINING_KERNEL, ShapeMismatchError } from '@kiln/core';
 import { f32View, type BackendWasm, type WasmKernelArgs } from './wasm-heap.js';
 
 /** What the native addon exports. */
@@ -19,6 +19,11 @@ export interface DnnlAddon {
   conv2dBackwardFilter(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
   maxPoolBackward(geometry: Int32Array, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
   matMul(geometry: Int32Array, a: Float32Array, b: Float32Array, c: Float32Array): void;
+  batchNormForward(geometry: Int32Array, epsilon: number, x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, mean: Float32Array, variance: Float32Array): void;
+  batchNormBackward(
+    geometry: Int32Array, epsilon: number, x: Float32Array, dy: Float32Array, mean: Float32Array, variance: Float32Array,
+    gamma: Float32Array, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array,
+  ): void;
   setNumThreads(n: number): void;
   info(): { version: string; cpuIsa: string; maxThreads: number };
 }
@@ -206,5 +211,54 @@ export function dnnlKernelConfigs(previous: (name: string) => tf.KernelFunc): tf
       addon.matMul(m.g, f32View(backend, a), f32View(backend, b), f32View(backend, out));
       return out;
     }),
+  ];
+}
+
+/** [N, H, W, C] of NHWC or [N, C] input, as the batch-norm kernels take it. */
+function normGeometry(kernel: string, x: tf.TensorInfo): Int32Array {
+  if (x.dtype !== 'float32' || (x.shape.length !== 4 && x.shape.length !== 2)) {
+    throw new ShapeMismatchError(kernel, 'float32 input [N, H, W, C] or [N, C]', x.shape);
+  }
+  const [n, h, w, c] = x.shape.length === 4 ? x.shape : [x.shape[0], 1, 1, x.shape[1]];
+  return Int32Array.of(n, h, w, c);
+}
+
+/**
+ * The fused batch-norm kernels of @kiln/core's contract (training-mode forward with batch
+ * statistics, and its gradient), as one oneDNN primitive each. They exist only while oneDNN is
+ * active; `@kiln/layers` uses them when they are registered for the active backend.
+ */
+export function dnnlBatchNormConfigs(): tf.KernelConfig[] {
+  const addon = () => {
+    const s = loadDnnl();
+    if (!s.loaded) throw new Error(`kiln: the oneDNN addon is not loaded (${s.reason})`);
+    return s.addon;
+  };
+  const forwardFunc = ({ inputs, backend, attrs }: WasmKernelArgs<{ epsilon: number }>): tf.TensorInfo[] => {
+    const { x, gamma, beta } = inputs;
+    const g = normGeometry(BATCH_NORM_TRAINING_KERNEL, x);
+    const c = g[3];
+    const y = backend.makeOutput(x.shape, 'float32');
+    const mean = backend.makeOutput([c], 'float32');
+    const variance = backend.makeOutput([c], 'float32');
+    addon().batchNormForward(g, attrs.epsilon, f32View(backend, x), f32View(backend, gamma), f32View(backend, beta), f32View(backend, y), f32View(backend, mean), f32View(backend, variance));
+    return [y, mean, variance];
+  };
+  const gradFunc = ({ inputs, backend, attrs }: WasmKernelArgs<{ epsilon: number }>): tf.TensorInfo[] => {
+    const { x, dy, mean, variance, gamma } = inputs;
+    const g = normGeometry(BATCH_NORM_TRAINING_GRAD_KERNEL, x);
+    const c = g[3];
+    const dx = backend.makeOutput(x.shape, 'float32');
+    const dgamma = backend.makeOutput([c], 'float32');
+    const dbeta = backend.makeOutput([c], 'float32');
+    addon().batchNormBackward(
+      g, attrs.epsilon, f32View(backend, x), f32View(backend, dy), f32View(backend, mean), f32View(backend, variance),
+      f32View(backend, gamma), f32View(backend, dx), f32View(backend, dgamma), f32View(backend, dbeta),
+    );
+    return [dx, dgamma, dbeta];
+  };
+  return [
+    { kernelName: BATCH_NORM_TRAINING_KERNEL, backendName: 'wasm', kernelFunc: forwardFunc as unknown as tf.KernelFunc },
+    { kernelName: BATCH_NORM_TRAINING_GRAD_KERNEL, backendName: 'wasm', kernelFunc: gradFunc as unknown as tf.KernelFunc },
   ];
 }

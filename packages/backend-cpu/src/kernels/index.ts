@@ -14,7 +14,7 @@ import { maxPoolGradConfig } from './max-pool-grad.js';
 import { leadingMeanConfig, leadingSumConfig } from './leading-axes-reduce.js';
 import { broadcastTileConfig } from './broadcast-tile.js';
 import { registerCpuBridgeKernels } from './cpu-bridge.js';
-import { dnnlKernelConfigs, loadDnnl } from './dnnl.js';
+import { dnnlBatchNormConfigs, dnnlKernelConfigs, loadDnnl } from './dnnl.js';
 
 /** Kernels tfjs's WASM backend lacks. */
 const missing: tf.KernelConfig[] = [
@@ -75,6 +75,11 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): vo
     } else {
       tf.registerKernel({ ...current, kernelFunc: base });
     }
+  }
+  // Fused kernels that wrap nothing: present exactly while oneDNN is active.
+  for (const k of dnnlBatchNormConfigs()) {
+    if (tf.getKernel(k.kernelName, 'wasm')) tf.unregisterKernel(k.kernelName, 'wasm');
+    if (dnnlActive) tf.registerKernel(k);
   }
 }
 

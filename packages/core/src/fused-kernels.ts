@@ -1,0 +1,19 @@
+/**
+ * Optional fused kernels: names a backend may register to run a composite operation as one kernel,
+ * and that layers look up before falling back to the composite. The contract lives here so that
+ * neither side depends on the other.
+ */
+
+/**
+ * Batch normalisation in training mode over the last axis of NHWC ([N, H, W, C]) or [N, C] float32
+ * input. Inputs `{ x, gamma, beta }`, attrs `{ epsilon }`; outputs `[y, mean, variance]`, where mean
+ * and variance ([C]) are the batch statistics over every axis but the last (variance biased:
+ * divided by the number of values per channel) and y = gamma·(x − mean)/√(variance + epsilon) + beta.
+ */
+export const BATCH_NORM_TRAINING_KERNEL = 'KilnBatchNormTraining';
+
+/**
+ * The gradient of {@link BATCH_NORM_TRAINING_KERNEL}: inputs `{ x, dy, mean, variance, gamma }`
+ * (the statistics the forward pass returned), attrs `{ epsilon }`; outputs `[dx, dgamma, dbeta]`.
+ */
+export const BATCH_NORM_TRAINING_GRAD_KERNEL = 'KilnBatchNormTrainingGrad';
