@@ -117,8 +117,12 @@ const dnnl = loadDnnl();
 const fast = dnnl.loaded ? 'wasm+onednn' : 'wasm';
 if (!dnnl.loaded) console.log(`oneDNN kernels not measured: ${dnnl.reason}`);
 
-/** The configurations of one round, each Kiln one directly followed by its PyTorch pair. */
-function roundConfigs() {
+/**
+ * The configurations of one round, each Kiln one directly followed by its PyTorch pair. The bare
+ * loop runs after that pair in even rounds and before the Kiln run in odd ones, so that neither side
+ * of the trainer-overhead ratio always inherits the machine state another process left behind.
+ */
+function roundConfigs(round) {
   const list = [];
   for (const model of models) {
     const p = plan[model];
@@ -126,9 +130,11 @@ function roundConfigs() {
     // ResNet-18 steps take seconds each: by default only at full thread count.
     const counts = model === 'resnet18' && !flags.full && !flags.threads ? [maxThreads] : threadCounts;
     for (const t of counts) {
+      const bare = { ...base, framework: 'bare', backend: fast, threads: t };
+      if (round % 2 === 1) list.push(bare);
       list.push({ ...base, framework: 'kiln', backend: fast, threads: t });
       if (typeof torch !== 'string') list.push({ ...base, framework: 'pytorch', backend: 'torch-cpu', threads: t });
-      list.push({ ...base, framework: 'bare', backend: fast, threads: t });
+      if (round % 2 === 0) list.push(bare);
       // Without oneDNN: what the portable WASM kernels alone do (browsers, machines without the addon).
       if (fast !== 'wasm') list.push({ ...base, framework: 'kiln', backend: 'wasm', threads: t });
     }
@@ -147,7 +153,7 @@ function roundConfigs() {
 const started = new Date();
 const load0 = os.loadavg();
 const runs = [];
-for (let r = 0; r < rounds; r++) for (const cfg of roundConfigs()) runs.push({ round: r, ...runChild(cfg) });
+for (let r = 0; r < rounds; r++) for (const cfg of roundConfigs(r)) runs.push({ round: r, ...runChild(cfg) });
 const load1 = os.loadavg();
 
 // Medians over rounds per configuration.
