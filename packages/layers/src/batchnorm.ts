@@ -42,11 +42,6 @@ export class BatchNorm extends Module {
     }
   }
 
-  /** Training mode with a learned scale and shift: one op with a closed-form gradient. */
-  private trainingForward(x: Tensor, axes: number[]): Tensor {
-    return batchNormTraining(this, x, axes, this.weight!.variable, this.bias!.variable);
-  }
-
   /**
    * running ← (1−momentum)·running + momentum·batch, with the unbiased batch variance (`count`
    * values per channel), as PyTorch does. Only in training mode with running statistics.
@@ -71,7 +66,8 @@ export class BatchNorm extends Module {
     const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
     const useBatch = this.training || !this.config.trackRunningStats;
     const { eps } = this.config;
-    if (useBatch && this.weight && this.bias) return this.trainingForward(x, axes);
+    // Batch statistics with a learned scale and shift: one op (fused kernels or a closed-form gradient).
+    if (useBatch && this.weight && this.bias) return batchNormTraining(this, x, axes, this.weight.variable, this.bias.variable);
     return tf.tidy(() => {
       let mean: Tensor;
       let variance: Tensor;
@@ -102,9 +98,9 @@ export class BatchNorm extends Module {
  * as a side effect, from the same batch mean and variance.
  */
 function batchNormTraining(layer: BatchNorm, x: Tensor, axes: number[], gamma: Tensor, beta: Tensor): Tensor {
-  const { eps, numFeatures: c, trackRunningStats } = layer.config;
-  const m = x.size / c;
   if (x.dtype === 'float32' && (x.rank === 4 || x.rank === 2) && hasFusedBatchNorm()) return fusedBatchNormTraining(layer, x, gamma, beta);
+  const { eps, numFeatures: c } = layer.config;
+  const m = x.size / c;
   const op = tf.customGrad((xIn, g, b, save) => {
     const xt = xIn as Tensor;
     const mean = tf.mean(xt, axes);
@@ -112,7 +108,7 @@ function batchNormTraining(layer: BatchNorm, x: Tensor, axes: number[], gamma: T
     const variance = tf.mean(tf.square(centred), axes);
     const invStd = tf.rsqrt(tf.add(variance, eps));
     const xHat = tf.mul(centred, invStd);
-    if (trackRunningStats) layer.updateRunningStats(mean, variance, m);
+    layer.updateRunningStats(mean, variance, m);
     (save as unknown as (saved: Tensor[]) => void)([xHat, invStd, g as Tensor]);
     return {
       value: tf.add(tf.mul(xHat, g as Tensor), b as Tensor),

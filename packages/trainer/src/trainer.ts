@@ -71,6 +71,8 @@ export class Trainer {
   readonly options: ResolvedOptions;
   readonly callbacks: CallbackList;
   readonly loggers: Logger[];
+  /** Batches per loop in a fastDevRun (0 when not one). */
+  private readonly devBatches: number;
 
   /** Epoch being run (0-based) and optimizer steps taken. */
   currentEpoch = 0;
@@ -112,6 +114,7 @@ export class Trainer {
   ) {
     const o = options ?? {};
     const dev = o.fastDevRun === true ? 1 : o.fastDevRun || 0;
+    this.devBatches = dev;
     this.options = {
       maxEpochs: dev ? 1 : (o.maxEpochs ?? (o.maxSteps !== undefined && o.maxSteps >= 0 ? -1 : 1000)),
       maxSteps: dev ? dev : (o.maxSteps ?? -1),
@@ -156,14 +159,12 @@ export class Trainer {
     if (o.gradientClipVal !== undefined && !(o.gradientClipVal > 0)) throw new ConfigError('Trainer.gradientClipVal', 'a positive number', o.gradientClipVal);
   }
 
-  /** Batches to run out of `total` for a limit given as a fraction or a count. */
   /**
    * Batches to run of a loader with `total`: a fraction when `lim` ≤ 1 (1 meaning all, since JS
    * cannot tell 1 from 1.0), else a count. A fastDevRun of n runs exactly n batches, 1 included.
    */
   private limit(total: number, lim: number): number {
-    const dev = this.options.fastDevRun === true ? 1 : this.options.fastDevRun || 0;
-    if (dev > 0) return Math.min(total, dev);
+    if (this.devBatches > 0) return Math.min(total, this.devBatches);
     return lim <= 1 && !Number.isInteger(lim) ? Math.max(1, Math.floor(total * lim)) : lim === 1 ? total : Math.min(total, lim);
   }
 
