@@ -158,6 +158,7 @@ describe('records through the Trainer', () => {
       return { x: { left, right }, y: Float32Array.of(left[0] - 2 * right[2] + 0.5) };
     });
     const ds = { length: examples.length, get: (i: number) => examples[i] };
+    const before = tf.memory().numTensors;
     const module = new TwoInputRegression();
     const trainer = new Trainer({ maxEpochs: 15, numSanityValSteps: 0 });
     await trainer.fit(module, new DataLoader(ds, { batchSize: 16, shuffle: true }), new DataLoader(ds, { batchSize: 64 }));
@@ -165,5 +166,7 @@ describe('records through the Trainer', () => {
     await expect(trainer.predict(module, new DataLoader(ds, { batchSize: 64 }))).rejects.toThrow(/override predictStep/);
     trainer.optimizerConfig!.optimizer.dispose();
     module.model.dispose();
+    // Record batches are disposed leaf by leaf.
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
