@@ -1,6 +1,6 @@
 import { tf, Rng, ConfigError, type RngState } from '@kiln/core';
 import { ArrayDataset, isAsyncDataset, type AnyExample, type Dataset } from './dataset.js';
-import { checkSchema, collateExamples, describeSchema, inferSchema, isTensorSpec, toTensors, type Collated, type ExampleSchema, type HostBatch, type Schema, type TensorTree } from './collate.js';
+import { checkSchema, collateExamples, describeSchema, inferSchema, isTensorSpec, toTensors, type Collated, type ExampleSchema, type HostBatch, type Schema, type TensorSpec, type TensorTree } from './collate.js';
 import { RandomSampler, SequentialSampler, type Sampler } from './sampler.js';
 import type { Augmentation, BatchAugmentation } from './augment/augmentation.js';
 
@@ -123,13 +123,16 @@ export class DataLoader<E extends AnyExample = AnyExample> implements Iterable<B
     const xFromShape: Schema | undefined = options.exampleShape ? { shape: options.exampleShape, dtype: 'float32' } : undefined;
     this.declared = { x: options.schema?.x ?? xFromShape ?? own.x, y: options.schema?.y ?? own.y };
     if (dataset instanceof ArrayDataset) {
-      // An ArrayDataset's buffers are its schema; a different declaration cannot be honoured.
+      // An ArrayDataset's buffers are its schema. Its x may be viewed in another shape of the same
+      // size (an image as a vector); anything else declared cannot be honoured.
       const mine = dataset.schema;
-      for (const k of ['x', 'y'] as const) {
-        const d = this.declared[k];
-        if (d && describeSchema(d) !== describeSchema(mine[k])) throw new ConfigError(`DataLoader.schema.${k}`, `${describeSchema(mine[k])} (the ArrayDataset's own)`, describeSchema(d));
-      }
-      this.resolved = mine;
+      const dx = this.declared.x;
+      const reshaped = dx && isTensorSpec(dx) && dx.dtype === 'float32' && dx.shape.reduce((a, b) => a * b, 1) === dataset.exampleSize;
+      const x = reshaped ? dx : mine.x;
+      if (dx && !reshaped) throw new ConfigError('DataLoader.schema.x', `${describeSchema(mine.x)} (the ArrayDataset's own) or float32 of the same size`, describeSchema(dx));
+      const dy = this.declared.y;
+      if (dy && describeSchema(dy) !== describeSchema(mine.y)) throw new ConfigError('DataLoader.schema.y', `${describeSchema(mine.y)} (the ArrayDataset's own)`, describeSchema(dy));
+      this.resolved = { x, y: mine.y };
     }
     const x = this.declared.x;
     this.exampleShape = x && isTensorSpec(x) ? x.shape : undefined;
@@ -189,7 +192,8 @@ export class DataLoader<E extends AnyExample = AnyExample> implements Iterable<B
     if (ds instanceof ArrayDataset) {
       const { x, y } = ds.gather(indices);
       const n = indices.length;
-      return { host: { x: { data: x, shape: [n, ...ds.shape] }, y: { data: y, shape: [n, ...ds.targetShape] } } };
+      const xShape = (this.resolved as { x: TensorSpec }).x.shape;
+      return { host: { x: { data: x, shape: [n, ...xShape] }, y: { data: y, shape: [n, ...ds.targetShape] } } };
     }
     return { examples: Array.from(indices, (i) => ds.get(i)) };
   }

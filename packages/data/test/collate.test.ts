@@ -155,7 +155,9 @@ describe('ArrayDataset targets', () => {
     expect(Array.from(multi.subset([2, 0]).y)).toEqual([1, 1, 0, 1, 0, 1]);
     expect(multi.take(1).length).toBe(1);
     expect(() => new ArrayDataset(x, new Float32Array(8), [2], undefined, [3])).toThrow(KilnError);
-    // A declaration that contradicts the dataset's own buffers is refused.
+    // Its x may be viewed in another shape of the same size; other declarations are refused.
+    expect(only(multi, { exampleShape: [1, 2] }).x.shape).toEqual([3, 1, 2]);
+    expect(() => new DataLoader(multi, { exampleShape: [3] })).toThrow(ConfigError);
     expect(() => new DataLoader(multi, { schema: { y: { shape: [3], dtype: 'int32' } } })).toThrow(ConfigError);
     // Mapped, the examples go through the generic path and still collate to the same batch.
     expect(only(mapDataset(multi, (e) => e), { exampleShape: [2] })).toEqual(b);
