@@ -65,6 +65,17 @@ describe('RegressionModule', () => {
     expect(huber.metrics.val_loss).toBeCloseTo(huber.metrics.val_mse / 2, 2);
   });
 
+  it('overfitBatches keeps the float targets float (the schema of the loader goes with it)', async () => {
+    manualSeed(3);
+    const model = new Linear({ inFeatures: 4, outFeatures: 1 });
+    const module = new RegressionModule(model, { lr: 0.05 });
+    const trainer = new Trainer({ maxEpochs: 30, overfitBatches: 2, numSanityValSteps: 0 });
+    await trainer.fit(module, new DataLoader(linearData(256, 1), { batchSize: 16, shuffle: true }));
+    expect(trainer.callbackMetrics.train_mse).toBeLessThan(0.05);
+    trainer.optimizerConfig!.optimizer.dispose();
+    model.dispose();
+  });
+
   it('meets a [B] target with [B, 1] predictions, and names both shapes otherwise', () => {
     const model = new Linear({ inFeatures: 4, outFeatures: 2 });
     const module = new RegressionModule(model);
