@@ -273,6 +273,12 @@ export function toTensors(tree: HostTree): TensorTree {
   return Object.fromEntries(Object.entries(tree).map(([k, t]) => [k, toTensors(t)]));
 }
 
+/** The schema a dataset declares in a `schema` property (an `ArrayDataset`, or a view of one), if any. */
+export function declaredSchema(dataset: object): ExampleSchema | undefined {
+  const s = (dataset as { schema?: unknown }).schema;
+  return s && typeof s === 'object' && 'x' in s && 'y' in s ? (s as ExampleSchema) : undefined;
+}
+
 /** Checks a declared schema's leaves (shapes of non-negative integers, a known dtype). */
 export function checkSchema(s: Schema, where: string): void {
   if (isTensorSpec(s)) {

@@ -5,6 +5,7 @@ export * from './dataset.js';
 export {
   InvalidExampleError,
   collateExamples,
+  declaredSchema,
   describeSchema,
   inferSchema,
   isTensorSpec,

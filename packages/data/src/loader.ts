@@ -1,6 +1,6 @@
 import { tf, Rng, ConfigError, type RngState } from '@kiln/core';
 import { ArrayDataset, isAsyncDataset, type AnyExample, type Dataset } from './dataset.js';
-import { checkSchema, collateExamples, describeSchema, inferSchema, isTensorSpec, toTensors, type Collated, type ExampleSchema, type HostBatch, type Schema, type TensorSpec, type TensorTree } from './collate.js';
+import { checkSchema, collateExamples, declaredSchema, describeSchema, inferSchema, isTensorSpec, toTensors, type Collated, type ExampleSchema, type HostBatch, type Schema, type TensorSpec, type TensorTree } from './collate.js';
 import { RandomSampler, SequentialSampler, type Sampler } from './sampler.js';
 import type { Augmentation, BatchAugmentation } from './augment/augmentation.js';
 
@@ -72,9 +72,9 @@ type Fetched = { host: HostBatch } | { examples: AnyExample[] };
 
 /** The schema and class count a dataset declares (`ArrayDataset`; image folders declare `shape` and `classes`). */
 function ownSchema(dataset: Dataset<AnyExample>): { x?: Schema; y?: Schema } {
-  const d = dataset as { schema?: unknown; shape?: unknown };
-  if (d.schema && typeof d.schema === 'object' && 'x' in d.schema && 'y' in d.schema) return d.schema as ExampleSchema;
-  const shape = d.shape;
+  const declared = declaredSchema(dataset);
+  if (declared) return declared;
+  const shape = (dataset as { shape?: unknown }).shape;
   return Array.isArray(shape) && shape.every((n) => Number.isInteger(n) && n > 0) ? { x: { shape: shape as number[], dtype: 'float32' } } : {};
 }
 

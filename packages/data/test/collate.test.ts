@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf, ConfigError, KilnError } from '@kiln/core';
 import { wasmBackend } from '@kiln/backend-cpu';
-import { ArrayDataset, DataLoader, InvalidExampleError, horizontalFlip, mapDataset, type AnyExample, type AsyncDataset, type Dataset, type Example, type ExampleValue } from '@kiln/data';
+import { ArrayDataset, DataLoader, InvalidExampleError, cacheDataset, concatDatasets, horizontalFlip, mapDataset, subsetDataset, type AnyExample, type AsyncDataset, type Dataset, type Example, type ExampleValue } from '@kiln/data';
 
 beforeAll(async () => {
   await wasmBackend().init();
@@ -159,6 +159,9 @@ describe('ArrayDataset targets', () => {
     expect(only(multi, { exampleShape: [1, 2] }).x.shape).toEqual([3, 1, 2]);
     expect(() => new DataLoader(multi, { exampleShape: [3] })).toThrow(ConfigError);
     expect(() => new DataLoader(multi, { schema: { y: { shape: [3], dtype: 'int32' } } })).toThrow(ConfigError);
+    // Views that pass examples through keep the dataset's schema: scalar float targets stay float32.
+    const view = subsetDataset(cacheDataset(concatDatasets(scalar, scalar)), [4, 0]);
+    expect(only(view).y).toEqual({ dtype: 'float32', shape: [2], values: [1.5, 0.5] });
     // Mapped, the examples go through the generic path and still collate to the same batch.
     expect(only(mapDataset(multi, (e) => e), { exampleShape: [2] })).toEqual(b);
   });
