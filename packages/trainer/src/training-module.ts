@@ -49,10 +49,12 @@ export abstract class TrainingModule {
 
   /** Default prediction: the model's output for the batch's input (override it for record inputs). */
   predictStep(batch: AnyBatch, _batchIdx: number): tf.Tensor {
-    if (!(batch.x instanceof tf.Tensor)) {
+    // Duck-typed rather than instanceof, so a tensor from another bundle of tfjs (CJS beside ESM) still counts.
+    const x = batch.x as Partial<tf.Tensor>;
+    if (!(Array.isArray(x.shape) && typeof x.dtype === 'string' && typeof x.dataSync === 'function')) {
       throw new ConfigError(`${this.constructor.name}.predictStep`, 'a batch whose x is one tensor', `a record with keys ${Object.keys(batch.x).join(', ')}`, 'override predictStep to feed record inputs to the model');
     }
-    return this.model.forward(batch.x);
+    return this.model.forward(batch.x as tf.Tensor);
   }
 
   abstract configureOptimizers(): OptimizerConfig;
