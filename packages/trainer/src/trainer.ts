@@ -102,6 +102,11 @@ export class Trainer {
   accumulateGradBatches = 1;
   /** Training throughput of the last epoch (examples per second, excluding validation). */
   trainSamplesPerSec = 0;
+  /**
+   * Set by a callback in `onAfterBackward` (TerminateOnNaN) to drop the current batch's gradients:
+   * they are neither accumulated nor applied. Reset after each batch.
+   */
+  skipOptimizerStep = false;
 
   private trainLoader?: DataLoader;
   private epochSums = new MetricAverager();
@@ -526,7 +531,13 @@ class StepRunner {
     } catch (e) {
       tf.dispose(Object.values(grads));
       tf.dispose(Object.values(kept!.logs));
+      trainer.skipOptimizerStep = false;
       throw e;
+    }
+    if (trainer.skipOptimizerStep) {
+      trainer.skipOptimizerStep = false;
+      tf.dispose(Object.values(grads));
+      return kept!;
     }
     this.accumulated = this.accumulated ? addGrads(this.accumulated, grads) : grads;
     this.pending++;
