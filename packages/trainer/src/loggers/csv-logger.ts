@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../logger.js';
 import { writeFileAtomic } from '../checkpoint.js';
@@ -31,7 +31,9 @@ export class CsvLogger implements Logger {
   }
 
   private load(): void {
-    const lines = readFileSync(this.file, 'utf8').split('\n').filter(Boolean);
+    const text = readFileSync(this.file, 'utf8');
+    // A process killed mid-append leaves a last line without its newline: that row was never complete.
+    const lines = text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter(Boolean);
     if (lines.length === 0) return;
     this.columns = lines[0].split(',');
     this.rows = lines.slice(1).map((l) => Object.fromEntries(l.split(',').map((v, i) => [this.columns[i], v === '' ? NaN : Number(v)])));
@@ -44,7 +46,8 @@ export class CsvLogger implements Logger {
     const fresh = Object.keys(row).filter((k) => !this.columns.includes(k));
     if (fresh.length > 0 || !existsSync(this.file)) {
       this.columns.push(...fresh);
-      writeFileSync(this.file, [this.columns.join(','), ...this.rows.map((r) => this.format(r))].join('\n') + '\n');
+      // A new column rewrites the whole file: atomically, so a crash leaves the old file or the new one.
+      writeFileAtomic(this.file, [this.columns.join(','), ...this.rows.map((r) => this.format(r))].join('\n') + '\n');
     } else {
       appendFileSync(this.file, this.format(row) + '\n');
     }
