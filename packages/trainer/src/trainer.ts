@@ -206,6 +206,8 @@ export class Trainer {
       this.optimizerConfig = module.configureOptimizers();
       // The generator is restored after the sanity check, so whatever that check draws cannot shift it.
       const rng = ckptPath ? await this.restore(ckptPath, module, train) : undefined;
+      // Loggers forget what the interrupted run logged after the checkpoint, so the logs read as one run.
+      if (ckptPath) for (const l of this.loggers) await l.onResume?.(this.globalStep, this.resumeBatch > 0);
       await cbs.call('onFitStart', module, this, module);
       for (const l of this.loggers) await l.logHyperparams?.(module.hparams());
       if (val && this.options.numSanityValSteps > 0) {
@@ -261,6 +263,10 @@ export class Trainer {
     const step = new StepRunner(this, module, cfg, limit);
     let examples = 0;
     const t0 = performance.now();
+    // A checkpoint written after the epoch's last batch but before its end (validation, logging,
+    // epoch callbacks) resumes here with nothing left to train: the loader only has to move past
+    // the epoch, drawing its order (and augmentation seed) as the interrupted run did.
+    if (start > 0 && start >= limit) train.skipEpoch();
     // Asynchronous iteration keeps the loader's next batches loading while this step runs.
     const it = train[Symbol.asyncIterator]();
     try {
@@ -287,7 +293,7 @@ export class Trainer {
         if (this.shouldStop && this.currentEpoch + 1 >= this.options.minEpochs) break;
       }
       // A loader used to its end is asked once more, so it closes its epoch (its state then points at the next one).
-      if (this.batchesDone === train.length) await it.next();
+      if (this.batchesDone === train.length && start < limit) await it.next();
     } finally {
       step.dispose();
       await it.return?.();
@@ -296,8 +302,9 @@ export class Trainer {
     this.trainSamplesPerSec = examples / ((performance.now() - t0) / 1000);
     this.callbackMetrics = { ...this.callbackMetrics, ...this.epochSums.means(), epoch: this.currentEpoch };
     if (valThisEpoch) await this.runValidation(module, val!);
-    if (cfg.scheduler && (cfg.interval ?? 'epoch') === 'epoch') cfg.scheduler.step(this.callbackMetrics);
-    await cbs.call('onTrainEpochEnd', module, this, module);
+    // The epoch's row is logged before the epoch-end callbacks write checkpoints, so a checkpoint
+    // never precedes its own epoch's row (a resume from it neither loses nor repeats the row), and
+    // `lr` is the rate this epoch trained with, logged before the epoch schedule steps.
     const row = { ...this.callbackMetrics, epoch: this.currentEpoch, lr: cfg.optimizer.getLr(), train_samples_per_sec: this.trainSamplesPerSec };
     for (const l of this.loggers) await l.logMetrics(row, this.globalStep);
     const hist = this.loggers.filter((l) => l.logHistograms);
@@ -307,6 +314,8 @@ export class Trainer {
       for (const [n, p] of module.model.namedParameters()) named[n] = (await p.variable.data()) as Float32Array;
       for (const l of hist) await l.logHistograms!(named, this.globalStep);
     }
+    if (cfg.scheduler && (cfg.interval ?? 'epoch') === 'epoch') cfg.scheduler.step(this.callbackMetrics);
+    await cbs.call('onTrainEpochEnd', module, this, module);
   }
 
   private async runValidation(module: TrainingModule, val: DataLoader): Promise<void> {
@@ -416,7 +425,9 @@ export class Trainer {
     const module = this.module;
     const cfg = this.optimizerConfig;
     if (!module || !cfg || this.stage !== 'fit') throw new KilnError('E_NO_RUN', 'saveCheckpoint needs a running fit', { hint: 'call it from a callback hook during trainer.fit' });
-    const done = this.epochTrainingDone || this.batchesDone >= this.numTrainingBatches;
+    // Saved after the last batch but before the epoch end ran (everyNSteps), the epoch is not done:
+    // the resume re-enters it to validate, log and run the epoch-end callbacks.
+    const done = this.epochTrainingDone;
     const optim = cfg.optimizer.stateDict();
     const meta: CheckpointMeta = {
       format: CHECKPOINT_FORMAT,

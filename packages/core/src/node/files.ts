@@ -3,7 +3,7 @@
  * files that must survive a crash, and turns user-supplied names into paths under a root. Imported
  * as `@kiln/core/node`; browser builds never load it.
  */
-import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, DataFormatError, KilnError, NotFoundError } from '../errors.js';
 
@@ -101,6 +101,41 @@ export function writeFileAtomic(file: string, bytes: Uint8Array | string): void 
     }
   } catch {
     // Some filesystems refuse fsync on directories; the rename is still atomic there.
+  }
+}
+
+/** Temporary names {@link writeFileAtomic} uses: `.<name>.tmp-<pid>-<random>`. */
+const TEMP_NAME = /^\..+\.tmp-(\d+)-[a-z0-9]+$/;
+
+/**
+ * Removes temporary files that {@link writeFileAtomic} left in `dir` when its process was killed
+ * (SIGKILL cannot be caught, so the writer cannot clean up): those whose process no longer runs.
+ * Returns the names removed.
+ */
+export function removeStaleTempFiles(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = TEMP_NAME.exec(name);
+    if (!m || processAlive(Number(m[1]))) continue;
+    rmSync(path.join(dir, name), { force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,7 +1,7 @@
 import { existsSync, lstatSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { tf, ConfigError } from '@kiln/core';
-import { resolveInside } from '@kiln/core/node';
+import { removeStaleTempFiles, resolveInside } from '@kiln/core/node';
 import type { Callback } from '../callback.js';
 import type { Trainer } from '../trainer.js';
 import type { TrainingModule, StepOutput } from '../training-module.js';
@@ -65,6 +65,11 @@ export class ModelCheckpoint implements Callback {
     if (options.filename !== undefined) resolveInside(this.dirpath, `${options.filename.replace(/\{[^}]*\}/g, '0')}.ckpt`, 'ModelCheckpoint.filename');
     if (options.bestName) resolveInside(this.dirpath, `${options.bestName}.ckpt`, 'ModelCheckpoint.bestName');
     this.stateKey = `ModelCheckpoint{dir=${this.dirpath},monitor=${options.monitor ?? ''}}`;
+  }
+
+  /** A run killed while writing a checkpoint left its temporary file behind: remove it. */
+  setup(): void {
+    removeStaleTempFiles(this.dirpath);
   }
 
   async onTrainBatchEnd(trainer: Trainer, _m: TrainingModule, _o: StepOutput, _b: Batch, _i: number): Promise<void> {

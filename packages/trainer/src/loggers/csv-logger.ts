@@ -1,5 +1,6 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { removeStaleTempFiles } from '@kiln/core/node';
 import type { Logger } from '../logger.js';
 import { writeFileAtomic } from '../checkpoint.js';
 import { learningCurvesSvg } from './learning-curves.js';
@@ -27,6 +28,7 @@ export class CsvLogger implements Logger {
   constructor(private readonly options: CsvLoggerOptions) {
     mkdirSync(options.dir, { recursive: true });
     this.file = path.join(options.dir, options.filename ?? 'metrics.csv');
+    removeStaleTempFiles(options.dir);
     if (existsSync(this.file)) this.load();
   }
 
@@ -51,6 +53,14 @@ export class CsvLogger implements Logger {
     } else {
       appendFileSync(this.file, this.format(row) + '\n');
     }
+  }
+
+  /** Drops rows an interrupted run logged after its checkpoint (see `Logger.onResume`), rewriting the file atomically. */
+  onResume(step: number, midEpoch: boolean): void {
+    const kept = this.rows.filter((r) => !(r.step > step || (midEpoch && r.step === step && Number.isFinite(r.epoch))));
+    if (kept.length === this.rows.length && existsSync(this.file)) return;
+    this.rows = kept;
+    writeFileAtomic(this.file, [this.columns.join(','), ...this.rows.map((r) => this.format(r))].join('\n') + '\n');
   }
 
   /** Writes the learning curves of every epoch row logged so far. */
