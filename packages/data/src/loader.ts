@@ -81,6 +81,8 @@ export class DataLoader implements Iterable<Batch>, AsyncIterable<Batch> {
   readonly sampler: Sampler;
   readonly exampleShape: number[];
   readonly prefetch: number;
+  /** True when the caller chose the generator (`seed` or `rng`); a Trainer seeds the others from its own `seed`. */
+  readonly seeded: boolean;
   private readonly rng: Rng;
   private readonly transform?: Augmentation;
   private readonly batchTransform?: BatchAugmentation;
@@ -97,6 +99,7 @@ export class DataLoader implements Iterable<Batch>, AsyncIterable<Batch> {
     if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new ConfigError('DataLoader.batchSize', 'a positive integer', options.batchSize);
     this.dropLast = options.dropLast ?? false;
     this.rng = options.rng ?? new Rng(options.seed ?? 0);
+    this.seeded = options.rng !== undefined || options.seed !== undefined;
     this.sampler = options.sampler ?? (options.shuffle ? new RandomSampler(dataset.length) : new SequentialSampler(dataset.length));
     const shape = options.exampleShape ?? ownShape(dataset);
     if (!shape) throw new ConfigError('DataLoader.exampleShape', 'the shape of one example (needed for datasets that do not declare a `shape`)', undefined);
@@ -105,6 +108,12 @@ export class DataLoader implements Iterable<Batch>, AsyncIterable<Batch> {
     if (!Number.isInteger(this.prefetch) || this.prefetch < 0) throw new ConfigError('DataLoader.prefetch', 'an integer >= 0', options.prefetch);
     this.transform = options.transform;
     this.batchTransform = options.batchTransform;
+    this.epochStart = this.rng.getState();
+  }
+
+  /** Reseeds the loader's generator, as if it had been built with `seed` (before its first epoch). */
+  manualSeed(seed: number): void {
+    this.rng.setState(new Rng(seed).getState());
     this.epochStart = this.rng.getState();
   }
 

@@ -94,6 +94,12 @@ export function validateCheckpointMeta(raw: unknown, file: string): CheckpointMe
   optional(rngState)(m.rng, 'rng');
   object(m.callbacks, 'callbacks');
   for (const [k, v] of Object.entries(m.callbacks as Record<string, unknown>)) object(v, `callbacks.${k}`);
+  optional((v, at) => {
+    object(v, at);
+    for (const [k, names] of Object.entries(v as Record<string, unknown>)) {
+      if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) fail(file, `${at}.${k}`, 'a list of tensor names', names);
+    }
+  })(m.callbackTensors, 'callbackTensors');
   object(m.model, 'model');
   const model = m.model as Record<string, unknown>;
   if (typeof model.class !== 'string') fail(file, 'model.class', 'a class name', model.class);

@@ -29,6 +29,8 @@ export interface CheckpointMeta {
   rng?: unknown;
   /** `stateDict()` of every callback that has one, by its state key. */
   callbacks: Record<string, Record<string, unknown>>;
+  /** Names of the tensors each callback stored (`stateTensors`), by state key; the tensors are `callback.<i>` in this order. */
+  callbackTensors?: Record<string, string[]>;
   model: { class: string; parameters: number; hparams: Record<string, unknown> };
   versions: Record<string, string>;
   [extra: string]: unknown;
@@ -40,7 +42,14 @@ export interface Checkpoint {
   modelState: Record<string, tf.Tensor>;
   /** Optimizer slots by `<paramIndex>.<slot>`, as `Optimizer.loadStateDict` expects. */
   optimizerSlots: Record<string, tf.Tensor>;
+  /** Callback tensors by state key and name (see `Callback.stateTensors`). */
+  callbackTensors: Record<string, Record<string, tf.Tensor>>;
   meta: CheckpointMeta;
+}
+
+/** Every tensor of a checkpoint read back, for disposal. */
+export function checkpointTensors(ck: Checkpoint): tf.Tensor[] {
+  return [...Object.values(ck.modelState), ...Object.values(ck.optimizerSlots), ...Object.values(ck.callbackTensors).flatMap((t) => Object.values(t))];
 }
 
 /** Metadata key of the checksum: CRC-32C of the whole file with these 8 hex digits read as '0'. */
@@ -53,16 +62,33 @@ const CHECKSUM_PLACEHOLDER = '00000000';
  * data), checked by `readCheckpoint`. The file is written with {@link writeFileAtomic}, so a crash at
  * any point leaves either the previous checkpoint or the new one, never a torn file.
  */
-export async function saveCheckpoint(file: string, parts: { model: Record<string, tf.Tensor>; optimizerSlots?: Record<string, tf.Tensor>; meta: CheckpointMeta }): Promise<void> {
+export interface CheckpointParts {
+  model: Record<string, tf.Tensor>;
+  optimizerSlots?: Record<string, tf.Tensor>;
+  /** Callback tensors by state key and name; their names are recorded in `meta.callbackTensors`. */
+  callbackTensors?: Record<string, Record<string, tf.Tensor>>;
+  meta: CheckpointMeta;
+}
+
+export async function saveCheckpoint(file: string, parts: CheckpointParts): Promise<void> {
   writeFileAtomic(file, await encodeCheckpoint(parts));
 }
 
 /** The bytes `saveCheckpoint` writes: the same everywhere (Node, browsers), so checkpoints move between hosts. */
-export async function encodeCheckpoint(parts: { model: Record<string, tf.Tensor>; optimizerSlots?: Record<string, tf.Tensor>; meta: CheckpointMeta }): Promise<Uint8Array> {
+export async function encodeCheckpoint(parts: CheckpointParts): Promise<Uint8Array> {
   const tensors: Record<string, HostTensor> = {};
   for (const [k, t] of Object.entries(parts.model)) tensors[`model.${k}`] = await hostCopy(t);
   for (const [k, t] of Object.entries(parts.optimizerSlots ?? {})) tensors[`optimizer.${k}`] = await hostCopy(t);
-  const bytes = encodeSafetensors(tensors, { [META_KEY]: JSON.stringify(parts.meta), [CHECKSUM_KEY]: CHECKSUM_PLACEHOLDER });
+  // Callback tensors are numbered, their (key, name) pairs kept in the metadata: state keys and
+  // tensor names may both contain dots, so no single separator could split them back apart.
+  const names: Record<string, string[]> = {};
+  let i = 0;
+  for (const [key, byName] of Object.entries(parts.callbackTensors ?? {})) {
+    names[key] = Object.keys(byName);
+    for (const t of Object.values(byName)) tensors[`callback.${i++}`] = await hostCopy(t);
+  }
+  const meta = i > 0 ? { ...parts.meta, callbackTensors: names } : parts.meta;
+  const bytes = encodeSafetensors(tensors, { [META_KEY]: JSON.stringify(meta), [CHECKSUM_KEY]: CHECKSUM_PLACEHOLDER });
   const at = checksumOffset(bytes);
   const hex = checksumOf(bytes, at).toString(16).padStart(8, '0');
   bytes.set(new TextEncoder().encode(hex), at);
@@ -137,16 +163,27 @@ export function decodeCheckpoint(bytes: Uint8Array, file: string): Checkpoint {
   const meta = validateCheckpointMeta(raw, file);
   const modelState: Record<string, tf.Tensor> = {};
   const optimizerSlots: Record<string, tf.Tensor> = {};
+  const callbackTensors: Record<string, Record<string, tf.Tensor>> = {};
+  const ck = { modelState, optimizerSlots, callbackTensors, meta };
   try {
     for (const [k, h] of Object.entries(tensors)) {
       if (k.startsWith('model.')) modelState[k.slice(6)] = fromHost(h);
       else if (k.startsWith('optimizer.')) optimizerSlots[k.slice(10)] = fromHost(h);
     }
+    let i = 0;
+    for (const [key, names] of Object.entries(meta.callbackTensors ?? {})) {
+      callbackTensors[key] = {};
+      for (const name of names) {
+        const h = tensors[`callback.${i++}`];
+        if (!h) throw new DataFormatError(file, `checkpoint metadata lists callback tensor '${name}' of ${key}, which the file does not hold`, { expected: `a tensor named callback.${i - 1}` });
+        callbackTensors[key][name] = fromHost(h);
+      }
+    }
   } catch (e) {
-    tf.dispose([...Object.values(modelState), ...Object.values(optimizerSlots)]);
+    tf.dispose(checkpointTensors(ck));
     throw e;
   }
-  return { modelState, optimizerSlots, meta };
+  return ck;
 }
 
 /** Loads a checkpoint's weights into a module (strict by default); returns the metadata. */
@@ -155,7 +192,7 @@ export function loadCheckpoint(file: string, model: { loadStateDict(sd: Record<s
   try {
     model.loadStateDict(ck.modelState, options);
   } finally {
-    tf.dispose([...Object.values(ck.modelState), ...Object.values(ck.optimizerSlots)]);
+    tf.dispose(checkpointTensors(ck));
   }
   return ck.meta;
 }

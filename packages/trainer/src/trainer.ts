@@ -7,7 +7,7 @@ import type { Logger } from './logger.js';
 import type { OptimizerConfig, StepOutput, TrainingModule } from './training-module.js';
 import { CALLBACKS, LOGGERS, TRAINER_OPTIONS } from './tokens.js';
 import { clipGradients } from './clip.js';
-import { CHECKPOINT_FORMAT, readCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
+import { CHECKPOINT_FORMAT, checkpointTensors, readCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
 import { MetricAverager } from './metric-averager.js';
 import { ProgressBar } from './callbacks/progress-bar.js';
 
@@ -81,6 +81,14 @@ export class Trainer {
   shouldStop = false;
   /** Latest epoch-level metrics: `train_loss`, `val_acc`, … */
   callbackMetrics: Record<string, number> = {};
+  /**
+   * Names in `callbackMetrics` computed during the current epoch (its training means, its
+   * validations). Metric-watching callbacks decide only on these, never on a value left over from
+   * an epoch that did not validate.
+   */
+  freshMetrics = new Set<string>();
+  /** True while the running `fit` has a validation loader. */
+  validationEnabled = false;
   /** The last training step's logged values (`train_loss`, …) as numbers: read these instead of syncing tensors. */
   lastTrainMetrics: Record<string, number> = {};
   /** Set while a sanity check runs. */
@@ -191,7 +199,9 @@ export class Trainer {
     this.module = module;
     this.accumulateGradBatches = this.options.accumulateGradBatches;
     if (this.options.overfitBatches > 0) {
-      const n = this.limit(train.length, this.options.overfitBatches);
+      // A count from 1 up (1 = one batch, as in Lightning), a fraction below 1.
+      const ov = this.options.overfitBatches;
+      const n = ov >= 1 ? Math.min(train.length, Math.floor(ov)) : Math.max(1, Math.floor(train.length * ov));
       const first = Int32Array.from({ length: Math.min(train.dataset.length, n * train.batchSize) }, (_, i) => i);
       const subset = subsetDataset(train.dataset, first);
       const opts = { batchSize: train.batchSize, exampleShape: train.exampleShape };
@@ -199,7 +209,13 @@ export class Trainer {
       val = new DataLoader(subset, opts);
     }
     this.trainLoader = train;
-    if (this.options.seed !== undefined) manualSeed(this.options.seed);
+    this.validationEnabled = !!val;
+    if (this.options.seed !== undefined) {
+      manualSeed(this.options.seed);
+      // A loader built without its own seed draws its order from the run's seed (a resume then
+      // restores the loader's saved generator over this).
+      if (!train.seeded) train.manualSeed(this.options.seed);
+    }
     const cbs = this.callbacks;
     try {
       await cbs.call('setup', module, this, module, 'fit');
@@ -256,6 +272,7 @@ export class Trainer {
     if (start === 0) this.epochSums = new MetricAverager();
     this.batchesDone = start;
     this.epochTrainingDone = false;
+    this.freshMetrics = new Set();
     const vci = this.options.valCheckInterval;
     const valEvery = vci <= 1 && !Number.isInteger(vci) ? Math.max(1, Math.floor(limit * vci)) : vci === 1 ? limit : vci;
     const valThisEpoch = !!val && (this.currentEpoch + 1) % this.options.checkValEveryNEpoch === 0;
@@ -300,7 +317,9 @@ export class Trainer {
     }
     this.epochTrainingDone = true;
     this.trainSamplesPerSec = examples / ((performance.now() - t0) / 1000);
-    this.callbackMetrics = { ...this.callbackMetrics, ...this.epochSums.means(), epoch: this.currentEpoch };
+    const means = this.epochSums.means();
+    this.callbackMetrics = { ...this.callbackMetrics, ...means, epoch: this.currentEpoch };
+    for (const k of Object.keys(means)) this.freshMetrics.add(k);
     if (valThisEpoch) await this.runValidation(module, val!);
     // The epoch's row is logged before the epoch-end callbacks write checkpoints, so a checkpoint
     // never precedes its own epoch's row (a resume from it neither loses nor repeats the row), and
@@ -359,7 +378,11 @@ export class Trainer {
       await it.return?.();
     }
     const means = sums.means();
-    if (!this.sanityChecking) Object.assign(this.callbackMetrics, means);
+    if (!this.sanityChecking) {
+      Object.assign(this.callbackMetrics, means);
+      // Before onValidationEnd, so callbacks acting on a mid-epoch validation see its values as current.
+      for (const k of Object.keys(means)) this.freshMetrics.add(k);
+    }
     await cbs.call(`on${V}EpochEnd` as keyof Callback, module, this, module);
     await cbs.call(`on${V}End` as keyof Callback, module, this, module);
     return means;
@@ -384,7 +407,13 @@ export class Trainer {
       await cbs.call('onPredictEpochStart', module, this, module);
       const outs: tf.Tensor[] = [];
       let i = 0;
+      // A fastDevRun predicts its n batches only, like the other loops.
+      const limit = this.devBatches > 0 ? Math.min(loader.length, this.devBatches) : loader.length;
       for await (const batch of loader) {
+        if (i >= limit) {
+          tf.dispose([batch.x, batch.y]);
+          break;
+        }
         try {
           await cbs.call('onPredictBatchStart', module, this, module, batch, i);
           const y = tf.tidy(() => module.predictStep(batch, i));
@@ -445,7 +474,7 @@ export class Trainer {
       versions: { checkpoint: String(CHECKPOINT_FORMAT), tfjs: tf.version_core },
     };
     await this.callbacks.call('onSaveCheckpoint', module, this, module, meta);
-    await saveCheckpoint(file, { model: module.model.stateDict(), optimizerSlots: optim.slots, meta });
+    await saveCheckpoint(file, { model: module.model.stateDict(), optimizerSlots: optim.slots, callbackTensors: this.callbacks.stateTensors(), meta });
   }
 
   /** Puts a checkpoint's state back; returns the generator state to apply once training starts. */
@@ -459,10 +488,12 @@ export class Trainer {
       module.model.loadStateDict(ck.modelState);
       await this.callbacks.call('onLoadCheckpoint', module, this, module, meta);
       this.callbacks.loadStateDict(meta.callbacks ?? {});
+      this.callbacks.loadStateTensors(ck.callbackTensors);
+      ck.callbackTensors = {};
       // In a tidy scope: temporaries made while creating slot variables are freed (variables survive tidy).
       if (meta.optimizer) tf.tidy(() => cfg.optimizer.loadStateDict({ ...(meta.optimizer as { step: number; groups: never[] }), slots: ck.optimizerSlots }));
     } finally {
-      tf.dispose([...Object.values(ck.modelState), ...Object.values(ck.optimizerSlots)]);
+      tf.dispose(checkpointTensors(ck));
     }
     if (meta.scheduler && cfg.scheduler?.loadStateDict) cfg.scheduler.loadStateDict(meta.scheduler);
     if (meta.loader) restoreLoader(train, meta.loader as SavedLoader);

@@ -80,6 +80,11 @@ export class ModelCheckpoint implements Callback {
     }
   }
 
+  /** A validation inside the epoch (`valCheckInterval`) is a moment to keep a better model, as in Lightning. */
+  async onValidationEnd(trainer: Trainer): Promise<void> {
+    if (this.monitor && trainer.stage === 'fit' && !trainer.sanityChecking && !trainer.epochTrainingDone && trainer.freshMetrics.has(this.monitor.monitor)) await this.save(trainer, false);
+  }
+
   async onTrainEpochEnd(trainer: Trainer): Promise<void> {
     const n = this.options.everyNEpochs ?? (this.options.everyNSteps ? 0 : 1);
     if (n > 0 && (trainer.currentEpoch + 1) % n === 0) await this.save(trainer, true);
@@ -98,9 +103,12 @@ export class ModelCheckpoint implements Callback {
   private async save(trainer: Trainer, epochEnd: boolean): Promise<void> {
     // A fastDevRun checks the code path only: like its loggers, it writes no checkpoints.
     if (trainer.options.fastDevRun) return;
-    // Before the first validation a mid-epoch save has no score yet: it can only update last.ckpt.
-    const pending = this.monitor && !epochEnd && trainer.callbackMetrics[this.monitor.monitor] === undefined;
-    const score = this.monitor && !pending ? this.monitor.read(trainer, 'ModelCheckpoint') : null;
+    // Without a current value of the monitored metric (a step-interval save between validations, an
+    // epoch that did not validate) the save has no score: it can only update last.ckpt, so best.ckpt
+    // is always weights that were validated.
+    const current = this.monitor ? this.monitor.current(trainer, 'ModelCheckpoint') : undefined;
+    const pending = !!this.monitor && current === undefined;
+    const score = this.monitor && !pending ? (current as number) : null;
     const topK = pending ? 0 : (this.options.saveTopK ?? 1);
     const name = !epochEnd && !this.options.filename ? `epoch=${trainer.currentEpoch}-step=${trainer.globalStep}` : this.formatName(trainer);
     // A metric value cannot smuggle a path in either ('{val_loss}' filled with '../' is refused).
