@@ -6,7 +6,6 @@ export * from './callback-list.js';
 export * from './training-module.js';
 export * from './classification-module.js';
 export * from './trainer.js';
-export * from './clip.js';
 export * from './logger.js';
 export * from './tokens.js';
 export * from './create-trainer.js';

@@ -1,15 +1,16 @@
 import { tf, ConfigError, KilnError, defaultRng, manualSeed, type RngState } from '@kiln/core';
 import { DataLoader, subsetDataset, type LoaderState } from '@kiln/data';
+import { GradientAccumulator, clipGradients } from '@kiln/optim';
 import { injectable, inject, injectAll } from 'tsyringe';
 import type { Callback, Stage } from './callback.js';
 import { CallbackList } from './callback-list.js';
 import type { Logger } from './logger.js';
 import type { OptimizerConfig, StepOutput, TrainingModule } from './training-module.js';
 import { CALLBACKS, LOGGERS, TRAINER_OPTIONS } from './tokens.js';
-import { clipGradients } from './clip.js';
 import { CHECKPOINT_FORMAT, checkpointTensors, readCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
 import { MetricAverager } from './metric-averager.js';
 import { ProgressBar } from './callbacks/progress-bar.js';
+import { Monitor } from './callbacks/monitor.js';
 
 export interface TrainerOptions {
   /** Stop after this many epochs (default 1000 unless maxSteps is set, as in Lightning). */
@@ -333,8 +334,23 @@ export class Trainer {
       for (const [n, p] of module.model.namedParameters()) named[n] = (await p.variable.data()) as Float32Array;
       for (const l of hist) await l.logHistograms!(named, this.globalStep);
     }
-    if (cfg.scheduler && (cfg.interval ?? 'epoch') === 'epoch') cfg.scheduler.step(this.callbackMetrics);
+    if (cfg.scheduler && (cfg.interval ?? 'epoch') === 'epoch') this.stepScheduler(cfg, 'epoch');
     await cbs.call('onTrainEpochEnd', module, this, module);
+  }
+
+  /**
+   * Steps the configured scheduler. With `OptimizerConfig.monitor` a plateau scheduler gets that
+   * metric's value, and at epoch ends only when it was computed this epoch (an epoch that did not
+   * validate does not count towards its patience); a metric that will never come is an error
+   * naming the metrics that exist.
+   * @internal
+   */
+  stepScheduler(cfg: OptimizerConfig, interval: 'epoch' | 'step'): void {
+    const scheduler = cfg.scheduler!;
+    if (!cfg.monitor) return scheduler.step(this.callbackMetrics);
+    const monitor = new Monitor({ monitor: cfg.monitor }, 'configureOptimizers');
+    const value = interval === 'step' ? (this.lastTrainMetrics[cfg.monitor] ?? monitor.read(this, 'the scheduler of configureOptimizers')) : monitor.current(this, 'the scheduler of configureOptimizers');
+    if (value !== undefined) scheduler.step(value);
   }
 
   private async runValidation(module: TrainingModule, val: DataLoader): Promise<void> {
@@ -534,10 +550,11 @@ function restoreLoader(loader: DataLoader, saved: SavedLoader): void {
  * differentiates in a single tape), accumulation, clipping, the optimizer step and step-interval
  * schedules. `onBeforeZeroGrad` and `onBeforeBackward` fire synchronously inside the tape, after
  * the forward pass, because tfjs offers no point between recording and differentiating.
+ * Accumulation is `@kiln/optim`'s GradientAccumulator: the step applies the mean of the gradients
+ * of the batches in its window, also for a last window cut short by the epoch's end.
  */
 class StepRunner {
-  private accumulated: tf.NamedTensorMap | null = null;
-  private pending = 0;
+  private accumulator: GradientAccumulator | null = null;
 
   constructor(
     private readonly trainer: Trainer,
@@ -550,6 +567,7 @@ class StepRunner {
     const { trainer, module, cfg } = this;
     const cbs = trainer.callbacks;
     const accumulate = trainer.accumulateGradBatches;
+    const pending = this.accumulator?.count ?? 0;
     let kept: StepOutput | undefined;
     const { value, grads } = tf.variableGrads(() => {
       const o = module.trainingStep(batch, batchIdx);
@@ -558,9 +576,8 @@ class StepRunner {
       let loss = o.loss;
       const penalty = regularization(module);
       if (penalty) loss = tf.add(loss, penalty) as tf.Scalar;
-      if (accumulate > 1) loss = tf.div(loss, accumulate) as tf.Scalar;
       cbs.callSync('onBeforeZeroGrad', module, trainer, module);
-      if (this.pending === 0) cfg.optimizer.zeroGrad();
+      if (pending === 0) cfg.optimizer.zeroGrad();
       cbs.callSync('onBeforeBackward', module, trainer, module, loss);
       return loss;
     }, module.model.trainableVariables());
@@ -578,32 +595,37 @@ class StepRunner {
       tf.dispose(Object.values(grads));
       return kept!;
     }
-    this.accumulated = this.accumulated ? addGrads(this.accumulated, grads) : grads;
-    this.pending++;
-    trainer.atOptimizerStepBoundary = false;
-    if (this.pending === accumulate || batchIdx + 1 === this.limit) {
-      const acc = this.accumulated;
-      try {
-        await cbs.call('onBeforeOptimizerStep', module, trainer, module, acc);
-        const clip = trainer.options.gradientClipVal;
-        const clipped = clip !== undefined ? clipGradients(acc, clip, trainer.options.gradientClipAlgorithm) : acc;
-        cfg.optimizer.step(clipped);
-        if (clipped !== acc) tf.dispose(Object.values(clipped));
-      } finally {
-        tf.dispose(Object.values(acc));
-        this.accumulated = null;
-        this.pending = 0;
-      }
-      trainer.globalStep++;
-      trainer.atOptimizerStepBoundary = true;
-      if (cfg.scheduler && cfg.interval === 'step') cfg.scheduler.step(trainer.callbackMetrics);
+    const windowEnds = pending + 1 >= accumulate || batchIdx + 1 === this.limit;
+    let acc: tf.NamedTensorMap;
+    if (pending === 0 && windowEnds) {
+      // No accumulation in progress: the batch's gradients are the step's, without a copy.
+      acc = grads;
+    } else {
+      this.accumulator ??= new GradientAccumulator({ steps: accumulate });
+      this.accumulator.add(grads);
+      tf.dispose(Object.values(grads));
+      trainer.atOptimizerStepBoundary = false;
+      if (!windowEnds) return kept!;
+      acc = this.accumulator.take();
     }
+    try {
+      await cbs.call('onBeforeOptimizerStep', module, trainer, module, acc);
+      const clip = trainer.options.gradientClipVal;
+      const clipped = clip !== undefined ? clipGradients(acc, clip, trainer.options.gradientClipAlgorithm) : acc;
+      cfg.optimizer.step(clipped);
+      if (clipped !== acc) tf.dispose(Object.values(clipped));
+    } finally {
+      tf.dispose(Object.values(acc));
+    }
+    trainer.globalStep++;
+    trainer.atOptimizerStepBoundary = true;
+    if (cfg.scheduler && cfg.interval === 'step') trainer.stepScheduler(cfg, 'step');
     return kept!;
   }
 
   dispose(): void {
-    if (this.accumulated) tf.dispose(Object.values(this.accumulated));
-    this.accumulated = null;
+    this.accumulator?.reset();
+    this.accumulator = null;
     this.trainer.atOptimizerStepBoundary = true;
   }
 }
@@ -617,12 +639,4 @@ function regularization(module: TrainingModule): tf.Scalar | null {
     total = total ? (tf.add(total, pen) as tf.Scalar) : pen;
   }
   return total;
-}
-
-function addGrads(a: tf.NamedTensorMap, b: tf.NamedTensorMap): tf.NamedTensorMap {
-  const out: tf.NamedTensorMap = {};
-  for (const k of Object.keys(a)) out[k] = b[k] ? tf.add(a[k], b[k]) : tf.clone(a[k]);
-  for (const k of Object.keys(b)) if (!a[k]) out[k] = tf.clone(b[k]);
-  tf.dispose([...Object.values(a), ...Object.values(b)]);
-  return out;
 }

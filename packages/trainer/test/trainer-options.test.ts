@@ -186,3 +186,41 @@ describe('small options that did not do what they said', () => {
     model.dispose();
   });
 });
+
+describe('one accumulation, one clipping, and the configured monitor', () => {
+  it('a last window cut short by the epoch end applies the mean of its own batches', async () => {
+    // 3 batches of 16 with accumulateGradBatches 2: step 1 = mean of batches 0–1, step 2 = batch 2 alone.
+    const ds = syntheticDataset(48);
+    const make = () => {
+      manualSeed(0);
+      const model = new Sequential(new Flatten(), new Linear({ inFeatures: 8, outFeatures: 3 }));
+      return new ClassificationModule(model, { optimizer: (m) => new SGD(m.trainableVariables(), { lr: 0.5 }) });
+    };
+    const a = make();
+    const trainer = new Trainer({ maxEpochs: 1, accumulateGradBatches: 2, numSanityValSteps: 0 });
+    await trainer.fit(a, new DataLoader(ds, { batchSize: 16 }));
+    expect(trainer.globalStep).toBe(2);
+    // Reference: the same two steps by hand, as full batches of 32 and 16 (mean losses).
+    const b = make();
+    const ref = new Trainer({ maxEpochs: 1, numSanityValSteps: 0 });
+    await ref.fit(b, new DataLoader(ds, { batchSize: 32 }));
+    const [wa, wb] = [weights(a), weights(b)];
+    for (const k of Object.keys(wa)) wa[k].forEach((v, i) => expect(v).toBeCloseTo(wb[k][i], 5));
+    a.model.dispose();
+    b.model.dispose();
+  });
+
+  it('OptimizerConfig.monitor drives a plateau scheduler, only on epochs that validated', async () => {
+    const stepped: unknown[] = [];
+    const module = tinyModule();
+    const base = module.configureOptimizers.bind(module);
+    module.configureOptimizers = () => ({ ...base(), scheduler: { step: (v?: unknown) => void stepped.push(v) }, monitor: 'val_acc' });
+    const { train, val } = loaders(64, 32, 16);
+    const trainer = new Trainer({ maxEpochs: 4, checkValEveryNEpoch: 2, numSanityValSteps: 0 });
+    await trainer.fit(module, train, val);
+    expect(stepped.length).toBe(2);
+    expect(stepped.every((v) => typeof v === 'number' && v >= 0 && v <= 1)).toBe(true);
+    trainer.optimizerConfig!.optimizer.dispose();
+    module.model.dispose();
+  });
+});
