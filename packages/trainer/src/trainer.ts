@@ -205,7 +205,7 @@ export class Trainer {
       const n = ov >= 1 ? Math.min(train.length, Math.floor(ov)) : Math.max(1, Math.floor(train.length * ov));
       const first = Int32Array.from({ length: Math.min(train.dataset.length, n * train.batchSize) }, (_, i) => i);
       const subset = subsetDataset(train.dataset, first);
-      const opts = { batchSize: train.batchSize, exampleShape: train.exampleShape };
+      const opts = { batchSize: train.batchSize, exampleShape: train.exampleShape, schema: train.schema };
       train = new DataLoader(subset, opts);
       val = new DataLoader(subset, opts);
     }
