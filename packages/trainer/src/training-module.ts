@@ -14,8 +14,11 @@ export interface StepOutput {
 
 /** A learning-rate scheduler as the trainer drives it (implemented in @kiln/optim). */
 export interface SchedulerLike {
-  /** Called once per epoch (`epoch`) or per optimizer step (`step`). */
-  step(metrics?: Record<string, number>): void;
+  /**
+   * Called once per epoch (`epoch`) or per optimizer step (`step`), with the epoch's metrics, or
+   * with the monitored value alone when `OptimizerConfig.monitor` names one.
+   */
+  step(metrics?: Record<string, number> | number): void;
   stateDict?(): Record<string, unknown>;
   loadStateDict?(state: Record<string, unknown>): void;
 }
@@ -25,7 +28,10 @@ export interface OptimizerConfig {
   scheduler?: SchedulerLike;
   /** When the scheduler steps. Default `epoch`. */
   interval?: 'epoch' | 'step';
-  /** Metric a plateau scheduler watches (e.g. `val_loss`). */
+  /**
+   * Metric a plateau scheduler watches (e.g. `val_loss`): the scheduler is stepped with its value,
+   * and only in epochs that computed it.
+   */
   monitor?: string;
 }
 

@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '@kiln/core';
 import { wasmBackend } from '@kiln/backend-cpu';
-import { accuracy, clipGradients, topKAccuracy } from '../src/index.js';
+import { clipGradients } from '@kiln/optim';
+import { accuracy, topKAccuracy } from '../src/index.js';
 
 beforeAll(async () => {
   await wasmBackend().init();
