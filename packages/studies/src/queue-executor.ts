@@ -1,0 +1,91 @@
+import { Queue, type Job } from 'bullmq';
+import { ProgressTracker, type ExecuteOptions, type Executor, type TrialOutcome, type TrialTask } from '@kiln/trainer';
+import { DEFAULT_QUEUE, redisConnection, trialJobId, type RedisConnection, type TrialJobData, type TrialJobResult } from './connection.js';
+
+export interface QueueExecutorOptions {
+  /** `redis://host:port` or connection settings. */
+  connection: string | RedisConnection;
+  /** BullMQ queue name; workers must use the same (default `kiln-trials`). */
+  queue?: string;
+  /**
+   * Starts per trial before it is reported failed (default 3). A worker that dies mid-trial does not
+   * use one up: its job stalls and is taken over (see `startTrialWorker`'s `maxStalledCount`).
+   */
+  attempts?: number;
+  /** Wait before a failed attempt is retried, ms (default 1000). */
+  backoffMs?: number;
+  /** How often the study's jobs are looked at, ms (default 500). */
+  pollMs?: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Runs a study's tasks as BullMQ jobs, for `kiln worker` processes (or `startTrialWorker`) on any
+ * number of machines, and gathers their results. Each task is one job whose id is the study id and
+ * the task key, so submitting the same study again reuses finished trials (failed ones are retried)
+ * instead of training them again. The trial function given to `run` is not used here: workers run
+ * their own, which must compute the same thing.
+ */
+export function queueExecutor(options: QueueExecutorOptions): Executor {
+  const name = options.queue ?? DEFAULT_QUEUE;
+  const attempts = options.attempts ?? 3;
+  const pollMs = options.pollMs ?? 500;
+  return {
+    name: `queue ${name}`,
+    async run<P>(tasks: TrialTask<P>[], _fn: unknown, run: ExecuteOptions): Promise<TrialOutcome<P>[]> {
+      const queue = new Queue<TrialJobData, TrialJobResult>(name, { connection: redisConnection(options.connection) });
+      const submit = (task: TrialTask<P>) =>
+        queue.add('trial', { study: run.study, task: task as TrialJobData['task'], pruner: run.pruner }, {
+          jobId: trialJobId(run.study, task.key),
+          attempts,
+          backoff: { type: 'fixed', delay: options.backoffMs ?? 1000 },
+          removeOnComplete: false,
+          removeOnFail: false,
+        });
+      try {
+        for (const task of tasks) {
+          const job = await queue.getJob(trialJobId(run.study, task.key));
+          if (!job) await submit(task);
+          else if (await job.isFailed()) await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+        }
+        const progress = new ProgressTracker(tasks.length, run);
+        const outcomes = new Map<string, TrialOutcome<P>>();
+        while (outcomes.size < tasks.length) {
+          for (const task of tasks) {
+            if (outcomes.has(task.key)) continue;
+            // State first, then the job: a finished job's fields are final by the time it is read.
+            const id = trialJobId(run.study, task.key);
+            const state = await queue.getJobState(id);
+            const job: Job<TrialJobData, TrialJobResult> | undefined = state === 'unknown' ? undefined : await queue.getJob(id);
+            // A Redis that restarted without persistence forgot the job: submit it again.
+            if (!job) {
+              await submit(task);
+              continue;
+            }
+            const tries = Math.max(job.attemptsStarted ?? 0, job.attemptsMade, 1);
+            if (state === 'completed') {
+              const result = job.returnvalue;
+              const outcome: TrialOutcome<P> = { task, status: result.pruned ? 'pruned' : 'completed', metrics: result.metrics, attempts: tries };
+              outcomes.set(task.key, outcome);
+              progress.finished(outcome);
+            } else if (state === 'failed') {
+              const outcome: TrialOutcome<P> = { task, status: 'failed', metrics: {}, error: job.failedReason, attempts: tries };
+              outcomes.set(task.key, outcome);
+              progress.finished(outcome);
+            } else if (state === 'active' && !progress.running.has(task.key)) {
+              progress.started(task.key);
+            } else if (state !== 'active' && progress.running.has(task.key)) {
+              // Taken back from a worker that stopped answering: waiting for the next one.
+              progress.running.delete(task.key);
+            }
+          }
+          if (outcomes.size < tasks.length) await sleep(pollMs);
+        }
+        return tasks.map((t) => outcomes.get(t.key) as TrialOutcome<P>);
+      } finally {
+        await queue.close();
+      }
+    },
+  };
+}
