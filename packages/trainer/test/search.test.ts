@@ -120,6 +120,8 @@ describe('ASHA', () => {
     const c = asha({ gracePeriod: 1, reductionFactor: 2 });
     expect([1, 2, 3, 4, 5, 8].map((e) => ashaRung(c, e))).toEqual([0, 1, undefined, 2, undefined, 3]);
     expect([1, 2, 3, 9].map((e) => ashaRung(asha({ gracePeriod: 3 }), e))).toEqual([undefined, undefined, 0, 1]);
+    // No rung at the last epoch: the trial is finished anyway.
+    expect([1, 2, 4].map((e) => ashaRung(asha({ reductionFactor: 2, maxEpochs: 4 }), e))).toEqual([0, 1, undefined]);
   });
 
   it('percentile matches numpy (linear interpolation)', () => {

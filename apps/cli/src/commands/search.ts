@@ -86,7 +86,7 @@ export const searchCommand: Command = {
       },
     });
     out(result.table());
-    for (const t of result.trials.filter((x) => x.status === 'failed')) out(`trial ${t.trial} failed after ${t.attempts} attempt${t.attempts === 1 ? '' : 's'}: ${t.error}`);
+    for (const t of result.trials.filter((x) => x.status === 'failed')) out(`trial ${t.trial} failed after ${t.attempts} attempt${t.attempts === 1 ? '' : 's'}: ${t.error?.replace(/\s*\n\s*/g, ' ')}`);
     // The last line on stdout is the machine-readable result.
     out(JSON.stringify(result.summary()));
     return result.trials.every((t) => t.status === 'failed') ? 1 : 0;

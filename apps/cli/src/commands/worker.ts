@@ -39,7 +39,7 @@ export const workerCommand: Command = {
       name,
       lockDuration: intArg('lock-ms', values['lock-ms'], 30_000),
       stalledInterval: intArg('stalled-ms', values['stalled-ms'], 30_000),
-      run: trainTrial(trainInChild({ onStderr: values.verbose ? (t) => process.stderr.write(t) : undefined })),
+      run: trainTrial(trainInChild({ onStderr: values.verbose ? (t) => process.stderr.write(t) : undefined, onStart: (pid) => err(`trial process ${pid}`) })),
       onEvent: (line) => err(`[${new Date().toISOString().slice(11, 19)}] ${line}`),
     });
     await w.worker.waitUntilReady();

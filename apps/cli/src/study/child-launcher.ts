@@ -22,10 +22,11 @@ function childScript(): string {
  * queue lock is renewed while the trial computes (a training step never yields to timers), and a
  * trial that crashes takes only itself down. The child watches this process and exits if it dies.
  */
-export function trainInChild(options: { onStderr?: (text: string) => void } = {}): TrainLauncher {
+export function trainInChild(options: { onStderr?: (text: string) => void; onStart?: (pid: number) => void } = {}): TrainLauncher {
   return (argv, report) =>
     new Promise((resolve, reject) => {
       const p = spawn(process.execPath, [childScript(), ...argv], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+      if (p.pid !== undefined) options.onStart?.(p.pid);
       let tail = '';
       let result: Record<string, number> | undefined;
       let error: string | undefined;

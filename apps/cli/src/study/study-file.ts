@@ -86,7 +86,7 @@ export function parseStudy(text: string, file = '<study>'): Study {
   if (mode !== 'min' && mode !== 'max') throw new ConfigError(`${file}: mode`, 'min or max', mode);
   const prune = raw.prune === undefined || raw.prune === null ? 'none' : String(raw.prune);
   if (prune !== 'none' && prune !== 'asha') throw new ConfigError(`${file}: prune`, 'asha or none', prune);
-  const pruner = prune === 'asha' ? asha({ metric: monitor, mode, gracePeriod: int('grace-period', 1), reductionFactor: raw['reduction-factor'] === undefined ? undefined : Number(raw['reduction-factor']) }) : undefined;
+  const pruner = prune === 'asha' ? asha({ metric: monitor, mode, gracePeriod: int('grace-period', 1), reductionFactor: raw['reduction-factor'] === undefined ? undefined : Number(raw['reduction-factor']), maxEpochs: 'epochs' in search ? undefined : flags.epochs === undefined ? 2 : Number(flags.epochs) }) : undefined;
   return { file, flags, search, sampler, trials, folds, searchSeed: int('search-seed', 0) ?? 0, monitor, mode, pruner, attempts: int('attempts', 1) ?? 3 };
 }
 

@@ -33,7 +33,8 @@ export function trialArgv(task: TrialTask, folds: number | undefined): string[] 
   const argv: string[] = [];
   for (const [k, v] of Object.entries(task.params)) {
     if (k === 'out' || k === 'folds' || v === undefined || v === null) continue;
-    argv.push(`--${k}`, String(v));
+    // --flag=value: a value may start with a dash (--lr=-1 is a bad trial to report, not a parse error).
+    argv.push(`--${k}=${String(v)}`);
   }
   argv.push('--out', trialDir(task));
   if (task.fold !== undefined) argv.push('--folds', String(folds), '--fold', String(task.fold));

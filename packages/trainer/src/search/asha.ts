@@ -16,6 +16,8 @@ export interface AshaConfig {
   gracePeriod: number;
   /** η: the fraction 1/η of the trials at a rung goes on (default 3). */
   reductionFactor: number;
+  /** Epochs a full trial trains; no rung at or after it, since a finished trial has nothing left to save. */
+  maxEpochs?: number;
 }
 
 export type PrunerConfig = AshaConfig;
@@ -25,6 +27,7 @@ export interface AshaOptions {
   mode?: 'min' | 'max';
   gracePeriod?: number;
   reductionFactor?: number;
+  maxEpochs?: number;
 }
 
 /** ASHA with defaults: `val_loss`, `min` (or `max` for a metric named like `acc`), grace 1, η = 3. */
@@ -34,11 +37,12 @@ export function asha(options: AshaOptions = {}): AshaConfig {
   const reductionFactor = options.reductionFactor ?? 3;
   if (!(Number.isInteger(gracePeriod) && gracePeriod >= 1)) throw new ConfigError('asha.gracePeriod', 'an integer >= 1 (epochs)', gracePeriod);
   if (!(reductionFactor >= 2)) throw new ConfigError('asha.reductionFactor', 'a number >= 2', reductionFactor);
-  return { kind: 'asha', metric, mode: options.mode ?? (/acc/.test(metric) ? 'max' : 'min'), gracePeriod, reductionFactor };
+  return { kind: 'asha', metric, mode: options.mode ?? (/acc/.test(metric) ? 'max' : 'min'), gracePeriod, reductionFactor, ...(options.maxEpochs !== undefined ? { maxEpochs: options.maxEpochs } : {}) };
 }
 
 /** The rung (0, 1, …) whose milestone is `epoch`, or undefined between rungs. */
 export function ashaRung(config: AshaConfig, epoch: number): number | undefined {
+  if (config.maxEpochs !== undefined && epoch >= config.maxEpochs) return undefined;
   for (let k = 0; ; k++) {
     const milestone = Math.round(config.gracePeriod * config.reductionFactor ** k);
     if (milestone === epoch) return k;
