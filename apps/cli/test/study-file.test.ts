@@ -1,7 +1,11 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Rng } from '@kiln/core';
+import { train } from '../src/commands/train.js';
 import { parseStudy } from '../src/study/study-file.js';
-import { trialArgv } from '../src/study/trial.js';
+import { trainTrial, trialArgv, type TrainLauncher } from '../src/study/trial.js';
 
 describe('study files', () => {
   it('reads train flags, trials, folds and a search block of lists and distributions', () => {
@@ -52,5 +56,38 @@ search:
   it('a trial is kiln train with the flags, its own directory and its fold', () => {
     const argv = trialArgv({ key: 'trial-2.fold-1', trial: 2, fold: 1, params: { model: 'lenet5', lr: -1, out: '/s', folds: 3 } }, 3);
     expect(argv).toEqual(['--model=lenet5', '--lr=-1', '--out', '/s/trial-2/fold-1', '--folds', '3', '--fold', '1']);
+  });
+});
+
+describe('a study trial as kiln train', () => {
+  it('resumes from its own last checkpoint, reuses a finished trial (replaying its reports) and refuses another study\'s directory', async () => {
+    const out = mkdtempSync(path.join(os.tmpdir(), 'kiln-trial-'));
+    const calls: string[][] = [];
+    const launch: TrainLauncher = async (argv, report) => {
+      calls.push(argv);
+      await report(1, { val_loss: 0.5 });
+      return { val_loss: 0.4 };
+    };
+    const fn = trainTrial(launch);
+    const reports: number[] = [];
+    const ctx = { report: async (epoch: number) => (reports.push(epoch), false) };
+    const task = { key: 'trial-0', trial: 0, params: { model: 'lenet5', out } };
+    // A checkpoint left by a worker that died: the trial resumes from it.
+    mkdirSync(path.join(out, 'trial-0', 'checkpoints'), { recursive: true });
+    writeFileSync(path.join(out, 'trial-0', 'checkpoints', 'last.ckpt'), '');
+    expect(await fn(task, ctx)).toEqual({ val_loss: 0.4 });
+    expect(calls[0]).toEqual(['--model=lenet5', '--out', path.join(out, 'trial-0'), '--resume', path.join(out, 'trial-0', 'checkpoints', 'last.ckpt')]);
+    // Finished: no second training, the same metrics, the epoch reports replayed (a pruner decides again).
+    expect(await fn(task, ctx)).toEqual({ val_loss: 0.4 });
+    expect(calls).toHaveLength(1);
+    expect(reports).toEqual([1, 1]);
+    await expect(fn({ ...task, params: { ...task.params, model: 'alexnet' } }, ctx)).rejects.toThrow(/holds another study/);
+  });
+
+  it('kiln train checks --folds and --fold before loading anything', async () => {
+    const quiet = () => undefined;
+    await expect(train(['--model', 'lenet5', '--folds', '3'], quiet, quiet)).rejects.toThrow(/--folds\/--fold[\s\S]*both flags together/);
+    await expect(train(['--model', 'lenet5', '--folds', '3', '--fold', '3'], quiet, quiet)).rejects.toThrow(/--fold[\s\S]*0 … 2/);
+    await expect(train(['--model', 'lenet5', '--folds', '1', '--fold', '0'], quiet, quiet)).rejects.toThrow(/--folds[\s\S]*integer >= 2/);
   });
 });
