@@ -72,10 +72,10 @@ describe.skipIf(!built || !hasData || !hasRedis)('kiln search on a queue of kiln
   });
 
   it('a study on the queue gives the in-process table; a second submission trains nothing again', async () => {
-    const file = studyFile('grid', 'epochs: 1\nsearch:\n  lr: [0.003, 0.0003]');
-    const local = kiln('search', '--config', file, '--out', path.join(tmp, 'grid-local'));
+    const file = studyFile('random', 'epochs: 1\ntrials: 2\nsearch-seed: 5\nsearch:\n  lr: loguniform(0.0003, 0.003)');
+    const local = kiln('search', '--config', file, '--out', path.join(tmp, 'random-local'));
     expect(await local.done, local.stderr).toBe(0);
-    const queued = kiln('search', '--config', file, '--out', path.join(tmp, 'grid-queue'), '--queue', redis.url, '--poll-ms', '100');
+    const queued = kiln('search', '--config', file, '--out', path.join(tmp, 'random-queue'), '--queue', redis.url, '--poll-ms', '100');
     expect(await queued.done, queued.stderr).toBe(0);
     const a = summaryOf(local);
     const b = summaryOf(queued);
@@ -87,7 +87,7 @@ describe.skipIf(!built || !hasData || !hasRedis)('kiln search on a queue of kiln
     expect(workers.filter((w) => /trial trial-\d of study \w+: started/.test(w.stderr))).toHaveLength(2);
     const starts = () => workers.reduce((n, w) => n + (w.stderr.match(/: started/g)?.length ?? 0), 0);
     const before = starts();
-    const again = kiln('search', '--config', file, '--out', path.join(tmp, 'grid-queue'), '--queue', redis.url, '--poll-ms', '100');
+    const again = kiln('search', '--config', file, '--out', path.join(tmp, 'random-queue'), '--queue', redis.url, '--poll-ms', '100');
     expect(await again.done, again.stderr).toBe(0);
     expect(summaryOf(again).table).toBe(a.table);
     expect(starts()).toBe(before);

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +7,7 @@ import { asha, gridSearch, type StudyOptions } from '@kiln/trainer';
 import { queueExecutor, redisConnection, startRedisServer, type RedisServer } from '../src/index.js';
 
 const fixture = path.join(__dirname, 'fixtures', 'toy-worker.mjs');
+const cvFixture = path.join(__dirname, 'fixtures', 'cv.mjs');
 const built = existsSync(path.join(__dirname, '..', 'dist', 'index.js'));
 
 // The same function the toy workers run, for the in-process side of the comparison.
@@ -78,4 +79,28 @@ describe.skipIf(!built)('queue executor with real redis-server and worker proces
     // A pruned trial stopped at a rung: its loss is that of epoch 1 or 2, not 3.
     for (const t of r.trials.filter((x) => x.status === 'pruned')) expect(t.metrics.val_loss).toBeGreaterThan(Math.abs(t.params.x - 3) + 1 / 3 + 1e-9);
   }, 60_000);
+
+  it('crossValidate on the queue: worker processes serving crossValidationTrial give the in-process folds', async () => {
+    const run = (...args: string[]) => spawnSync(process.execPath, [cvFixture, ...args], { encoding: 'utf8', timeout: 60_000 });
+    const local = run('local');
+    expect(local.status, local.stderr).toBe(0);
+    const cvWorkers = [0, 1].map(() => spawn(process.execPath, [cvFixture, 'worker', redis.url], { stdio: ['ignore', 'ignore', 'pipe'] }));
+    const logs = cvWorkers.map((w) => {
+      const log = { text: '' };
+      w.stderr!.on('data', (d) => (log.text += d));
+      return log;
+    });
+    try {
+      const submit = spawn(process.execPath, [cvFixture, 'submit', redis.url], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      submit.stdout!.on('data', (d) => (out += d));
+      expect(await new Promise((resolve) => submit.on('exit', resolve))).toBe(0);
+      const folds = JSON.parse(out.trim().split('\n').pop()!);
+      expect(folds).toEqual(JSON.parse(local.stdout.trim().split('\n').pop()!));
+      expect(folds.map((f: { valExamples: number }) => f.valExamples)).toEqual([20, 20, 20]);
+      expect(logs.map((l) => (l.text.match(/: completed/g) ?? []).length).reduce((a, b) => a + b)).toBe(3);
+    } finally {
+      for (const w of cvWorkers) w.kill('SIGTERM');
+    }
+  }, 90_000);
 });

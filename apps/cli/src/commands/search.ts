@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { ConfigError } from '@kiln/core';
-import { gridSearch, inProcessExecutor, randomSearch, studyId, type Distribution, type Executor, type SearchResult, type StudyProgress } from '@kiln/trainer';
+import { choice, gridSearch, inProcessExecutor, randomSearch, studyId, type Executor, type SearchResult, type StudyProgress } from '@kiln/trainer';
 import { queueExecutor } from '@kiln/studies';
 import { UsageError } from '../errors.js';
 import { intArg } from '../args.js';
@@ -22,6 +22,7 @@ options:
                         grace-period, reduction-factor, attempts
   --queue URL           submit the trials to BullMQ on Redis (redis://HOST:PORT) instead of running them here
   --queue-name NAME     BullMQ queue (default kiln-trials; workers must use the same)
+  --poll-ms MS          how often the queue's jobs are looked at (default 500)
   --out DIR             study directory, shared with the workers (default runs/study-<id>); trial N
                         writes DIR/trial-N (DIR/trial-N/fold-K when cross-validating)
 
@@ -56,12 +57,8 @@ export async function runStudyFile(study: Study, options: { out?: string; execut
     const grid = Object.fromEntries(Object.entries(study.search).map(([k, e]) => [k, e.kind === 'values' ? e.values : []]));
     return gridSearch({ ...common, grid });
   }
-  const space = Object.fromEntries(Object.entries(study.search).map(([k, e]) => [k, e.kind === 'values' ? choiceOf(e.values) : e.distribution]));
+  const space = Object.fromEntries(Object.entries(study.search).map(([k, e]) => [k, e.kind === 'values' ? choice(e.values) : e.distribution]));
   return randomSearch({ ...common, space, trials: study.trials as number, seed: study.searchSeed });
-}
-
-function choiceOf(values: unknown[]): Distribution<unknown> {
-  return { describe: `choice(${values.map(String).join(', ')})`, sample: (r) => values[r.int(values.length)] };
 }
 
 export const searchCommand: Command = {

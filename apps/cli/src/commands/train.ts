@@ -163,7 +163,7 @@ function timestamp(): string {
 }
 
 /** Writes JSON atomically (temporary file, then rename). */
-function writeJson(file: string, value: unknown): void {
+export function writeJson(file: string, value: unknown): void {
   const tmp = `${file}.tmp-${process.pid}`;
   writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
   renameSync(tmp, file);

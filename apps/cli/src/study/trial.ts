@@ -1,8 +1,8 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '@kiln/core';
 import type { Callback, TrialFunction, TrialTask } from '@kiln/trainer';
-import { train } from '../commands/train.js';
+import { train, writeJson } from '../commands/train.js';
 
 /** Metrics a trial reports, per epoch and at its end (the rest of `kiln train`'s are run details). */
 const TRIAL_METRICS = ['train_loss', 'train_acc', 'val_loss', 'val_acc'];
@@ -39,12 +39,6 @@ export function trialArgv(task: TrialTask, folds: number | undefined): string[] 
   argv.push('--out', trialDir(task));
   if (task.fold !== undefined) argv.push('--folds', String(folds), '--fold', String(task.fold));
   return argv;
-}
-
-function writeJson(file: string, value: unknown): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
-  renameSync(tmp, file);
 }
 
 /**

@@ -20,7 +20,11 @@ export interface CrossValidateOptions {
   folds?: Fold[];
   /** How folds run: `inProcessExecutor()` (default) or a queue's executor whose workers run `crossValidationTrial(k, options)`. */
   executor?: Executor;
-  /** Study identity for executors that deduplicate work (default: a hash of k, the seed and the dataset size). */
+  /**
+   * Study identity for executors that deduplicate work (default: a hash of k, the seed and the
+   * dataset size). On a queue, name each cross-validation: two with the same k, seed and size would
+   * otherwise share their finished folds.
+   */
   study?: string;
   onProgress?: (progress: StudyProgress) => void;
 }
