@@ -5,7 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import { KilnError } from '@kiln/core';
 import { train } from './commands/train.js';
-import { reportingCallback } from './study/trial.js';
+import { reportingCallback, trialMetrics } from './study/trial.js';
 import type { TrialChildMessage, TrialParentMessage } from './study/child-launcher.js';
 
 // A training step never yields to the event loop for long, so the parent-death check runs on its
@@ -36,7 +36,7 @@ const cb = reportingCallback(async (epoch, metrics) => {
 async function main(): Promise<void> {
   try {
     const summary = await train(process.argv.slice(2), () => undefined, (line) => process.stderr.write(line.endsWith('\n') ? line : line + '\n'), { callbacks: [cb] });
-    await send({ type: 'done', metrics: { ...cb.final(), test_loss: summary.test_loss, test_acc: summary.test_accuracy } });
+    await send({ type: 'done', metrics: trialMetrics(cb.final(), summary) });
   } catch (e) {
     await send({ type: 'error', message: e instanceof KilnError || e instanceof Error ? e.message : String(e) });
     process.exitCode = 1;

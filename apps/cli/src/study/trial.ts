@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '@kiln/core';
 import type { Callback, TrialFunction, TrialTask } from '@kiln/trainer';
-import { train, writeJson } from '../commands/train.js';
+import { train, writeJson, type TrainSummary } from '../commands/train.js';
 
 /** Metrics a trial reports, per epoch and at its end (the rest of `kiln train`'s are run details). */
 const TRIAL_METRICS = ['train_loss', 'train_acc', 'val_loss', 'val_acc'];
@@ -95,9 +95,16 @@ export function reportingCallback(report: (epoch: number, metrics: Record<string
   };
 }
 
+/** A trial's result: the final training/validation metrics, and the test metrics when there is a test split. */
+export function trialMetrics(final: Record<string, number>, summary: Pick<TrainSummary, 'test_loss' | 'test_accuracy'>): Record<string, number> {
+  const m = { ...final };
+  if (typeof summary.test_loss === 'number') m.test_loss = summary.test_loss;
+  if (typeof summary.test_accuracy === 'number') m.test_acc = summary.test_accuracy;
+  return m;
+}
+
 /** Runs `kiln train` in this process (the in-process executor's way). */
 export const trainInProcess: TrainLauncher = async (argv, report) => {
   const cb = reportingCallback(report);
-  const summary = await train(argv, () => undefined, () => undefined, { callbacks: [cb] });
-  return { ...cb.final(), test_loss: summary.test_loss, test_acc: summary.test_accuracy };
+  return trialMetrics(cb.final(), await train(argv, () => undefined, () => undefined, { callbacks: [cb] }));
 };
