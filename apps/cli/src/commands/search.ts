@@ -37,7 +37,7 @@ function progressLine(p: StudyProgress, monitor: string): string {
   return `trials: ${p.completed + p.pruned + p.failed}/${p.total} done (${p.completed} completed, ${p.pruned} pruned, ${p.failed} failed), ${p.running} running${best}`;
 }
 
-/** Runs a study file on an executor; `kiln search` and the scaling benchmark share it. */
+/** Runs a study file on an executor (in-process unless told otherwise). */
 export async function runStudyFile(study: Study, options: { out?: string; executor?: Executor; onProgress?: (p: StudyProgress) => void }): Promise<SearchResult<Record<string, unknown>>> {
   const id = studyId({ flags: study.flags, search: Object.fromEntries(Object.entries(study.search).map(([k, e]) => [k, e.kind === 'values' ? e.values : e.distribution.describe])), sampler: study.sampler, trials: study.trials, folds: study.folds, seed: study.searchSeed });
   // Absolute, so workers on other machines find the directory where the submitter does (same mount path).
@@ -51,7 +51,7 @@ export async function runStudyFile(study: Study, options: { out?: string; execut
     pruner: study.pruner,
     executor: options.executor ?? inProcessExecutor(),
     onProgress: options.onProgress,
-    objective: (params: Record<string, unknown>, n: number, ctx: Parameters<typeof trial>[1] & { fold?: number }) => trial({ key: '', trial: n, fold: ctx.fold, params }, ctx),
+    objective: (params: Record<string, unknown>, n: number, ctx: Parameters<typeof trial>[1] & { fold?: number }) => trial({ key: `trial-${n}${ctx.fold === undefined ? '' : `.fold-${ctx.fold}`}`, trial: n, fold: ctx.fold, params }, ctx),
   };
   if (study.sampler === 'grid') {
     const grid = Object.fromEntries(Object.entries(study.search).map(([k, e]) => [k, e.kind === 'values' ? e.values : []]));
