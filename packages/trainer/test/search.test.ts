@@ -76,6 +76,8 @@ describe('gridSearch', () => {
     expect(r.best?.params).toEqual({ a: 2, b: 20 });
     expect(r.summary().completed).toBe(6);
     expect(() => gridPoints({ a: [] })).toThrow(/gridSearch.grid.a/);
+    // A monitored metric no trial returns is an error naming the ones there are, even with one trial.
+    await expect(gridSearch({ grid: { a: [1] }, objective: async () => ({ val_acc: 1 }) })).rejects.toThrow(/monitor[\s\S]*val_acc[\s\S]*val_loss/);
   });
 });
 

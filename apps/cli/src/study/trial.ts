@@ -106,5 +106,6 @@ export function trialMetrics(final: Record<string, number>, summary: Pick<TrainS
 /** Runs `kiln train` in this process (the in-process executor's way). */
 export const trainInProcess: TrainLauncher = async (argv, report) => {
   const cb = reportingCallback(report);
-  return trialMetrics(cb.final(), await train(argv, () => undefined, () => undefined, { callbacks: [cb] }));
+  const summary = await train(argv, () => undefined, () => undefined, { callbacks: [cb] });
+  return trialMetrics(cb.final(), summary);
 };

@@ -109,7 +109,9 @@ export async function runStudy<P extends Record<string, unknown>>(paramsList: P[
     if (v === undefined) throw new ConfigError('monitor', `a metric the trials return (${Object.keys(x.metrics).join(', ')})`, monitor);
     return Number.isFinite(v) ? (mode === 'min' ? v : -v) : Infinity;
   };
-  const ranked = [...trials].sort((a, b) => STATUS_ORDER[a.status] - STATUS_ORDER[b.status] || score(a) - score(b) || a.trial - b.trial);
+  // Scored once up front, so a missing monitored metric is reported even for a single trial.
+  const scores = new Map(trials.map((t) => [t, score(t)]));
+  const ranked = [...trials].sort((a, b) => STATUS_ORDER[a.status] - STATUS_ORDER[b.status] || (scores.get(a) as number) - (scores.get(b) as number) || a.trial - b.trial);
   const best = ranked[0]?.status === 'failed' ? undefined : ranked[0];
   const metricKeys = [...new Set(trials.flatMap((x) => Object.keys(x.metrics)))].filter((k) => k !== 'epoch');
   const count = (s: TrialStatus) => trials.filter((t) => t.status === s).length;
