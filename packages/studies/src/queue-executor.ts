@@ -54,23 +54,20 @@ export function queueExecutor(options: QueueExecutorOptions): Executor {
         while (outcomes.size < tasks.length) {
           for (const task of tasks) {
             if (outcomes.has(task.key)) continue;
-            // State first, then the job: a finished job's fields are final by the time it is read.
+            // State first (one round trip per task and poll); the job itself only once it has
+            // finished, when its fields are final.
             const id = trialJobId(run.study, task.key);
             const state = await queue.getJobState(id);
-            const job: Job<TrialJobData, TrialJobResult> | undefined = state === 'unknown' ? undefined : await queue.getJob(id);
-            // A Redis that restarted without persistence forgot the job: submit it again.
-            if (!job) {
+            if (state === 'unknown') {
+              // A Redis that restarted without persistence forgot the job: submit it again.
               await submit(task);
-              continue;
-            }
-            const tries = Math.max(job.attemptsStarted ?? 0, job.attemptsMade, 1);
-            if (state === 'completed') {
-              const result = job.returnvalue;
-              const outcome: TrialOutcome<P> = { task, status: result.pruned ? 'pruned' : 'completed', metrics: result.metrics, attempts: tries };
-              outcomes.set(task.key, outcome);
-              progress.finished(outcome);
-            } else if (state === 'failed') {
-              const outcome: TrialOutcome<P> = { task, status: 'failed', metrics: {}, error: job.failedReason, attempts: tries };
+            } else if (state === 'completed' || state === 'failed') {
+              const job = (await queue.getJob(id)) as Job<TrialJobData, TrialJobResult>;
+              const attempts = Math.max(job.attemptsStarted ?? 0, job.attemptsMade, 1);
+              const outcome: TrialOutcome<P> =
+                state === 'completed'
+                  ? { task, status: job.returnvalue.pruned ? 'pruned' : 'completed', metrics: job.returnvalue.metrics, attempts }
+                  : { task, status: 'failed', metrics: {}, error: job.failedReason, attempts };
               outcomes.set(task.key, outcome);
               progress.finished(outcome);
             } else if (state === 'active' && !progress.running.has(task.key)) {
