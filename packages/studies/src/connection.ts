@@ -58,3 +58,16 @@ export interface TrialJobResult {
 export function trialJobId(study: string, key: string): string {
   return `${study}.${key}`;
 }
+
+/**
+ * Wraps a reporter of connection problems so that a message repeated while Redis is down (ioredis
+ * retries every second or so) is printed once, with a note that the process keeps waiting.
+ */
+export function connectionReporter(say: (line: string) => void): (e: Error) => void {
+  let last = '';
+  return (e) => {
+    if (e.message === last) return;
+    last = e.message;
+    say(`redis: ${e.message} (waiting for it to answer)`);
+  };
+}

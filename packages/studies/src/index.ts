@@ -5,5 +5,5 @@
 export { queueExecutor, type QueueExecutorOptions } from './queue-executor.js';
 export { startTrialWorker, type TrialWorker, type TrialWorkerOptions } from './worker.js';
 export { redisRungStore } from './redis-rung-store.js';
-export { DEFAULT_QUEUE, redisConnection, trialJobId, type RedisConnection, type TrialJobData, type TrialJobResult } from './connection.js';
+export { DEFAULT_QUEUE, connectionReporter, redisConnection, trialJobId, type RedisConnection, type TrialJobData, type TrialJobResult } from './connection.js';
 export { startRedisServer, freePort, type RedisServer, type RedisServerOptions } from './redis-server.js';

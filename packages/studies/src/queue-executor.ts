@@ -1,6 +1,6 @@
 import { Queue, type Job } from 'bullmq';
 import { ProgressTracker, type ExecuteOptions, type Executor, type TrialOutcome, type TrialTask } from '@kiln/trainer';
-import { DEFAULT_QUEUE, redisConnection, trialJobId, type RedisConnection, type TrialJobData, type TrialJobResult } from './connection.js';
+import { DEFAULT_QUEUE, connectionReporter, redisConnection, trialJobId, type RedisConnection, type TrialJobData, type TrialJobResult } from './connection.js';
 
 export interface QueueExecutorOptions {
   /** `redis://host:port` or connection settings. */
@@ -16,6 +16,8 @@ export interface QueueExecutorOptions {
   backoffMs?: number;
   /** How often the study's jobs are looked at, ms (default 500). */
   pollMs?: number;
+  /** Told about connection problems (once per distinct message); the executor keeps waiting for Redis. */
+  onConnectionError?: (line: string) => void;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -35,6 +37,7 @@ export function queueExecutor(options: QueueExecutorOptions): Executor {
     name: `queue ${name}`,
     async run<P>(tasks: TrialTask<P>[], _fn: unknown, run: ExecuteOptions): Promise<TrialOutcome<P>[]> {
       const queue = new Queue<TrialJobData, TrialJobResult>(name, { connection: redisConnection(options.connection) });
+      queue.on('error', connectionReporter(options.onConnectionError ?? (() => undefined)));
       const submit = (task: TrialTask<P>) =>
         queue.add('trial', { study: run.study, task: task as TrialJobData['task'], pruner: run.pruner }, {
           jobId: trialJobId(run.study, task.key),

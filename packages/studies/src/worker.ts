@@ -1,6 +1,6 @@
 import { Worker, type Job } from 'bullmq';
 import { trialReporter, type TrialFunction } from '@kiln/trainer';
-import { DEFAULT_QUEUE, redisConnection, type RedisConnection, type TrialJobData, type TrialJobResult } from './connection.js';
+import { DEFAULT_QUEUE, connectionReporter, redisConnection, type RedisConnection, type TrialJobData, type TrialJobResult } from './connection.js';
 import { redisRungStore } from './redis-rung-store.js';
 
 export interface TrialWorkerOptions {
@@ -68,6 +68,6 @@ export function startTrialWorker(options: TrialWorkerOptions): TrialWorker {
   );
   worker.on('failed', (job, e) => say(`trial ${job?.data.task.key ?? '?'}: attempt failed: ${e.message}`));
   worker.on('stalled', (id) => say(`job ${id} stalled (its worker stopped answering): back in the queue`));
-  worker.on('error', (e) => say(`queue: ${e.message}`));
+  worker.on('error', connectionReporter(say));
   return { worker, close: () => worker.close() };
 }

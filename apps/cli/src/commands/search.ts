@@ -71,7 +71,7 @@ export const searchCommand: Command = {
     const study = readStudyFile(values.config);
     const pollMs = intArg('poll-ms', values['poll-ms'], 500);
     if (values['queue-name'] && !values.queue) throw new ConfigError('--queue-name', 'to be used with --queue', values['queue-name']);
-    const executor = values.queue ? queueExecutor({ connection: values.queue, queue: values['queue-name'], attempts: study.attempts, pollMs }) : inProcessExecutor();
+    const executor = values.queue ? queueExecutor({ connection: values.queue, queue: values['queue-name'], attempts: study.attempts, pollMs, onConnectionError: err }) : inProcessExecutor();
     err(`study ${values.config}: ${study.sampler} search, ${executor.name}${study.folds ? `, ${study.folds} folds per trial` : ''}${study.pruner ? ', ASHA pruning' : ''}`);
     let last = '';
     const result = await runStudyFile(study, {
