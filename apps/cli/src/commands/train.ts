@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { manualSeed, liveTensors, ConfigError, type Plugin } from '@kiln/core';
-import { DataLoader, channelStats, fashionMnist, holdOut, normalizeDataset, parseAugmentations, AUGMENTATION_NAMES } from '@kiln/data';
+import { DataLoader, channelStats, fashionMnist, holdOut, kFold, normalizeDataset, parseAugmentations, AUGMENTATION_NAMES } from '@kiln/data';
 import { createModel, MODELS } from '@kiln/zoo';
 import { Adagrad, Adam, AdamW, LrScheduler, RAdam, RMSprop, SGD, cosineAnnealingLr, exponentialLr, oneCycleLr, stepLr, type Optimizer } from '@kiln/optim';
 import type { Module } from '@kiln/layers';
@@ -30,6 +30,7 @@ options:
   --data-dir D          directory with the dataset files (else $KILN_DATA_DIR, /usr/share/datasets/fashion-mnist, download)
   --limit-train N       train on the first N training examples only
   --val-split X         fraction (or count) of the training set held out for validation (default 5000)
+  --folds K --fold I    validate on fold I (0-based) of K folds of the training set instead of --val-split
   --out DIR             output directory (default runs/<timestamp>)
   --backend NAME        auto, wasm, cpu, … (default auto)
   --optimizer NAME      ${OPTIMIZERS.join(', ')} (default adam)
@@ -88,7 +89,7 @@ function makeSchedule(spec: string, optimizer: Optimizer, epochs: number, stepsP
   }
 }
 
-const TRAIN_OPTIONS = {
+export const TRAIN_OPTIONS = {
   model: { type: 'string' },
   dataset: { type: 'string' },
   epochs: { type: 'string' },
@@ -98,6 +99,8 @@ const TRAIN_OPTIONS = {
   'data-dir': { type: 'string' },
   'limit-train': { type: 'string' },
   'val-split': { type: 'string' },
+  folds: { type: 'string' },
+  fold: { type: 'string' },
   out: { type: 'string' },
   backend: { type: 'string' },
   optimizer: { type: 'string' },
@@ -160,13 +163,19 @@ function timestamp(): string {
 }
 
 /** Writes JSON atomically (temporary file, then rename). */
-function writeJson(file: string, value: unknown): void {
+export function writeJson(file: string, value: unknown): void {
   const tmp = `${file}.tmp-${process.pid}`;
   writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
   renameSync(tmp, file);
 }
 
-export async function train(argv: string[], out: (line: string) => void, err: (line: string) => void): Promise<TrainSummary> {
+/** What a caller running `kiln train` as a library (a study's trial) may add to the run. */
+export interface TrainExtras {
+  /** Callbacks after the command's own (e.g. one reporting epoch metrics to a study). */
+  callbacks?: Callback[];
+}
+
+export async function train(argv: string[], out: (line: string) => void, err: (line: string) => void, extras: TrainExtras = {}): Promise<TrainSummary> {
   const started = performance.now();
   const values = trainFlags(argv);
   if (!values.model) throw new UsageError('--model is required', `e.g. --model lenet5\n${TRAIN_USAGE}`);
@@ -181,6 +190,10 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
   const valSplitGiven = values['val-split'] !== undefined;
   const valSplit = floatArg('val-split', values['val-split'], 5000, (n) => n >= 0);
   const outDir = values.out ?? path.join('runs', timestamp());
+  const folds = values.folds === undefined ? undefined : intArg('folds', values.folds, 0, 2);
+  if ((folds === undefined) !== (values.fold === undefined)) throw new ConfigError('--folds/--fold', 'both flags together', values.folds ?? values.fold);
+  const fold = intArg('fold', values.fold, 0, 0);
+  if (folds !== undefined && fold >= folds) throw new ConfigError('--fold', `0 … ${folds - 1} (--folds ${folds})`, values.fold);
   const optimizerName = choiceArg('optimizer', values.optimizer, 'adam', OPTIMIZERS);
   const momentum = values.momentum === undefined ? undefined : floatArg('momentum', values.momentum, 0, (n) => n >= 0 && n < 1);
   if (momentum !== undefined && optimizerName !== 'sgd' && optimizerName !== 'rmsprop') throw new ConfigError('--momentum', 'to be used with --optimizer sgd or rmsprop', values.momentum);
@@ -197,7 +210,11 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
   const [trainFull, test] = await Promise.all([fashionMnist('train', { dataDir: values['data-dir'] }), fashionMnist('test', { dataDir: values['data-dir'] })]);
   let trainSet = limitTrain !== undefined ? trainFull.take(limitTrain) : trainFull;
   let valSet: typeof trainSet | undefined;
-  if (valSplit > 0 && trainSet.length > 1) {
+  if (folds !== undefined) {
+    // The same kFold assignment for every fold of a study (seeded by --seed), so the folds partition the set.
+    const split = kFold(trainSet.length, folds, { seed })[fold];
+    [trainSet, valSet] = [trainSet.subset(split.train), trainSet.subset(split.val)];
+  } else if (valSplit > 0 && trainSet.length > 1) {
     const fraction = valSplit >= 1 && !valSplitGiven ? Math.min(valSplit, Math.floor(trainSet.length / 10)) : valSplit;
     [trainSet, valSet] = holdOut(trainSet, fraction, seed);
   }
@@ -236,6 +253,7 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
     callback(new ModelCheckpoint({ dirpath: path.join(outDir, 'checkpoints'), monitor: valSet ? 'val_acc' : 'train_loss', saveTopK: 1, saveLast: true, everyNSteps: checkpointEvery, everyNEpochs: 1 })),
   ];
   if (patience !== undefined) plugins.push(callback(new EarlyStopping({ monitor, patience })));
+  for (const c of extras.callbacks ?? []) plugins.push(callback(c));
   for (const name of loggerNames) {
     if (name === 'csv') plugins.push(logger(new CsvLogger({ dir: outDir })));
     if (name === 'console') plugins.push(logger(new ConsoleLogger(err)));
