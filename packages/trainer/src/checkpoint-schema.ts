@@ -82,6 +82,16 @@ export function validateCheckpointMeta(raw: unknown, file: string): CheckpointMe
   })(m.optimizer, 'optimizer');
   optional(object)(m.scheduler, 'scheduler');
   optional((v, at) => {
+    if (!Array.isArray(v)) fail(file, at, 'a list of optimizer states', v);
+    (v as unknown[]).forEach((o, i) => {
+      object(o, `${at}[${i}]`);
+      const e = o as Record<string, unknown>;
+      count(e.step, `${at}[${i}].step`);
+      if (!Array.isArray(e.groups)) fail(file, `${at}[${i}].groups`, 'an array of parameter groups', e.groups);
+      optional(object)(e.scheduler, `${at}[${i}].scheduler`);
+    });
+  })(m.extraOptimizers, 'extraOptimizers');
+  optional((v, at) => {
     object(v, at);
     const l = v as Record<string, unknown>;
     object(l.state, `${at}.state`);

@@ -24,6 +24,8 @@ export interface CheckpointMeta {
   /** Running sums of the interrupted epoch's train metrics (mid-epoch checkpoints only). */
   epochMetrics?: { sums: Record<string, number>; count: number } | null;
   optimizer?: { step: number; groups: unknown[] };
+  /** The second and later optimizers (manual optimization) and their schedulers; slots are `optimizer@<i>.<slot>`. */
+  extraOptimizers?: { step: number; groups: unknown[]; scheduler: Record<string, unknown> | null }[];
   scheduler?: Record<string, unknown> | null;
   loader?: unknown;
   rng?: unknown;
@@ -42,6 +44,8 @@ export interface Checkpoint {
   modelState: Record<string, tf.Tensor>;
   /** Optimizer slots by `<paramIndex>.<slot>`, as `Optimizer.loadStateDict` expects. */
   optimizerSlots: Record<string, tf.Tensor>;
+  /** Slots of the second and later optimizers (manual optimization), in order. */
+  extraOptimizerSlots: Record<string, tf.Tensor>[];
   /** Callback tensors by state key and name (see `Callback.stateTensors`). */
   callbackTensors: Record<string, Record<string, tf.Tensor>>;
   meta: CheckpointMeta;
@@ -49,7 +53,12 @@ export interface Checkpoint {
 
 /** Every tensor of a checkpoint read back, for disposal. */
 export function checkpointTensors(ck: Checkpoint): tf.Tensor[] {
-  return [...Object.values(ck.modelState), ...Object.values(ck.optimizerSlots), ...Object.values(ck.callbackTensors).flatMap((t) => Object.values(t))];
+  return [
+    ...Object.values(ck.modelState),
+    ...Object.values(ck.optimizerSlots),
+    ...ck.extraOptimizerSlots.flatMap((t) => Object.values(t)),
+    ...Object.values(ck.callbackTensors).flatMap((t) => Object.values(t)),
+  ];
 }
 
 /** Metadata key of the checksum: CRC-32C of the whole file with these 8 hex digits read as '0'. */
@@ -65,6 +74,8 @@ const CHECKSUM_PLACEHOLDER = '00000000';
 export interface CheckpointParts {
   model: Record<string, tf.Tensor>;
   optimizerSlots?: Record<string, tf.Tensor>;
+  /** Slots of the second and later optimizers, in order. */
+  extraOptimizerSlots?: Record<string, tf.Tensor>[];
   /** Callback tensors by state key and name; their names are recorded in `meta.callbackTensors`. */
   callbackTensors?: Record<string, Record<string, tf.Tensor>>;
   meta: CheckpointMeta;
@@ -79,6 +90,7 @@ export async function encodeCheckpoint(parts: CheckpointParts): Promise<Uint8Arr
   const tensors: Record<string, HostTensor> = {};
   for (const [k, t] of Object.entries(parts.model)) tensors[`model.${k}`] = await hostCopy(t);
   for (const [k, t] of Object.entries(parts.optimizerSlots ?? {})) tensors[`optimizer.${k}`] = await hostCopy(t);
+  for (const [i, slots] of (parts.extraOptimizerSlots ?? []).entries()) for (const [k, t] of Object.entries(slots)) tensors[`optimizer@${i + 1}.${k}`] = await hostCopy(t);
   // Callback tensors are numbered, their (key, name) pairs kept in the metadata: state keys and
   // tensor names may both contain dots, so no single separator could split them back apart.
   const names: Record<string, string[]> = {};
@@ -164,11 +176,18 @@ export function decodeCheckpoint(bytes: Uint8Array, file: string): Checkpoint {
   const modelState: Record<string, tf.Tensor> = {};
   const optimizerSlots: Record<string, tf.Tensor> = {};
   const callbackTensors: Record<string, Record<string, tf.Tensor>> = {};
-  const ck = { modelState, optimizerSlots, callbackTensors, meta };
+  const extraOptimizerSlots: Record<string, tf.Tensor>[] = (meta.extraOptimizers ?? []).map(() => ({}));
+  const ck = { modelState, optimizerSlots, extraOptimizerSlots, callbackTensors, meta };
   try {
     for (const [k, h] of Object.entries(tensors)) {
       if (k.startsWith('model.')) modelState[k.slice(6)] = fromHost(h);
       else if (k.startsWith('optimizer.')) optimizerSlots[k.slice(10)] = fromHost(h);
+      else if (k.startsWith('optimizer@')) {
+        const m = /^optimizer@(\d+)\.(.+)$/.exec(k);
+        const slots = m ? extraOptimizerSlots[Number(m[1]) - 1] : undefined;
+        if (!slots) throw new DataFormatError(file, `checkpoint tensor '${k}' belongs to no optimizer the metadata lists`, { expected: `optimizer@1 … optimizer@${extraOptimizerSlots.length}` });
+        slots[m![2]] = fromHost(h);
+      }
     }
     let i = 0;
     for (const [key, names] of Object.entries(meta.callbackTensors ?? {})) {

@@ -1,6 +1,6 @@
-import { tf, ConfigError, KilnError, defaultRng, manualSeed, type RngState } from '@kiln/core';
+import { tf, ConfigError, DataFormatError, KilnError, defaultRng, manualSeed, type RngState } from '@kiln/core';
 import { DataLoader, subsetDataset, type LoaderState } from '@kiln/data';
-import { GradientAccumulator, clipGradients } from '@kiln/optim';
+import { GradientAccumulator } from '@kiln/optim';
 import { injectable, inject, injectAll } from 'tsyringe';
 import type { Callback, Stage } from './callback.js';
 import { CallbackList } from './callback-list.js';
@@ -96,7 +96,10 @@ export class Trainer {
   sanityChecking = false;
   /** Stage being run, null between runs. */
   stage: Stage | null = null;
+  /** The first (in automatic optimization, the only) optimizer configuration of the running fit. */
   optimizerConfig?: OptimizerConfig;
+  /** Every optimizer configuration `configureOptimizers` returned, in order. */
+  optimizerConfigs: OptimizerConfig[] = [];
   /** The module of the current (or last) run. */
   module?: TrainingModule;
   /** Training batches the current epoch will run (after `limitTrainBatches`). */
@@ -198,6 +201,7 @@ export class Trainer {
     this.globalStep = 0;
     this.callbackMetrics = {};
     this.module = module;
+    module.trainer = this;
     this.accumulateGradBatches = this.options.accumulateGradBatches;
     if (this.options.overfitBatches > 0) {
       // A count from 1 up (1 = one batch, as in Lightning), a fraction below 1.
@@ -220,7 +224,8 @@ export class Trainer {
     const cbs = this.callbacks;
     try {
       await cbs.call('setup', module, this, module, 'fit');
-      this.optimizerConfig = module.configureOptimizers();
+      this.optimizerConfigs = this.configureOptimizers(module);
+      this.optimizerConfig = this.optimizerConfigs[0];
       // The generator is restored after the sanity check, so whatever that check draws cannot shift it.
       const rng = ckptPath ? await this.restore(ckptPath, module, train) : undefined;
       // Loggers forget what the interrupted run logged after the checkpoint, so the logs read as one run.
@@ -334,8 +339,21 @@ export class Trainer {
       for (const [n, p] of module.model.namedParameters()) named[n] = (await p.variable.data()) as Float32Array;
       for (const l of hist) await l.logHistograms!(named, this.globalStep);
     }
-    if (cfg.scheduler && (cfg.interval ?? 'epoch') === 'epoch') this.stepScheduler(cfg, 'epoch');
+    for (const c of this.optimizerConfigs) if (c.scheduler && (c.interval ?? 'epoch') === 'epoch') this.stepScheduler(c, 'epoch');
     await cbs.call('onTrainEpochEnd', module, this, module);
+  }
+
+  /** `configureOptimizers`' answer as a list, checked against the module's optimization mode. */
+  private configureOptimizers(module: TrainingModule): OptimizerConfig[] {
+    const c = module.configureOptimizers();
+    const list = Array.isArray(c) ? c : [c];
+    if (list.length === 0 || list.some((x) => !x || typeof x.optimizer?.step !== 'function')) {
+      throw new ConfigError(`${module.constructor.name}.configureOptimizers()`, 'an { optimizer, scheduler? } configuration, or a list of them', c);
+    }
+    if (list.length > 1 && module.automaticOptimization) {
+      throw new ConfigError(`${module.constructor.name}.configureOptimizers()`, 'one optimizer configuration with automatic optimization', `${list.length} configurations`, 'set automaticOptimization = false and step each optimizer in trainingStep (this.optimizers(), this.manualBackward, this.stepOptimizer)');
+    }
+    return list;
   }
 
   /**
@@ -450,6 +468,7 @@ export class Trainer {
     const cbs = this.callbacks;
     this.stage = stage;
     this.module = module;
+    module.trainer = this;
     try {
       await cbs.call('setup', module, this, module, stage);
       return await body();
@@ -474,6 +493,7 @@ export class Trainer {
     // the resume re-enters it to validate, log and run the epoch-end callbacks.
     const done = this.epochTrainingDone;
     const optim = cfg.optimizer.stateDict();
+    const extra = this.optimizerConfigs.slice(1).map((c) => ({ state: c.optimizer.stateDict(), scheduler: c.scheduler?.stateDict?.() ?? null }));
     const meta: CheckpointMeta = {
       format: CHECKPOINT_FORMAT,
       epoch: done ? this.currentEpoch + 1 : this.currentEpoch,
@@ -483,6 +503,7 @@ export class Trainer {
       epochMetrics: done ? null : this.epochSums.stateDict(),
       optimizer: { step: optim.step, groups: optim.groups },
       scheduler: cfg.scheduler?.stateDict?.() ?? null,
+      ...(extra.length > 0 ? { extraOptimizers: extra.map((e) => ({ step: e.state.step, groups: e.state.groups, scheduler: e.scheduler })) } : {}),
       loader: this.trainLoader ? loaderCheckpoint(this.trainLoader, done) : null,
       rng: defaultRng().getState(),
       callbacks: this.callbacks.stateDict(),
@@ -490,7 +511,7 @@ export class Trainer {
       versions: { checkpoint: String(CHECKPOINT_FORMAT), tfjs: tf.version_core },
     };
     await this.callbacks.call('onSaveCheckpoint', module, this, module, meta);
-    await saveCheckpoint(file, { model: module.model.stateDict(), optimizerSlots: optim.slots, callbackTensors: this.callbacks.stateTensors(), meta });
+    await saveCheckpoint(file, { model: module.model.stateDict(), optimizerSlots: optim.slots, extraOptimizerSlots: extra.map((e) => e.state.slots), callbackTensors: this.callbacks.stateTensors(), meta });
   }
 
   /** Puts a checkpoint's state back; returns the generator state to apply once training starts. */
@@ -508,6 +529,15 @@ export class Trainer {
       ck.callbackTensors = {};
       // In a tidy scope: temporaries made while creating slot variables are freed (variables survive tidy).
       if (meta.optimizer) tf.tidy(() => cfg.optimizer.loadStateDict({ ...(meta.optimizer as { step: number; groups: never[] }), slots: ck.optimizerSlots }));
+      const saved = meta.extraOptimizers ?? [];
+      if (saved.length !== this.optimizerConfigs.length - 1) {
+        throw new DataFormatError(file, 'the checkpoint was written with another number of optimizers', { expected: `${this.optimizerConfigs.length} (what configureOptimizers returns now)`, found: `${saved.length + 1}` });
+      }
+      saved.forEach((o, i) => {
+        const c = this.optimizerConfigs[i + 1];
+        tf.tidy(() => c.optimizer.loadStateDict({ step: o.step, groups: o.groups as never[], slots: ck.extraOptimizerSlots[i] ?? {} }));
+        if (o.scheduler && c.scheduler?.loadStateDict) c.scheduler.loadStateDict(o.scheduler);
+      });
     } finally {
       tf.dispose(checkpointTensors(ck));
     }
@@ -564,6 +594,7 @@ class StepRunner {
   ) {}
 
   async run(batch: Parameters<TrainingModule['trainingStep']>[0], batchIdx: number): Promise<StepOutput> {
+    if (!this.module.automaticOptimization) return this.runManual(batch, batchIdx);
     const { trainer, module, cfg } = this;
     const cbs = trainer.callbacks;
     const accumulate = trainer.accumulateGradBatches;
@@ -571,6 +602,7 @@ class StepRunner {
     let kept: StepOutput | undefined;
     const { value, grads } = tf.variableGrads(() => {
       const o = module.trainingStep(batch, batchIdx);
+      if (o instanceof Promise) throw new KilnError('E_ASYNC_STEP', `${module.constructor.name}.trainingStep returned a promise`, { hint: 'an async trainingStep needs automaticOptimization = false (the automatic loop records it under the gradient tape, which cannot wait)' });
       if (!o.loss) throw new KilnError('E_NO_LOSS', 'trainingStep returned no loss', { where: `${module.constructor.name}.trainingStep`, hint: 'return { loss, logs, batchSize }' });
       kept = { ...o, logs: Object.fromEntries(Object.entries(o.logs).map(([k, v]) => [k, tf.keep(tf.clone(v))])) };
       let loss = o.loss;
@@ -610,10 +642,12 @@ class StepRunner {
     }
     try {
       await cbs.call('onBeforeOptimizerStep', module, trainer, module, acc);
-      const clip = trainer.options.gradientClipVal;
-      const clipped = clip !== undefined ? clipGradients(acc, clip, trainer.options.gradientClipAlgorithm) : acc;
-      cfg.optimizer.step(clipped);
-      if (clipped !== acc) tf.dispose(Object.values(clipped));
+      const clipped = module.configureGradientClipping(acc, trainer.options.gradientClipVal, trainer.options.gradientClipAlgorithm);
+      try {
+        module.optimizerStep(cfg.optimizer, clipped);
+      } finally {
+        if (clipped !== acc) tf.dispose(Object.values(clipped));
+      }
     } finally {
       tf.dispose(Object.values(acc));
     }
@@ -621,6 +655,30 @@ class StepRunner {
     trainer.atOptimizerStepBoundary = true;
     if (cfg.scheduler && cfg.interval === 'step') trainer.stepScheduler(cfg, 'step');
     return kept!;
+  }
+
+  /**
+   * Manual optimization: the module's (possibly async) `trainingStep` computes gradients and steps
+   * its optimizers itself. It runs in an engine scope, so its temporaries are freed like a tidy's;
+   * only the logged scalars are kept. Nothing else creates tensors while it runs: the loader reads
+   * ahead as plain arrays and makes a batch's tensors only when it hands the batch out.
+   */
+  private async runManual(batch: Parameters<TrainingModule['trainingStep']>[0], batchIdx: number): Promise<StepOutput> {
+    const { trainer, module } = this;
+    if (trainer.accumulateGradBatches > 1) throw new ConfigError('Trainer.accumulateGradBatches', '1 with manual optimization (accumulate in trainingStep)', trainer.accumulateGradBatches);
+    let out: StepOutput;
+    tf.engine().startScope();
+    try {
+      const o = await module.trainingStep(batch, batchIdx);
+      out = { ...o, loss: undefined, logs: Object.fromEntries(Object.entries(o.logs).map(([k, v]) => [k, tf.keep(tf.clone(v))])) };
+    } finally {
+      tf.engine().endScope();
+      trainer.skipOptimizerStep = false;
+    }
+    trainer.globalStep++;
+    trainer.atOptimizerStepBoundary = true;
+    for (const c of trainer.optimizerConfigs) if (c.scheduler && c.interval === 'step') trainer.stepScheduler(c, 'step');
+    return out;
   }
 
   dispose(): void {
