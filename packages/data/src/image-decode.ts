@@ -1,15 +1,7 @@
 import { ConfigError } from '@kiln/core';
 import { checkSize, type ResizeMode } from './images/geometry.js';
-import type { ImageLimits } from './images/image-host.js';
+import type { DecodedImage, ImageLimits } from './images/image-host.js';
 import { SharpHost } from './images/sharp-host.js';
-
-/** A decoded image: `height × width × channels` values in [0, 1], row-major, channels last. */
-export interface DecodedImage {
-  width: number;
-  height: number;
-  channels: 1 | 3;
-  data: Float32Array;
-}
 
 export interface DecodeImageOptions extends ImageLimits {
   /** Names the bytes in errors (default 'image'). */

@@ -22,6 +22,14 @@ export interface DecodeSpec {
   source?: { height: number; width: number };
 }
 
+/** A decoded image: `height × width × channels` values in [0, 1], row-major, channels last. */
+export interface DecodedImage {
+  width: number;
+  height: number;
+  channels: 1 | 3;
+  data: Float32Array;
+}
+
 /** Limits that keep a hostile or broken file from costing unbounded memory or time. */
 export interface ImageLimits {
   /** Images with more pixels (width × height, as declared) are refused before decoding (default 50 megapixels). */

@@ -121,7 +121,7 @@ export class SharpHost implements ImageHost {
       // failOn 'truncated': a cut-off file is an error (libjpeg would pad it with grey), while the
       // harmless warnings real-world JPEGs carry ("extraneous bytes before marker") are not.
       // The linear kernel is the triangle filter PIL's bilinear resize uses, antialiased when shrinking.
-      let img = sharp(bytes, { autoOrient: true, failOn: 'truncated', limitInputPixels: this.maxPixels }).flatten({ background: { r: 0, g: 0, b: 0 } });
+      let img = sharp(bytes, { autoOrient: true, failOn: 'truncated', limitInputPixels: this.maxPixels, sequentialRead: true }).flatten({ background: { r: 0, g: 0, b: 0 } });
       if (h !== src.height || w !== src.width) img = img.resize(w, h, { fit: 'fill', kernel: 'linear' });
       const { data, info } = await img.toColourspace('srgb').removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
       if (info.width !== w || info.height !== h || info.channels !== 3 || data.length !== h * w * 3) {
