@@ -4,7 +4,9 @@
 // on worker threads every step, no cache, `prefetch` batches ahead) and once as the same tensors
 // already in memory (the folder decoded beforehand into an ArrayDataset). Each run is its own
 // process (worker.mjs); rounds alternate which goes first. Reports the median step throughput of
-// each and their ratio (1.00: loading costs nothing).
+// each and their ratio (1.00: loading costs nothing). First, without training, it measures decoding
+// alone: images/s and main-thread time per image with decoding on worker threads and with
+// `workers: 0` (sharp called from the main thread), the measurement behind the worker pool.
 //
 //   node tools/bench/image-folder.mjs [--rounds 3] [--steps 40] [--warmup 5] [--threads N]
 //                                     [--decode-workers N] [--out FILE]
@@ -18,7 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { fashionMnist } from '@kiln/data';
+import { fashionMnist, imageFolder } from '@kiln/data';
 import { loadDnnl } from '@kiln/backend-cpu';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -65,6 +67,29 @@ async function ensureFolder() {
 }
 
 const folder = await ensureFolder();
+
+/** Decodes the whole folder `reps` times in batches of 64 (all requested at once) and times it. */
+async function decodeOnly(workers, reps = 2) {
+  const f = await imageFolder(folder, { size: [28, 28], channels: 1, cacheBytes: 0, workers });
+  const idx = Array.from({ length: f.train.length }, (_, i) => i);
+  const e0 = performance.eventLoopUtilization();
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let r = 0; r < reps; r++) {
+    const batches = [];
+    for (let s = 0; s < idx.length; s += BATCH) batches.push(f.train.getMany(idx.slice(s, s + BATCH)));
+    await Promise.all(batches);
+  }
+  const n = reps * idx.length;
+  const wall = performance.now() - t0;
+  const cpu = process.cpuUsage(c0);
+  const busy = performance.eventLoopUtilization(e0).active;
+  f.close();
+  return { workers: workers ?? 'default', images_per_sec: (n / wall) * 1000, main_thread_us_per_image: (busy / n) * 1000, process_cpu_us_per_image: (cpu.user + cpu.system) / n };
+}
+const decoding = [];
+for (const w of [0, decodeWorkers, 0, decodeWorkers]) decoding.push(await decodeOnly(w));
+for (const d of decoding) process.stderr.write(`decode only, workers ${d.workers}: ${d.images_per_sec.toFixed(0)} images/s, main thread ${d.main_thread_us_per_image.toFixed(0)} µs/image, process CPU ${d.process_cpu_us_per_image.toFixed(0)} µs/image\n`);
 const backend = loadDnnl().loaded ? 'wasm+onednn' : 'wasm';
 const base = { framework: 'kiln', model: 'lenet5', backend, threads, steps, warmup, inferBatches: 1, imageFolder: folder, decodeWorkers };
 
@@ -101,9 +126,10 @@ console.log(`|---|---|---|`);
 console.log(`| JPEG folder (imageFolder, decoded every step) | ${summary.folder.train_samples_per_sec.toFixed(1)} | ${summary.folder.peak_rss_mib.toFixed(0)} |`);
 console.log(`| same tensors in memory (ArrayDataset) | ${summary.memory.train_samples_per_sec.toFixed(1)} | ${summary.memory.peak_rss_mib.toFixed(0)} |`);
 console.log(`folder / memory: ${ratio.toFixed(3)} (median of per-round ratios ${roundRatios.map((x) => x.toFixed(3)).join(', ')})`);
+console.log(`decoding alone (second pass of each): ${decoding.slice(2).map((d) => `workers ${d.workers}: ${d.images_per_sec.toFixed(0)} images/s, ${d.main_thread_us_per_image.toFixed(0)} µs main-thread and ${d.process_cpu_us_per_image.toFixed(0)} µs CPU per image`).join('; ')}`);
 console.log(`load average ${load0.map((x) => x.toFixed(2)).join(' ')} → ${load1.map((x) => x.toFixed(2)).join(' ')} on ${os.availableParallelism()} cores`);
 
 const outFile = flags.out ?? path.join(root, 'bench-results', `image-folder-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 mkdirSync(path.dirname(outFile), { recursive: true });
-writeFileSync(outFile, JSON.stringify({ batch_size: BATCH, steps, warmup, threads, backend, rounds, machine: { cpu: os.cpus()[0]?.model, cores: os.availableParallelism(), node: process.version, loadavg_start: load0, loadavg_end: load1 }, summary, ratio, roundRatios, runs }, null, 2) + '\n');
+writeFileSync(outFile, JSON.stringify({ batch_size: BATCH, steps, warmup, threads, backend, rounds, machine: { cpu: os.cpus()[0]?.model, cores: os.availableParallelism(), node: process.version, loadavg_start: load0, loadavg_end: load1 }, summary, ratio, roundRatios, decoding, runs }, null, 2) + '\n');
 console.log(`results: ${path.relative(process.cwd(), outFile)}`);

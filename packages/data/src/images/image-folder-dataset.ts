@@ -91,7 +91,7 @@ interface Shared {
 
 /**
  * The images of one split, decoded on demand: opening lists (and probes) files, `getMany` decodes
- * the requested ones — at most `workers` at once — into `[h, w, c]` float32 values in [0, 1], HWC.
+ * the requested ones on the folder's decoding threads into `[h, w, c]` float32 values in [0, 1], HWC.
  * Decoded images are kept in a byte-bounded LRU cache, so memory stays bounded however large the folder.
  * Iterate it with a `DataLoader` and `for await`; `get` is synchronous and cannot decode.
  */
