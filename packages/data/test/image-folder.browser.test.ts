@@ -167,4 +167,23 @@ describe('image folders in Chromium', () => {
     expect(failed.error?.name).toBe('DataFormatError');
     expect(failed.error?.message).toMatch(/e\/bomb\.png|e\/text\.png/);
   }, 30_000);
+
+  it('takes the Files of a directory picker: the first part of webkitRelativePath is the root, split folders work', async () => {
+    const png = (await flat(3, 2, [10, 20, 30]).png().toBuffer()).toString('base64');
+    const got = await page.evaluate(async (b64) => {
+      const data = (globalThis as unknown as { kilnData: typeof BrowserData }).kilnData;
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const picked = ['photos/train/cat/1.png', 'photos/train/dog/2.png', 'photos/val/dog/3.png', 'photos/train/dog/.hidden.png', 'photos/notes.txt'].map((p) => {
+        const f = new File([bytes], p.split('/').pop() as string);
+        // What <input webkitdirectory> sets; a constructed File has it empty.
+        Object.defineProperty(f, 'webkitRelativePath', { value: p });
+        return f;
+      });
+      const folder = await data.imageFolderFromFiles(picked);
+      const out = { root: folder.root, classes: folder.classes, train: folder.train.files, val: folder.val?.files, y: Array.from(folder.train.labels), shape: folder.train.shape };
+      folder.close();
+      return out;
+    }, png);
+    expect(got).toEqual({ root: 'photos', classes: ['cat', 'dog'], train: ['train/cat/1.png', 'train/dog/2.png'], val: ['val/dog/3.png'], y: [0, 1], shape: [2, 3, 3] });
+  }, 30_000);
 });
