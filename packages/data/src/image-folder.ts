@@ -2,14 +2,13 @@
  * Image folders in Node: the file-system layout and `sharp` decoding wired to the platform-free
  * lazy dataset in images/image-folder-dataset.ts. Browsers get the same dataset from index.browser.ts.
  */
-import os from 'node:os';
 import { ConfigError } from '@kiln/core';
 import { checkSize, type ResizeMode } from './images/geometry.js';
 import { DEFAULT_EXTENSIONS, type FolderLayout, type ImageLimits } from './images/image-host.js';
 import { openImageFolder, type ImageFolder, type ImageFolderOptions } from './images/image-folder-dataset.js';
 import { folderLayout } from './images/layout.js';
 import { fsLister, joinPath, SharpHost } from './images/sharp-host.js';
-import { WorkerPoolHost } from './images/worker-pool-host.js';
+import { defaultDecodeThreads, WorkerPoolHost } from './images/worker-pool-host.js';
 
 /**
  * The image files of an image-classification folder (`ROOT/<class>/…`, or `ROOT/train|val|test/<class>/…`),
@@ -30,7 +29,7 @@ export async function listImageFolder(root: string, extensions: string[] = DEFAU
  * Call `close()` on the result when done.
  */
 export async function imageFolder(root: string, options: ImageFolderOptions = {}): Promise<ImageFolder> {
-  const workers = options.workers ?? Math.min(4, Math.max(1, os.availableParallelism() - 1));
+  const workers = options.workers ?? defaultDecodeThreads();
   if (!(Number.isInteger(workers) && workers >= 0)) throw new ConfigError('imageFolder.workers', 'an integer >= 0', options.workers);
   const layout = await listImageFolder(root, options.extensions);
   const host = workers === 0 ? new SharpHost(options) : new WorkerPoolHost(workers, options);

@@ -3,12 +3,13 @@
  *
  * Why threads on top of sharp's own: sharp decodes on libuv's thread pool, but the JavaScript around
  * each image — opening and checking the file, building the sharp pipeline, reading the header, the
- * float conversion — stays on the calling thread. Profiled on 28×28 JPEGs that was ~0.8 ms of
- * main-thread time per image (docs/benchmarks.md, "Image folders"), i.e. ~50 ms per batch of 64
- * taken from the training step, which runs on the same thread. In workers, the main thread only
- * receives finished Float32Arrays (transferred, not copied).
+ * float conversion — stays on the calling thread. Measured on 28×28 JPEGs (tools/bench/image-folder.mjs,
+ * docs/benchmarks.md "Image folders") that was ~0.75 ms of main-thread time per image, ~50 ms per
+ * batch of 64 taken from the training step, which runs on the same thread; with the pool it is
+ * ~0.1 ms: the main thread only receives finished Float32Arrays (transferred, not copied).
  */
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { DataFormatError, KilnError, NotFoundError } from '@kiln/core';
@@ -65,6 +66,11 @@ function workerScript(): string {
   const found = candidates.find((c) => existsSync(c));
   if (!found) throw new NotFoundError('the image decoding worker (decode-worker.cjs)', candidates, 'build @kiln/data (npx nx run @kiln/data:build), or pass workers: 0');
   return found;
+}
+
+/** Decoding threads by default: one core is left to the training step's own thread; more than 4 rarely pays (libuv runs 4 sharp jobs at once). */
+export function defaultDecodeThreads(): number {
+  return Math.min(4, Math.max(1, os.availableParallelism() - 1));
 }
 
 interface Slot {
