@@ -35,10 +35,18 @@ function writeAtomic(file: string, bytes: Uint8Array): void {
 const DATASETS = ['fashion-mnist', 'cifar10', 'folder'];
 
 /** The training images of `dataset`; `dataDir` holds the files (required except for Fashion-MNIST). */
-async function loadDataset(dataset: string, dataDir: string | undefined, err: (line: string) => void): Promise<ArrayDataset> {
+async function loadDataset(dataset: string, dataDir: string | undefined, err: (line: string) => void, count: number): Promise<ArrayDataset> {
   if (dataset === 'fashion-mnist') return fashionMnist('train', { dataDir });
   const dir = dataDir as string;
-  if (dataset === 'folder') return imageFolder(dir, { skipBad: true, onWarning: err });
+  if (dataset === 'folder') {
+    // Decoded lazily: only the images the grid shows are read.
+    const folder = await imageFolder(dir, { skipBad: true, onWarning: err });
+    try {
+      return await folder.train.materialize(Array.from({ length: Math.min(count, folder.train.length) }, (_, i) => i));
+    } finally {
+      folder.close();
+    }
+  }
   const batches = existsSync(dir) ? readdirSync(dir).filter((f) => /^data_batch_\d+\.bin$/.test(f)).sort() : [];
   if (batches.length === 0) throw new UsageError(`no CIFAR-10 training batches (data_batch_N.bin) in '${dir}'`, 'point --data-dir at the cifar-10-batches-bin directory');
   return readCifarFiles(batches.map((f) => path.join(dir, f)));
@@ -76,7 +84,7 @@ export const dataPreviewCommand: Command = {
 
     const choice = await cliBackends().use(values.backend ?? 'auto');
     err(`backend: ${choice.name} — ${choice.info.device}`);
-    const train = (await loadDataset(dataset, values['data-dir'], err)).take(count);
+    const train = (await loadDataset(dataset, values['data-dir'], err, count)).take(count);
     const x = tf.tensor4d(train.x, [train.length, ...(train.shape as [number, number, number])]);
     const augmented = augment(x, new Rng(seed));
     const png = await imageGridPng(augmented, { columns });
