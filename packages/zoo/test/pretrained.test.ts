@@ -99,6 +99,13 @@ describe.skipIf(!manifest)('loadPretrained finds and prepares the weights', () =
     model.dispose();
   });
 
+  it("reads torch.save's pre-1.6 format too", async () => {
+    const model = createModel('lenet5', { skipInit: true });
+    expect((await loadPretrained(model, fixtureFile('lenet5.legacy.pth'))).format).toBe('pth');
+    expect(relativeError(logitsOf(model, 'lenet5'), wantLogits('lenet5'))).toBeLessThanOrEqual(1e-4);
+    model.dispose();
+  });
+
   it('recognises published weights by SHA-256: returns their preprocessing and switches transformInput on', async () => {
     // The fixture stands in for GoogLeNet_Weights.IMAGENET1K_V1 (same form: aux heads in the file,
     // transform_input in torchvision) through a table that records its hash prefix.
@@ -140,6 +147,35 @@ describe.skipIf(!manifest)('loadPretrained finds and prepares the weights', () =
     expect(tf.tidy(() => tf.max(tf.abs(tf.sub(conv(model), conv(full)))).dataSync()[0])).toBe(0);
     model.dispose();
     full.dispose();
+  });
+});
+
+describe('transformInput (torchvision transform_input)', () => {
+  it.each(['googlenet', 'inception-v3'])('%s: equals the model without it on x·(std/0.5) + (mean − 0.5)/0.5', (name) => {
+    const a = createModel(name, { numClasses: 5, transformInput: true });
+    const b = createModel(name, { numClasses: 5, skipInit: true });
+    b.loadStateDict(a.stateDict());
+    a.eval();
+    b.eval();
+    const x = tf.randomUniform([2, 80, 80, 3], -2, 2, 'float32', 3);
+    // Independent of the implementation: the closed form, channel by channel.
+    const mean = [0.485, 0.456, 0.406];
+    const std = [0.229, 0.224, 0.225];
+    const xs = tf.tidy(() => tf.concat(tf.split(x, 3, 3).map((c, i) => tf.add(tf.mul(c, std[i] / 0.5), (mean[i] - 0.5) / 0.5)), 3));
+    const got = tf.tidy(() => a.forward(x));
+    const want = tf.tidy(() => b.forward(xs));
+    const plain = tf.tidy(() => b.forward(x));
+    const rel = (p: tf.Tensor, q: tf.Tensor) => tf.tidy(() => tf.div(tf.max(tf.abs(tf.sub(p, q))), tf.max(tf.abs(q))).dataSync()[0]);
+    expect(rel(got, want)).toBeLessThan(1e-4);
+    // …and the option does change the function.
+    expect(rel(got, plain)).toBeGreaterThan(1e-2);
+    tf.dispose([x, xs, got, want, plain]);
+    a.dispose();
+    b.dispose();
+  }, 120_000);
+
+  it('needs RGB input', () => {
+    expect(() => createModel('inception-v3', { inChannels: 1, transformInput: true })).toThrow(/InceptionV3\.transformInput[\s\S]*inChannels = 3/);
   });
 });
 
