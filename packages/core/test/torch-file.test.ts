@@ -257,6 +257,7 @@ const VALID = ['state_dict.pth', 'checkpoint.pth', 'state_dict_legacy.pth'].map(
 /** Opcodes a state-dict pickle uses plus the refused ones, so mutations hit interesting paths. */
 const OPCODES = [0x80, 0x95, 0x2e, 0x28, 0x30, 0x31, 0x32, 0x4e, 0x88, 0x89, 0x4a, 0x4b, 0x4d, 0x8a, 0x8b, 0x47, 0x58, 0x8c, 0x8d, 0x42, 0x43, 0x8e, 0x7d, 0x5d, 0x29, 0x74, 0x85, 0x86, 0x87, 0x61, 0x65, 0x73, 0x75, 0x71, 0x72, 0x68, 0x6a, 0x94, 0x63, 0x93, 0x51, 0x52, 0x62, 0x69, 0x6f, 0x81, 0x92];
 
+// Each property takes 1–3 s on an idle machine; the timeouts leave room for a loaded one.
 describe('property: random and mutated inputs give typed errors only', () => {
   it('random bytes, with and without a zip or pickle header', () => {
     fc.assert(
@@ -268,7 +269,7 @@ describe('property: random and mutated inputs give typed errors only', () => {
       }),
       { numRuns: 2000 },
     );
-  });
+  }, 120_000);
 
   it('random opcode sequences through the unpickler', () => {
     const token = fc.oneof(fc.constantFrom(...OPCODES).map((o) => [o]), fc.uint8Array({ maxLength: 6 }).map((a) => [...a]));
@@ -279,7 +280,7 @@ describe('property: random and mutated inputs give typed errors only', () => {
       }),
       { numRuns: 3000 },
     );
-  });
+  }, 120_000);
 
   it('byte flips, truncations and inserted opcodes in valid torch.save files', () => {
     const mutation = fc.record({
@@ -301,7 +302,7 @@ describe('property: random and mutated inputs give typed errors only', () => {
       }),
       { numRuns: 3000 },
     );
-  });
+  }, 120_000);
 
   it('mutations inside the pickle itself (re-wrapped so the zip stays valid)', () => {
     // Pull data.pkl and the storages out of the valid file and re-zip them around a mutated pickle,
@@ -317,7 +318,7 @@ describe('property: random and mutated inputs give typed errors only', () => {
       }),
       { numRuns: 3000 },
     );
-  });
+  }, 120_000);
 });
 
 /** data.pkl of a torch.save file, located through the zip's central directory. */
