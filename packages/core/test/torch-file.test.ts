@@ -201,6 +201,14 @@ describe('the unpickler refuses what a state dict does not hold', () => {
     expect(expectTyped(() => decodeTorchFile(pth(tensorPickle(6, 5, [2], [1]), { 'archive/data/0': storage }), 'off.pth')).message).toMatch(/runs past its storage/);
     // The pickle claims more elements than the archive entry holds.
     expect(expectTyped(() => decodeTorchFile(pth(tensorPickle(1 << 30, 0, [2], [1]), { 'archive/data/0': storage }), 'numel.pth')).message).toMatch(/shorter than the pickle says/);
+    // Many tensors viewing one storage: each view fits, together they would multiply the file.
+    const n = 100_000;
+    const entry = (key: string) =>
+      bytesOf(binunicode(key), 'ctorch._utils\n_rebuild_tensor_v2\n', '(', '(', binunicode('storage'), 'ctorch\nFloatStorage\n', binunicode('0'), binunicode('cpu'), 'J', u32le(n), 't', 'Q', 'K', 0, '(', 'J', u32le(n), 't', '(', 'K', 1, 't', 0x89, 'ccollections\nOrderedDict\n', ')', 'R', 't', 'R');
+    const dict = (count: number) => bytesOf(0x80, 2, '}', '(', ...Array.from({ length: count }, (_, i) => entry(`k${i}`)), 'u', '.');
+    const storage4n = { 'archive/data/0': new Uint8Array(4 * n) };
+    expect(Object.keys(decodeTorchFile(pth(dict(2), storage4n), 'tied.pth').tensors)).toEqual(['k0', 'k1']);
+    expect(expectTyped(() => decodeTorchFile(pth(dict(40), storage4n), 'shared.pth')).message).toMatch(/tensors claim more data than the file holds/);
     // And a storage that is not there at all.
     expect(expectTyped(() => decodeTorchFile(pth(tensorPickle(6, 0, [6], [1])), 'missing.pth')).message).toMatch(/storage '0' is missing/);
   });
@@ -237,13 +245,22 @@ describe('the unpickler refuses what a state dict does not hold', () => {
 
 // ---- Property tests: any input gives a result or a typed error, never anything else ----
 
-/** Runs the decoder and reports how it ended; any error that is not a DataFormatError fails the property. */
+/**
+ * Runs the decoder: any error that is not a DataFormatError fails the property, and so does a
+ * result whose tensors hold more than the reader's budget (4× the file + 1 MiB).
+ */
 function decodeOrTypedError(bytes: Uint8Array): void {
+  let tensors: Record<string, HostTensor>;
   try {
-    decodeTorchFile(bytes, 'prop.pth');
+    tensors = decodeTorchFile(bytes, 'prop.pth').tensors;
   } catch (e) {
     if (!(e instanceof DataFormatError)) throw e;
+    return;
   }
+  const held = new Set(Object.values(tensors).map((t) => t.data.buffer));
+  let total = 0;
+  for (const b of held) total += b.byteLength;
+  if (total > 4 * bytes.length + 2 ** 20) throw new Error(`decoded ${total} bytes from a ${bytes.length}-byte file`);
 }
 function unpickleOrTypedError(bytes: Uint8Array): void {
   try {
