@@ -65,9 +65,10 @@ const binunicode = (s: string) => bytesOf('X', u32le(enc.encode(s).length), enc.
 
 /**
  * A zip of `files` (stored, as torch writes them, or deflated), for wrapping crafted pickles.
- * `declare` overrides the uncompressed size an entry claims.
+ * `declare` overrides the uncompressed size an entry claims; `zip64` writes every size and offset
+ * in ZIP64 records, as torch does for archives past 4 GiB.
  */
-function zipOf(files: Record<string, Uint8Array>, options: { deflate?: boolean; declare?: Record<string, number> } = {}): Uint8Array {
+function zipOf(files: Record<string, Uint8Array>, options: { deflate?: boolean; declare?: Record<string, number>; zip64?: boolean } = {}): Uint8Array {
   const locals: Uint8Array[] = [];
   const centrals: Uint8Array[] = [];
   let offset = 0;
@@ -83,15 +84,26 @@ function zipOf(files: Record<string, Uint8Array>, options: { deflate?: boolean; 
     ldv.setUint32(22, size, true);
     ldv.setUint16(26, n.length, true);
     local.set(n, 30);
-    const central = new Uint8Array(46 + n.length);
+    const extra = options.zip64 ? 4 + 24 : 0;
+    const central = new Uint8Array(46 + n.length + extra);
     const cdv = new DataView(central.buffer);
     cdv.setUint32(0, 0x02014b50, true);
     cdv.setUint16(10, options.deflate ? 8 : 0, true);
-    cdv.setUint32(20, data.length, true);
-    cdv.setUint32(24, size, true);
+    cdv.setUint32(20, options.zip64 ? 0xffffffff : data.length, true);
+    cdv.setUint32(24, options.zip64 ? 0xffffffff : size, true);
     cdv.setUint16(28, n.length, true);
-    cdv.setUint32(42, offset, true);
+    cdv.setUint16(30, extra, true);
+    cdv.setUint32(42, options.zip64 ? 0xffffffff : offset, true);
     central.set(n, 46);
+    if (options.zip64) {
+      // ZIP64 extended information: uncompressed size, compressed size, local header offset.
+      const at = 46 + n.length;
+      cdv.setUint16(at, 0x0001, true);
+      cdv.setUint16(at + 2, 24, true);
+      cdv.setBigUint64(at + 4, BigInt(size), true);
+      cdv.setBigUint64(at + 12, BigInt(data.length), true);
+      cdv.setBigUint64(at + 20, BigInt(offset), true);
+    }
     locals.push(local, data);
     centrals.push(central);
     offset += local.length + data.length;
@@ -100,11 +112,28 @@ function zipOf(files: Record<string, Uint8Array>, options: { deflate?: boolean; 
   const eocd = new Uint8Array(22);
   const edv = new DataView(eocd.buffer);
   edv.setUint32(0, 0x06054b50, true);
-  edv.setUint16(8, centrals.length, true);
-  edv.setUint16(10, centrals.length, true);
-  edv.setUint32(12, cdSize, true);
-  edv.setUint32(16, offset, true);
-  const parts = [...locals, ...centrals, eocd];
+  edv.setUint16(8, options.zip64 ? 0xffff : centrals.length, true);
+  edv.setUint16(10, options.zip64 ? 0xffff : centrals.length, true);
+  edv.setUint32(12, options.zip64 ? 0xffffffff : cdSize, true);
+  edv.setUint32(16, options.zip64 ? 0xffffffff : offset, true);
+  const tail: Uint8Array[] = [];
+  if (options.zip64) {
+    const record = new Uint8Array(56);
+    const rdv = new DataView(record.buffer);
+    rdv.setUint32(0, 0x06064b50, true);
+    rdv.setBigUint64(4, 44n, true);
+    rdv.setBigUint64(24, BigInt(centrals.length), true);
+    rdv.setBigUint64(32, BigInt(centrals.length), true);
+    rdv.setBigUint64(40, BigInt(cdSize), true);
+    rdv.setBigUint64(48, BigInt(offset), true);
+    const locator = new Uint8Array(20);
+    const ldv = new DataView(locator.buffer);
+    ldv.setUint32(0, 0x07064b50, true);
+    ldv.setBigUint64(8, BigInt(offset + cdSize), true);
+    ldv.setUint32(16, 1, true);
+    tail.push(record, locator);
+  }
+  const parts = [...locals, ...centrals, ...tail, eocd];
   const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
   let p = 0;
   for (const part of parts) {
@@ -211,6 +240,23 @@ describe('the unpickler refuses what a state dict does not hold', () => {
     expect(expectTyped(() => decodeTorchFile(pth(dict(40), storage4n), 'shared.pth')).message).toMatch(/tensors claim more data than the file holds/);
     // And a storage that is not there at all.
     expect(expectTyped(() => decodeTorchFile(pth(tensorPickle(6, 0, [6], [1])), 'missing.pth')).message).toMatch(/storage '0' is missing/);
+  });
+
+  it('reads ZIP64 archives (torch writes them past 4 GiB), checking their 64-bit fields too', () => {
+    const zip = new ZipArchive(VALID[0], 'state_dict.pth');
+    const entries = Object.fromEntries(zip.names.map((n) => [n, zip.read(n).slice()]));
+    const z64 = zipOf(entries, { zip64: true });
+    const a = decodeTorchFile(z64, 'zip64.pth').tensors;
+    const b = decodeTorchFile(VALID[0], 'stored.pth').tensors;
+    expect(Object.keys(a)).toEqual(Object.keys(b));
+    for (const k of Object.keys(b)) expect(Array.from(a[k].data as ArrayLike<unknown>), k).toEqual(Array.from(b[k].data as ArrayLike<unknown>));
+    // A 64-bit size pointing past the file.
+    const bad = z64.slice();
+    const dv = new DataView(bad.buffer);
+    const at = Buffer.from(bad).indexOf(Buffer.from([0x01, 0x00, 24, 0x00]));
+    dv.setBigUint64(at + 4, 1n << 40n, true);
+    dv.setBigUint64(at + 12, 1n << 40n, true);
+    expect(expectTyped(() => decodeTorchFile(bad, 'zip64-bad.pth')).message).toMatch(/runs past its data area/);
   });
 
   it('reads deflated archives and refuses zip bombs and too many entries', () => {
