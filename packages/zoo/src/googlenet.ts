@@ -3,6 +3,7 @@ import { Dropout, GlobalAvgPool2d, Linear, Module, Sequential, init, type Tensor
 import { AdaptiveAvgPool2d } from './blocks/adaptive-avg-pool.js';
 import { BasicConv2d } from './blocks/basic-conv.js';
 import { CeilMaxPool2d } from './blocks/ceil-max-pool.js';
+import type { AuxiliaryHeads } from './auxiliary-heads.js';
 import { ZooModel, skipInitOptions, type BuildOptions } from './zoo-model.js';
 
 /** torchvision initialises GoogLeNet's convolutions and dense layers with N(0, 0.01²) (truncated at ±2). */
@@ -93,8 +94,10 @@ export interface GoogLeNetOutputs {
  * every convolution: 6,624,904 parameters without and 13,004,888 with the auxiliary heads
  * (1000 classes). Any input from about 32×32 works (224×224 is the usual size).
  */
-export class GoogLeNet extends ZooModel {
+export class GoogLeNet extends ZooModel implements AuxiliaryHeads {
   readonly headPath = 'fc';
+  /** Weight of each auxiliary loss (torchvision's reference recipe: loss = main + 0.3·(aux1 + aux2)). */
+  readonly auxLossWeight = 0.3;
   private readonly trunk: [string, Module][] = [];
   readonly aux1?: InceptionAux;
   readonly aux2?: InceptionAux;
