@@ -5,7 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf, ConfigError, DataFormatError } from '@kiln/core';
 import { wasmBackend } from '@kiln/backend-cpu';
-import { AUROC, Accuracy, AveragePrecision, ConfusionMatrix, MeanAbsoluteError, MeanSquaredError, PrecisionRecallF1, R2Score, confusionMatrixPng, type Metric } from '../src/index.js';
+import { DataLoader } from '@kiln/data';
+import { syntheticDataset, tinyModule } from './helpers.js';
+import { AUROC, Accuracy, evaluateClassifier, AveragePrecision, ConfusionMatrix, MeanAbsoluteError, MeanSquaredError, PrecisionRecallF1, R2Score, confusionMatrixPng, type Metric } from '../src/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixturePath = path.resolve(here, '../../../tools/fixtures/metrics/metrics.json');
@@ -333,5 +335,31 @@ describe('confusionMatrixPng', () => {
     writeFileSync(path.join(os.tmpdir(), 'kiln-confusion-matrix.png'), png);
     expect(() => confusionMatrixPng(matrix, ['a', 'b'])).toThrow(/3 names/);
     expect(() => confusionMatrixPng([[1, 2]], ['a'])).toThrow(/square/);
+  });
+});
+
+describe('evaluateClassifier', () => {
+  it('counts the module predictions against the loader targets, in eval mode, without leaking tensors', async () => {
+    const module = tinyModule(3);
+    const data = syntheticDataset(40, 5);
+    const names = ['north', 'east', 'south'];
+    const before = tf.memory().numTensors;
+    const result = await evaluateClassifier(module, new DataLoader(data, { batchSize: 16 }), { numClasses: 3, classNames: names });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(module.model.training).toBe(true);
+    // Reference: the eval-mode model on the whole set at once, counted on the host.
+    module.model.eval();
+    const batch = [...new DataLoader(data, { batchSize: 40 })][0];
+    const logits = module.model.forward(batch.x);
+    const pred = Array.from(tf.argMax(logits, 1).dataSync());
+    const target = Array.from(batch.y.dataSync());
+    const expected = [0, 1, 2].map((i) => [0, 1, 2].map((j) => pred.filter((p, n) => target[n] === i && p === j).length));
+    expect(result.confusionMatrix).toEqual(expected);
+    const tp0 = expected[0][0];
+    const predicted0 = expected[0][0] + expected[1][0] + expected[2][0];
+    expect(result.summary['precision/north']).toBeCloseTo(predicted0 === 0 ? 0 : tp0 / predicted0, 12);
+    expect(result.summary['support/south']).toBe(target.filter((t) => t === 2).length);
+    expect(result.summary.accuracy).toBeCloseTo(pred.filter((p, n) => p === target[n]).length / 40, 12);
+    tf.dispose([logits, batch.x, batch.y]);
   });
 });

@@ -7,3 +7,4 @@ export * from './auroc.js';
 export * from './average-precision.js';
 export * from './regression.js';
 export * from './confusion-matrix-png.js';
+export * from './evaluate-classifier.js';
