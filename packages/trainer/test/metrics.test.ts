@@ -253,6 +253,33 @@ describe('metric state and errors', () => {
     tf.dispose([scores, labels, values]);
   });
 
+  it('update reads nothing back from the device; compute reads once', () => {
+    // Batches are cut beforehand: the wasm backend's slice kernel itself reads from the device.
+    const batches = Array.from({ length: 4 }, () => ({ scores: tf.randomUniform([16, 4]), labels: tf.randomUniform([16], 0, 4, 'int32'), values: tf.randomNormal([16]) }));
+    const backend = tf.backend();
+    let reads = 0;
+    const readSync = backend.readSync.bind(backend);
+    const read = backend.read.bind(backend);
+    backend.readSync = (id) => (reads++, readSync(id));
+    backend.read = (id) => (reads++, read(id));
+    try {
+      const classifiers: Metric<unknown, unknown>[] = [new Accuracy({ topK: 2 }), new PrecisionRecallF1({ numClasses: 4 }), new AUROC({ numClasses: 4 }), new AveragePrecision({ numClasses: 4, bins: 50 })];
+      const regressors: Metric<unknown, unknown>[] = [new R2Score(), new MeanAbsoluteError()];
+      for (const b of batches) {
+        for (const m of classifiers) m.update(b.scores, b.labels);
+        for (const m of regressors) m.update(b.values, b.labels);
+      }
+      expect(reads).toBe(0);
+      classifiers[0].compute();
+      expect(reads).toBe(1);
+      [...classifiers, ...regressors].forEach((m) => m.dispose());
+    } finally {
+      backend.readSync = readSync;
+      backend.read = read;
+    }
+    tf.dispose(batches.flatMap((b) => Object.values(b)));
+  });
+
   it('a label outside 0…K-1 is reported at compute, naming numClasses', () => {
     const cm = new ConfusionMatrix({ numClasses: 3 });
     const p = tf.tensor1d([0, 1, 2], 'int32');
@@ -273,7 +300,15 @@ describe('metric state and errors', () => {
     const auc = new AUROC({ maxExamples: 10 });
     const s = tf.zeros([12]);
     expect(() => auc.update(s, s)).toThrow(/set bins/);
-    expect(() => new AUROC({ numClasses: 3, average: 'micro' }).compute()).toThrow(/'macro' or 'weighted'/);
+    expect(() => new AUROC({ numClasses: 3, average: 'micro' })).toThrow(/'macro' or 'weighted'/);
+    // Logits given to a histogram are caught when the result is read.
+    const binned = new AUROC({ bins: 10 });
+    const logits = tf.tensor1d([-2, 0.5, 3]);
+    const labels = tf.tensor1d([0, 1, 1]);
+    binned.update(logits, labels);
+    expect(() => binned.compute()).toThrow(/2 scores outside \[0, 1\]/);
+    tf.dispose([logits, labels]);
+    binned.dispose();
     [a, b, auc].forEach((m) => m.dispose());
     s.dispose();
   });

@@ -30,7 +30,7 @@ export interface RankingMetricOptions {
 
 export type RankingMetricState =
   | { kind: 'scores'; classes: number; scores: number[]; positives: number[] }
-  | { kind: 'bins'; classes: number; bins: number; positives: number[]; negatives: number[] };
+  | { kind: 'bins'; classes: number; bins: number; positives: number[]; negatives: number[]; outOfRange: number };
 
 /**
  * For one class: per distinct score, from the highest down, the positives and negatives scoring
@@ -58,6 +58,8 @@ export abstract class RankingMetric implements Metric<RankingMetricState> {
   /** Histogram mode: counts [columns, bins] of positives and negatives per rounded score. */
   private readonly posHist?: DeviceSum;
   private readonly negHist?: DeviceSum;
+  /** Histogram mode: scores seen outside [0, 1], counted on the device and reported by compute. */
+  private readonly outOfRange?: DeviceSum;
 
   protected constructor(private readonly metricName: string, options: RankingMetricOptions) {
     this.numClasses = options.numClasses;
@@ -71,7 +73,9 @@ export abstract class RankingMetric implements Metric<RankingMetricState> {
       if (!Number.isInteger(this.bins) || this.bins < 2) throw new ConfigError(`${metricName}.bins`, 'an integer ≥ 2', this.bins);
       this.posHist = new DeviceSum([this.columns, this.bins]);
       this.negHist = new DeviceSum([this.columns, this.bins]);
+      this.outOfRange = new DeviceSum([], 'int32');
     }
+    if (this.average === 'micro' && this.numClasses !== undefined && !this.supportsMicro()) throw new ConfigError(`${metricName}.average`, "'macro' or 'weighted'", 'micro');
   }
 
   /** The area for one class from its score groups (highest score first); NaN where undefined. */
@@ -112,21 +116,27 @@ export abstract class RankingMetric implements Metric<RankingMetricState> {
       return;
     }
     const bins = this.bins;
-    const [pos, neg] = tf.tidy(() => {
+    const [pos, neg, outside] = tf.tidy(() => {
+      const outside = tf.sum(tf.cast(tf.logicalOr(tf.less(scores, 0), tf.greater(scores, 1)), 'int32'));
       const idx = tf.cast(tf.round(tf.mul(tf.clipByValue(scores, 0, 1), bins - 1)), 'int32');
       const hot = tf.oneHot(idx, bins); // [N, C, bins]
       const p3 = tf.expandDims(positives, 2);
-      return [tf.sum(tf.mul(hot, p3), 0), tf.sum(tf.mul(hot, tf.sub(1, p3)), 0)];
+      return [tf.sum(tf.mul(hot, p3), 0), tf.sum(tf.mul(hot, tf.sub(1, p3)), 0), outside];
     });
     this.posHist!.add(pos);
     this.negHist!.add(neg);
-    tf.dispose([scores, positives, pos, neg]);
+    this.outOfRange!.add(outside);
+    tf.dispose([scores, positives, pos, neg, outside]);
   }
 
   /** Per class: the groups of tied scores, highest first (one read of the device). */
   private groups(): { perColumn: ScoreGroups[]; pooled: ScoreGroups } {
     const c = this.columns;
     if (this.bins !== undefined) {
+      const outside = this.outOfRange!.read()[0];
+      if (outside > 0) {
+        throw new ConfigError(`${this.metricName}.bins`, 'scores in [0, 1] (probabilities) for a histogram', `${outside} scores outside [0, 1]`, 'pass probabilities (softmax or sigmoid of the logits), or leave bins unset to keep the scores');
+      }
       const pos = this.posHist!.read();
       const neg = this.negHist!.read();
       const perColumn = Array.from({ length: c }, (_, j) => binGroups(pos.slice(j * this.bins!, (j + 1) * this.bins!), neg.slice(j * this.bins!, (j + 1) * this.bins!)));
@@ -159,7 +169,6 @@ export abstract class RankingMetric implements Metric<RankingMetricState> {
   compute(): number {
     const { perColumn, pooled } = this.groups();
     if (this.numClasses === undefined || this.average === 'micro') {
-      if (this.average === 'micro' && this.numClasses !== undefined && !this.supportsMicro()) throw new ConfigError(`${this.metricName}.average`, "'macro' or 'weighted'", 'micro');
       return this.area(this.numClasses === undefined ? perColumn[0] : pooled);
     }
     const values = perColumn.map((g) => this.area(g));
@@ -174,6 +183,7 @@ export abstract class RankingMetric implements Metric<RankingMetricState> {
     return den === 0 ? NaN : num / den;
   }
 
+  /** Whether `average: 'micro'` means something for this metric (checked at construction). */
   protected supportsMicro(): boolean {
     return true;
   }
@@ -184,6 +194,7 @@ export abstract class RankingMetric implements Metric<RankingMetricState> {
     this.keptExamples = 0;
     this.posHist?.zero();
     this.negHist?.zero();
+    this.outOfRange?.zero();
   }
 
   merge(other: this): void {
@@ -191,6 +202,7 @@ export abstract class RankingMetric implements Metric<RankingMetricState> {
     if (this.bins !== undefined) {
       this.posHist!.add(other.posHist!.tensor);
       this.negHist!.add(other.negHist!.tensor);
+      this.outOfRange!.add(other.outOfRange!.tensor);
       return;
     }
     if (this.keptExamples + other.keptExamples > this.maxExamples) throw new ConfigError(`${this.metricName}.maxExamples`, `room for ${this.keptExamples + other.keptExamples} examples`, this.maxExamples, 'raise maxExamples or use bins');
@@ -199,7 +211,7 @@ export abstract class RankingMetric implements Metric<RankingMetricState> {
   }
 
   stateDict(): RankingMetricState {
-    if (this.bins !== undefined) return { kind: 'bins', classes: this.columns, bins: this.bins, positives: this.posHist!.read(), negatives: this.negHist!.read() };
+    if (this.bins !== undefined) return { kind: 'bins', classes: this.columns, bins: this.bins, positives: this.posHist!.read(), negatives: this.negHist!.read(), outOfRange: this.outOfRange!.read()[0] };
     if (this.kept.length === 0) return { kind: 'scores', classes: this.columns, scores: [], positives: [] };
     const [s, p] = tf.tidy(() => [tf.concat(this.kept.map((k) => k.scores)), tf.concat(this.kept.map((k) => k.positives))]);
     const out: RankingMetricState = { kind: 'scores', classes: this.columns, scores: Array.from(s.dataSync()), positives: Array.from(p.dataSync()) };
@@ -215,6 +227,7 @@ export abstract class RankingMetric implements Metric<RankingMetricState> {
     if (state.kind === 'bins') {
       this.posHist!.load(state.positives, `${where}.positives`);
       this.negHist!.load(state.negatives, `${where}.negatives`);
+      this.outOfRange!.load([state.outOfRange], `${where}.outOfRange`);
       return;
     }
     if (state.scores.length !== state.positives.length || state.scores.length % this.columns !== 0) throw new ConfigError(where, `scores and positives of equal length, a multiple of ${this.columns}`, `${state.scores.length} and ${state.positives.length}`);
@@ -228,6 +241,7 @@ export abstract class RankingMetric implements Metric<RankingMetricState> {
     this.reset();
     this.posHist?.dispose();
     this.negHist?.dispose();
+    this.outOfRange?.dispose();
   }
 }
 
