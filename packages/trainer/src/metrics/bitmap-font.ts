@@ -1,7 +1,8 @@
 /**
  * A 5×7 pixel bitmap font for labels in rendered images (confusion matrices), so that drawing text
- * needs no font files or canvas. Each glyph is seven rows of five pixels, '#' lit; characters
- * without a glyph are drawn as '?'.
+ * needs no font files or canvas. Each glyph is seven rows of five pixels, '#' lit, plus two rows
+ * below the baseline for the descenders of g, j, p, q and y; characters without a glyph are drawn
+ * as '?'.
  */
 const GLYPHS: Record<string, string> = {
   ' ': '.....|.....|.....|.....|.....|.....|.....',
@@ -47,17 +48,17 @@ const GLYPHS: Record<string, string> = {
   d: '....#|....#|.##.#|#..##|#...#|#...#|.####',
   e: '.....|.....|.###.|#...#|#####|#....|.###.',
   f: '..##.|.#..#|.#...|###..|.#...|.#...|.#...',
-  g: '.....|.####|#...#|#...#|.####|....#|.###.',
+  g: '.....|.....|.####|#...#|#...#|#...#|.####|....#|.###.',
   h: '#....|#....|#.##.|##..#|#...#|#...#|#...#',
   i: '..#..|.....|.##..|..#..|..#..|..#..|.###.',
-  j: '...#.|.....|..##.|...#.|...#.|#..#.|.##..',
+  j: '...#.|.....|..##.|...#.|...#.|...#.|...#.|#..#.|.##..',
   k: '#....|#....|#..#.|#.#..|##...|#.#..|#..#.',
   l: '.##..|..#..|..#..|..#..|..#..|..#..|.###.',
   m: '.....|.....|##.#.|#.#.#|#.#.#|#...#|#...#',
   n: '.....|.....|#.##.|##..#|#...#|#...#|#...#',
   o: '.....|.....|.###.|#...#|#...#|#...#|.###.',
-  p: '.....|.....|####.|#...#|####.|#....|#....',
-  q: '.....|.....|.##.#|#..##|.####|....#|....#',
+  p: '.....|.....|####.|#...#|#...#|#...#|####.|#....|#....',
+  q: '.....|.....|.####|#...#|#...#|#...#|.####|....#|....#',
   r: '.....|.....|#.##.|##..#|#....|#....|#....',
   s: '.....|.....|.###.|#....|.###.|....#|####.',
   t: '.#...|.#...|###..|.#...|.#...|.#..#|..##.',
@@ -65,7 +66,7 @@ const GLYPHS: Record<string, string> = {
   v: '.....|.....|#...#|#...#|#...#|.#.#.|..#..',
   w: '.....|.....|#...#|#...#|#.#.#|#.#.#|.#.#.',
   x: '.....|.....|#...#|.#.#.|..#..|.#.#.|#...#',
-  y: '.....|.....|#...#|#...#|.####|....#|.###.',
+  y: '.....|.....|#...#|#...#|#...#|#...#|.####|....#|.###.',
   z: '.....|.....|#####|...#.|..#..|.#...|#####',
   '-': '.....|.....|.....|#####|.....|.....|.....',
   _: '.....|.....|.....|.....|.....|.....|#####',
@@ -84,9 +85,10 @@ const GLYPHS: Record<string, string> = {
 };
 
 export const GLYPH_WIDTH = 5;
+/** Height above the baseline; descenders hang below it, into the padding around the text. */
 export const GLYPH_HEIGHT = 7;
 
-/** Lit pixels of one character as seven rows of five booleans. */
+/** Lit pixels of one character as rows of five booleans (seven, or nine with a descender). */
 export function glyph(ch: string): boolean[][] {
   const rows = (GLYPHS[ch] ?? GLYPHS['?']).split('|');
   return rows.map((r) => Array.from(r, (c) => c === '#'));
