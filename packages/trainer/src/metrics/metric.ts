@@ -101,7 +101,7 @@ export function checkBatch(preds: tf.Tensor, targets: tf.Tensor, where: string):
   }
 }
 
-/** Throws unless `other` has the same configuration, named by `key`. */
+/** Throws unless two metrics have the same configuration (compared as JSON). */
 export function checkSameConfig(where: string, mine: unknown, theirs: unknown): void {
   const a = JSON.stringify(mine);
   const b = JSON.stringify(theirs);
