@@ -2,29 +2,81 @@ import { tf } from '@kiln/core';
 import type { Callback } from './callback.js';
 
 /**
+ * Told around every hook the CallbackList dispatches: `owner` is the callback or the module whose
+ * hook runs. Calls nest only when a hook itself dispatches hooks (it never does in the Trainer).
+ */
+export interface HookObserver {
+  hookStart(hook: keyof Callback, owner: object, kind: 'callback' | 'module'): void;
+  hookEnd(hook: keyof Callback, owner: object, kind: 'callback' | 'module'): void;
+}
+
+/**
  * The only place hooks are dispatched: each callback in registration order, then the module's hook
  * of the same name (Lightning's order: callbacks before the LightningModule).
  */
 export class CallbackList {
   constructor(readonly callbacks: Callback[]) {}
 
+  /**
+   * Observers told when each hook of a callback or of the module starts and ends (the Profiler is
+   * one). With none registered, dispatch is the plain loop below: observing costs nothing unless used.
+   */
+  private observers: HookObserver[] = [];
+
+  /** Registers an observer of hook dispatch; returns the function that removes it. */
+  observe(observer: HookObserver): () => void {
+    this.observers = [...this.observers, observer];
+    return () => {
+      this.observers = this.observers.filter((o) => o !== observer);
+    };
+  }
+
   async call<K extends keyof Callback>(hook: K, module: object, ...args: unknown[]): Promise<void> {
+    const observed = this.observers.length > 0;
     for (const cb of this.callbacks) {
       const fn = cb[hook] as unknown as ((...a: unknown[]) => unknown) | undefined;
-      if (typeof fn === 'function') await fn.apply(cb, args);
+      if (typeof fn !== 'function') continue;
+      if (!observed) await fn.apply(cb, args);
+      else await this.observed(hook, cb, 'callback', async () => fn.apply(cb, args));
     }
     const own = (module as Record<string, unknown>)[hook];
-    if (typeof own === 'function') await (own as (...a: unknown[]) => unknown).apply(module, args.slice(2));
+    if (typeof own !== 'function') return;
+    if (!observed) await (own as (...a: unknown[]) => unknown).apply(module, args.slice(2));
+    else await this.observed(hook, module, 'module', async () => (own as (...a: unknown[]) => unknown).apply(module, args.slice(2)));
   }
 
   /** Synchronous dispatch for hooks that run inside the gradient tape. */
   callSync<K extends keyof Callback>(hook: K, module: object, ...args: unknown[]): void {
+    const observers = this.observers;
     for (const cb of this.callbacks) {
       const fn = cb[hook] as unknown as ((...a: unknown[]) => unknown) | undefined;
-      if (typeof fn === 'function') fn.apply(cb, args);
+      if (typeof fn !== 'function') continue;
+      for (const o of observers) o.hookStart(hook, cb, 'callback');
+      try {
+        fn.apply(cb, args);
+      } finally {
+        for (const o of observers) o.hookEnd(hook, cb, 'callback');
+      }
     }
     const own = (module as Record<string, unknown>)[hook];
-    if (typeof own === 'function') (own as (...a: unknown[]) => unknown).apply(module, args.slice(2));
+    if (typeof own !== 'function') return;
+    for (const o of observers) o.hookStart(hook, module, 'module');
+    try {
+      (own as (...a: unknown[]) => unknown).apply(module, args.slice(2));
+    } finally {
+      for (const o of observers) o.hookEnd(hook, module, 'module');
+    }
+  }
+
+  private async observed(hook: keyof Callback, owner: object, kind: 'callback' | 'module', run: () => Promise<unknown>): Promise<void> {
+    // A copy: an observer that removes itself inside a hook (teardown) still gets its hookEnd.
+    const observers = this.observers;
+    for (const o of observers) o.hookStart(hook, owner, kind);
+    try {
+      await run();
+    } finally {
+      for (const o of observers) o.hookEnd(hook, owner, kind);
+    }
   }
 
   /** State of every callback that has some, keyed by its `stateKey` (default: class name). */

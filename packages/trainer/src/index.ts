@@ -36,3 +36,6 @@ export * from './callbacks/gradient-accumulation-scheduler.js';
 export * from './callbacks/backbone-finetuning.js';
 export * from './callbacks/model-summary.js';
 export * from './callbacks/stochastic-weight-averaging.js';
+export * from './callbacks/ema.js';
+export * from './callbacks/profiler.js';
+export * from './callbacks/device-stats-monitor.js';
