@@ -36,6 +36,12 @@ export interface ProfileSummary {
   hooks: ProfileRow[];
   /** Per kernel name, sorted by total time (empty with `kernels: false`). */
   kernels: ProfileRow[];
+  /**
+   * Composite ops (tfjs names them `<op>__op`: ops built with a custom gradient, such as
+   * `logSoftmax`), which run other kernels: their time includes those kernels', which are counted
+   * in `kernels` too, so they are kept apart and out of the kernels' total.
+   */
+  composites: ProfileRow[];
   /** Kernels whose backend gave no time (WebGL without a reliable timer query): not in `kernels`. */
   untimedKernels: number;
 }
@@ -76,6 +82,7 @@ export function formatProfile(summary: ProfileSummary, title = 'Profiler report'
   const lines = [title, `wall time ${summary.wallMs.toFixed(3)} ms; % is of the wall time`, '', ...section('Hook', summary.hooks)];
   if (summary.kernels.length > 0 || summary.untimedKernels > 0) {
     lines.push('', ...section('Kernel', summary.kernels));
+    if (summary.composites.length > 0) lines.push('', 'Composite ops (their inner kernels are counted above too)', ...section('Composite op', summary.composites));
     if (summary.untimedKernels > 0) lines.push(`${summary.untimedKernels} kernel run(s) had no time from the backend and are not counted`);
   }
   return `${lines.join('\n')}\n`;
@@ -109,6 +116,7 @@ export class Profiler implements Callback, HookObserver {
   readonly stateKey = 'Profiler';
   private hookTotals = new Map<string, { totalMs: number; count: number }>();
   private kernelTotals = new Map<string, { totalMs: number; count: number }>();
+  private compositeTotals = new Map<string, { totalMs: number; count: number }>();
   private untimed = 0;
   private events: TraceEvent[] = [];
   private open = new Map<string, number>();
@@ -133,6 +141,7 @@ export class Profiler implements Callback, HookObserver {
   setup(trainer: Trainer): void {
     this.hookTotals = new Map();
     this.kernelTotals = new Map();
+    this.compositeTotals = new Map();
     this.untimed = 0;
     this.events = [];
     this.open = new Map();
@@ -197,6 +206,7 @@ export class Profiler implements Callback, HookObserver {
       wallMs: this.running ? this.now() - this.origin : this.wallMs,
       hooks: profileRows(this.hookTotals),
       kernels: profileRows(this.kernelTotals),
+      composites: profileRows(this.compositeTotals),
       untimedKernels: this.untimed,
     };
   }
@@ -238,7 +248,8 @@ export class Profiler implements Callback, HookObserver {
         this.untimed++;
         continue;
       }
-      add(perName, k.name, ms, 1);
+      if (k.name.endsWith('__op')) add(this.compositeTotals, k.name, ms, 1);
+      else add(perName, k.name, ms, 1);
     }
     let at = this.micros(w.start);
     for (const [name, { totalMs, count }] of perName) {
