@@ -33,7 +33,7 @@ describe('DeviceStatsMonitor', () => {
       'device/wasm_heap_mb': 8,
     });
     // In a browser there is no process: only what tfjs tells.
-    expect(deviceStats({ numTensors: 1, numDataBuffers: 1, numBytes: 4, unreliable: false }, undefined, undefined, 'mem.')).toEqual({ 'mem.num_tensors': 1, 'mem.num_data_buffers': 1, 'mem.num_bytes': 4 });
+    expect(deviceStats({ numTensors: 1, numDataBuffers: 1, numBytes: 4, unreliable: false, reasons: [] }, undefined, undefined, 'mem.')).toEqual({ 'mem.num_tensors': 1, 'mem.num_data_buffers': 1, 'mem.num_bytes': 4 });
   });
 
   it('logs at every epoch end and every N optimizer steps during a real fit', async () => {

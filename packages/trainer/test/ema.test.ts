@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { tf, ConfigError } from '@kiln/core';
 import { wasmBackend } from '@kiln/backend-cpu';
 import { BatchNorm1d, Linear, Sequential } from '@kiln/layers';
-import { EMA, ModelCheckpoint, Trainer, emaDecay, type Callback, type TrainingModule } from '../src/index.js';
+import { EMA, ModelCheckpoint, Trainer, checkpointTensors, emaDecay, readCheckpoint, type Callback, type TrainingModule } from '../src/index.js';
 import { loaders, maxAbsDiff, tinyModule, weights } from './helpers.js';
 
 /** A model with parameters and batch-norm buffers, driven through the hooks by hand. */
@@ -136,6 +136,10 @@ describe('EMA', () => {
     const a = await fit([full, new ModelCheckpoint({ dirpath: dir, filename: 'e{epoch}', saveTopK: -1 })], 3);
     const wFull = weights(a.module);
     const updates = full.numUpdates;
+    // The checkpoint carries the average (parameters and buffers) under the callback's key.
+    const ck = readCheckpoint(path.join(dir, 'e0.ckpt'));
+    expect(Object.keys(ck.callbackTensors[full.stateKey]).sort()).toEqual(Object.keys(a.module.model.stateDict()).sort());
+    tf.dispose(checkpointTensors(ck));
     full.dispose();
     free(a);
 

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { tf, ConfigError } from '@kiln/core';
 import { writeFileAtomic } from '@kiln/core/node';
 import type { Callback, Stage } from '../callback.js';
@@ -192,7 +191,7 @@ export class Profiler implements Callback, HookObserver {
     this.stopObserving = null;
     const dir = this.options.dirpath === undefined ? 'profiles' : this.options.dirpath;
     if (dir === null) return;
-    const base = path.join(dir, `${stage}-${this.options.filename ?? 'profile'}`);
+    const base = `${dir}${/[\\/]$/.test(dir) ? '' : '/'}${stage}-${this.options.filename ?? 'profile'}`;
     const table = `${base}.txt`;
     const trace = `${base}.trace.json`;
     writeFileAtomic(table, formatProfile(this.summary(), `Profiler report: ${stage}`));
