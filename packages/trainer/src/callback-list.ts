@@ -32,51 +32,46 @@ export class CallbackList {
   }
 
   async call<K extends keyof Callback>(hook: K, module: object, ...args: unknown[]): Promise<void> {
-    const observed = this.observers.length > 0;
     for (const cb of this.callbacks) {
       const fn = cb[hook] as unknown as ((...a: unknown[]) => unknown) | undefined;
-      if (typeof fn !== 'function') continue;
-      if (!observed) await fn.apply(cb, args);
-      else await this.observed(hook, cb, 'callback', async () => fn.apply(cb, args));
+      if (typeof fn === 'function') await this.run(hook, cb, 'callback', () => fn.apply(cb, args));
     }
     const own = (module as Record<string, unknown>)[hook];
-    if (typeof own !== 'function') return;
-    if (!observed) await (own as (...a: unknown[]) => unknown).apply(module, args.slice(2));
-    else await this.observed(hook, module, 'module', async () => (own as (...a: unknown[]) => unknown).apply(module, args.slice(2)));
+    if (typeof own === 'function') await this.run(hook, module, 'module', () => (own as (...a: unknown[]) => unknown).apply(module, args.slice(2)));
   }
 
   /** Synchronous dispatch for hooks that run inside the gradient tape. */
   callSync<K extends keyof Callback>(hook: K, module: object, ...args: unknown[]): void {
-    const observers = this.observers;
     for (const cb of this.callbacks) {
       const fn = cb[hook] as unknown as ((...a: unknown[]) => unknown) | undefined;
-      if (typeof fn !== 'function') continue;
-      for (const o of observers) o.hookStart(hook, cb, 'callback');
-      try {
-        fn.apply(cb, args);
-      } finally {
-        for (const o of observers) o.hookEnd(hook, cb, 'callback');
-      }
+      if (typeof fn === 'function') this.run(hook, cb, 'callback', () => fn.apply(cb, args));
     }
     const own = (module as Record<string, unknown>)[hook];
-    if (typeof own !== 'function') return;
-    for (const o of observers) o.hookStart(hook, module, 'module');
-    try {
-      (own as (...a: unknown[]) => unknown).apply(module, args.slice(2));
-    } finally {
-      for (const o of observers) o.hookEnd(hook, module, 'module');
-    }
+    if (typeof own === 'function') this.run(hook, module, 'module', () => (own as (...a: unknown[]) => unknown).apply(module, args.slice(2)));
   }
 
-  private async observed(hook: keyof Callback, owner: object, kind: 'callback' | 'module', run: () => Promise<unknown>): Promise<void> {
-    // A copy: an observer that removes itself inside a hook (teardown) still gets its hookEnd.
+  /**
+   * Runs one hook, between the observers' hookStart and hookEnd (for an asynchronous hook, when its
+   * promise settles). Without observers it only runs the hook.
+   */
+  private run(hook: keyof Callback, owner: object, kind: 'callback' | 'module', f: () => unknown): unknown {
+    // A copy: an observer that removes itself inside a hook (the Profiler's teardown) still gets its hookEnd.
     const observers = this.observers;
+    if (observers.length === 0) return f();
     for (const o of observers) o.hookStart(hook, owner, kind);
-    try {
-      await run();
-    } finally {
+    const end = () => {
       for (const o of observers) o.hookEnd(hook, owner, kind);
+    };
+    let out: unknown;
+    try {
+      out = f();
+    } catch (e) {
+      end();
+      throw e;
     }
+    if (typeof (out as PromiseLike<unknown> | undefined)?.then === 'function') return Promise.resolve(out).finally(end);
+    end();
+    return out;
   }
 
   /** State of every callback that has some, keyed by its `stateKey` (default: class name). */
