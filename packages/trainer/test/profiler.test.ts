@@ -56,6 +56,13 @@ describe('Profiler', () => {
     expect(names).toContain('[Callback]EarlyStopping.onTrainStart');
 
     const s = profiler.summary();
+    // Batches: 4 training batches per epoch, 2 validation batches per validation plus the sanity check's one.
+    expect(s.loops.map((r) => [r.name, r.count])).toEqual(expect.arrayContaining([['[Loop]train_batch', 8], ['[Loop]validation_batch', 5]]));
+    for (const row of s.loops) {
+      const events = complete.filter((e) => e.cat === 'loop' && e.name === row.name);
+      expect(events.length).toBe(row.count);
+      expect(events.reduce((t, e) => t + e.dur!, 0) / 1000).toBeCloseTo(row.totalMs, 6);
+    }
     const slow = s.hooks.find((r) => r.name === '[Callback]Slow.onTrainEpochEnd')!;
     expect(slow.count).toBe(2);
     expect(slow.totalMs).toBeGreaterThanOrEqual(10);
@@ -83,7 +90,8 @@ describe('Profiler', () => {
     const table = readFileSync(profiler.lastReport!.table, 'utf8');
     expect(table).toMatch(/Profiler report: fit/);
     expect(table).toContain('[Callback]Slow.onTrainEpochEnd');
-    const totalLine = table.split('\n').find((l) => l.startsWith('total'))!;
+    const lines = table.split('\n');
+    const totalLine = lines.slice(lines.findIndex((l) => l.startsWith('Hook'))).find((l) => l.startsWith('total'))!;
     expect(Number(totalLine.trim().split(/\s+/)[2])).toBeCloseTo(s.hooks.reduce((t, r) => t + r.totalMs, 0), 2);
   });
 
@@ -123,7 +131,7 @@ describe('Profiler', () => {
   it('the table: rows sorted by total, means, and a total line', () => {
     const rows = profileRows(new Map([['a', { totalMs: 2, count: 4 }], ['b', { totalMs: 6, count: 3 }]]));
     expect(rows).toEqual([{ name: 'b', count: 3, totalMs: 6, meanMs: 2 }, { name: 'a', count: 4, totalMs: 2, meanMs: 0.5 }]);
-    const text = formatProfile({ wallMs: 16, hooks: rows, kernels: [], composites: [], untimedKernels: 0 });
+    const text = formatProfile({ wallMs: 16, hooks: rows, loops: [], kernels: [], composites: [], untimedKernels: 0 });
     const lines = text.split('\n');
     expect(lines.findIndex((l) => l.startsWith('b '))).toBeLessThan(lines.findIndex((l) => l.startsWith('a ')));
     expect(lines.find((l) => l.startsWith('total'))!.trim().split(/\s+/)).toEqual(['total', '7', '8.000', '50.00']);

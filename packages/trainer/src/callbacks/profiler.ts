@@ -33,6 +33,8 @@ export interface ProfileSummary {
   wallMs: number;
   /** Per hook, sorted by total time, longest first. */
   hooks: ProfileRow[];
+  /** Per loop (`[Loop]train_batch`, …): the batches between the Profiler's batch hooks, the step included. */
+  loops: ProfileRow[];
   /** Per kernel name, sorted by total time (empty with `kernels: false`). */
   kernels: ProfileRow[];
   /**
@@ -59,6 +61,7 @@ export interface TraceEvent {
 
 const HOOK_TID = 1;
 const KERNEL_TID = 2;
+const LOOP_TID = 3;
 
 /** Rows from (name → total ms, count), longest total first. Pure. */
 export function profileRows(totals: Map<string, { totalMs: number; count: number }>): ProfileRow[] {
@@ -78,7 +81,9 @@ export function formatProfile(summary: ProfileSummary, title = 'Profiler report'
     out.push(line('total', '', String(rows.reduce((s, r) => s + r.count, 0)), total.toFixed(3), ((100 * total) / (summary.wallMs || 1)).toFixed(2)));
     return out;
   };
-  const lines = [title, `wall time ${summary.wallMs.toFixed(3)} ms; % is of the wall time`, '', ...section('Hook', summary.hooks)];
+  const lines = [title, `wall time ${summary.wallMs.toFixed(3)} ms; % is of the wall time`, ''];
+  if (summary.loops.length > 0) lines.push(...section('Batch', summary.loops), '');
+  lines.push(...section('Hook', summary.hooks));
   if (summary.kernels.length > 0 || summary.untimedKernels > 0) {
     lines.push('', ...section('Kernel', summary.kernels));
     if (summary.composites.length > 0) lines.push('', 'Composite ops (their inner kernels are counted above too)', ...section('Composite op', summary.composites));
@@ -90,14 +95,14 @@ export function formatProfile(summary: ProfileSummary, title = 'Profiler report'
 /** A Chrome trace (chrome://tracing, Perfetto): thread names first, then the events. Pure. */
 export function chromeTrace(events: TraceEvent[]): { traceEvents: TraceEvent[]; displayTimeUnit: 'ms' } {
   const meta = (tid: number, name: string): TraceEvent => ({ name: 'thread_name', cat: '__metadata', ph: 'M', ts: 0, pid: 1, tid, args: { name } });
-  return { traceEvents: [meta(HOOK_TID, 'hooks'), meta(KERNEL_TID, 'kernels'), ...events], displayTimeUnit: 'ms' };
+  return { traceEvents: [meta(LOOP_TID, 'batches'), meta(HOOK_TID, 'hooks'), meta(KERNEL_TID, 'kernels'), ...events], displayTimeUnit: 'ms' };
 }
 
 /**
- * Times every hook the trainer dispatches (each callback's and the module's, Lightning's
- * `[Callback]X.on_…` rows) and, optionally, every tfjs kernel, and writes at the end of each run
- * (`fit`, `validate`, `test`, `predict`) a table of total, count and mean per hook and per kernel
- * and a Chrome trace of the hooks.
+ * Times every batch (`[Loop]train_batch`, the step included), every hook the trainer dispatches
+ * (each callback's and the module's, Lightning's `[Callback]X.on_…` rows) and, optionally, every
+ * tfjs kernel, and writes at the end of each run (`fit`, `validate`, `test`, `predict`) a table of
+ * total, count and mean per batch loop, hook and kernel, and a Chrome trace of all three.
  *
  * Hooks are timed through the CallbackList's observer point (`trainer.callbacks.observe`), so
  * nothing is wrapped and a trainer without a Profiler does no timing work at all.
@@ -107,13 +112,16 @@ export function chromeTrace(events: TraceEvent[]): { traceEvents: TraceEvent[]; 
  * where wrapping the kernels of the kernel registry would measure enqueue time on GPU backends and
  * rewrite a global registry other code shares. `tf.profile` records one window: the profiler opens
  * one per batch (closing it at the batch's end hook) so that the engine's per-kernel records stay
- * small, and folds each window into per-kernel totals. The engine reports a kernel's duration, not
+ * small (the engine also spreads them into one `Math.max(...)` call, which a whole run's records
+ * would overflow), and folds each window into per-kernel totals. The engine reports a kernel's duration, not
  * its start, so the trace shows per window one event per kernel name with its summed time, laid end
  * to end from the window's start. Do not call `tf.profile` yourself while a Profiler runs.
  */
 export class Profiler implements Callback, HookObserver {
   readonly stateKey = 'Profiler';
   private hookTotals = new Map<string, { totalMs: number; count: number }>();
+  private loopTotals = new Map<string, { totalMs: number; count: number }>();
+  private batchStart: number | null = null;
   private kernelTotals = new Map<string, { totalMs: number; count: number }>();
   private compositeTotals = new Map<string, { totalMs: number; count: number }>();
   private untimed = 0;
@@ -139,6 +147,8 @@ export class Profiler implements Callback, HookObserver {
 
   setup(trainer: Trainer): void {
     this.hookTotals = new Map();
+    this.loopTotals = new Map();
+    this.batchStart = null;
     this.kernelTotals = new Map();
     this.compositeTotals = new Map();
     this.untimed = 0;
@@ -166,19 +176,53 @@ export class Profiler implements Callback, HookObserver {
     this.record({ name, cat: 'hook', ph: 'X', ts: this.micros(t0), dur: dur * 1000, pid: 1, tid: HOOK_TID });
   }
 
+  onTrainBatchStart(): void {
+    this.batchStart = this.now();
+  }
+
+  onValidationBatchStart(): void {
+    this.batchStart = this.now();
+  }
+
+  onTestBatchStart(): void {
+    this.batchStart = this.now();
+  }
+
+  onPredictBatchStart(): void {
+    this.batchStart = this.now();
+  }
+
   async onTrainBatchEnd(): Promise<void> {
-    await this.nextWindow();
+    await this.batchEnd('train');
   }
 
   async onValidationBatchEnd(): Promise<void> {
-    await this.nextWindow();
+    await this.batchEnd('validation');
   }
 
   async onTestBatchEnd(): Promise<void> {
-    await this.nextWindow();
+    await this.batchEnd('test');
   }
 
   async onPredictBatchEnd(): Promise<void> {
+    await this.batchEnd('predict');
+  }
+
+  /**
+   * Records `[Loop]<loop>_batch`, the time from this Profiler's batch-start hook to its batch-end
+   * hook: the step itself (forward, backward, optimizer), metric bookkeeping, logging, and the
+   * batch hooks of callbacks registered after it at the start and before it at the end (register
+   * the Profiler first to keep those out). Then starts the next kernel window.
+   */
+  private async batchEnd(loop: string): Promise<void> {
+    if (this.batchStart !== null) {
+      const t0 = this.batchStart;
+      const dur = this.now() - t0;
+      const name = `[Loop]${loop}_batch`;
+      add(this.loopTotals, name, dur, 1);
+      this.record({ name, cat: 'loop', ph: 'X', ts: this.micros(t0), dur: dur * 1000, pid: 1, tid: LOOP_TID });
+      this.batchStart = null;
+    }
     await this.nextWindow();
   }
 
@@ -204,6 +248,7 @@ export class Profiler implements Callback, HookObserver {
     return {
       wallMs: this.running ? this.now() - this.origin : this.wallMs,
       hooks: profileRows(this.hookTotals),
+      loops: profileRows(this.loopTotals),
       kernels: profileRows(this.kernelTotals),
       composites: profileRows(this.compositeTotals),
       untimedKernels: this.untimed,
