@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { tf, ConfigError } from '@kiln/core';
+import { tf, ConfigError, DataFormatError } from '@kiln/core';
 import { wasmBackend } from '@kiln/backend-cpu';
 import { BatchNorm1d, Linear, Sequential } from '@kiln/layers';
 import { EMA, ModelCheckpoint, Trainer, checkpointTensors, emaDecay, readCheckpoint, type Callback, type TrainingModule } from '../src/index.js';
@@ -139,7 +139,15 @@ describe('EMA', () => {
     // The checkpoint carries the average (parameters and buffers) under the callback's key.
     const ck = readCheckpoint(path.join(dir, 'e0.ckpt'));
     expect(Object.keys(ck.callbackTensors[full.stateKey]).sort()).toEqual(Object.keys(a.module.model.stateDict()).sort());
+    // …and loadAverageInto puts it into a model; a checkpoint without it is a DataFormatError naming what it has.
+    const avgCk = Object.fromEntries(Object.entries(ck.callbackTensors[full.stateKey]).map(([k, v]) => [k, v.dataSync() as Float32Array]));
     tf.dispose(checkpointTensors(ck));
+    const probe = tinyModule(3);
+    full.loadAverageInto(path.join(dir, 'e0.ckpt'), probe.model);
+    expect(maxAbsDiff(avgCk, weights(probe))).toBe(0);
+    expect(() => new EMA({ decay: 0.5 }).loadAverageInto(path.join(dir, 'e0.ckpt'), probe.model)).toThrow(DataFormatError);
+    expect(() => new EMA({ decay: 0.5 }).loadAverageInto(path.join(dir, 'e0.ckpt'), probe.model)).toThrow(/EMA\{decay=0.9\}/);
+    probe.model.dispose();
     full.dispose();
     free(a);
 

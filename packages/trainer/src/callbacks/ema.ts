@@ -1,4 +1,5 @@
-import { tf, ConfigError } from '@kiln/core';
+import { tf, ConfigError, DataFormatError } from '@kiln/core';
+import { checkpointTensors, readCheckpoint } from '../checkpoint.js';
 import type { Callback, Stage } from '../callback.js';
 import type { Trainer } from '../trainer.js';
 import type { TrainingModule } from '../training-module.js';
@@ -161,6 +162,28 @@ export class EMA implements Callback {
     if (this.average) tf.dispose(Object.values(this.average));
     this.average = null;
     this.updates = 0;
+  }
+
+  /**
+   * Puts the average a checkpoint holds for an EMA with this `stateKey` (same decay) into `model`:
+   * the weights to deploy or evaluate from a run's checkpoint, whose model section has the raw ones.
+   */
+  loadAverageInto(file: string, model: { loadStateDict(sd: Record<string, tf.Tensor>): unknown }): void {
+    const ck = readCheckpoint(file);
+    try {
+      const avg = ck.callbackTensors[this.stateKey];
+      if (!avg || Object.keys(avg).length === 0) {
+        const keys = Object.keys(ck.callbackTensors);
+        throw new DataFormatError(file, `no EMA average under '${this.stateKey}'`, {
+          expected: this.stateKey,
+          found: keys.length ? keys.join(', ') : 'no callback tensors',
+          hint: 'use an EMA with the decay of the run that wrote it, and saveInCheckpoint: true',
+        });
+      }
+      model.loadStateDict(avg);
+    } finally {
+      tf.dispose(checkpointTensors(ck));
+    }
   }
 
   /** Frees the average; the model keeps whatever weights it has. */
