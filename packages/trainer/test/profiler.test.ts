@@ -105,6 +105,20 @@ describe('Profiler', () => {
     expect(profiler.summary().hooks.reduce((t, r) => t + r.count, 0)).toBe(counted);
   });
 
+  it('profiles a validate run on its own and names the report after the stage', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-prof-'));
+    const profiler = new Profiler({ dirpath: dir, filename: 'p' });
+    const module = tinyModule(0);
+    const { val } = loaders(64, 32, 16);
+    await new Trainer({}, [profiler]).validate(module, val);
+    expect(profiler.lastReport!.table).toBe(path.join(dir, 'validate-p.txt'));
+    const s = profiler.summary();
+    expect(s.loops).toEqual([expect.objectContaining({ name: '[Loop]validation_batch', count: 2 })]);
+    expect(s.hooks.map((r) => r.name)).not.toContain('[Callback]Profiler.onTrainBatchEnd');
+    expect(s.kernels.length).toBeGreaterThan(0);
+    module.model.dispose();
+  });
+
   it('kernels: false times hooks only', async () => {
     const profiler = new Profiler({ dirpath: null, kernels: false });
     await fit([profiler, new Slow()], 1);
