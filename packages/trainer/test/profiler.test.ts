@@ -119,11 +119,15 @@ describe('Profiler', () => {
     module.model.dispose();
   });
 
-  it('kernels: false times hooks only', async () => {
-    const profiler = new Profiler({ dirpath: null, kernels: false });
+  it('kernels: false times hooks only; maxTraceEvents caps the trace, not the totals', async () => {
+    const profiler = new Profiler({ dirpath: null, kernels: false, maxTraceEvents: 5 });
     await fit([profiler, new Slow()], 1);
-    expect(profiler.summary().kernels).toEqual([]);
-    expect(profiler.summary().hooks.length).toBeGreaterThan(0);
+    const s = profiler.summary();
+    expect(s.kernels).toEqual([]);
+    const rows = s.hooks.reduce((t, r) => t + r.count, 0) + s.loops.reduce((t, r) => t + r.count, 0);
+    expect(profiler.trace().traceEvents.filter((e) => e.ph === 'X')).toHaveLength(5);
+    expect(s.droppedTraceEvents).toBe(rows - 5);
+    expect(formatProfile(s)).toMatch(new RegExp(`${rows - 5} event\\(s\\) past maxTraceEvents`));
   });
 
   it('the observer point sees every callback and module hook, and can be removed', async () => {

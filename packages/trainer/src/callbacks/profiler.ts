@@ -45,6 +45,8 @@ export interface ProfileSummary {
   composites: ProfileRow[];
   /** Kernels whose backend gave no time (WebGL without a reliable timer query): not in `kernels`. */
   untimedKernels: number;
+  /** Events left out of the trace past `maxTraceEvents` (still counted in the rows). */
+  droppedTraceEvents?: number;
 }
 
 /** An event of the Trace Event Format (a complete event, `ph: 'X'`; times in microseconds). */
@@ -89,6 +91,7 @@ export function formatProfile(summary: ProfileSummary, title = 'Profiler report'
     if (summary.composites.length > 0) lines.push('', 'Composite ops (their inner kernels are counted above too)', ...section('Composite op', summary.composites));
     if (summary.untimedKernels > 0) lines.push(`${summary.untimedKernels} kernel run(s) had no time from the backend and are not counted`);
   }
+  if (summary.droppedTraceEvents) lines.push('', `${summary.droppedTraceEvents} event(s) past maxTraceEvents are not in the trace (they are counted here)`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -126,6 +129,7 @@ export class Profiler implements Callback, HookObserver {
   private compositeTotals = new Map<string, { totalMs: number; count: number }>();
   private untimed = 0;
   private events: TraceEvent[] = [];
+  private dropped = 0;
   private open = new Map<string, number>();
   private origin = 0;
   private wallMs = 0;
@@ -153,6 +157,7 @@ export class Profiler implements Callback, HookObserver {
     this.compositeTotals = new Map();
     this.untimed = 0;
     this.events = [];
+    this.dropped = 0;
     this.open = new Map();
     this.origin = this.now();
     this.running = true;
@@ -160,18 +165,17 @@ export class Profiler implements Callback, HookObserver {
     if (this.options.kernels ?? true) this.openWindow();
   }
 
-  hookStart(hook: keyof Callback, owner: object): void {
-    if (this.running) this.open.set(`${hook}\0${ownerName(owner)}`, this.now());
+  hookStart(hook: keyof Callback, owner: object, kind: 'callback' | 'module'): void {
+    if (this.running) this.open.set(hookName(hook, owner, kind), this.now());
   }
 
   hookEnd(hook: keyof Callback, owner: object, kind: 'callback' | 'module'): void {
     if (!this.running) return;
-    const key = `${hook}\0${ownerName(owner)}`;
-    const t0 = this.open.get(key);
+    const name = hookName(hook, owner, kind);
+    const t0 = this.open.get(name);
     if (t0 === undefined) return;
-    this.open.delete(key);
+    this.open.delete(name);
     const dur = this.now() - t0;
-    const name = `[${kind === 'module' ? 'Module' : 'Callback'}]${ownerName(owner)}.${String(hook)}`;
     add(this.hookTotals, name, dur, 1);
     this.record({ name, cat: 'hook', ph: 'X', ts: this.micros(t0), dur: dur * 1000, pid: 1, tid: HOOK_TID });
   }
@@ -252,6 +256,7 @@ export class Profiler implements Callback, HookObserver {
       kernels: profileRows(this.kernelTotals),
       composites: profileRows(this.compositeTotals),
       untimedKernels: this.untimed,
+      droppedTraceEvents: this.dropped,
     };
   }
 
@@ -263,6 +268,7 @@ export class Profiler implements Callback, HookObserver {
   /** Keeps one event for the trace (none once `maxTraceEvents` are kept). */
   private record(event: TraceEvent): void {
     if (this.events.length < (this.options.maxTraceEvents ?? 200_000)) this.events.push(event);
+    else this.dropped++;
   }
 
   private micros(t: number): number {
@@ -318,6 +324,7 @@ function add(m: Map<string, { totalMs: number; count: number }>, name: string, m
   } else m.set(name, { totalMs: ms, count });
 }
 
-function ownerName(owner: object): string {
-  return owner.constructor?.name || 'anonymous';
+/** `[Callback]EarlyStopping.onTrainEpochEnd`, `[Module]ClassificationModule.onTrainStart` (Lightning's row names). */
+function hookName(hook: keyof Callback, owner: object, kind: 'callback' | 'module'): string {
+  return `[${kind === 'module' ? 'Module' : 'Callback'}]${owner.constructor?.name || 'anonymous'}.${String(hook)}`;
 }
