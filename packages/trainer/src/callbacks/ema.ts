@@ -115,7 +115,7 @@ export class EMA implements Callback {
     this.updates++;
   }
 
-  onValidationEpochStart(trainer: Trainer, module: TrainingModule): void {
+  onValidationEpochStart(_t: Trainer, module: TrainingModule): void {
     this.swapIn(module);
   }
 
@@ -153,7 +153,7 @@ export class EMA implements Callback {
     this.raw = null;
   }
 
-  /** A copy of the module's parameters (as float32) and buffers. */
+  /** A copy of the module's parameters and buffers. */
   private snapshot(module: TrainingModule): Record<string, tf.Tensor> {
     return tf.tidy(() => Object.fromEntries(Object.entries(module.model.stateDict()).map(([k, v]) => [k, tf.keep(tf.clone(v))])));
   }
