@@ -9,12 +9,12 @@ import { tf, ConfigError, KilnError } from '@kiln/core';
  */
 
 /** Element types a batch tensor can have. */
-export type DType = 'float32' | 'int32';
+export type ExampleDType = 'float32' | 'int32';
 
 /** One leaf of a schema: the shape of one example's value (no batch dimension) and its dtype. */
 export interface TensorSpec {
   shape: number[];
-  dtype: DType;
+  dtype: ExampleDType;
 }
 
 /** A leaf spec or a record of them, mirroring the structure of an example's `x` or `y`. */
@@ -33,7 +33,7 @@ export type NumericArray = Float32Array | Float64Array | Int32Array | Int16Array
 export interface TensorData {
   data: NumericArray | readonly number[];
   shape: readonly number[];
-  dtype?: DType;
+  dtype?: ExampleDType;
 }
 
 /**
@@ -110,7 +110,7 @@ const isIntegerArray = (a: unknown) =>
 function inferSpec(v: TensorValue, role: 'x' | 'y'): TensorSpec {
   if (typeof v === 'number') return { shape: [], dtype: role === 'y' ? 'int32' : 'float32' };
   if (isTensorData(v)) return { shape: [...v.shape], dtype: v.dtype ?? inferSpec(v.data, role).dtype };
-  const dtype: DType = isIntegerArray(v) ? 'int32' : v instanceof Float32Array || v instanceof Float64Array ? 'float32' : role === 'y' ? 'int32' : 'float32';
+  const dtype: ExampleDType = isIntegerArray(v) ? 'int32' : v instanceof Float32Array || v instanceof Float64Array ? 'float32' : role === 'y' ? 'int32' : 'float32';
   return { shape: [v.length], dtype };
 }
 
@@ -141,19 +141,19 @@ function sizeOf(shape: readonly number[]): number {
 }
 
 /** One batch on the host: per leaf a buffer of [batch, ...shape] values. */
-export interface HostTensor {
+export interface HostArray {
   data: Float32Array | Int32Array;
   shape: number[];
 }
-export type HostTree = HostTensor | { [key: string]: HostTree };
+export type HostTree = HostArray | { [key: string]: HostTree };
 
 export interface HostBatch {
   x: HostTree;
   y: HostTree;
 }
 
-function isHostTensor(t: HostTree): t is HostTensor {
-  return ArrayBuffer.isView((t as HostTensor).data);
+function isHostTensor(t: HostTree): t is HostArray {
+  return ArrayBuffer.isView((t as HostArray).data);
 }
 
 /** What a collation checks beyond the schema. */
@@ -224,7 +224,7 @@ function allocate(schema: Schema, n: number): HostTree {
 
 function fill(out: HostTree, schema: Schema, row: number, v: unknown, index: number, field: string, labelBound: number | null): void {
   if (isTensorSpec(schema)) {
-    putLeaf((out as HostTensor).data, row, schema, v, index, field, labelBound);
+    putLeaf((out as HostArray).data, row, schema, v, index, field, labelBound);
     return;
   }
   if (typeof v !== 'object' || v === null || isTensorValue(v)) {
