@@ -6,6 +6,7 @@ export * from './dataset-ops.js';
 export * from './idx.js';
 export * from './files.js';
 export * from './cifar.js';
+export { readTar, type TarEntry } from './tar.js';
 export * from './csv.js';
 export { decodeImage, type DecodedImage } from './image-decode.js';
 export { imageFolder, listImageFolder, type ImageFolderOptions } from './image-folder.js';
