@@ -1,35 +1,41 @@
 import { parseArgs } from 'node:util';
-import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
-import { manualSeed, liveTensors, ConfigError, type Plugin } from '@kiln/core';
-import { DataLoader, channelStats, fashionMnist, holdOut, normalizeDataset, parseAugmentations, AUGMENTATION_NAMES } from '@kiln/data';
-import { createModel, MODELS } from '@kiln/zoo';
+import { tf, manualSeed, liveTensors, ConfigError, type Plugin } from '@kiln/core';
+import { DataLoader, parseAugmentations, AUGMENTATION_NAMES, type Dataset, type Example } from '@kiln/data';
+import { MODELS } from '@kiln/zoo';
 import { Adagrad, Adam, AdamW, LrScheduler, RAdam, RMSprop, SGD, cosineAnnealingLr, exponentialLr, oneCycleLr, stepLr, type Optimizer } from '@kiln/optim';
 import type { Module } from '@kiln/layers';
 import {
   ClassificationModule, ConsoleLogger, CsvLogger, EarlyStopping, JsonlLogger, ModelCheckpoint, ProgressBar, TensorBoardLogger,
-  callback, createTrainer, logger, type Callback,
+  callback, createTrainer, loadCheckpoint, logger, readCheckpoint, type Callback, type Trainer,
 } from '@kiln/trainer';
 import { choiceArg, floatArg, intArg } from '../args.js';
 import { readRunConfig, type FlagValues } from './run-config.js';
 import { cliBackends } from '../backends.js';
+import { DATA_OPTIONS, DATA_USAGE, holdOutExamples, inputPipeline, inputStats, loadData, preprocessingOf, sampleDataset, type Preprocessing } from '../datasets.js';
+import { modelFor, type CliCheckpointInfo } from '../checkpoint-info.js';
 import { UsageError } from '../errors.js';
 import type { Command } from '../command.js';
 
 const OPTIMIZERS = ['adam', 'adamw', 'sgd', 'rmsprop', 'adagrad', 'radam'] as const;
 
 export const TRAIN_USAGE = `usage: kiln train --model lenet5 --dataset fashion-mnist [options]
+       kiln train --model resnet18 --dataset folder:photos --image-size 64x64 [options]
+
+Input channels follow the data; images smaller than a model's usual input get its small-input
+variant (e.g. ResNet's 3×3 stem without max-pool) unless --image-size resizes them.
 
 options:
   --model NAME          model from the zoo (${Object.keys(MODELS).join(', ')})
-  --dataset NAME        fashion-mnist
+${DATA_USAGE}
   --epochs N            epochs to train (default 2)
   --batch-size B        examples per batch (default 64)
   --lr X                Adam learning rate (default 0.001)
   --seed S              seed for initial weights and shuffling (default 0)
-  --data-dir D          directory with the dataset files (else $KILN_DATA_DIR, /usr/share/datasets/fashion-mnist, download)
-  --limit-train N       train on the first N training examples only
-  --val-split X         fraction (or count) of the training set held out for validation (default 5000)
+  --limit-train N       train on N training examples drawn at random (under --seed) only
+  --val-split X         fraction (or count) of the training set held out for validation (default 5000,
+                        at most a tenth; a folder's val/ sub-folder is used instead when it has one)
   --out DIR             output directory (default runs/<timestamp>)
   --backend NAME        auto, wasm, cpu, … (default auto)
   --optimizer NAME      ${OPTIMIZERS.join(', ')} (default adam)
@@ -90,12 +96,11 @@ function makeSchedule(spec: string, optimizer: Optimizer, epochs: number, stepsP
 
 const TRAIN_OPTIONS = {
   model: { type: 'string' },
-  dataset: { type: 'string' },
+  ...DATA_OPTIONS,
   epochs: { type: 'string' },
   'batch-size': { type: 'string' },
   lr: { type: 'string' },
   seed: { type: 'string' },
-  'data-dir': { type: 'string' },
   'limit-train': { type: 'string' },
   'val-split': { type: 'string' },
   out: { type: 'string' },
@@ -126,32 +131,40 @@ function trainFlags(argv: string[]): Record<string, string | undefined> {
   return merged;
 }
 
-/** What a checkpoint written by `kiln train` records so that `kiln evaluate` can rebuild the model and its input scaling. */
-export interface CliCheckpointInfo {
-  model: string;
-  dataset: string;
-  numClasses: number;
-  normalization: { mean: number[]; std: number[] };
-}
+export type { CliCheckpointInfo };
 
 export interface TrainSummary {
   model: string;
   dataset: string;
   backend: string;
   device: string;
+  /** Epochs asked for, epochs trained (fewer when early stopping ended the run), and whether it did. */
   epochs: number;
+  epochs_run: number;
+  stopped_early: boolean;
   batch_size: number;
   lr: number;
   seed: number;
+  classes: string[];
+  /** [H, W, C] of the model's input. */
+  input_shape: [number, number, number];
   train_examples: number;
   val_examples: number;
+  test_examples: number;
   val_accuracy: number | null;
-  test_accuracy: number;
-  test_loss: number;
+  /** Test metrics of the weights at the end of training (null without a test split). */
+  test_accuracy: number | null;
+  test_loss: number | null;
+  /** The best checkpoint by validation accuracy (or training loss), its epoch (0-based) and its test metrics. */
+  best_checkpoint: string | null;
+  best_epoch: number | null;
+  best_test_accuracy: number | null;
+  best_test_loss: number | null;
   train_samples_per_sec: number;
   wall_seconds: number;
   parameters: number;
   normalization: { mean: number[]; std: number[] };
+  preprocessing: Preprocessing;
   out: string;
 }
 
@@ -171,12 +184,11 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
   const values = trainFlags(argv);
   if (!values.model) throw new UsageError('--model is required', `e.g. --model lenet5\n${TRAIN_USAGE}`);
   const modelName = choiceArg('model', values.model, 'lenet5', Object.keys(MODELS));
-  const dataset = choiceArg('dataset', values.dataset ?? 'fashion-mnist', 'fashion-mnist', ['fashion-mnist'] as const);
   const epochs = intArg('epochs', values.epochs, 2);
   const batchSize = intArg('batch-size', values['batch-size'], 64);
   const lr = floatArg('lr', values.lr, 1e-3);
   const seed = intArg('seed', values.seed, 0, 0);
-  const limitTrain = values['limit-train'] === undefined ? undefined : intArg('limit-train', values['limit-train'], 0);
+  const limitTrain = values['limit-train'] === undefined ? undefined : intArg('limit-train', values['limit-train'], 1);
   // Default: 5,000 held-out examples, at most a tenth of the training set; an explicit value is used as given.
   const valSplitGiven = values['val-split'] !== undefined;
   const valSplit = floatArg('val-split', values['val-split'], 5000, (n) => n >= 0);
@@ -194,87 +206,140 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
   const choice = await registry.use(values.backend ?? 'auto');
   err(`backend: ${choice.name} — ${choice.info.device} (${choice.reason})`);
 
-  const [trainFull, test] = await Promise.all([fashionMnist('train', { dataDir: values['data-dir'] }), fashionMnist('test', { dataDir: values['data-dir'] })]);
-  let trainSet = limitTrain !== undefined ? trainFull.take(limitTrain) : trainFull;
-  let valSet: typeof trainSet | undefined;
-  if (valSplit > 0 && trainSet.length > 1) {
-    const fraction = valSplit >= 1 && !valSplitGiven ? Math.min(valSplit, Math.floor(trainSet.length / 10)) : valSplit;
-    [trainSet, valSet] = holdOut(trainSet, fraction, seed);
-  }
-  // Standardise with statistics of the training split only; the same numbers are applied to
-  // validation and test data and recorded in the summary.
-  const stats = channelStats(trainSet);
-  trainSet = normalizeDataset(trainSet, stats);
-  if (valSet) valSet = normalizeDataset(valSet, stats);
-  const testSet = normalizeDataset(test, stats);
-  err(`data: ${dataset} train ${trainSet.length}, val ${valSet?.length ?? 0}, test ${test.length}`);
+  const data = await loadData(values, { onWarning: err });
+  try {
+    let trainSet: Dataset<Example> = limitTrain !== undefined ? sampleDataset(data.train, limitTrain, seed) : data.train;
+    let valSet: Dataset<Example> | undefined = data.val;
+    if (!valSet && valSplit > 0 && trainSet.length > 1) {
+      const fraction = valSplit >= 1 && !valSplitGiven ? Math.min(valSplit, Math.floor(trainSet.length / 10)) : valSplit;
+      const count = fraction >= 1 ? Math.floor(fraction) : Math.round(trainSet.length * fraction);
+      if (count >= 1) [trainSet, valSet] = holdOutExamples(trainSet, count, seed);
+    }
+    const testSet = data.test;
+    // Standardise with statistics of the training split only; the same numbers are applied to
+    // validation, test and prediction inputs and recorded in every checkpoint.
+    const stats = await inputStats(data, trainSet, seed);
+    const preprocessing = preprocessingOf(data, stats);
+    const evalTransform = inputPipeline(data.convert, stats);
+    for (const note of data.notes) err(`data: ${note}`);
+    err(`data: ${values.dataset ?? 'fashion-mnist'}: ${data.classes.length} classes, train ${trainSet.length}, val ${valSet?.length ?? 0}, test ${testSet?.length ?? 0}, input ${data.inputShape.join('×')}`);
 
-  manualSeed(seed);
-  const entry = MODELS[modelName];
-  const model = createModel(modelName, { numClasses: 10, inChannels: entry.inputShape[2] });
-  const trainLoader = new DataLoader(trainSet, { batchSize, shuffle: true, seed, transform: augment });
-  const module = new ClassificationModule(model, {
-    lr,
-    hparams: { zoo_model: modelName, dataset, optimizer: optimizerName, momentum: momentum ?? null, schedule: values.schedule ?? 'none', augment: values.augment ?? 'none', batch_size: batchSize, epochs, seed },
-    configureOptimizers: (m) => {
-      const optimizer = makeOptimizer(optimizerName, m, lr, momentum);
-      return values.schedule && values.schedule !== 'none' ? { optimizer, ...makeSchedule(values.schedule, optimizer, epochs, trainLoader.length) } : { optimizer };
-    },
-  });
-  mkdirSync(outDir, { recursive: true });
-  const info: CliCheckpointInfo = { model: modelName, dataset, numClasses: 10, normalization: stats };
-  // Records in every checkpoint what `kiln evaluate` needs to rebuild the model and scale its input.
-  const cliInfo: Callback = {
-    onSaveCheckpoint: (_t, _m, checkpoint) => {
-      checkpoint.cli = info;
-    },
-  };
-  const monitor = valSet ? 'val_loss' : 'train_loss';
-  const plugins: Plugin[] = [
-    callback(new ProgressBar()),
-    callback(cliInfo),
-    callback(new ModelCheckpoint({ dirpath: path.join(outDir, 'checkpoints'), monitor: valSet ? 'val_acc' : 'train_loss', saveTopK: 1, saveLast: true, everyNSteps: checkpointEvery, everyNEpochs: 1 })),
-  ];
-  if (patience !== undefined) plugins.push(callback(new EarlyStopping({ monitor, patience })));
-  for (const name of loggerNames) {
-    if (name === 'csv') plugins.push(logger(new CsvLogger({ dir: outDir })));
-    if (name === 'console') plugins.push(logger(new ConsoleLogger(err)));
-    if (name === 'jsonl') plugins.push(logger(new JsonlLogger({ dir: outDir })));
-    if (name === 'tensorboard') plugins.push(logger(new TensorBoardLogger({ dir: path.join(outDir, 'tensorboard') })));
-  }
-  const trainer = createTrainer({ maxEpochs: epochs, seed, plugins });
-  const valLoader = valSet ? new DataLoader(valSet, { batchSize: 256 }) : undefined;
-  const tensorsBefore = liveTensors();
-  if (values.resume) err(`resuming from ${values.resume}`);
-  await trainer.fit(module, trainLoader, valLoader, values.resume);
-  const testMetrics = await trainer.test(module, new DataLoader(testSet, { batchSize: 256 }));
-  // Optimizer slots are the only tensors training may legitimately add; anything else is a leak.
-  trainer.optimizerConfig?.optimizer.dispose();
-  const leaked = liveTensors() - tensorsBefore;
-  if (leaked > 0) err(`warning: ${leaked} tensors were not released during training`);
+    manualSeed(seed);
+    const info: CliCheckpointInfo = {
+      model: modelName,
+      dataset: preprocessing.dataset,
+      numClasses: data.classes.length,
+      classes: data.classes,
+      inputShape: data.inputShape,
+      preprocessing,
+      normalization: stats,
+    };
+    const model = modelFor({ model: modelName, inputShape: data.inputShape, numClasses: data.classes.length });
+    const trainLoader = new DataLoader(trainSet, { batchSize, shuffle: true, seed, exampleShape: data.shape, transform: inputPipeline(data.convert, stats, augment) });
+    const module = new ClassificationModule(model, {
+      lr,
+      hparams: { zoo_model: modelName, dataset: preprocessing.dataset, optimizer: optimizerName, momentum: momentum ?? null, schedule: values.schedule ?? 'none', augment: values.augment ?? 'none', batch_size: batchSize, epochs, seed },
+      configureOptimizers: (m) => {
+        const optimizer = makeOptimizer(optimizerName, m, lr, momentum);
+        return values.schedule && values.schedule !== 'none' ? { optimizer, ...makeSchedule(values.schedule, optimizer, epochs, trainLoader.length) } : { optimizer };
+      },
+    });
+    mkdirSync(outDir, { recursive: true });
+    // Records in every checkpoint what `kiln evaluate` and `kiln predict` need to rebuild the model and prepare its input.
+    const cliInfo: Callback = {
+      onSaveCheckpoint: (_t, _m, checkpoint) => {
+        checkpoint.cli = info;
+      },
+    };
+    const monitor = valSet ? 'val_loss' : 'train_loss';
+    const checkpoints = new ModelCheckpoint({ dirpath: path.join(outDir, 'checkpoints'), monitor: valSet ? 'val_acc' : 'train_loss', saveTopK: 1, saveLast: true, everyNSteps: checkpointEvery, everyNEpochs: 1 });
+    const earlyStopping = patience !== undefined ? new EarlyStopping({ monitor, patience }) : undefined;
+    const plugins: Plugin[] = [callback(new ProgressBar()), callback(cliInfo), callback(checkpoints)];
+    if (earlyStopping) plugins.push(callback(earlyStopping));
+    for (const name of loggerNames) {
+      if (name === 'csv') plugins.push(logger(new CsvLogger({ dir: outDir })));
+      if (name === 'console') plugins.push(logger(new ConsoleLogger(err)));
+      if (name === 'jsonl') plugins.push(logger(new JsonlLogger({ dir: outDir })));
+      if (name === 'tensorboard') plugins.push(logger(new TensorBoardLogger({ dir: path.join(outDir, 'tensorboard') })));
+    }
+    const trainer = createTrainer({ maxEpochs: epochs, seed, plugins });
+    const valLoader = valSet ? new DataLoader(valSet, { batchSize: 256, exampleShape: data.shape, transform: evalTransform }) : undefined;
+    const tensorsBefore = liveTensors();
+    if (values.resume) err(`resuming from ${values.resume}`);
+    await trainer.fit(module, trainLoader, valLoader, values.resume);
+    const epochsRun = trainer.currentEpoch;
+    const testLoader = testSet ? new DataLoader(testSet, { batchSize: 256, exampleShape: data.shape, transform: evalTransform }) : undefined;
+    const testMetrics = testLoader ? await trainer.test(module, testLoader) : undefined;
+    const best = await testBest(trainer, module, testLoader, checkpoints.bestModelPath, testMetrics, err);
+    // Optimizer slots are the only tensors training may legitimately add; anything else is a leak.
+    trainer.optimizerConfig?.optimizer.dispose();
+    const leaked = liveTensors() - tensorsBefore;
+    if (leaked > 0) err(`warning: ${leaked} tensors were not released during training`);
+    if (!testLoader) err('no test split: test metrics are null');
 
-  const summary: TrainSummary = {
-    model: modelName,
-    dataset,
-    backend: choice.name,
-    device: choice.info.device,
-    epochs,
-    batch_size: batchSize,
-    lr,
-    seed,
-    train_examples: trainSet.length,
-    val_examples: valSet?.length ?? 0,
-    val_accuracy: trainer.callbackMetrics.val_acc ?? null,
-    test_accuracy: testMetrics.test_acc,
-    test_loss: testMetrics.test_loss,
-    train_samples_per_sec: trainer.trainSamplesPerSec,
-    wall_seconds: (performance.now() - started) / 1000,
-    parameters: model.numParameters(),
-    normalization: stats,
-    out: outDir,
-  };
-  writeJson(path.join(outDir, 'summary.json'), summary);
-  return summary;
+    const summary: TrainSummary = {
+      model: modelName,
+      dataset: preprocessing.dataset,
+      backend: choice.name,
+      device: choice.info.device,
+      epochs,
+      epochs_run: epochsRun,
+      stopped_early: (earlyStopping?.stoppedEpoch ?? -1) >= 0,
+      batch_size: batchSize,
+      lr,
+      seed,
+      classes: data.classes,
+      input_shape: data.inputShape,
+      train_examples: trainSet.length,
+      val_examples: valSet?.length ?? 0,
+      test_examples: testSet?.length ?? 0,
+      val_accuracy: trainer.callbackMetrics.val_acc ?? null,
+      test_accuracy: testMetrics?.test_acc ?? null,
+      test_loss: testMetrics?.test_loss ?? null,
+      ...best,
+      train_samples_per_sec: trainer.trainSamplesPerSec,
+      wall_seconds: (performance.now() - started) / 1000,
+      parameters: model.numParameters(),
+      normalization: stats,
+      preprocessing,
+      out: outDir,
+    };
+    writeJson(path.join(outDir, 'summary.json'), summary);
+    model.dispose();
+    return summary;
+  } finally {
+    await data.close();
+  }
+}
+
+/**
+ * Test metrics of the best checkpoint: its epoch, and its test metrics when it is not the weights
+ * just tested (then the model is left holding the best weights).
+ */
+async function testBest(
+  trainer: Trainer,
+  module: ClassificationModule,
+  testLoader: DataLoader | undefined,
+  bestPath: string,
+  last: Record<string, number> | undefined,
+  err: (line: string) => void,
+): Promise<Pick<TrainSummary, 'best_checkpoint' | 'best_epoch' | 'best_test_accuracy' | 'best_test_loss'>> {
+  const none = { best_checkpoint: null, best_epoch: null, best_test_accuracy: null, best_test_loss: null };
+  const file = bestPath ? path.join(path.dirname(bestPath), 'best.ckpt') : '';
+  if (!file || !existsSync(file)) return none;
+  const ck = readCheckpoint(file);
+  const { epoch } = ck.meta.callbackMetrics;
+  const sameAsLast = ck.meta.globalStep === trainer.globalStep;
+  tf.dispose([...Object.values(ck.modelState), ...Object.values(ck.optimizerSlots)]);
+  const out = { ...none, best_checkpoint: file, best_epoch: epoch ?? null };
+  if (!testLoader) return out;
+  let metrics = last;
+  if (!sameAsLast || !metrics) {
+    loadCheckpoint(file, module.model);
+    metrics = await trainer.test(module, testLoader);
+    err(`best checkpoint (epoch ${epoch}): test_acc ${metrics.test_acc.toFixed(4)}`);
+  }
+  return { ...out, best_test_accuracy: metrics.test_acc, best_test_loss: metrics.test_loss };
 }
 
 export const trainCommand: Command = {

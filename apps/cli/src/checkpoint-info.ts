@@ -1,0 +1,75 @@
+import { tf, DataFormatError } from '@kiln/core';
+import type { ChannelStats } from '@kiln/data';
+import { createModel, modelEntry, type ZooModel } from '@kiln/zoo';
+import { readCheckpoint, type CheckpointMeta } from '@kiln/trainer';
+import type { Preprocessing } from './datasets.js';
+
+/**
+ * What a checkpoint written by `kiln train` or `kiln fine-tune` records under `cli`, so that
+ * `kiln evaluate`, `kiln predict` and `kiln fine-tune --from` rebuild the same model and feed it
+ * input the way it was trained, with nothing but the checkpoint.
+ */
+export interface CliCheckpointInfo {
+  /** Zoo model name. */
+  model: string;
+  /** The `--dataset` spec it was trained on. */
+  dataset: string;
+  numClasses: number;
+  /** Class names by output index. */
+  classes?: string[];
+  /** [H, W, C] the model was built for: rebuilding with it picks the same channels and stem variant. */
+  inputShape?: [number, number, number];
+  /** Size, channels, resize mode and per-channel mean/std of the input. */
+  preprocessing?: Preprocessing;
+  /** Same numbers as `preprocessing.mean/std`; kept for readers of the first checkpoint layout. */
+  normalization: ChannelStats;
+}
+
+/** A checkpoint's CLI record, completed for checkpoints from before it recorded preprocessing (Fashion-MNIST, 28×28). */
+export interface ResolvedInfo extends Required<Omit<CliCheckpointInfo, 'normalization'>> {
+  normalization: ChannelStats;
+}
+
+/** Reads the `cli` record of a checkpoint (no tensors are kept). */
+export function readCliInfo(file: string): { info: ResolvedInfo; meta: CheckpointMeta } {
+  const ck = readCheckpoint(file);
+  tf.dispose([...Object.values(ck.modelState), ...Object.values(ck.optimizerSlots)]);
+  const raw = ck.meta.cli as Partial<CliCheckpointInfo> | undefined;
+  if (!raw?.model || !raw.normalization) {
+    throw new DataFormatError(file, 'the checkpoint has no record of its model and input preprocessing', { hint: 'use a checkpoint written by `kiln train` or `kiln fine-tune`' });
+  }
+  return { info: resolveInfo(raw as CliCheckpointInfo), meta: ck.meta };
+}
+
+/** Fills what older checkpoints did not record: they were Fashion-MNIST runs at the model's own input size. */
+export function resolveInfo(raw: CliCheckpointInfo): ResolvedInfo {
+  const entry = modelEntry(raw.model);
+  const channels = raw.inputShape?.[2] ?? raw.preprocessing?.channels ?? entry.inputShape[2];
+  const size = raw.preprocessing?.size ?? (raw.inputShape ? [raw.inputShape[0], raw.inputShape[1]] : [28, 28]);
+  const classes = raw.classes ?? Array.from({ length: raw.numClasses }, (_, i) => String(i));
+  return {
+    model: raw.model,
+    dataset: raw.dataset,
+    numClasses: raw.numClasses,
+    classes,
+    inputShape: raw.inputShape ?? [size[0], size[1], channels],
+    preprocessing: raw.preprocessing ?? { dataset: raw.dataset, size: size as [number, number], channels, resize: 'stretch', mean: raw.normalization.mean, std: raw.normalization.std },
+    normalization: raw.normalization,
+  };
+}
+
+/** The zoo model a record describes, with random (or, with `skipInit`, zero) weights. */
+export function modelFor(info: { model: string; inputShape: [number, number, number]; numClasses: number }, options: { skipInit?: boolean } = {}): ZooModel {
+  return createModel(info.model, { inputShape: info.inputShape, numClasses: info.numClasses, skipInit: options.skipInit });
+}
+
+/** Softmax probabilities of a batch of logits, the `k` most probable classes of each row by name. */
+export async function topClasses(logits: tf.Tensor, classes: string[], k: number): Promise<{ class: string; probability: number }[][]> {
+  const { values, indices } = tf.tidy(() => tf.topk(tf.softmax(logits), Math.min(k, classes.length)));
+  const [p, i] = await Promise.all([values.data(), indices.data()]);
+  tf.dispose([values, indices]);
+  const kk = values.shape[1] as number;
+  return Array.from({ length: logits.shape[0] }, (_, row) =>
+    Array.from({ length: kk }, (_, j) => ({ class: classes[i[row * kk + j]] ?? String(i[row * kk + j]), probability: Number(p[row * kk + j].toFixed(6)) })),
+  );
+}
