@@ -1,16 +1,31 @@
 import { ConfigError } from '@kiln/core';
-import type { Dataset } from './dataset.js';
+import { isAsyncDataset, type Dataset } from './dataset.js';
 
 function checkIndex(name: string, index: number, length: number): void {
   if (!Number.isInteger(index) || index < 0 || index >= length) throw new ConfigError(`${name}.get(index)`, `an integer in [0, ${length})`, index);
 }
 
+/**
+ * The wrappers below are asynchronous exactly when their source is: they define `getMany` (see
+ * `AsyncDataset`) only then, so a loader still iterates a wrapped in-memory dataset synchronously.
+ */
+
 /** A dataset whose examples are `fn(example, index)` of another's, computed on each access. */
 export class MappedDataset<T, U> implements Dataset<U> {
+  /** Present when the source is an `AsyncDataset`: its batch, mapped. */
+  readonly getMany?: (indices: ArrayLike<number>) => Promise<U[]>;
   constructor(
     readonly source: Dataset<T>,
     private readonly fn: (example: T, index: number) => U,
-  ) {}
+  ) {
+    if (isAsyncDataset(source)) {
+      this.getMany = async (indices) => {
+        for (let k = 0; k < indices.length; k++) checkIndex('MappedDataset', indices[k], this.length);
+        const examples = await source.getMany(indices);
+        return examples.map((e, k) => fn(e, indices[k]));
+      };
+    }
+  }
   get length(): number {
     return this.source.length;
   }
@@ -23,12 +38,24 @@ export class MappedDataset<T, U> implements Dataset<U> {
 /** The examples of `source` at `indices`, in that order (a view: nothing is copied). */
 export class SubsetDataset<T> implements Dataset<T> {
   readonly indices: Int32Array;
+  /** Present when the source is an `AsyncDataset`: the batch at the mapped indices. */
+  readonly getMany?: (indices: ArrayLike<number>) => Promise<T[]>;
   constructor(
     readonly source: Dataset<T>,
     indices: ArrayLike<number>,
   ) {
     this.indices = Int32Array.from(indices);
     for (const i of this.indices) if (i < 0 || i >= source.length) throw new ConfigError('SubsetDataset.indices', `indices in [0, ${source.length})`, i);
+    if (isAsyncDataset(source)) {
+      this.getMany = async (indices) => {
+        const mapped = new Int32Array(indices.length);
+        for (let k = 0; k < indices.length; k++) {
+          checkIndex('SubsetDataset', indices[k], this.length);
+          mapped[k] = this.indices[indices[k]];
+        }
+        return source.getMany(mapped);
+      };
+    }
   }
   get length(): number {
     return this.indices.length;
@@ -43,16 +70,18 @@ export class SubsetDataset<T> implements Dataset<T> {
 export class ConcatDataset<T> implements Dataset<T> {
   /** Cumulative lengths: part k holds indices [offsets[k], offsets[k + 1]). */
   private readonly offsets: number[];
+  /** Present when any part is an `AsyncDataset`: each part is asked once for its share of the batch. */
+  readonly getMany?: (indices: ArrayLike<number>) => Promise<T[]>;
   constructor(readonly parts: Dataset<T>[]) {
     this.offsets = [0];
     for (const p of parts) this.offsets.push(this.offsets[this.offsets.length - 1] + p.length);
+    if (parts.some((p) => isAsyncDataset(p))) this.getMany = (indices) => this.fetchMany(indices);
   }
   get length(): number {
     return this.offsets[this.offsets.length - 1];
   }
-  get(index: number): T {
-    checkIndex('ConcatDataset', index, this.length);
-    // Binary search for the last offset <= index.
+  /** The part holding `index`: binary search for the last offset <= index. */
+  private partOf(index: number): number {
     let lo = 0;
     let hi = this.parts.length - 1;
     while (lo < hi) {
@@ -60,7 +89,33 @@ export class ConcatDataset<T> implements Dataset<T> {
       if (this.offsets[mid] <= index) lo = mid;
       else hi = mid - 1;
     }
-    return this.parts[lo].get(index - this.offsets[lo]);
+    return lo;
+  }
+  get(index: number): T {
+    checkIndex('ConcatDataset', index, this.length);
+    const p = this.partOf(index);
+    return this.parts[p].get(index - this.offsets[p]);
+  }
+  private async fetchMany(indices: ArrayLike<number>): Promise<T[]> {
+    const out = new Array<T>(indices.length);
+    // Batch positions and local indices per part, so an asynchronous part gets one request.
+    const byPart = new Map<number, { at: number[]; local: number[] }>();
+    for (let k = 0; k < indices.length; k++) {
+      checkIndex('ConcatDataset', indices[k], this.length);
+      const p = this.partOf(indices[k]);
+      const entry = byPart.get(p) ?? { at: [], local: [] };
+      entry.at.push(k);
+      entry.local.push(indices[k] - this.offsets[p]);
+      byPart.set(p, entry);
+    }
+    await Promise.all(
+      [...byPart].map(async ([p, { at, local }]) => {
+        const part = this.parts[p];
+        const got = isAsyncDataset(part) ? await part.getMany(local) : local.map((i) => part.get(i));
+        at.forEach((k, j) => (out[k] = got[j]));
+      }),
+    );
+    return out;
   }
 }
 
@@ -72,9 +127,28 @@ export class ConcatDataset<T> implements Dataset<T> {
 export class CachedDataset<T> implements Dataset<T> {
   private readonly cache: (T | undefined)[];
   private readonly filled: Uint8Array;
+  /** Present when the source is an `AsyncDataset`: fetches only the examples not yet cached. */
+  readonly getMany?: (indices: ArrayLike<number>) => Promise<T[]>;
   constructor(readonly source: Dataset<T>) {
     this.cache = new Array<T | undefined>(source.length);
     this.filled = new Uint8Array(source.length);
+    if (isAsyncDataset(source)) {
+      this.getMany = async (indices) => {
+        const missing: number[] = [];
+        for (let k = 0; k < indices.length; k++) {
+          checkIndex('CachedDataset', indices[k], this.length);
+          if (!this.filled[indices[k]]) missing.push(indices[k]);
+        }
+        if (missing.length > 0) {
+          const got = await source.getMany(missing);
+          missing.forEach((i, j) => {
+            this.cache[i] = got[j];
+            this.filled[i] = 1;
+          });
+        }
+        return Array.from(indices, (i) => this.cache[i] as T);
+      };
+    }
   }
   get length(): number {
     return this.source.length;

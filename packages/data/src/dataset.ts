@@ -6,6 +6,22 @@ export interface Dataset<T> {
   get(index: number): T;
 }
 
+/**
+ * A dataset whose examples take time to produce (decoded in a worker pool, read from disk or the
+ * network). `getMany` fetches a whole batch at once so the work can run in parallel and overlap
+ * the training step; the DataLoader uses it when iterated with `for await`, keeping several
+ * batches in flight. `get` may be unsupported (throw) when an example cannot be made synchronously.
+ */
+export interface AsyncDataset<T> extends Dataset<T> {
+  /** The examples at `indices`, in that order. */
+  getMany(indices: ArrayLike<number>): Promise<T[]>;
+}
+
+/** True when `ds` fetches batches asynchronously (has `getMany`). */
+export function isAsyncDataset<T>(ds: Dataset<T>): ds is AsyncDataset<T> {
+  return typeof (ds as Partial<AsyncDataset<T>>).getMany === 'function';
+}
+
 /** A labelled image (or any fixed-shape array) example. */
 export interface Example {
   /** Values in row-major order of `shape`. */

@@ -1,5 +1,5 @@
 import { tf, Rng, ConfigError, type RngState } from '@kiln/core';
-import { ArrayDataset, type Dataset, type Example } from './dataset.js';
+import { ArrayDataset, isAsyncDataset, type Dataset, type Example } from './dataset.js';
 import { RandomSampler, SequentialSampler, type Sampler } from './sampler.js';
 import type { Augmentation, BatchAugmentation } from './augment/augmentation.js';
 
@@ -25,7 +25,7 @@ export interface DataLoaderOptions {
   rng?: Rng;
   /** Which indices an epoch visits (e.g. `classWeightedSampler(labels)`); default sequential or random by `shuffle`. */
   sampler?: Sampler;
-  /** Shape of one example, for datasets other than `ArrayDataset` (which know their own). */
+  /** Shape of one example, for datasets that do not declare a `shape` (`ArrayDataset` and image folders do). */
   exampleShape?: number[];
   /** Image augmentation applied to each batch's `x` on the active backend. */
   transform?: Augmentation;
@@ -44,17 +44,29 @@ export interface LoaderState {
   rng: RngState;
 }
 
-/** Copies the examples at `indices` into one batch buffer (the generic path; `ArrayDataset` has a faster one). */
-function collate(ds: Dataset<Example>, indices: Int32Array, size: number): { x: Float32Array; y: Int32Array } {
-  const x = new Float32Array(indices.length * size);
-  const y = new Int32Array(indices.length);
-  for (let i = 0; i < indices.length; i++) {
-    const e = ds.get(indices[i]);
+/** One batch on the host, before it becomes tensors. */
+interface HostBatch {
+  x: Float32Array;
+  y: Int32Array;
+}
+
+/** Copies `examples` (read at `indices`) into one batch buffer (the generic path; `ArrayDataset` has a faster one). */
+function collate(examples: readonly Example[], indices: Int32Array, size: number): HostBatch {
+  const x = new Float32Array(examples.length * size);
+  const y = new Int32Array(examples.length);
+  for (let i = 0; i < examples.length; i++) {
+    const e = examples[i];
     if (e.x.length !== size) throw new ConfigError(`dataset example ${indices[i]}`, `${size} values (the loader's example shape)`, `${e.x.length} values`);
     x.set(e.x, i * size);
     y[i] = e.y;
   }
   return { x, y };
+}
+
+/** The example shape a dataset declares (`ArrayDataset`, image folders: a `shape` of numbers), if any. */
+function ownShape(dataset: Dataset<Example>): number[] | undefined {
+  const shape = (dataset as { shape?: unknown }).shape;
+  return Array.isArray(shape) && shape.every((d) => Number.isInteger(d) && d > 0) ? (shape as number[]) : undefined;
 }
 
 /**
@@ -86,8 +98,8 @@ export class DataLoader implements Iterable<Batch>, AsyncIterable<Batch> {
     this.dropLast = options.dropLast ?? false;
     this.rng = options.rng ?? new Rng(options.seed ?? 0);
     this.sampler = options.sampler ?? (options.shuffle ? new RandomSampler(dataset.length) : new SequentialSampler(dataset.length));
-    const shape = options.exampleShape ?? (dataset instanceof ArrayDataset ? dataset.shape : undefined);
-    if (!shape) throw new ConfigError('DataLoader.exampleShape', 'the shape of one example (needed for datasets other than ArrayDataset)', undefined);
+    const shape = options.exampleShape ?? ownShape(dataset);
+    if (!shape) throw new ConfigError('DataLoader.exampleShape', 'the shape of one example (needed for datasets that do not declare a `shape`)', undefined);
     this.exampleShape = shape;
     this.prefetch = options.prefetch ?? 2;
     if (!Number.isInteger(this.prefetch) || this.prefetch < 0) throw new ConfigError('DataLoader.prefetch', 'an integer >= 0', options.prefetch);
@@ -128,12 +140,44 @@ export class DataLoader implements Iterable<Batch>, AsyncIterable<Batch> {
     this.epochStart = this.rng.getState();
   }
 
-  private makeBatch(order: Int32Array, b: number, augmentSeed: number): Batch {
-    const indices = Int32Array.from(order.subarray(b * this.batchSize, Math.min((b + 1) * this.batchSize, order.length)));
-    const size = this.exampleShape.reduce((a, c) => a * c, 1);
-    const { x, y } = this.dataset instanceof ArrayDataset ? this.dataset.gather(indices) : collate(this.dataset, indices, size);
-    let xt: tf.Tensor = tf.tensor(x, [indices.length, ...this.exampleShape], 'float32');
-    let yt: tf.Tensor = tf.tensor1d(y, 'int32');
+  /** Dataset indices of batch `b` of an epoch's `order`. */
+  private batchIndices(order: Int32Array, b: number): Int32Array {
+    return Int32Array.from(order.subarray(b * this.batchSize, Math.min((b + 1) * this.batchSize, order.length)));
+  }
+
+  private get exampleSize(): number {
+    return this.exampleShape.reduce((a, c) => a * c, 1);
+  }
+
+  /** Reads a batch synchronously (in-memory and other synchronous datasets). */
+  private readBatch(indices: Int32Array): HostBatch {
+    const ds = this.dataset;
+    if (ds instanceof ArrayDataset) return ds.gather(indices);
+    return collate(Array.from(indices, (i) => ds.get(i)), indices, this.exampleSize);
+  }
+
+  /**
+   * Reads a batch without blocking: one `getMany` call for an `AsyncDataset` (its pool works on it
+   * while the caller trains), otherwise a synchronous read on a later turn of the event loop.
+   */
+  private fetchBatch(indices: Int32Array): Promise<HostBatch> {
+    const ds = this.dataset;
+    if (isAsyncDataset(ds)) return ds.getMany(indices).then((examples) => collate(examples, indices, this.exampleSize));
+    return new Promise<HostBatch>((resolve, reject) =>
+      setImmediate(() => {
+        try {
+          resolve(this.readBatch(indices));
+        } catch (e) {
+          reject(e);
+        }
+      }),
+    );
+  }
+
+  /** Uploads a batch and augments it with the generator of batch `b`. */
+  private toBatch(host: HostBatch, indices: Int32Array, b: number, augmentSeed: number): Batch {
+    let xt: tf.Tensor = tf.tensor(host.x, [indices.length, ...this.exampleShape], 'float32');
+    let yt: tf.Tensor = tf.tensor1d(host.y, 'int32');
     if (this.transform || this.batchTransform) {
       // Each batch's generator depends only on the epoch's seed and the batch number, so a resumed
       // epoch augments its remaining batches exactly as the original run did.
@@ -154,13 +198,20 @@ export class DataLoader implements Iterable<Batch>, AsyncIterable<Batch> {
     return { x: xt, y: yt, indices };
   }
 
-  /** One epoch of batches. Each batch's tensors belong to the caller, who disposes them. */
+  /**
+   * One epoch of batches. Each batch's tensors belong to the caller, who disposes them. An
+   * `AsyncDataset` cannot be read this way: iterate it with `for await`.
+   */
   *[Symbol.iterator](): Iterator<Batch> {
+    if (isAsyncDataset(this.dataset)) {
+      throw new ConfigError('DataLoader iteration', 'asynchronous iteration (`for await (const batch of loader)`) for a dataset with getMany', 'for … of', 'iterate the loader with for await; its dataset produces examples asynchronously');
+    }
     const { order, augmentSeed, start } = this.beginEpoch();
     const total = this.length;
     // An epoch abandoned early (limitTrainBatches, early stop) leaves the position where it was.
     for (let b = start; b < total; b++) {
-      const batch = this.makeBatch(order, b, augmentSeed);
+      const indices = this.batchIndices(order, b);
+      const batch = this.toBatch(this.readBatch(indices), indices, b, augmentSeed);
       this.position = b + 1;
       yield batch;
     }
@@ -168,47 +219,49 @@ export class DataLoader implements Iterable<Batch>, AsyncIterable<Batch> {
   }
 
   /**
-   * One epoch of batches, the next `prefetch` of them assembled on later turns of the event loop
-   * while the caller awaits its step. Batches prepared but never taken (the caller stopped early)
-   * are disposed.
+   * One epoch of batches, with the next `prefetch` batches being read while the caller awaits its
+   * step: an `AsyncDataset` gets one `getMany` per batch, several in flight; other datasets are
+   * read on later turns of the event loop. Batches come out in order whatever order the reads
+   * finish in. Only host arrays are read ahead; tensors are made (and augmented) when a batch is
+   * handed out, so an epoch left early (limitTrainBatches, early stop) leaves no tensors behind,
+   * and reads still in flight are dropped.
    */
   async *[Symbol.asyncIterator](): AsyncIterator<Batch> {
     const { order, augmentSeed, start } = this.beginEpoch();
     const total = this.length;
-    const ready: Promise<Batch>[] = [];
+    const pending: { indices: Int32Array; host: Promise<HostBatch> }[] = [];
     let next = start;
-    const schedule = () => {
-      while (next < total && ready.length < this.prefetch + 1) {
-        const b = next++;
-        const p = new Promise<Batch>((resolve, reject) =>
-          setImmediate(() => {
-            try {
-              resolve(this.makeBatch(order, b, augmentSeed));
-            } catch (e) {
-              reject(e);
-            }
-          }),
-        );
-        // The error surfaces when this batch is awaited; until then it must not count as unhandled.
-        p.catch(() => undefined);
-        ready.push(p);
+    const schedule = (ahead: number) => {
+      while (next < total && pending.length < ahead) {
+        const indices = this.batchIndices(order, next++);
+        const host = this.fetchBatch(indices);
+        // The error surfaces when this batch is awaited; until then (or if it never is) it must not count as unhandled.
+        host.catch(() => undefined);
+        pending.push({ indices, host });
       }
     };
-    let b = start;
-    try {
-      for (; b < total; b++) {
-        schedule();
-        const batch = await (ready.shift() as Promise<Batch>);
-        this.position = b + 1;
-        schedule();
-        yield batch;
-      }
-      this.endEpoch();
-    } finally {
-      for (const p of ready.splice(0)) {
-        p.then((batch) => { batch.x.dispose(); batch.y.dispose(); }, () => undefined);
-      }
+    for (let b = start; b < total; b++) {
+      schedule(this.prefetch + 1);
+      const { indices, host } = pending.shift() as (typeof pending)[number];
+      const batch = this.toBatch(await host, indices, b, augmentSeed);
+      this.position = b + 1;
+      // Keep `prefetch` reads going while the caller works on this batch.
+      schedule(this.prefetch);
+      yield batch;
     }
+    this.endEpoch();
+  }
+
+  /**
+   * Draws an epoch's order (and augmentation seed) from the generator without reading a single
+   * example, leaving the loader at the start of the following epoch, as if that epoch had been
+   * abandoned before its first batch. A resumed run uses it to replay an epoch that was cut short
+   * (limitTrainBatches, maxSteps) so the next epoch's order matches the uninterrupted run.
+   */
+  skipEpoch(): void {
+    this.beginEpoch();
+    this.position = 0;
+    this.epochStart = this.rng.getState();
   }
 
   stateDict(): LoaderState {

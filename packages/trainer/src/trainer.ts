@@ -256,10 +256,11 @@ export class Trainer {
     const step = new StepRunner(this, module, cfg, limit);
     let examples = 0;
     const t0 = performance.now();
-    const it = train[Symbol.iterator]();
+    // Asynchronous iteration keeps the loader's next batches loading while this step runs.
+    const it = train[Symbol.asyncIterator]();
     try {
       for (let batchIdx = start; batchIdx < limit && !this.maxStepsReached(); batchIdx++) {
-        const next = it.next();
+        const next = await it.next();
         if (next.done) break;
         const batch = next.value;
         let out: StepOutput | undefined;
@@ -281,10 +282,10 @@ export class Trainer {
         if (this.shouldStop && this.currentEpoch + 1 >= this.options.minEpochs) break;
       }
       // A loader used to its end is asked once more, so it closes its epoch (its state then points at the next one).
-      if (this.batchesDone === train.length) it.next();
+      if (this.batchesDone === train.length) await it.next();
     } finally {
       step.dispose();
-      it.return?.();
+      await it.return?.();
     }
     this.epochTrainingDone = true;
     this.trainSamplesPerSec = examples / ((performance.now() - t0) / 1000);
@@ -320,10 +321,10 @@ export class Trainer {
     await cbs.call(`on${V}Start` as keyof Callback, module, this, module);
     await cbs.call(`on${V}EpochStart` as keyof Callback, module, this, module);
     const sums = new MetricAverager();
-    const it = loader[Symbol.iterator]();
+    const it = loader[Symbol.asyncIterator]();
     try {
       for (let i = 0; i < limit; i++) {
-        const next = it.next();
+        const next = await it.next();
         if (next.done) break;
         const batch = next.value;
         let out: StepOutput | undefined;
@@ -341,7 +342,7 @@ export class Trainer {
         }
       }
     } finally {
-      it.return?.();
+      await it.return?.();
     }
     const means = sums.means();
     if (!this.sanityChecking) Object.assign(this.callbackMetrics, means);
@@ -369,7 +370,7 @@ export class Trainer {
       await cbs.call('onPredictEpochStart', module, this, module);
       const outs: tf.Tensor[] = [];
       let i = 0;
-      for (const batch of loader) {
+      for await (const batch of loader) {
         try {
           await cbs.call('onPredictBatchStart', module, this, module, batch, i);
           const y = tf.tidy(() => module.predictStep(batch, i));
@@ -477,12 +478,8 @@ function loaderCheckpoint(loader: DataLoader, epochDone: boolean): SavedLoader {
 
 function restoreLoader(loader: DataLoader, saved: SavedLoader): void {
   loader.loadStateDict(saved.state);
-  if (!saved.replay) return;
-  // Starting an epoch draws its order (and augmentation seed) from the generator; the batch is discarded.
-  const it = loader[Symbol.iterator]();
-  const first = it.next();
-  if (!first.done) tf.dispose([first.value.x, first.value.y]);
-  it.return?.();
+  // The cut-short epoch's draws (order, augmentation seed) are replayed without reading any example.
+  if (saved.replay) loader.skipEpoch();
 }
 
 /**

@@ -1,4 +1,4 @@
-import { tf, ConfigError, defaultRng, type Rng } from '@kiln/core';
+import { tf, ConfigError, ShapeMismatchError, defaultRng, type Rng } from '@kiln/core';
 import { Conv2d, Flatten, Linear, Module, Sequential, init, type Parameter, type Tensor } from '@kiln/layers';
 import { ZooModel, forwardUpTo, skipInitOptions } from './zoo-model.js';
 
@@ -107,6 +107,8 @@ export class ConnectionTableConv2d extends Module {
 export interface LeNet5ClassicOptions {
   /** Classes predicted by the output layer. Default 10. */
   numClasses?: number;
+  /** Channels of the input image (the paper's is 1; C1 reads all of them). Default 1. */
+  inChannels?: number;
   /** Allocate zeros instead of drawing random initial weights (when loading weights next). Default false. */
   skipInit?: boolean;
   /** Generator for the initial weights (default: the global one). */
@@ -122,18 +124,20 @@ export interface LeNet5ClassicOptions {
  */
 export class LeNet5Classic extends ZooModel {
   readonly headPath = 'classifier.2';
+  readonly inChannels: number;
   readonly convs: Sequential;
   readonly classifier: Sequential;
 
   constructor(options: LeNet5ClassicOptions = {}) {
     super();
-    const { numClasses = 10, rng } = options;
+    const { numClasses = 10, inChannels = 1, rng } = options;
+    this.inChannels = inChannels;
     // The paper's init (Appendix C): every weight and bias from U(±2.4/F_in), F_in the unit's fan-in.
     const lecun = (fanIn: number) => ({ weightInit: init.uniform(-2.4 / fanIn, 2.4 / fanIn), biasInit: init.uniform(-2.4 / fanIn, 2.4 / fanIn), rng, ...skipInitOptions(options.skipInit) });
     this.convs = this.registerModule(
       'features',
       new Sequential(
-        new Conv2d({ inChannels: 1, outChannels: 6, kernelSize: 5, ...lecun(25) }),
+        new Conv2d({ inChannels, outChannels: 6, kernelSize: 5, ...lecun(25 * inChannels) }),
         new ScaledTanh(),
         new TrainableSubsampling(6, rng),
         new ScaledTanh(),
@@ -154,10 +158,13 @@ export class LeNet5Classic extends ZooModel {
 
   /** F6's 84 squashed activations. */
   features(x: Tensor): Tensor {
-    this.expectShape(x, 4, { 3: 1 }, 'NHWC');
+    this.expectShape(x, 4, { 3: this.inChannels }, 'NHWC');
+    const side = x.shape[1];
+    // C5 must reduce the map to 1×1: the network is defined for one input size only.
+    if ((side !== 28 && side !== 32) || x.shape[2] !== side) throw new ShapeMismatchError(this.describe(), `[N, 32, 32, ${this.inChannels}] or [N, 28, 28, ${this.inChannels}]`, x.shape, 'resize the images to 32×32 (--image-size 32)');
     return tf.tidy(() => {
       let h = x;
-      if (x.shape[1] === 28 && x.shape[2] === 28) {
+      if (side === 28) {
         h = tf.pad(x, [
           [0, 0],
           [2, 2],

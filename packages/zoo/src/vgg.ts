@@ -22,6 +22,12 @@ export interface VggOptions {
   numClasses?: number;
   /** Channels of the input image. Default 3. */
   inChannels?: number;
+  /**
+   * Drop the fifth max-pool, so inputs of 16–31 px (28×28 digits) still leave a 1×1 map for the
+   * adaptive pool (five pools need 32 px). The pool was the last layer of `features`, so every
+   * layer keeps its index and torchvision weights still load. Default false.
+   */
+  smallInput?: boolean;
   /** Dropout probability after the two hidden dense layers. Default 0.5. */
   dropout?: number;
   /** Allocate zeros instead of drawing random initial weights (when loading weights next). Default false. */
@@ -33,7 +39,7 @@ export interface VggOptions {
 /**
  * VGG in torchvision's layout: 3×3 convolutions (padding 1) with ReLU, five 2×2 max-pools, an
  * adaptive average pool to 7×7 and a 4096-4096-classes classifier. Inputs of 32×32 and up work
- * (224×224 is the usual size). torchvision's init: conv weights N(0, 2/fan_out), dense N(0, 0.01²),
+ * (224×224 is the usual size), 16×16 and up with `smallInput`. torchvision's init: conv weights N(0, 2/fan_out), dense N(0, 0.01²),
  * biases 0.
  */
 export class Vgg extends ZooModel {
@@ -45,15 +51,15 @@ export class Vgg extends ZooModel {
 
   constructor(options: VggOptions) {
     super();
-    const { depth, batchNorm = false, numClasses = 1000, inChannels = 3, dropout = 0.5, rng } = options;
+    const { depth, batchNorm = false, numClasses = 1000, inChannels = 3, smallInput = false, dropout = 0.5, rng } = options;
     const cfg = VGG_CONFIGS[depth];
     if (!cfg) throw new ConfigError('Vgg.depth', `one of: ${Object.keys(VGG_CONFIGS).join(', ')}`, depth);
     const z = skipInitOptions(options.skipInit);
     const layers: Module[] = [];
     let c = inChannels;
-    for (const v of cfg) {
+    for (const [i, v] of cfg.entries()) {
       if (v === 'M') {
-        layers.push(new MaxPool2d(2));
+        if (!(smallInput && i === cfg.length - 1)) layers.push(new MaxPool2d(2));
         continue;
       }
       layers.push(
