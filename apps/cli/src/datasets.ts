@@ -2,7 +2,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { tf, ConfigError, DataFormatError, NotFoundError, Rng } from '@kiln/core';
 import {
-  ArrayDataset, cifar, compose, fashionMnist, imageFolder, loadImages, normalize, parseCsv, subsetDataset,
+  ArrayDataset, cifar, compose, fashionMnist, holdOut, imageFolder, isAsyncDataset, loadImages, normalize, parseCsv, subsetDataset,
   type Augmentation, type ChannelStats, type Dataset, type Example,
 } from '@kiln/data';
 
@@ -323,26 +323,24 @@ function pixelShape(width: number, size: [number, number] | undefined, channels:
   });
 }
 
-/** A random `n` of a dataset's examples under `seed` (all when n ≥ its length). */
+/** A random `n` of a dataset's examples under `seed` (all when n ≥ its length), in their original order. */
 export function sampleDataset(ds: Dataset<Example>, n: number, seed: number): Dataset<Example> {
-  if (n >= ds.length) return ds;
-  const pick = new Rng(seed).permutation(ds.length).subarray(0, n).slice().sort();
-  return ds instanceof ArrayDataset ? ds.subset(pick) : subsetDataset(ds, pick);
-}
-
-/** Splits off `count` random examples (a view for lazy datasets, a copy for in-memory ones). */
-export function holdOutExamples(ds: Dataset<Example>, count: number, seed: number): [Dataset<Example>, Dataset<Example>] {
-  if (!(count >= 1 && count < ds.length)) throw new ConfigError('--val-split', `a fraction in (0, 1) or a count below ${ds.length}`, count);
-  const perm = new Rng(seed).permutation(ds.length);
-  const held = perm.subarray(0, count).slice().sort();
-  const kept = perm.subarray(count).slice().sort();
-  return ds instanceof ArrayDataset ? [ds.subset(kept), ds.subset(held)] : [subsetDataset(ds, kept), subsetDataset(ds, held)];
+  return n >= ds.length ? ds : holdOut(ds, n, seed)[1];
 }
 
 /** Examples of a dataset as one in-memory batch (reads through `getMany` when the dataset has it). */
 async function readExamples(ds: Dataset<Example>, indices: Int32Array): Promise<Example[]> {
-  const many = (ds as { getMany?: (i: ArrayLike<number>) => Promise<Example[]> }).getMany;
-  return many ? many.call(ds, indices) : Array.from(indices, (i) => ds.get(i));
+  return isAsyncDataset(ds) ? ds.getMany(indices) : Array.from(indices, (i) => ds.get(i));
+}
+
+/** The examples at `indices` as one [N, ...shape] array of inputs and their labels. */
+export async function readBatch(ds: Dataset<Example>, indices: Int32Array, shape: number[]): Promise<{ x: Float32Array; y: Int32Array }> {
+  if (ds instanceof ArrayDataset) return ds.gather(indices);
+  const size = shape.reduce((a, b) => a * b, 1);
+  const examples = await readExamples(ds, indices);
+  const x = new Float32Array(indices.length * size);
+  examples.forEach((e, i) => x.set(e.x, i * size));
+  return { x, y: Int32Array.from(examples, (e) => e.y) };
 }
 
 /**
@@ -361,10 +359,7 @@ export async function inputStats(data: Pick<LoadedData, 'shape' | 'convert'>, tr
   const chunk = 512;
   for (let at = 0; at < n; at += chunk) {
     const indices = order.subarray(at, Math.min(n, at + chunk));
-    const examples = train instanceof ArrayDataset ? null : await readExamples(train, indices);
-    const size = data.shape[0] * data.shape[1] * data.shape[2];
-    const x = train instanceof ArrayDataset ? train.gather(indices).x : new Float32Array(indices.length * size);
-    examples?.forEach((e, i) => x.set(e.x, i * size));
+    const { x } = await readBatch(train, indices, data.shape);
     const batch = tf.tensor4d(x, [indices.length, ...data.shape]);
     const input = data.convert ? data.convert(batch, new Rng(0)) : batch;
     const values = await input.data();

@@ -2,13 +2,13 @@ import { parseArgs } from 'node:util';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, Rng, liveTensors, manualSeed } from '@kiln/core';
-import { DataLoader, type Dataset, type Example } from '@kiln/data';
+import { DataLoader, holdOut, type Dataset, type Example } from '@kiln/data';
 import { ClassificationModule, ConsoleLogger, CsvLogger, ModelCheckpoint, ProgressBar, callback, createTrainer, loadCheckpoint, logger, type Callback } from '@kiln/trainer';
 import type { ZooModel } from '@kiln/zoo';
 import { floatArg, intArg } from '../args.js';
 import { cliBackends } from '../backends.js';
 import { UsageError } from '../errors.js';
-import { DATA_OPTIONS, DATA_USAGE, holdOutExamples, inputPipeline, inputStats, loadData, preprocessingOf, sampleDataset, selectClasses } from '../datasets.js';
+import { DATA_OPTIONS, DATA_USAGE, inputPipeline, inputStats, loadData, preprocessingOf, sampleDataset, selectClasses } from '../datasets.js';
 import { modelFor, readCliInfo, type CliCheckpointInfo, type ResolvedInfo } from '../checkpoint-info.js';
 import type { Command } from '../command.js';
 
@@ -139,7 +139,7 @@ export async function fineTune(argv: string[], err: (line: string) => void): Pro
     let valSet: Dataset<Example> | undefined = data.val ? selectClasses(data.val, classes, data.classes) : undefined;
     if (!valSet && valSplit > 0) {
       const count = valSplit >= 1 ? Math.floor(valSplit) : Math.round(trainSet.length * valSplit);
-      if (count >= 1) [trainSet, valSet] = holdOutExamples(trainSet, count, seed);
+      if (count >= 1) [trainSet, valSet] = holdOut(trainSet, count, seed);
     }
     const testSet = data.test ? selectClasses(data.test, classes, data.classes) : undefined;
     // Keep the scaling the backbone was trained with; a fresh model gets this training split's.

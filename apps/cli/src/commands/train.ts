@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { tf, manualSeed, liveTensors, ConfigError, type Plugin } from '@kiln/core';
-import { DataLoader, parseAugmentations, AUGMENTATION_NAMES, type Dataset, type Example } from '@kiln/data';
+import { DataLoader, holdOut, parseAugmentations, AUGMENTATION_NAMES, type Dataset, type Example } from '@kiln/data';
 import { MODELS } from '@kiln/zoo';
 import { Adagrad, Adam, AdamW, LrScheduler, RAdam, RMSprop, SGD, cosineAnnealingLr, exponentialLr, oneCycleLr, stepLr, type Optimizer } from '@kiln/optim';
 import type { Module } from '@kiln/layers';
@@ -13,7 +13,7 @@ import {
 import { choiceArg, floatArg, intArg } from '../args.js';
 import { readRunConfig, type FlagValues } from './run-config.js';
 import { cliBackends } from '../backends.js';
-import { DATA_OPTIONS, DATA_USAGE, holdOutExamples, inputPipeline, inputStats, loadData, preprocessingOf, sampleDataset, type Preprocessing } from '../datasets.js';
+import { DATA_OPTIONS, DATA_USAGE, inputPipeline, inputStats, loadData, preprocessingOf, sampleDataset, type Preprocessing } from '../datasets.js';
 import { modelFor, type CliCheckpointInfo } from '../checkpoint-info.js';
 import { UsageError } from '../errors.js';
 import type { Command } from '../command.js';
@@ -213,7 +213,7 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
     if (!valSet && valSplit > 0 && trainSet.length > 1) {
       const fraction = valSplit >= 1 && !valSplitGiven ? Math.min(valSplit, Math.floor(trainSet.length / 10)) : valSplit;
       const count = fraction >= 1 ? Math.floor(fraction) : Math.round(trainSet.length * fraction);
-      if (count >= 1) [trainSet, valSet] = holdOutExamples(trainSet, count, seed);
+      if (count >= 1) [trainSet, valSet] = holdOut(trainSet, count, seed);
     }
     const testSet = data.test;
     // Standardise with statistics of the training split only; the same numbers are applied to
