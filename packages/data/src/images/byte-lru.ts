@@ -1,0 +1,64 @@
+/** What a cache holds and did, in its own accounting. */
+export interface CacheStats {
+  /** Bytes held now (sum of the values' byteLength). */
+  bytes: number;
+  /** The bound `bytes` never exceeds. */
+  capacity: number;
+  entries: number;
+  hits: number;
+  misses: number;
+  evictions: number;
+}
+
+/**
+ * A least-recently-used cache of typed arrays bounded by their total byte length. A Map keeps
+ * insertion order, so re-inserting on every hit makes its first key the least recently used.
+ * Values larger than the whole capacity are not stored.
+ */
+export class ByteLru<K> {
+  private readonly map = new Map<K, Float32Array>();
+  private held = 0;
+  private hits = 0;
+  private misses = 0;
+  private evictions = 0;
+
+  constructor(readonly capacity: number) {}
+
+  get(key: K): Float32Array | undefined {
+    const v = this.map.get(key);
+    if (v === undefined) {
+      this.misses++;
+      return undefined;
+    }
+    this.hits++;
+    this.map.delete(key);
+    this.map.set(key, v);
+    return v;
+  }
+
+  set(key: K, value: Float32Array): void {
+    if (value.byteLength > this.capacity) return;
+    const old = this.map.get(key);
+    if (old) {
+      this.held -= old.byteLength;
+      this.map.delete(key);
+    }
+    this.map.set(key, value);
+    this.held += value.byteLength;
+    for (const [k, v] of this.map) {
+      if (this.held <= this.capacity) break;
+      this.map.delete(k);
+      this.held -= v.byteLength;
+      this.evictions++;
+    }
+  }
+
+  clear(): void {
+    this.map.clear();
+    this.held = 0;
+  }
+
+  stats(): CacheStats {
+    return { bytes: this.held, capacity: this.capacity, entries: this.map.size, hits: this.hits, misses: this.misses, evictions: this.evictions };
+  }
+}

@@ -1,0 +1,268 @@
+import { ConfigError, DataFormatError, KilnError } from '@kiln/core';
+import { ArrayDataset, type Dataset, type Example } from '../dataset.js';
+import { ByteLru, type CacheStats } from './byte-lru.js';
+import { checkSize, RESIZE_MODES, rgbToFloat, type ResizeMode } from './geometry.js';
+import type { FolderLayout, ImageEntry, ImageHost, ImageLimits } from './image-host.js';
+
+export interface ImageFolderOptions extends ImageLimits {
+  /** Size every image is brought to, `[height, width]` (default: the size of the first readable training image). */
+  size?: [number, number];
+  /** How an image of another size (or aspect ratio) is brought to `size` (default 'stretch'); see `ResizeMode`. */
+  resize?: ResizeMode;
+  /** 1 (BT.601 luma) or 3 (RGB, default). Grey images are repeated to RGB; alpha is flattened on black. */
+  channels?: 1 | 3;
+  /**
+   * Leave unreadable images out instead of failing (default false). Files whose header cannot be read
+   * are found when the folder is opened; one that fails later, while decoding, is replaced by the
+   * next readable image of its split (wrapping around), so batches keep their size and a run is the
+   * same every time. Each skipped file gets one warning and an entry in `skipped`.
+   */
+  skipBad?: boolean;
+  /** Receives the warnings (default: console.warn). */
+  onWarning?: (message: string) => void;
+  /** Decoded images kept in a least-recently-used cache of at most this many bytes per split (default 256 MiB; 0: none). */
+  cacheBytes?: number;
+  /** Images decoded at once (default 4, the size of libuv's thread pool that sharp decodes on). */
+  workers?: number;
+  /** File name endings taken as images, lower case (default .png, .jpg, .jpeg, .webp). */
+  extensions?: string[];
+  /** Read every image's header when opening, to find unreadable files and the default size early (default true). */
+  probe?: boolean;
+}
+
+/** A file left out, and why. */
+export interface SkippedImage {
+  file: string;
+  reason: string;
+}
+
+/** An opened image folder: its classes and splits. */
+export interface ImageFolder {
+  root: string;
+  classes: string[];
+  /** The training images (every image when the folder has no split sub-folders). */
+  train: ImageFolderDataset;
+  val?: ImageFolderDataset;
+  test?: ImageFolderDataset;
+  /** Files left out under `skipBad`, at opening and since (the list grows if a file fails while training). */
+  skipped: SkippedImage[];
+  /** Stops all splits (drops their caches). */
+  close(): void;
+}
+
+/** Runs at most `n` tasks at once. */
+class Limiter {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+  constructor(private readonly n: number) {}
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.active >= this.n) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    try {
+      return await task();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+const firstLine = (e: unknown) => (e instanceof Error ? e.message.split('\n')[0] : String(e));
+
+/** Settings shared by the splits of one folder. */
+interface Shared {
+  host: ImageHost;
+  size: [number, number];
+  resize: ResizeMode;
+  channels: 1 | 3;
+  skipBad: boolean;
+  warn: (m: string) => void;
+  cacheBytes: number;
+  limiter: Limiter;
+  skipped: SkippedImage[];
+  classes: string[];
+}
+
+/**
+ * The images of one split, decoded on demand: opening lists (and probes) files, `getMany` decodes
+ * the requested ones — at most `workers` at once — into `[h, w, c]` float32 values in [0, 1], HWC.
+ * Decoded images are kept in a byte-bounded LRU cache, so memory stays bounded however large the folder.
+ * Iterate it with a `DataLoader` and `for await`; `get` is synchronous and cannot decode.
+ */
+export class ImageFolderDataset implements Dataset<Example> {
+  readonly length: number;
+  readonly shape: [number, number, number];
+  readonly classes: string[];
+  readonly files: string[];
+  readonly labels: Int32Array;
+  private readonly cache: ByteLru<number>;
+  private readonly inFlight = new Map<number, Promise<Float32Array>>();
+  private readonly bad = new Set<number>();
+  private closed = false;
+
+  /** @internal Made by `imageFolder`. */
+  constructor(
+    entries: ImageEntry[],
+    private readonly shared: Shared,
+  ) {
+    this.length = entries.length;
+    this.files = entries.map((e) => e.file);
+    this.labels = Int32Array.from(entries, (e) => e.label);
+    this.classes = shared.classes;
+    this.shape = [shared.size[0], shared.size[1], shared.channels];
+    this.cache = new ByteLru(shared.cacheBytes);
+  }
+
+  get(index: number): Example {
+    throw new KilnError('E_ASYNC_DATASET', `ImageFolderDataset.get(${index}): images are decoded on demand, asynchronously`, {
+      hint: 'iterate a DataLoader with `for await`, call getMany(indices), or materialize() a small folder into memory',
+    });
+  }
+
+  /** The examples at `indices`, in that order. */
+  async getMany(indices: ArrayLike<number>): Promise<Example[]> {
+    if (this.closed) throw new ConfigError('ImageFolderDataset', 'an open dataset', 'closed', 'open the folder again with imageFolder()');
+    const out: Promise<Example>[] = [];
+    for (let k = 0; k < indices.length; k++) {
+      const i = indices[k];
+      if (!(Number.isInteger(i) && i >= 0 && i < this.length)) throw new ConfigError('ImageFolderDataset.getMany(indices)', `integers in [0, ${this.length})`, i);
+      out.push(this.example(i));
+    }
+    return Promise.all(out);
+  }
+
+  /** Decodes the images at `indices` (default: all) into an in-memory `ArrayDataset`, for what fits in memory. */
+  async materialize(indices?: ArrayLike<number>): Promise<ArrayDataset> {
+    const idx = indices ?? Array.from({ length: this.length }, (_, i) => i);
+    const size = this.shape[0] * this.shape[1] * this.shape[2];
+    const x = new Float32Array(idx.length * size);
+    const y = new Int32Array(idx.length);
+    const chunk = 256;
+    for (let s = 0; s < idx.length; s += chunk) {
+      const part = Array.from({ length: Math.min(chunk, idx.length - s) }, (_, k) => idx[s + k]);
+      (await this.getMany(part)).forEach((e, k) => {
+        x.set(e.x, (s + k) * size);
+        y[s + k] = e.y;
+      });
+    }
+    return new ArrayDataset(x, y, [...this.shape], this.classes);
+  }
+
+  /** The cache's own accounting (bytes held never exceed `cacheBytes`). */
+  cacheStats(): CacheStats {
+    return this.cache.stats();
+  }
+
+  /** Drops the cache; later reads fail. */
+  close(): void {
+    this.closed = true;
+    this.cache.clear();
+  }
+
+  /** Example `i`, or under skipBad the next readable one after it when its file fails to decode. */
+  private async example(i: number): Promise<Example> {
+    for (let k = 0; k < this.length; k++) {
+      const j = (i + k) % this.length;
+      if (this.bad.has(j)) continue;
+      try {
+        return { x: await this.pixels(j), y: this.labels[j] };
+      } catch (e) {
+        if (!(this.shared.skipBad && e instanceof DataFormatError)) throw e;
+        if (!this.bad.has(j)) {
+          this.bad.add(j);
+          this.shared.skipped.push({ file: this.files[j], reason: firstLine(e) });
+          this.shared.warn(`warning: skipping ${this.files[j]} (replaced by the next readable image): ${firstLine(e)}`);
+        }
+      }
+    }
+    throw new DataFormatError(this.files[i], 'no readable image left in the split', { hint: 'every file failed to decode; see the warnings' });
+  }
+
+  /** A copy of image `i`'s values (the cache keeps its own). */
+  private async pixels(i: number): Promise<Float32Array> {
+    const hit = this.cache.get(i);
+    if (hit) return hit.slice();
+    let p = this.inFlight.get(i);
+    if (!p) {
+      const { host, size, resize, channels, limiter } = this.shared;
+      p = limiter.run(() => host.decode(this.files[i], { size, resize })).then((rgb) => rgbToFloat(rgb, channels));
+      this.inFlight.set(i, p);
+      p.then(
+        (x) => {
+          this.inFlight.delete(i);
+          if (!this.closed) this.cache.set(i, x);
+        },
+        () => this.inFlight.delete(i),
+      );
+    }
+    return (await p).slice();
+  }
+}
+
+/**
+ * Opens a folder whose layout is known: probes headers (finding bad files and the default size),
+ * then makes one lazy dataset per split. `rootName` names the folder in messages; `host` reads files.
+ */
+export async function openImageFolder(rootName: string, layout: FolderLayout, host: ImageHost, options: ImageFolderOptions = {}): Promise<ImageFolder> {
+  const channels = options.channels ?? 3;
+  if (channels !== 1 && channels !== 3) throw new ConfigError('imageFolder.channels', '1 or 3', channels);
+  const resize = options.resize ?? 'stretch';
+  if (!RESIZE_MODES.includes(resize)) throw new ConfigError('imageFolder.resize', RESIZE_MODES.join(' | '), resize);
+  const workers = options.workers ?? 4;
+  if (!(Number.isInteger(workers) && workers >= 1)) throw new ConfigError('imageFolder.workers', 'a positive integer', options.workers);
+  const cacheBytes = options.cacheBytes ?? 256 * 1024 * 1024;
+  if (!(Number.isFinite(cacheBytes) && cacheBytes >= 0)) throw new ConfigError('imageFolder.cacheBytes', 'a number of bytes >= 0', options.cacheBytes);
+  let size = options.size === undefined ? undefined : checkSize(options.size, 'imageFolder.size');
+  const warn = options.onWarning ?? ((m: string) => console.warn(m));
+  const skipBad = options.skipBad ?? false;
+  const skipped: SkippedImage[] = [];
+  const limiter = new Limiter(workers);
+
+  const splits = Object.entries(layout.splits) as ['train' | 'val' | 'test', ImageEntry[]][];
+  const kept = new Map<string, ImageEntry[]>();
+  for (const [name, entries] of splits) {
+    if (options.probe === false) {
+      kept.set(name, entries);
+      continue;
+    }
+    // Probing is header reads, cheap and mostly I/O: twice as many at once as decodes.
+    const probeLimit = new Limiter(2 * workers);
+    const probes = await Promise.all(entries.map((e) => probeLimit.run(() => host.probe(e.file).then((s): { height: number; width: number } | Error => s, (err: Error) => err))));
+    const good: ImageEntry[] = [];
+    probes.forEach((p, k) => {
+      if (!(p instanceof Error)) {
+        size ??= [p.height, p.width];
+        good.push(entries[k]);
+        return;
+      }
+      if (!(skipBad && p instanceof DataFormatError)) throw p;
+      skipped.push({ file: entries[k].file, reason: firstLine(p) });
+      warn(`warning: skipping ${entries[k].file}: ${firstLine(p)}`);
+    });
+    kept.set(name, good);
+  }
+  if (size === undefined) {
+    const first = layout.splits.train[0].file;
+    const s = await host.probe(first);
+    size = [s.height, s.width];
+  }
+  const total = splits.reduce((a, [, e]) => a + e.length, 0);
+  if (skipped.length > 0) warn(`skipped ${skipped.length} of ${total} images in '${rootName}' that could not be read (listed in skipped)`);
+  if ((kept.get('train') ?? []).length === 0) {
+    throw new DataFormatError(rootName, 'no readable training images in the folder', { expected: 'at least one image a decoder can read', found: `${skipped.length} unreadable` });
+  }
+  const shared: Shared = { host, size, resize, channels, skipBad, warn, cacheBytes, limiter, skipped, classes: layout.classes };
+  const make = (name: string) => (kept.has(name) ? new ImageFolderDataset(kept.get(name) as ImageEntry[], shared) : undefined);
+  const folder: ImageFolder = {
+    root: rootName,
+    classes: layout.classes,
+    train: make('train') as ImageFolderDataset,
+    val: make('val'),
+    test: make('test'),
+    skipped,
+    close() {
+      for (const d of [folder.train, folder.val, folder.test]) d?.close();
+    },
+  };
+  return folder;
+}

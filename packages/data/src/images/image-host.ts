@@ -1,0 +1,50 @@
+import type { ResizeMode } from './geometry.js';
+
+/**
+ * What a platform provides to read images: Node's is `sharp` on files (sharp-host.ts), a browser's
+ * is its own decoder on `File`s (canvas-host.ts). Everything else (layout, labels, laziness, cache,
+ * bad-file policy) is the same code on both.
+ */
+export interface ImageHost {
+  /** The oriented size of an image from its header, without decoding pixels. Throws a DataFormatError naming the file. */
+  probe(file: string): Promise<{ height: number; width: number }>;
+  /** The image as 8-bit RGB, HWC, brought to `spec.size`. Throws a DataFormatError naming the file. */
+  decode(file: string, spec: DecodeSpec): Promise<Uint8Array>;
+}
+
+export interface DecodeSpec {
+  size: [number, number];
+  resize: ResizeMode;
+}
+
+/** Limits that keep a hostile or broken file from costing unbounded memory or time. */
+export interface ImageLimits {
+  /** Images with more pixels (width × height, as declared) are refused before decoding (default 50 megapixels). */
+  maxPixels?: number;
+  /** Files larger than this are refused before reading (default 256 MiB). */
+  maxFileBytes?: number;
+}
+
+/**
+ * 50 MP admits today's largest phone photos (48 MP, 8064×6048) and refuses the classic decompression
+ * bomb: a few-KB PNG declaring 8192×8192 (67 MP) or more.
+ */
+export const DEFAULT_MAX_PIXELS = 50_000_000;
+export const DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024;
+
+/** One image of a folder and its class. */
+export interface ImageEntry {
+  file: string;
+  label: number;
+}
+
+/** A folder's files by split; `train` holds everything when there are no split sub-folders. */
+export interface FolderLayout {
+  classes: string[];
+  splits: { train: ImageEntry[]; val?: ImageEntry[]; test?: ImageEntry[] };
+}
+
+/** Names taken as split folders; `valid` and `validation` count as `val`. */
+export const SPLIT_FOLDERS: Record<string, 'train' | 'val' | 'test'> = { train: 'train', val: 'val', valid: 'val', validation: 'val', test: 'test' };
+
+export const DEFAULT_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp'];

@@ -1,0 +1,153 @@
+/**
+ * The Node image host: files read defensively, decoded and resized by `sharp` (libvips).
+ *
+ * Why no worker_threads pool: sharp runs each decode on libuv's thread pool, off the JavaScript
+ * thread; what remains on it is the call setup and the 8-bit → float copy. Measured on this
+ * repository's 2-core CI machine with the bench's 32×32 JPEGs (tools/bench, `image-folder` case),
+ * the main thread's event-loop utilisation while decoding flat out stays low (see docs/benchmarks.md),
+ * so a second layer of threads would only add message copies. `workers` therefore bounds how many
+ * decodes are in flight at once, which is also what bounds the memory of read-but-undecoded files.
+ */
+import { constants } from 'node:fs';
+import { open, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import sharp, { type Metadata } from 'sharp';
+import { DataFormatError, NotFoundError } from '@kiln/core';
+import { finishResize, resizePlan, shrunkSize } from './geometry.js';
+import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, type DecodeSpec, type ImageHost, type ImageLimits } from './image-host.js';
+import type { ListDir } from './layout.js';
+
+/** Bytes read to probe a header: JPEG puts EXIF (≤ 64 KB) and ICC segments before its frame header. */
+const PROBE_BYTES = 256 * 1024;
+
+function kindOf(st: { isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO (named pipe)';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/**
+ * Reads a file, or its first `limit` bytes, refusing anything that is not a regular file of at most
+ * `maxBytes`. It opens non-blocking (a FIFO would otherwise block `open` until a writer comes) and
+ * checks the opened descriptor, so a name swapped for a device after listing is still caught, and it
+ * never reads more than the size checked (a link to /dev/zero cannot fill memory).
+ */
+export async function readRegularFile(file: string, maxBytes: number, limit = Infinity): Promise<Buffer> {
+  let fh;
+  try {
+    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new NotFoundError(`image file '${file}'`, [file]);
+    throw new DataFormatError(file, `cannot open: ${(e as Error).message}`);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new DataFormatError(file, 'not a regular file', { expected: 'an image file', found: kindOf(st) });
+    if (st.size > maxBytes) throw new DataFormatError(file, 'file larger than the size limit', { expected: `at most ${maxBytes} bytes (option maxFileBytes)`, found: `${st.size} bytes` });
+    if (st.size === 0) throw new DataFormatError(file, 'empty file', { expected: 'an image', found: '0 bytes' });
+    const n = Math.min(st.size, limit);
+    const buf = Buffer.allocUnsafe(n);
+    let got = 0;
+    while (got < n) {
+      const { bytesRead } = await fh.read(buf, got, n - got, got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    return buf.subarray(0, got);
+  } finally {
+    await fh.close();
+  }
+}
+
+const sharpProblem = (e: unknown) => (e instanceof Error ? e.message : String(e)).replace(/^Input (buffer|file) /, '');
+
+/** Sharp on files: EXIF orientation applied, any colour space to sRGB, alpha flattened on black. */
+export class SharpHost implements ImageHost {
+  readonly maxPixels: number;
+  readonly maxFileBytes: number;
+
+  constructor(limits: ImageLimits = {}) {
+    this.maxPixels = limits.maxPixels ?? DEFAULT_MAX_PIXELS;
+    this.maxFileBytes = limits.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+  }
+
+  private async headerOf(file: string, bytes: Buffer, complete: boolean): Promise<{ height: number; width: number }> {
+    let meta: Metadata;
+    try {
+      meta = await sharp(bytes).metadata();
+    } catch (e) {
+      // A header longer than the probe (huge EXIF/ICC blocks) is read in full before giving up.
+      if (!complete) return this.headerOf(file, await readRegularFile(file, this.maxFileBytes), true);
+      throw new DataFormatError(file, `unreadable image: ${sharpProblem(e)}`, { offset: 0, expected: 'a PNG, JPEG, WebP, GIF, TIFF or AVIF image', found: hexHead(bytes) });
+    }
+    const { width, height } = meta.autoOrient ?? meta;
+    if (!(width > 0 && height > 0)) throw new DataFormatError(file, 'image header declares no size', { found: `${width}×${height}` });
+    if (width * height > this.maxPixels) {
+      throw new DataFormatError(file, 'image declares more pixels than the limit', { expected: `at most ${this.maxPixels} pixels (option maxPixels)`, found: `${width}×${height} = ${width * height}`, hint: 'a small file declaring a huge size is a decompression bomb; raise maxPixels only for files you trust' });
+    }
+    return { height, width };
+  }
+
+  async probe(file: string): Promise<{ height: number; width: number }> {
+    const bytes = await readRegularFile(file, this.maxFileBytes, PROBE_BYTES);
+    return this.headerOf(file, bytes, bytes.length < PROBE_BYTES);
+  }
+
+  /** The oriented `[height, width]` of in-memory bytes. */
+  async probeBytes(bytes: Uint8Array, file: string): Promise<[number, number]> {
+    const { height, width } = await this.headerOf(file, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), true);
+    return [height, width];
+  }
+
+  async decode(file: string, spec: DecodeSpec): Promise<Uint8Array> {
+    return this.decodeBytes(await readRegularFile(file, this.maxFileBytes), file, spec);
+  }
+
+  /** Decodes in-memory bytes; `file` names them in errors. */
+  async decodeBytes(bytes: Uint8Array, file: string, spec: DecodeSpec): Promise<Uint8Array> {
+    const src = await this.headerOf(file, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), true);
+    const plan = resizePlan(src.height, src.width, spec.size, spec.resize);
+    const [h, w] = shrunkSize(src.height, src.width, plan);
+    let rgb: Buffer;
+    try {
+      // failOn 'truncated': a cut-off file is an error (libjpeg would pad it with grey), while the
+      // harmless warnings real-world JPEGs carry ("extraneous bytes before marker") are not.
+      // The linear kernel is the triangle filter PIL's bilinear resize uses, antialiased when shrinking.
+      let img = sharp(bytes, { autoOrient: true, failOn: 'truncated', limitInputPixels: this.maxPixels }).flatten({ background: { r: 0, g: 0, b: 0 } });
+      if (h !== src.height || w !== src.width) img = img.resize(w, h, { fit: 'fill', kernel: 'linear' });
+      const { data, info } = await img.toColourspace('srgb').removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+      if (info.width !== w || info.height !== h || info.channels !== 3 || data.length !== h * w * 3) {
+        throw new Error(`decoded to ${info.width}×${info.height}×${info.channels}, expected ${w}×${h}×3`);
+      }
+      rgb = data;
+    } catch (e) {
+      throw new DataFormatError(file, `unreadable image: ${sharpProblem(e)}`, { offset: 0 });
+    }
+    return finishResize(new Uint8Array(rgb.buffer, rgb.byteOffset, rgb.byteLength), [h, w], plan, spec.size);
+  }
+}
+
+function hexHead(bytes: Uint8Array): string {
+  return [...bytes.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ') || 'an empty file';
+}
+
+/** A path below `root` from the '/'-joined relative path a `ListDir` gives. */
+export const joinPath = (root: string, rel: string): string => path.join(root, ...rel.split('/'));
+
+/** A `ListDir` on the file system below `root`. */
+export function fsLister(root: string): ListDir {
+  return async (dir) => {
+    const full = joinPath(root, dir);
+    try {
+      return (await readdir(full, { withFileTypes: true })).map((d) => ({ name: d.name, dir: d.isDirectory() }));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new NotFoundError(`image folder '${full}'`, [full], 'pass a directory with one sub-folder of images per class');
+      throw e;
+    }
+  };
+}
