@@ -3,7 +3,7 @@ import path from 'node:path';
 import { tf, ConfigError, DataFormatError, NotFoundError, Rng } from '@kiln/core';
 import {
   ArrayDataset, cifar, compose, fashionMnist, holdOut, imageFolder, isAsyncDataset, loadImages, normalize, parseCsv, subsetDataset,
-  type Augmentation, type ChannelStats, type Dataset, type Example,
+  DEFAULT_EXTENSIONS, type Augmentation, type ChannelStats, type Dataset, type Example, type ImageFolderDataset,
 } from '@kiln/data';
 
 /**
@@ -122,7 +122,7 @@ export interface LoadedData {
 export interface LoadOptions {
   /** Which splits to read (default both; `evaluate` reads only the test split). */
   splits?: ('train' | 'test')[];
-  /** Folders larger than this are decoded batch by batch instead of once into memory (default 1 GiB). */
+  /** Folders larger than this (as float32) are decoded batch by batch instead of once into memory (default 1 GiB; 0: always lazy). */
   memoryBudget?: number;
   onWarning?: (line: string) => void;
 }
@@ -196,32 +196,32 @@ async function loadFolder(
 ): Promise<Omit<LoadedData, 'spec' | 'resize'>> {
   const folder = await imageFolder(root, { size, resize, channels: channels ?? 3, skipBad: true, onWarning: warn });
   const notes: string[] = [];
-  if (folder.skipped.length > 0) notes.push(`skipped ${folder.skipped.length} unreadable image${folder.skipped.length > 1 ? 's' : ''} (first: ${folder.skipped[0].file}: ${folder.skipped[0].reason})`);
-  const parts = { train: folder.train, val: folder.val, test: folder.test };
-  const shape = folder.train.shape as [number, number, number];
+  const shape = folder.train.shape;
+  if (!size) notes.push(`no --image-size: every image is brought to ${shape[0]}×${shape[1]}, the size of the first training image`);
   const count = (splits.includes('train') ? folder.train.length + (folder.val?.length ?? 0) : 0) + (splits.includes('test') ? (folder.test?.length ?? 0) : 0);
   const bytes = count * shape[0] * shape[1] * shape[2] * 4;
   // Small folders are decoded once into memory, so later epochs cost no decoding; larger ones are
-  // decoded batch by batch on the worker pool.
+  // decoded batch by batch (prefetched while the step runs) with a bounded cache.
   const inMemory = bytes <= budget;
-  const take = async (ds: (typeof parts)['train'] | undefined, split: 'train' | 'test') => (ds && splits.includes(split) ? (inMemory ? await ds.materialize() : ds) : undefined);
-  const [train, val, test] = await Promise.all([take(parts.train, 'train'), take(parts.val, 'train'), take(parts.test, 'test')]);
-  if (inMemory) await closeFolder(parts);
-  else notes.push(`${count} images (${(bytes / 2 ** 30).toFixed(1)} GiB as float32) are decoded batch by batch`);
-  return {
-    classes: folder.classes,
-    shape,
-    inputShape: shape,
-    train: train ?? new ArrayDataset(new Float32Array(0), new Int32Array(0), shape, folder.classes),
-    val,
-    test,
-    notes,
-    close: () => (inMemory ? Promise.resolve() : closeFolder(parts)),
-  };
-}
-
-async function closeFolder(parts: Record<string, { close(): unknown } | undefined>): Promise<void> {
-  await Promise.all(Object.values(parts).map((p) => p?.close()));
+  const take = async (ds: ImageFolderDataset | undefined, split: 'train' | 'test') => (ds && splits.includes(split) ? (inMemory ? await ds.materialize() : ds) : undefined);
+  try {
+    const [train, val, test] = await Promise.all([take(folder.train, 'train'), take(folder.val, 'train'), take(folder.test, 'test')]);
+    if (!inMemory) notes.push(`${count} images (${(bytes / 2 ** 30).toFixed(1)} GiB as float32) are decoded batch by batch`);
+    else folder.close();
+    return {
+      classes: folder.classes,
+      shape,
+      inputShape: shape,
+      train: train ?? new ArrayDataset(new Float32Array(0), new Int32Array(0), shape, folder.classes),
+      val,
+      test,
+      notes,
+      close: async () => folder.close(),
+    };
+  } catch (e) {
+    folder.close();
+    throw e;
+  }
 }
 
 /** `train.csv` → `test.csv`, `fashion-mnist_train.csv` → `fashion-mnist_test.csv`, when that file exists. */
@@ -397,7 +397,7 @@ export function preprocessingOf(data: LoadedData, stats: ChannelStats): Preproce
 }
 
 /** Image files (by extension) directly in or below `dir`, sorted; a file is returned as itself. */
-export function listImageFiles(input: string, extensions = ['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff', '.bmp', '.avif']): string[] {
+export function listImageFiles(input: string, extensions: readonly string[] = DEFAULT_EXTENSIONS): string[] {
   if (!existsSync(input)) throw new NotFoundError(`input '${input}'`, [input], 'pass an image file or a directory of images');
   const found: string[] = [];
   const walk = (p: string) => {
