@@ -3,6 +3,7 @@ import { Dropout, GlobalAvgPool2d, Linear, Module, Sequential, init, type Tensor
 import { AdaptiveAvgPool2d } from './blocks/adaptive-avg-pool.js';
 import { BasicConv2d } from './blocks/basic-conv.js';
 import { CeilMaxPool2d } from './blocks/ceil-max-pool.js';
+import { checkTransformInput, imagenetToUnitRange } from './blocks/transform-input.js';
 import { ZooModel, skipInitOptions, type BuildOptions } from './zoo-model.js';
 
 /** torchvision initialises GoogLeNet's convolutions and dense layers with N(0, 0.01²) (truncated at ±2). */
@@ -75,6 +76,11 @@ export interface GoogLeNetOptions {
   dropout?: number;
   /** Dropout probability inside the auxiliary classifiers. Default 0.7. */
   auxDropout?: number;
+  /**
+   * Rescale ImageNet-normalised input to [-1, 1] first, as torchvision's `transform_input` does for
+   * the weights Google trained (torchvision turns it on when it loads them). Default false.
+   */
+  transformInput?: boolean;
   /** Allocate zeros instead of drawing random initial weights (when loading weights next). Default false. */
   skipInit?: boolean;
   /** Generator for the initial weights (default: the global one). */
@@ -95,6 +101,8 @@ export interface GoogLeNetOutputs {
  */
 export class GoogLeNet extends ZooModel {
   readonly headPath = 'fc';
+  /** See the `transformInput` option; `loadPretrained` turns it on for weights that need it. */
+  transformInput: boolean;
   private readonly trunk: [string, Module][] = [];
   readonly aux1?: InceptionAux;
   readonly aux2?: InceptionAux;
@@ -104,6 +112,8 @@ export class GoogLeNet extends ZooModel {
   constructor(options: GoogLeNetOptions = {}) {
     super();
     const { numClasses = 1000, inChannels = 3, auxLogits = false, dropout = 0.2, auxDropout = 0.7, rng } = options;
+    this.transformInput = options.transformInput ?? false;
+    checkTransformInput('GoogLeNet', this.transformInput, inChannels);
     const b: BuildOptions = { rng, skipInit: options.skipInit };
     const add = (name: string, m: Module) => this.trunk.push([name, this.registerModule(name, m)]);
     add('conv1', basic(inChannels, 64, 7, b, 2, 3));
@@ -138,7 +148,7 @@ export class GoogLeNet extends ZooModel {
     const aux: { aux1?: Tensor; aux2?: Tensor } = {};
     const useAux = this.training && this.aux1 !== undefined;
     const logits = tf.tidy(() => {
-      let h = x;
+      let h = this.transformInput ? imagenetToUnitRange(x, 'GoogLeNet') : x;
       for (const [name, m] of this.trunk) {
         h = m.forward(h);
         if (useAux && name === 'inception4a') aux.aux1 = tf.keep(this.aux1!.forward(h));
@@ -152,7 +162,7 @@ export class GoogLeNet extends ZooModel {
   /** The globally pooled 1024 channels of inception 5b (after the head's dropout). */
   features(x: Tensor): Tensor {
     return tf.tidy(() => {
-      let h = x;
+      let h = this.transformInput ? imagenetToUnitRange(x, 'GoogLeNet') : x;
       for (const [, m] of this.trunk) h = m.forward(h);
       return this.dropout.forward(this.avgpool.forward(h));
     });

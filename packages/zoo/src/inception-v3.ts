@@ -1,6 +1,7 @@
 import { tf, type Rng } from '@kiln/core';
 import { AvgPool2d, Dropout, GlobalAvgPool2d, Linear, MaxPool2d, Module, init, type Tensor } from '@kiln/layers';
 import { BasicConv2d } from './blocks/basic-conv.js';
+import { checkTransformInput, imagenetToUnitRange } from './blocks/transform-input.js';
 import { ZooModel, skipInitOptions, type BuildOptions } from './zoo-model.js';
 
 /** Builds the named `BasicConv2d` units of one Inception v3 block, torchvision's init std 0.1. */
@@ -176,6 +177,11 @@ export interface InceptionV3Options {
   auxLogits?: boolean;
   /** Dropout probability before the head. Default 0.5. */
   dropout?: number;
+  /**
+   * Rescale ImageNet-normalised input to [-1, 1] first, as torchvision's `transform_input` does for
+   * the weights Google trained (torchvision turns it on when it loads them). Default false.
+   */
+  transformInput?: boolean;
   /** Allocate zeros instead of drawing random initial weights (when loading weights next). Default false. */
   skipInit?: boolean;
   /** Generator for the initial weights (default: the global one). */
@@ -189,6 +195,8 @@ export interface InceptionV3Options {
  */
 export class InceptionV3 extends ZooModel {
   readonly headPath = 'fc';
+  /** See the `transformInput` option; `loadPretrained` turns it on for weights that need it. */
+  transformInput: boolean;
   private readonly trunk: [string, Module][] = [];
   readonly auxLogits?: InceptionV3Aux;
   readonly dropout: Dropout;
@@ -197,6 +205,8 @@ export class InceptionV3 extends ZooModel {
   constructor(options: InceptionV3Options = {}) {
     super();
     const { numClasses = 1000, inChannels = 3, auxLogits = false, dropout = 0.5, rng } = options;
+    this.transformInput = options.transformInput ?? false;
+    checkTransformInput('InceptionV3', this.transformInput, inChannels);
     const b: BuildOptions = { rng, skipInit: options.skipInit };
     const add = (name: string, m: Module) => this.trunk.push([name, this.registerModule(name, m)]);
     const unit = (i: number, o: number, k: number, stride = 1, padding = 0) => new BasicConv2d({ inChannels: i, outChannels: o, kernelSize: k, stride, padding, initStd: 0.1, ...b });
@@ -229,7 +239,7 @@ export class InceptionV3 extends ZooModel {
     let aux: Tensor | undefined;
     const useAux = this.training && this.auxLogits !== undefined;
     const logits = tf.tidy(() => {
-      let h = x;
+      let h = this.transformInput ? imagenetToUnitRange(x, 'InceptionV3') : x;
       for (const [name, m] of this.trunk) {
         h = m.forward(h);
         if (useAux && name === 'Mixed_6e') aux = tf.keep(this.auxLogits!.forward(h));
@@ -242,7 +252,7 @@ export class InceptionV3 extends ZooModel {
   /** The globally pooled 2048 channels of Mixed_7c (after the head's dropout). */
   features(x: Tensor): Tensor {
     return tf.tidy(() => {
-      let h = x;
+      let h = this.transformInput ? imagenetToUnitRange(x, 'InceptionV3') : x;
       for (const [, m] of this.trunk) h = m.forward(h);
       return this.dropout.forward(this.avgpool.forward(h));
     });

@@ -16,5 +16,7 @@ export * from './registry.js';
 export * from './parameter-groups.js';
 export * from './weight-transfer.js';
 export * from './torchvision-weights.js';
+export * from './pretrained.js';
+export { IMAGENET_MEAN, IMAGENET_STD } from './blocks/transform-input.js';
 export * from './tfjs-layers-weights.js';
 export * from './summary.js';

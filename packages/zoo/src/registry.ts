@@ -31,6 +31,8 @@ export interface ZooOptions {
   smallInput?: boolean;
   /** GoogLeNet / Inception v3: build the auxiliary classifiers. */
   auxLogits?: boolean;
+  /** GoogLeNet / Inception v3: torchvision's `transform_input` (for the weights Google trained). */
+  transformInput?: boolean;
   /** Allocate zeros instead of drawing random initial weights (when loading weights next). Default false. */
   skipInit?: boolean;
   /** Generator for the initial weights (default: the global one). */

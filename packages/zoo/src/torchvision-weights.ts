@@ -1,5 +1,6 @@
 import { tf, toHostAsync, type HostTensor } from '@kiln/core';
 import { Conv2d, Linear, type Module } from '@kiln/layers';
+import { IMAGENET_MEAN, IMAGENET_STD } from './blocks/transform-input.js';
 import { assignChecked, type WeightConverter } from './weight-transfer.js';
 import { ZooModel } from './zoo-model.js';
 
@@ -80,4 +81,93 @@ export async function torchvisionStateDict(model: Module): Promise<Record<string
     if (key.endsWith('num_batches_tracked')) out[key] = { dtype: 'int64', shape: h.shape, data: BigInt64Array.from(h.data as Int32Array, (n) => BigInt(n)) };
   }
   return out;
+}
+
+/** How images must be prepared for a set of weights: torchvision's `ImageClassification` preset. */
+export interface Preprocessing {
+  /** Height and width of the centre crop the network sees. */
+  size: [number, number];
+  /** Length the shorter side is resized to before cropping. */
+  resizeSize: number;
+  /** Per-channel (RGB) mean subtracted from pixels in [0, 1]. */
+  mean: [number, number, number];
+  /** Per-channel (RGB) standard deviation divided by. */
+  std: [number, number, number];
+  /** Resampling used for the resize. */
+  interpolation: 'bilinear';
+}
+
+/** One published set of torchvision weights. */
+export interface TorchvisionWeights {
+  /** The Kiln zoo model they belong to (`createModel(model)`). */
+  model: string;
+  /** torchvision's name for them (`ResNet18_Weights.IMAGENET1K_V1`). */
+  torchvision: string;
+  /** File name on download.pytorch.org (and in torch hub's cache). */
+  file: string;
+  url: string;
+  /**
+   * SHA-256 of the file as far as it is known here: torchvision publishes only the first 8 hex
+   * digits (in the file name, checked by `torch.hub` with `check_hash`), so that prefix is what is
+   * recorded and checked.
+   */
+  sha256: string;
+  numClasses: number;
+  preprocessing: Preprocessing;
+  /** The model must run with `transformInput` (GoogLeNet, Inception v3). */
+  transformInput?: boolean;
+}
+
+function tv(model: string, torchvision: string, file: string, extra: { crop?: number; resize?: number; transformInput?: boolean } = {}): TorchvisionWeights {
+  const crop = extra.crop ?? 224;
+  return {
+    model,
+    torchvision,
+    file,
+    url: `https://download.pytorch.org/models/${file}`,
+    sha256: /-([0-9a-f]{8})\.pth$/.exec(file)![1],
+    numClasses: 1000,
+    preprocessing: { size: [crop, crop], resizeSize: extra.resize ?? 256, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD], interpolation: 'bilinear' },
+    ...(extra.transformInput ? { transformInput: true } : {}),
+  };
+}
+
+/**
+ * torchvision's ImageNet weights for every zoo model with a torchvision counterpart, by
+ * torchvision's builder name (`_v2` for the newer recipe where there is one). URLs and
+ * preprocessing as in torchvision 0.14's `models/*.py`.
+ */
+export const TORCHVISION_WEIGHTS: Record<string, TorchvisionWeights> = {
+  alexnet: tv('alexnet', 'AlexNet_Weights.IMAGENET1K_V1', 'alexnet-owt-7be5be79.pth'),
+  vgg11: tv('vgg11', 'VGG11_Weights.IMAGENET1K_V1', 'vgg11-8a719046.pth'),
+  vgg13: tv('vgg13', 'VGG13_Weights.IMAGENET1K_V1', 'vgg13-19584684.pth'),
+  vgg16: tv('vgg16', 'VGG16_Weights.IMAGENET1K_V1', 'vgg16-397923af.pth'),
+  vgg19: tv('vgg19', 'VGG19_Weights.IMAGENET1K_V1', 'vgg19-dcbb9e9d.pth'),
+  vgg11_bn: tv('vgg11-bn', 'VGG11_BN_Weights.IMAGENET1K_V1', 'vgg11_bn-6002323d.pth'),
+  vgg13_bn: tv('vgg13-bn', 'VGG13_BN_Weights.IMAGENET1K_V1', 'vgg13_bn-abd245e5.pth'),
+  vgg16_bn: tv('vgg16-bn', 'VGG16_BN_Weights.IMAGENET1K_V1', 'vgg16_bn-6c64b313.pth'),
+  vgg19_bn: tv('vgg19-bn', 'VGG19_BN_Weights.IMAGENET1K_V1', 'vgg19_bn-c79401a0.pth'),
+  resnet18: tv('resnet18', 'ResNet18_Weights.IMAGENET1K_V1', 'resnet18-f37072fd.pth'),
+  resnet34: tv('resnet34', 'ResNet34_Weights.IMAGENET1K_V1', 'resnet34-b627a593.pth'),
+  resnet50: tv('resnet50', 'ResNet50_Weights.IMAGENET1K_V1', 'resnet50-0676ba61.pth'),
+  resnet50_v2: tv('resnet50', 'ResNet50_Weights.IMAGENET1K_V2', 'resnet50-11ad3fa6.pth', { resize: 232 }),
+  resnet101: tv('resnet101', 'ResNet101_Weights.IMAGENET1K_V1', 'resnet101-63fe2227.pth'),
+  resnet101_v2: tv('resnet101', 'ResNet101_Weights.IMAGENET1K_V2', 'resnet101-cd907fc2.pth', { resize: 232 }),
+  resnet152: tv('resnet152', 'ResNet152_Weights.IMAGENET1K_V1', 'resnet152-394f9c45.pth'),
+  resnet152_v2: tv('resnet152', 'ResNet152_Weights.IMAGENET1K_V2', 'resnet152-f82ba261.pth', { resize: 232 }),
+  googlenet: tv('googlenet', 'GoogLeNet_Weights.IMAGENET1K_V1', 'googlenet-1378be20.pth', { transformInput: true }),
+  inception_v3: tv('inception-v3', 'Inception_V3_Weights.IMAGENET1K_V1', 'inception_v3_google-0cc3c7bd.pth', { crop: 299, resize: 342, transformInput: true }),
+};
+
+/**
+ * Finds a table entry by its key, torchvision's enum name (`ResNet18_Weights.IMAGENET1K_V1`), its
+ * file name, or a zoo model name (that model's V1 weights); undefined when nothing matches.
+ */
+export function findTorchvisionWeights(name: string): (TorchvisionWeights & { key: string }) | undefined {
+  const entries = Object.entries(TORCHVISION_WEIGHTS);
+  const hit =
+    entries.find(([k]) => k === name) ??
+    entries.find(([, w]) => w.torchvision === name || w.file === name) ??
+    entries.find(([, w]) => w.model === name && w.torchvision.endsWith('IMAGENET1K_V1'));
+  return hit ? { key: hit[0], ...hit[1] } : undefined;
 }

@@ -9,7 +9,18 @@ const GENERATOR = path.resolve(FIXTURE_DIR, '../../zoo/gen_zoo.py');
 
 export interface FixtureManifest {
   torch: string;
-  models: Record<string, { input: [number, number, number]; numClasses: number }>;
+  models: Record<
+    string,
+    {
+      input: [number, number, number];
+      numClasses: number;
+      /** The Kiln zoo model and the options it needs to match (fixtures written since .pth files were added). */
+      model?: string;
+      options?: Record<string, unknown>;
+      /** `<name>.pth` (torch.save) was written too. */
+      pth?: boolean;
+    }
+  >;
 }
 
 /**
@@ -19,7 +30,7 @@ export interface FixtureManifest {
 export function ensureTorchvisionFixtures(names: string[]): { manifest?: FixtureManifest; reason?: string } {
   const file = path.join(FIXTURE_DIR, 'manifest.json');
   const have = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as FixtureManifest).models : {};
-  const missing = names.filter((n) => !have[n]);
+  const missing = names.filter((n) => !have[n]?.pth);
   if (missing.length) {
     const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
     const probe = spawnSync(python, ['-c', 'import torch, torchvision'], { encoding: 'utf8' });
