@@ -1,6 +1,8 @@
-import { tf, DataFormatError } from '@kiln/core';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { tf, DataFormatError, NotFoundError } from '@kiln/core';
 import type { ChannelStats } from '@kiln/data';
-import { createModel, modelEntry, type ZooModel } from '@kiln/zoo';
+import { createModel, identifyTorchvisionWeights, loadPretrained, modelEntry, type TorchvisionWeights, type ZooModel } from '@kiln/zoo';
 import { readCheckpoint, type CheckpointMeta } from '@kiln/trainer';
 import type { Preprocessing } from './datasets.js';
 
@@ -72,4 +74,35 @@ export async function topClasses(logits: tf.Tensor, classes: string[], k: number
   return Array.from({ length: logits.shape[0] }, (_, row) =>
     Array.from({ length: kk }, (_, j) => ({ class: classes[i[row * kk + j]] ?? String(i[row * kk + j]), probability: Number(p[row * kk + j].toFixed(6)) })),
   );
+}
+
+/** `--pretrained FILE`: what is known of the weights before the model is built. */
+export interface PretrainedSource {
+  file: string;
+  /** The published torchvision weights the file is (by SHA-256), if it is one. */
+  known?: TorchvisionWeights & { key: string };
+}
+
+/** Recognises published torchvision weights by their SHA-256, so the data can be prepared as they expect. */
+export function identifyPretrained(file: string): PretrainedSource {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(file);
+  } catch (e) {
+    throw new NotFoundError(`pretrained weights '${file}'`, [file], (e as Error).message);
+  }
+  return { file, known: identifyTorchvisionWeights(createHash('sha256').update(bytes).digest('hex')) };
+}
+
+/**
+ * Loads pretrained weights into a freshly built model: everything but the classification head when
+ * the head's number of classes differs from the file's (the usual fine-tuning start), all of it
+ * otherwise. Mismatched layers (e.g. a 3-channel stem for 1-channel data) fail with the list of them.
+ */
+export async function loadPretrainedWeights(model: ZooModel, source: PretrainedSource, err: (line: string) => void): Promise<void> {
+  const probe = await loadPretrained(model, source.file, { strict: false, skipHead: false }).catch(() => undefined);
+  const headFits = !!probe && !probe.problems.some((p) => p.key.startsWith(`${model.headPath}.`));
+  const result = await loadPretrained(model, source.file, { skipHead: !headFits });
+  err(`pretrained: ${source.file} (${result.format}${source.known ? `, ${source.known.torchvision}` : ''})${headFits ? '' : ', head left new'}`);
+  for (const note of result.notes) err(`pretrained: ${note}`);
 }

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { tf, manualSeed, liveTensors, ConfigError, type Plugin } from '@kiln/core';
 import { DataLoader, holdOut, parseAugmentations, AUGMENTATION_NAMES, type Dataset, type Example } from '@kiln/data';
-import { MODELS } from '@kiln/zoo';
+import { MODELS, chooseVariant } from '@kiln/zoo';
 import { Adagrad, Adam, AdamW, LrScheduler, RAdam, RMSprop, SGD, cosineAnnealingLr, exponentialLr, oneCycleLr, stepLr, type Optimizer } from '@kiln/optim';
 import type { Module } from '@kiln/layers';
 import {
@@ -14,7 +14,7 @@ import { choiceArg, floatArg, intArg } from '../args.js';
 import { readRunConfig, type FlagValues } from './run-config.js';
 import { cliBackends } from '../backends.js';
 import { DATA_OPTIONS, DATA_USAGE, inputPipeline, inputStats, loadData, preprocessingOf, sampleDataset, type Preprocessing } from '../datasets.js';
-import { modelFor, type CliCheckpointInfo } from '../checkpoint-info.js';
+import { identifyPretrained, loadPretrainedWeights, modelFor, type CliCheckpointInfo } from '../checkpoint-info.js';
 import { UsageError } from '../errors.js';
 import type { Command } from '../command.js';
 
@@ -48,6 +48,9 @@ ${DATA_USAGE}
   --checkpoint-every N  also checkpoint every N optimizer steps (default: at epoch ends only);
                         checkpoints go to OUT/checkpoints (last.ckpt, best.ckpt)
   --resume CKPT         continue a run exactly from a checkpoint (same data flags and seed)
+  --pretrained FILE     start from these weights (.pth/.pt, .safetensors or a Kiln checkpoint); the head
+                        is left new when its classes differ. Published torchvision weights are recognised
+                        and the data prepared as they expect (size, shorter-side resize, their mean/std)
   --logger LIST         comma-separated: csv, console, jsonl, tensorboard (default csv,console)
   --config FILE         JSON or YAML object of these flags (e.g. {"epochs": 5}); flags on the command line win
 `;
@@ -112,6 +115,7 @@ const TRAIN_OPTIONS = {
   'early-stopping': { type: 'string' },
   'checkpoint-every': { type: 'string' },
   resume: { type: 'string' },
+  pretrained: { type: 'string' },
   logger: { type: 'string' },
   config: { type: 'string' },
 } as const;
@@ -206,7 +210,14 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
   const choice = await registry.use(values.backend ?? 'auto');
   err(`backend: ${choice.name} — ${choice.info.device} (${choice.reason})`);
 
-  const data = await loadData(values, { onWarning: err });
+  // Published weights expect their own input preparation; flags given on the command line still win.
+  const pretrained = values.pretrained ? identifyPretrained(values.pretrained) : undefined;
+  const known = pretrained?.known?.preprocessing;
+  const isFolder = (values.dataset ?? '').startsWith('folder');
+  const data = await loadData(
+    known ? { ...values, 'image-size': values['image-size'] ?? known.size.join('x'), channels: values.channels ?? '3', resize: values.resize ?? (isFolder ? 'shorter-side' : undefined) } : values,
+    { onWarning: err },
+  );
   try {
     let trainSet: Dataset<Example> = limitTrain !== undefined ? sampleDataset(data.train, limitTrain, seed) : data.train;
     let valSet: Dataset<Example> | undefined = data.val;
@@ -218,7 +229,7 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
     const testSet = data.test;
     // Standardise with statistics of the training split only; the same numbers are applied to
     // validation, test and prediction inputs and recorded in every checkpoint.
-    const stats = await inputStats(data, trainSet, seed);
+    const stats = known ? { mean: [...known.mean], std: [...known.std] } : await inputStats(data, trainSet, seed);
     const preprocessing = preprocessingOf(data, stats);
     const evalTransform = inputPipeline(data.convert, stats);
     for (const note of data.notes) err(`data: ${note}`);
@@ -235,6 +246,8 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
       normalization: stats,
     };
     const model = modelFor({ model: modelName, inputShape: data.inputShape, numClasses: data.classes.length });
+    err(`model: ${modelName}: ${chooseVariant(modelName, { inputShape: data.inputShape }).reason}`);
+    if (pretrained) await loadPretrainedWeights(model, pretrained, err);
     const trainLoader = new DataLoader(trainSet, { batchSize, shuffle: true, seed, exampleShape: data.shape, transform: inputPipeline(data.convert, stats, augment) });
     const module = new ClassificationModule(model, {
       lr,
