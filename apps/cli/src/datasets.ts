@@ -206,8 +206,8 @@ async function loadFolder(
   const take = async (ds: ImageFolderDataset | undefined, split: 'train' | 'test') => (ds && splits.includes(split) ? (inMemory ? await ds.materialize() : ds) : undefined);
   try {
     const [train, val, test] = await Promise.all([take(folder.train, 'train'), take(folder.val, 'train'), take(folder.test, 'test')]);
-    if (!inMemory) notes.push(`${count} images (${(bytes / 2 ** 30).toFixed(1)} GiB as float32) are decoded batch by batch`);
-    else folder.close();
+    if (inMemory) folder.close();
+    else if (budget > 0) notes.push(`${count} images (${(bytes / 2 ** 30).toFixed(1)} GiB as float32) are decoded batch by batch`);
     return {
       classes: folder.classes,
       shape,

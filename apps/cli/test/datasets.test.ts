@@ -4,9 +4,9 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf, ConfigError, DataFormatError, Rng } from '@kiln/core';
 import { ArrayDataset, channelStats } from '@kiln/data';
-import { convertImages, inputStats, loadData, parseDatasetSpec, parseImageSize, selectClasses } from '../src/datasets.js';
+import { convertImages, inputStats, loadData, parseDatasetSpec, parseImageSize, readBatch, sampleDataset, selectClasses } from '../src/datasets.js';
 import { cliBackends } from '../src/backends.js';
-import { writeCifar10 } from './helpers.js';
+import { writeCifar10, writeImageFolder } from './helpers.js';
 
 beforeAll(async () => {
   await cliBackends().use('wasm');
@@ -110,5 +110,28 @@ describe('loadData', () => {
     await expect(loadData({ dataset: `csv:${path.join(dir, 'odd.csv')}` })).rejects.toThrow(DataFormatError);
     await expect(loadData({ dataset: `csv:${path.join(dir, 'odd.csv')}` })).rejects.toThrow(/5 pixel columns are not a square image/);
     await expect(loadData({ dataset: `csv:${path.join(dir, 'shapes_train.csv')}`, target: 'colour' })).rejects.toThrow(/name, p0/);
+  });
+
+  it('keeps a folder lazy past the memory budget, and gives the same examples and statistics as in memory', async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'kiln-cli-lazy-'));
+    writeImageFolder(root, ['a', 'b'], { train: 5, test: 2 }, 3);
+    const eager = await loadData({ dataset: `folder:${root}`, 'image-size': '12x12' });
+    const lazy = await loadData({ dataset: `folder:${root}`, 'image-size': '12x12' }, { memoryBudget: 0 });
+    try {
+      expect(eager.train).toBeInstanceOf(ArrayDataset);
+      expect(lazy.train).not.toBeInstanceOf(ArrayDataset);
+      expect(lazy.classes).toEqual(['a', 'b']);
+      const all = Int32Array.from({ length: 10 }, (_, i) => i);
+      const [a, b] = await Promise.all([readBatch(eager.train, all, eager.shape), readBatch(lazy.train, all, lazy.shape)]);
+      expect(Array.from(b.y)).toEqual(Array.from(a.y));
+      expect(Array.from(b.x)).toEqual(Array.from(a.x));
+      const [sa, sb] = await Promise.all([inputStats(eager, eager.train, 0), inputStats(lazy, lazy.train, 0)]);
+      sb.mean.forEach((m, k) => expect(m).toBeCloseTo(sa.mean[k], 6));
+      // A sample of a lazy set is a view that still reads asynchronously.
+      const part = sampleDataset(lazy.train, 4, 1);
+      expect((await readBatch(part, Int32Array.from([0, 1, 2, 3]), lazy.shape)).x).toHaveLength(4 * 12 * 12 * 3);
+    } finally {
+      await Promise.all([eager.close(), lazy.close()]);
+    }
   });
 });

@@ -54,7 +54,8 @@ export const dataPreviewCommand: Command = {
 
     const choice = await cliBackends().use(values.backend ?? 'auto');
     err(`backend: ${choice.name} — ${choice.info.device}`);
-    const data = await loadData(values, { splits: ['train'], onWarning: err });
+    // Lazy, so that only the images shown are decoded.
+    const data = await loadData(values, { splits: ['train'], memoryBudget: 0, onWarning: err });
     try {
       for (const note of data.notes) err(`data: ${note}`);
       const sample = sampleDataset(data.train, count, seed);
