@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { tf, DataFormatError, NotFoundError } from '@kiln/core';
+import { StateDictMismatchError } from '@kiln/layers';
 import type { ChannelStats } from '@kiln/data';
 import { createModel, identifyTorchvisionWeights, loadPretrained, modelEntry, type TorchvisionWeights, type ZooModel } from '@kiln/zoo';
 import { readCheckpoint, type CheckpointMeta } from '@kiln/trainer';
@@ -96,13 +97,45 @@ export function identifyPretrained(file: string): PretrainedSource {
 
 /**
  * Loads pretrained weights into a freshly built model: everything but the classification head when
- * the head's number of classes differs from the file's (the usual fine-tuning start), all of it
- * otherwise. Mismatched layers (e.g. a 3-channel stem for 1-channel data) fail with the list of them.
+ * the head's shape differs from the file's (the usual fine-tuning start), all of it otherwise.
+ * A Kiln checkpoint is read as such; other files (.pth/.pt, .safetensors, Kiln weight files) by
+ * `loadPretrained`, which converts torchvision's names and layouts. Any other mismatch (e.g. a
+ * 3-channel stem for 1-channel data) fails with the list of mismatched layers.
  */
 export async function loadPretrainedWeights(model: ZooModel, source: PretrainedSource, err: (line: string) => void): Promise<void> {
-  const probe = await loadPretrained(model, source.file, { strict: false, skipHead: false }).catch(() => undefined);
-  const headFits = !!probe && !probe.problems.some((p) => p.key.startsWith(`${model.headPath}.`));
-  const result = await loadPretrained(model, source.file, { skipHead: !headFits });
-  err(`pretrained: ${source.file} (${result.format}${source.known ? `, ${source.known.torchvision}` : ''})${headFits ? '' : ', head left new'}`);
-  for (const note of result.notes) err(`pretrained: ${note}`);
+  const head = `${model.headPath}.`;
+  const own = Object.fromEntries([...model.namedParameters().map(([k, p]) => [k, p.variable.shape]), ...model.namedBuffers().map(([k, b]) => [k, b.shape])]) as Record<string, number[]>;
+  const state = kilnCheckpointState(source.file);
+  let headFits: boolean;
+  let how: string;
+  if (state) {
+    headFits = Object.entries(state).every(([k, t]) => !k.startsWith(head) || (own[k] !== undefined && tf.util.arraysEqual(own[k], t.shape)));
+    const sd = headFits ? state : Object.fromEntries(Object.entries(state).filter(([k]) => !k.startsWith(head)));
+    try {
+      const problems = model.loadStateDict(sd, { strict: false }).filter((p) => !(p.kind === 'missing' && !headFits && p.key.startsWith(head)));
+      if (problems.length) throw new StateDictMismatchError(problems, `${model.typeName} ← ${source.file}`);
+    } finally {
+      tf.dispose(Object.values(state));
+    }
+    how = 'Kiln checkpoint';
+  } else {
+    const probe = await loadPretrained(model, source.file, { strict: false }).catch(() => undefined);
+    headFits = !!probe && !probe.problems.some((p) => p.key.startsWith(head));
+    const result = await loadPretrained(model, source.file, { skipHead: !headFits });
+    how = `${result.format}${source.known ? `, ${source.known.torchvision}` : ''}`;
+    for (const note of result.notes) err(`pretrained: ${note}`);
+  }
+  err(`pretrained: ${source.file} (${how})${headFits ? '' : `, head '${model.headPath}' left new (${model.numClasses} classes)`}`);
+}
+
+/** The model tensors of a Kiln checkpoint, or undefined when the file is not one. */
+function kilnCheckpointState(file: string): Record<string, tf.Tensor> | undefined {
+  try {
+    const ck = readCheckpoint(file);
+    tf.dispose(Object.values(ck.optimizerSlots));
+    return ck.modelState;
+  } catch (e) {
+    if (e instanceof DataFormatError) return undefined;
+    throw e;
+  }
 }

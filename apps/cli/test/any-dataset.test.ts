@@ -61,6 +61,18 @@ describe('kiln on an image folder, end to end', () => {
     const ft = readCheckpoint(path.join(out, 'ft', 'checkpoints', 'last.ckpt'));
     tf.dispose([...Object.values(ft.modelState), ...Object.values(ft.optimizerSlots)]);
     expect(ft.meta.cli).toMatchObject({ classes: ['dark', 'light'], numClasses: 2, inputShape: [28, 28, 1] });
+
+    // --pretrained: a checkpoint's weights start a new run, the whole model when the classes match,
+    // the backbone only (a new head) when they do not.
+    const pt = await kiln('train', '--model', 'lenet5', '--dataset', `folder:${root}`, '--image-size', '28x28', '--channels', '1', '--epochs', '1', '--batch-size', '8', '--lr', '1e-9', '--pretrained', path.join(out, 'checkpoints', 'last.ckpt'), '--out', tmp('run'), '--backend', 'wasm');
+    expect(pt.code, pt.err.join('\n')).toBe(0);
+    expect(pt.err.join('\n')).toMatch(/pretrained: .*last\.ckpt \(Kiln checkpoint\)$/m);
+    // With a learning rate of 1e-9 the weights barely move: the test accuracy is the loaded model's.
+    expect(pt.result.test_accuracy).toBeCloseTo(s.test_accuracy, 6);
+    const pf = await kiln('fine-tune', '--pretrained', path.join(out, 'checkpoints', 'last.ckpt'), '--model', 'lenet5', '--dataset', `folder:${root}`, '--image-size', '28x28', '--channels', '1', '--classes', '1,2', '--epochs', '1', '--out', tmp('run'), '--backend', 'wasm');
+    expect(pf.code, pf.err.join('\n')).toBe(0);
+    expect(pf.err.join('\n')).toMatch(/head 'classifier\.4' left new \(2 classes\)/);
+    expect(pf.result).toMatchObject({ pretrained: path.join(out, 'checkpoints', 'last.ckpt'), class_names: ['grey', 'light'] });
   }, 120_000);
 
   it('reports epochs_run and stopped_early when early stopping ends the run', async () => {

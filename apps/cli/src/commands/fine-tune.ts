@@ -9,21 +9,25 @@ import { floatArg, intArg } from '../args.js';
 import { cliBackends } from '../backends.js';
 import { UsageError } from '../errors.js';
 import { DATA_OPTIONS, DATA_USAGE, inputPipeline, inputStats, loadData, preprocessingOf, sampleDataset, selectClasses } from '../datasets.js';
-import { modelFor, readCliInfo, type CliCheckpointInfo, type ResolvedInfo } from '../checkpoint-info.js';
+import { identifyPretrained, loadPretrainedWeights, modelFor, readCliInfo, type CliCheckpointInfo, type ResolvedInfo } from '../checkpoint-info.js';
 import type { Command } from '../command.js';
 
 export const FINE_TUNE_USAGE = `usage: kiln fine-tune --from RUN/checkpoints/best.ckpt [--dataset SPEC] [options]
+       kiln fine-tune --pretrained FILE --model NAME --dataset SPEC [options]
        kiln fine-tune --scratch --model NAME --dataset SPEC [options]
 
 Trains a zoo model on some classes of a dataset, starting from a checkpoint written by 'kiln train'
-or 'kiln fine-tune' (or, with --scratch, from random weights — the baseline to compare with).
+or 'kiln fine-tune', from pretrained weights (e.g. torchvision's .pth), or, with --scratch, from
+random weights — the baseline to compare with.
 When the classes differ in number from the checkpoint's head, the head is replaced by a fresh one.
 
 options:
   --from CKPT           checkpoint to start from (its model, input size, channels and scaling are
                         reused; the dataset defaults to the one it was trained on)
+  --pretrained FILE     start from these weights (.pth/.pt, .safetensors, Kiln weights or checkpoint; needs
+                        --model); published torchvision weights bring their preprocessing (size, mean/std)
   --scratch             start from random weights instead (needs --model)
-  --model NAME          zoo model (with --scratch; otherwise read from the checkpoint)
+  --model NAME          zoo model (with --pretrained or --scratch; otherwise read from the checkpoint)
 ${DATA_USAGE}
   --classes LIST        classes to train on, relabelled 0..k-1: "5-9" or "0,2,4" (default all)
   --freeze-backbone     train the head only
@@ -56,6 +60,7 @@ export function parseClasses(text: string | undefined, n: number): number[] {
 export interface FineTuneSummary {
   model: string;
   from: string | null;
+  pretrained: string | null;
   /** Class indices of the dataset trained on, and their names (the new head's outputs, in order). */
   classes: number[];
   class_names: string[];
@@ -80,6 +85,7 @@ export async function fineTune(argv: string[], err: (line: string) => void): Pro
     options: {
       from: { type: 'string' },
       scratch: { type: 'boolean' },
+      pretrained: { type: 'string' },
       model: { type: 'string' },
       ...DATA_OPTIONS,
       classes: { type: 'string' },
@@ -96,8 +102,8 @@ export async function fineTune(argv: string[], err: (line: string) => void): Pro
     },
     strict: true,
   });
-  if (!values.from === !values.scratch) throw new UsageError('give exactly one of --from CKPT and --scratch', FINE_TUNE_USAGE);
-  if (values.scratch && !values.model) throw new UsageError('--scratch needs --model', FINE_TUNE_USAGE);
+  if ([values.from, values.pretrained, values.scratch].filter(Boolean).length !== 1) throw new UsageError('give exactly one of --from CKPT, --pretrained FILE and --scratch', FINE_TUNE_USAGE);
+  if (!values.from && !values.model) throw new UsageError(`${values.scratch ? '--scratch' : '--pretrained'} needs --model`, FINE_TUNE_USAGE);
   const epochs = intArg('epochs', values.epochs, 2);
   const batchSize = intArg('batch-size', values['batch-size'], 64);
   const lr = floatArg('lr', values.lr, 1e-3);
@@ -113,26 +119,32 @@ export async function fineTune(argv: string[], err: (line: string) => void): Pro
   const from: ResolvedInfo | undefined = values.from ? readCliInfo(values.from).info : undefined;
   if (from && values.model && values.model !== from.model) throw new ConfigError('--model', `the checkpoint's model (${from.model}) or nothing`, values.model);
   const pre = from?.preprocessing;
+  // Published weights expect their own input preparation; flags given on the command line still win.
+  const pretrained = values.pretrained ? identifyPretrained(values.pretrained) : undefined;
+  const known = pretrained?.known?.preprocessing;
   const data = await loadData(
     pre
       ? { ...values, dataset: values.dataset ?? pre.dataset, 'image-size': values['image-size'] ?? pre.size.join('x'), channels: values.channels ?? String(pre.channels), resize: values.resize ?? ((values.dataset ?? pre.dataset).startsWith('folder') ? pre.resize : undefined) }
-      : values,
+      : known
+        ? { ...values, 'image-size': values['image-size'] ?? known.size.join('x'), channels: values.channels ?? '3', resize: values.resize ?? ((values.dataset ?? '').startsWith('folder') ? 'shorter-side' : undefined) }
+        : values,
     { onWarning: err },
   );
-  let model: ZooModel | undefined;
+  let owned: ZooModel | undefined;
   try {
     if (from && data.inputShape.some((v, i) => v !== from.inputShape[i])) {
       throw new ConfigError('--image-size/--channels', `input ${from.inputShape.join('×')}, as the checkpoint's backbone was built for`, data.inputShape.join('×'));
     }
     manualSeed(seed);
     const modelName = from?.model ?? (values.model as string);
+    const classes = parseClasses(values.classes, data.classes.length);
+    const model = from ? modelFor(from, { skipInit: true }) : modelFor({ model: modelName, inputShape: data.inputShape, numClasses: classes.length });
+    owned = model;
     if (from) {
-      model = modelFor(from, { skipInit: true });
       loadCheckpoint(values.from as string, model);
       err(`from: ${values.from} (${modelName}, ${model.numClasses} classes)`);
-    } else model = modelFor({ model: modelName, inputShape: data.inputShape, numClasses: 1 });
+    } else if (pretrained) await loadPretrainedWeights(model, pretrained, err);
 
-    const classes = parseClasses(values.classes, data.classes.length);
     const names = classes.map((c) => data.classes[c]);
     let trainSet: Dataset<Example> = selectClasses(data.train, classes, data.classes);
     if (limitTrain !== undefined) trainSet = sampleDataset(trainSet, limitTrain, seed);
@@ -143,12 +155,13 @@ export async function fineTune(argv: string[], err: (line: string) => void): Pro
     }
     const testSet = data.test ? selectClasses(data.test, classes, data.classes) : undefined;
     // Keep the scaling the backbone was trained with; a fresh model gets this training split's.
-    const stats = pre ? { mean: pre.mean, std: pre.std } : await inputStats(data, trainSet, seed);
+    const given = pre ?? known;
+    const stats = given ? { mean: [...given.mean], std: [...given.std] } : await inputStats(data, trainSet, seed);
     const preprocessing = preprocessingOf(data, stats);
     const evalTransform = inputPipeline(data.convert, stats);
     err(`data: classes ${classes.join(',')}: train ${trainSet.length}, val ${valSet?.length ?? 0}, test ${testSet?.length ?? 0}`);
 
-    const newHead = values.scratch || values['new-head'] === true || model.numClasses !== classes.length;
+    const newHead = values.scratch === true || values['new-head'] === true || model.numClasses !== classes.length;
     if (newHead) model.replaceHead(classes.length, { rng: new Rng(seed) });
     if (values['freeze-backbone']) model.freezeBackbone();
     err(`model: ${modelName}, ${model.numParameters().toLocaleString('en-US')} parameters, ${model.numParameters({ trainableOnly: true }).toLocaleString('en-US')} trainable${newHead ? ', new head' : ''}`);
@@ -192,6 +205,7 @@ export async function fineTune(argv: string[], err: (line: string) => void): Pro
     const summary: FineTuneSummary = {
       model: modelName,
       from: values.from ?? null,
+      pretrained: values.pretrained ?? null,
       classes,
       class_names: names,
       freeze_backbone: values['freeze-backbone'] === true,
@@ -212,7 +226,7 @@ export async function fineTune(argv: string[], err: (line: string) => void): Pro
     renameSync(`${file}.tmp-${process.pid}`, file);
     return summary;
   } finally {
-    model?.dispose();
+    owned?.dispose();
     await data.close();
   }
 }
