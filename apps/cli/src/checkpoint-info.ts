@@ -4,7 +4,7 @@ import { tf, DataFormatError, NotFoundError } from '@kiln/core';
 import { StateDictMismatchError } from '@kiln/layers';
 import type { ChannelStats } from '@kiln/data';
 import { createModel, identifyTorchvisionWeights, loadPretrained, modelEntry, type TorchvisionWeights, type ZooModel } from '@kiln/zoo';
-import { readCheckpoint, type CheckpointMeta } from '@kiln/trainer';
+import { readCheckpoint, type Callback, type CheckpointMeta } from '@kiln/trainer';
 import type { Preprocessing } from './datasets.js';
 
 /**
@@ -26,6 +26,15 @@ export interface CliCheckpointInfo {
   preprocessing?: Preprocessing;
   /** Same numbers as `preprocessing.mean/std`; kept for readers of the first checkpoint layout. */
   normalization: ChannelStats;
+}
+
+/** A callback that writes `info` into every checkpoint the run saves. */
+export function recordInfo(info: CliCheckpointInfo): Callback {
+  return {
+    onSaveCheckpoint: (_t, _m, checkpoint) => {
+      checkpoint.cli = info;
+    },
+  };
 }
 
 /** A checkpoint's CLI record, completed for checkpoints from before it recorded preprocessing (Fashion-MNIST, 28×28). */

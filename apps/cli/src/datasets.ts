@@ -127,6 +127,23 @@ export interface LoadOptions {
   onWarning?: (line: string) => void;
 }
 
+/**
+ * The data flags with the input preparation a model expects (a checkpoint's, or published weights')
+ * filled in where the command line leaves them out: size, channels and, for folders and CSV image
+ * lists, the resize mode.
+ */
+export function flagsExpecting(flags: DataFlags, expected: { dataset?: string; size: [number, number]; channels: number; resize: ResizeMode }): DataFlags {
+  const dataset = flags.dataset ?? expected.dataset;
+  const { kind } = parseDatasetSpec(dataset ?? 'fashion-mnist', flags['data-dir']);
+  return {
+    ...flags,
+    dataset,
+    'image-size': flags['image-size'] ?? expected.size.join('x'),
+    channels: flags.channels ?? String(expected.channels),
+    resize: flags.resize ?? (kind === 'folder' || kind === 'csv' ? expected.resize : undefined),
+  };
+}
+
 /** Reads the datasets the data flags describe. */
 export async function loadData(flags: DataFlags, options: LoadOptions = {}): Promise<LoadedData> {
   const spec = parseDatasetSpec(flags.dataset ?? 'fashion-mnist', flags['data-dir']);
@@ -321,6 +338,18 @@ function pixelShape(width: number, size: [number, number] | undefined, channels:
     expected: `H×W×C values (e.g. 784 = 28×28×1)${size ? `; --image-size ${size.join('x')} resizes after reading, it does not say the stored size` : ''}`,
     found: `${width} columns besides the label`,
   });
+}
+
+/**
+ * The training set and its validation set: the dataset's own (a folder's val/) when it has one, else
+ * `split` examples held out at random under `seed` (a fraction below 1, a count from 1 up; 0: none).
+ */
+export function splitValidation(train: Dataset<Example>, val: Dataset<Example> | undefined, split: number, seed: number): [Dataset<Example>, Dataset<Example> | undefined] {
+  if (val) return [train, val];
+  const count = split >= 1 ? Math.floor(split) : Math.round(train.length * split);
+  if (count < 1) return [train, undefined];
+  if (count >= train.length) throw new ConfigError('--val-split', `a fraction in (0, 1) or a count below the ${train.length} training examples`, split);
+  return holdOut(train, count, seed);
 }
 
 /** A random `n` of a dataset's examples under `seed` (all when n ≥ its length), in their original order. */

@@ -59,6 +59,6 @@ describe('kiln fine-tune', () => {
   });
 
   it('needs exactly one starting point', async () => {
-    await expect(run('--dataset', 'fashion-mnist')).rejects.toThrow(/--from CKPT and --scratch/);
+    await expect(run('--dataset', 'fashion-mnist')).rejects.toThrow(/exactly one of --from CKPT, --pretrained FILE and --scratch/);
   });
 });

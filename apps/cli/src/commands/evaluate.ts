@@ -5,7 +5,7 @@ import { ClassificationModule, createTrainer, loadCheckpoint } from '@kiln/train
 import { intArg } from '../args.js';
 import { cliBackends } from '../backends.js';
 import { UsageError } from '../errors.js';
-import { DATA_OPTIONS, DATA_USAGE, inputPipeline, loadData } from '../datasets.js';
+import { DATA_OPTIONS, DATA_USAGE, flagsExpecting, inputPipeline, loadData } from '../datasets.js';
 import { modelFor, readCliInfo } from '../checkpoint-info.js';
 import type { Command } from '../command.js';
 
@@ -46,16 +46,7 @@ export async function evaluate(argv: string[], err: (line: string) => void): Pro
   // The metadata first, to know which model to build and how its input was prepared.
   const { info } = readCliInfo(values.weights);
   const pre = info.preprocessing;
-  const data = await loadData(
-    {
-      ...values,
-      dataset: values.dataset ?? pre.dataset,
-      'image-size': values['image-size'] ?? pre.size.join('x'),
-      channels: values.channels ?? String(pre.channels),
-      resize: values.resize ?? ((values.dataset ?? pre.dataset).startsWith('folder') ? pre.resize : undefined),
-    },
-    { splits: ['test'], onWarning: err },
-  );
+  const data = await loadData(flagsExpecting(values, pre), { splits: ['test'], onWarning: err });
   try {
     if (!data.test) throw new DataFormatError(values.dataset ?? pre.dataset, 'the dataset has no test split to evaluate on', { hint: 'a folder needs a test/ sub-folder; a CSV a *test* file beside its *train* file' });
     if (data.inputShape.some((v, i) => v !== info.inputShape[i])) {

@@ -2,14 +2,14 @@ import { parseArgs } from 'node:util';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, Rng, liveTensors, manualSeed } from '@kiln/core';
-import { DataLoader, holdOut, type Dataset, type Example } from '@kiln/data';
-import { ClassificationModule, ConsoleLogger, CsvLogger, ModelCheckpoint, ProgressBar, callback, createTrainer, loadCheckpoint, logger, type Callback } from '@kiln/trainer';
+import { DataLoader, type Dataset, type Example } from '@kiln/data';
+import { ClassificationModule, ConsoleLogger, CsvLogger, ModelCheckpoint, ProgressBar, callback, createTrainer, loadCheckpoint, logger } from '@kiln/trainer';
 import type { ZooModel } from '@kiln/zoo';
 import { floatArg, intArg } from '../args.js';
 import { cliBackends } from '../backends.js';
 import { UsageError } from '../errors.js';
-import { DATA_OPTIONS, DATA_USAGE, inputPipeline, inputStats, loadData, preprocessingOf, sampleDataset, selectClasses } from '../datasets.js';
-import { identifyPretrained, loadPretrainedWeights, modelFor, readCliInfo, type CliCheckpointInfo, type ResolvedInfo } from '../checkpoint-info.js';
+import { DATA_OPTIONS, DATA_USAGE, flagsExpecting, inputPipeline, inputStats, loadData, preprocessingOf, sampleDataset, selectClasses, splitValidation } from '../datasets.js';
+import { identifyPretrained, loadPretrainedWeights, modelFor, readCliInfo, recordInfo, type CliCheckpointInfo, type ResolvedInfo } from '../checkpoint-info.js';
 import type { Command } from '../command.js';
 
 export const FINE_TUNE_USAGE = `usage: kiln fine-tune --from RUN/checkpoints/best.ckpt [--dataset SPEC] [options]
@@ -122,14 +122,8 @@ export async function fineTune(argv: string[], err: (line: string) => void): Pro
   // Published weights expect their own input preparation; flags given on the command line still win.
   const pretrained = values.pretrained ? identifyPretrained(values.pretrained) : undefined;
   const known = pretrained?.known?.preprocessing;
-  const data = await loadData(
-    pre
-      ? { ...values, dataset: values.dataset ?? pre.dataset, 'image-size': values['image-size'] ?? pre.size.join('x'), channels: values.channels ?? String(pre.channels), resize: values.resize ?? ((values.dataset ?? pre.dataset).startsWith('folder') ? pre.resize : undefined) }
-      : known
-        ? { ...values, 'image-size': values['image-size'] ?? known.size.join('x'), channels: values.channels ?? '3', resize: values.resize ?? ((values.dataset ?? '').startsWith('folder') ? 'shorter-side' : undefined) }
-        : values,
-    { onWarning: err },
-  );
+  const expected = pre ?? (known ? { size: known.size, channels: 3, resize: 'shorter-side' as const } : undefined);
+  const data = await loadData(expected ? flagsExpecting(values, expected) : values, { onWarning: err });
   let owned: ZooModel | undefined;
   try {
     if (from && data.inputShape.some((v, i) => v !== from.inputShape[i])) {
@@ -148,11 +142,8 @@ export async function fineTune(argv: string[], err: (line: string) => void): Pro
     const names = classes.map((c) => data.classes[c]);
     let trainSet: Dataset<Example> = selectClasses(data.train, classes, data.classes);
     if (limitTrain !== undefined) trainSet = sampleDataset(trainSet, limitTrain, seed);
-    let valSet: Dataset<Example> | undefined = data.val ? selectClasses(data.val, classes, data.classes) : undefined;
-    if (!valSet && valSplit > 0) {
-      const count = valSplit >= 1 ? Math.floor(valSplit) : Math.round(trainSet.length * valSplit);
-      if (count >= 1) [trainSet, valSet] = holdOut(trainSet, count, seed);
-    }
+    const [trainPart, valSet] = splitValidation(trainSet, data.val ? selectClasses(data.val, classes, data.classes) : undefined, valSplit, seed);
+    trainSet = trainPart;
     const testSet = data.test ? selectClasses(data.test, classes, data.classes) : undefined;
     // Keep the scaling the backbone was trained with; a fresh model gets this training split's.
     const given = pre ?? known;
@@ -178,17 +169,12 @@ export async function fineTune(argv: string[], err: (line: string) => void): Pro
       preprocessing,
       normalization: stats,
     };
-    const recordInfo: Callback = {
-      onSaveCheckpoint: (_t, _m, checkpoint) => {
-        checkpoint.cli = ckInfo;
-      },
-    };
     const trainer = createTrainer({
       maxEpochs: epochs,
       seed,
       plugins: [
         callback(new ProgressBar()),
-        callback(recordInfo),
+        callback(recordInfo(ckInfo)),
         callback(new ModelCheckpoint({ dirpath: path.join(outDir, 'checkpoints'), monitor: valSet ? 'val_acc' : 'train_loss', saveTopK: 1, saveLast: true, everyNEpochs: 1 })),
         logger(new CsvLogger({ dir: outDir })),
         logger(new ConsoleLogger(err)),

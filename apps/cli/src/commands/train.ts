@@ -2,19 +2,19 @@ import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { tf, manualSeed, liveTensors, ConfigError, type Plugin } from '@kiln/core';
-import { DataLoader, holdOut, parseAugmentations, AUGMENTATION_NAMES, type Dataset, type Example } from '@kiln/data';
+import { DataLoader, parseAugmentations, AUGMENTATION_NAMES, type Dataset, type Example } from '@kiln/data';
 import { MODELS, chooseVariant } from '@kiln/zoo';
 import { Adagrad, Adam, AdamW, LrScheduler, RAdam, RMSprop, SGD, cosineAnnealingLr, exponentialLr, oneCycleLr, stepLr, type Optimizer } from '@kiln/optim';
 import type { Module } from '@kiln/layers';
 import {
   ClassificationModule, ConsoleLogger, CsvLogger, EarlyStopping, JsonlLogger, ModelCheckpoint, ProgressBar, TensorBoardLogger,
-  callback, createTrainer, loadCheckpoint, logger, readCheckpoint, type Callback, type Trainer,
+  callback, createTrainer, loadCheckpoint, logger, readCheckpoint, type Trainer,
 } from '@kiln/trainer';
 import { choiceArg, floatArg, intArg } from '../args.js';
 import { readRunConfig, type FlagValues } from './run-config.js';
 import { cliBackends } from '../backends.js';
-import { DATA_OPTIONS, DATA_USAGE, inputPipeline, inputStats, loadData, preprocessingOf, sampleDataset, type Preprocessing } from '../datasets.js';
-import { identifyPretrained, loadPretrainedWeights, modelFor, type CliCheckpointInfo } from '../checkpoint-info.js';
+import { DATA_OPTIONS, DATA_USAGE, flagsExpecting, inputPipeline, inputStats, loadData, preprocessingOf, sampleDataset, splitValidation, type Preprocessing } from '../datasets.js';
+import { identifyPretrained, loadPretrainedWeights, modelFor, recordInfo, type CliCheckpointInfo } from '../checkpoint-info.js';
 import { UsageError } from '../errors.js';
 import type { Command } from '../command.js';
 
@@ -193,7 +193,6 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
   const lr = floatArg('lr', values.lr, 1e-3);
   const seed = intArg('seed', values.seed, 0, 0);
   const limitTrain = values['limit-train'] === undefined ? undefined : intArg('limit-train', values['limit-train'], 1);
-  // Default: 5,000 held-out examples, at most a tenth of the training set; an explicit value is used as given.
   const valSplitGiven = values['val-split'] !== undefined;
   const valSplit = floatArg('val-split', values['val-split'], 5000, (n) => n >= 0);
   const outDir = values.out ?? path.join('runs', timestamp());
@@ -213,19 +212,12 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
   // Published weights expect their own input preparation; flags given on the command line still win.
   const pretrained = values.pretrained ? identifyPretrained(values.pretrained) : undefined;
   const known = pretrained?.known?.preprocessing;
-  const isFolder = (values.dataset ?? '').startsWith('folder');
-  const data = await loadData(
-    known ? { ...values, 'image-size': values['image-size'] ?? known.size.join('x'), channels: values.channels ?? '3', resize: values.resize ?? (isFolder ? 'shorter-side' : undefined) } : values,
-    { onWarning: err },
-  );
+  const data = await loadData(known ? flagsExpecting(values, { size: known.size, channels: 3, resize: 'shorter-side' }) : values, { onWarning: err });
   try {
     let trainSet: Dataset<Example> = limitTrain !== undefined ? sampleDataset(data.train, limitTrain, seed) : data.train;
-    let valSet: Dataset<Example> | undefined = data.val;
-    if (!valSet && valSplit > 0 && trainSet.length > 1) {
-      const fraction = valSplit >= 1 && !valSplitGiven ? Math.min(valSplit, Math.floor(trainSet.length / 10)) : valSplit;
-      const count = fraction >= 1 ? Math.floor(fraction) : Math.round(trainSet.length * fraction);
-      if (count >= 1) [trainSet, valSet] = holdOut(trainSet, count, seed);
-    }
+    // Default: 5,000 held-out examples, at most a tenth of the training set; an explicit value is used as given.
+    const [trainPart, valSet] = splitValidation(trainSet, data.val, valSplitGiven ? valSplit : Math.min(valSplit, Math.floor(trainSet.length / 10)), seed);
+    trainSet = trainPart;
     const testSet = data.test;
     // Standardise with statistics of the training split only; the same numbers are applied to
     // validation, test and prediction inputs and recorded in every checkpoint.
@@ -258,16 +250,10 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
       },
     });
     mkdirSync(outDir, { recursive: true });
-    // Records in every checkpoint what `kiln evaluate` and `kiln predict` need to rebuild the model and prepare its input.
-    const cliInfo: Callback = {
-      onSaveCheckpoint: (_t, _m, checkpoint) => {
-        checkpoint.cli = info;
-      },
-    };
     const monitor = valSet ? 'val_loss' : 'train_loss';
     const checkpoints = new ModelCheckpoint({ dirpath: path.join(outDir, 'checkpoints'), monitor: valSet ? 'val_acc' : 'train_loss', saveTopK: 1, saveLast: true, everyNSteps: checkpointEvery, everyNEpochs: 1 });
     const earlyStopping = patience !== undefined ? new EarlyStopping({ monitor, patience }) : undefined;
-    const plugins: Plugin[] = [callback(new ProgressBar()), callback(cliInfo), callback(checkpoints)];
+    const plugins: Plugin[] = [callback(new ProgressBar()), callback(recordInfo(info)), callback(checkpoints)];
     if (earlyStopping) plugins.push(callback(earlyStopping));
     for (const name of loggerNames) {
       if (name === 'csv') plugins.push(logger(new CsvLogger({ dir: outDir })));
