@@ -1,6 +1,10 @@
 // One measured configuration, run in its own process by run.mjs so that peak RSS is its own.
 // Usage: node tools/bench/worker.mjs '<json>' with {framework, model, backend, threads, steps,
-// warmup, inferBatches, layersBundle}. Prints one line `RESULT {...}`.
+// warmup, inferBatches, layersBundle, imageFolder, data, decodeWorkers}. Prints one line `RESULT {...}`.
+//
+// Training data: Fashion-MNIST from memory, or with `imageFolder` (a folder of 28×28 images, see
+// image-folder.mjs) either decoded lazily from disk every step (`data: 'folder'`, no cache) or the
+// same folder decoded once into memory first (`data: 'memory'`).
 //
 // framework:
 //   kiln         Kiln's Trainer.fit with ClassificationModule (Adam, cross-entropy, accuracy)
@@ -8,7 +12,7 @@
 //   tfjs-layers  the same architecture as a tfjs-layers model, trained with model.fit
 import { tf, manualSeed } from '@kiln/core';
 import { cpuBackend, wasmBackend } from '@kiln/backend-cpu';
-import { DataLoader, fashionMnist } from '@kiln/data';
+import { DataLoader, fashionMnist, imageFolder } from '@kiln/data';
 import { crossEntropy } from '@kiln/layers';
 import { Adam } from '@kiln/optim';
 import { ClassificationModule, accuracy, callback, createTrainer } from '@kiln/trainer';
@@ -25,7 +29,15 @@ const backend = onWasm ? wasmBackend({ dnnl: cfg.backend === 'wasm+onednn' }) : 
 await backend.init();
 manualSeed(0);
 
-const train = (await fashionMnist('train')).take((cfg.warmup + cfg.steps) * BATCH);
+async function trainingData() {
+  if (!cfg.imageFolder) return (await fashionMnist('train')).take((cfg.warmup + cfg.steps) * BATCH);
+  const folder = await imageFolder(cfg.imageFolder, { size: [28, 28], channels: 1, cacheBytes: 0, workers: cfg.decodeWorkers });
+  if (cfg.data === 'folder') return folder.train;
+  const inMemory = await folder.train.materialize();
+  folder.close();
+  return inMemory;
+}
+const train = await trainingData();
 const loader = () => new DataLoader(train, { batchSize: BATCH, shuffle: false });
 const now = () => performance.now();
 
@@ -110,6 +122,7 @@ if (cfg.framework === 'kiln') {
 
 const result = {
   ...cfg,
+  main_thread_busy: performance.eventLoopUtilization().utilization,
   device: backend.describe().device,
   train_samples_per_sec: (cfg.steps * BATCH) / trainTime,
   infer_samples_per_sec: inferSps,

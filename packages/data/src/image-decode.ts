@@ -1,15 +1,7 @@
 import { ConfigError } from '@kiln/core';
-import { checkSize, rgbToFloat, type ResizeMode } from './images/geometry.js';
-import type { ImageLimits } from './images/image-host.js';
+import { checkSize, type ResizeMode } from './images/geometry.js';
+import type { DecodedImage, ImageLimits } from './images/image-host.js';
 import { SharpHost } from './images/sharp-host.js';
-
-/** A decoded image: `height × width × channels` values in [0, 1], row-major, channels last. */
-export interface DecodedImage {
-  width: number;
-  height: number;
-  channels: 1 | 3;
-  data: Float32Array;
-}
 
 export interface DecodeImageOptions extends ImageLimits {
   /** Names the bytes in errors (default 'image'). */
@@ -32,6 +24,6 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeImageOptions
   if (channels !== 1 && channels !== 3) throw new ConfigError('decodeImage.channels', '1 or 3', channels);
   const host = new SharpHost(options);
   const size = options.size === undefined ? await host.probeBytes(bytes, file) : checkSize(options.size, 'decodeImage.size');
-  const rgb = await host.decodeBytes(bytes, file, { size, resize: options.resize ?? 'stretch' });
-  return { height: size[0], width: size[1], channels, data: rgbToFloat(rgb, channels) };
+  const data = await host.decodeBytes(bytes, file, { size, resize: options.resize ?? 'stretch', channels });
+  return { height: size[0], width: size[1], channels, data };
 }

@@ -3,11 +3,12 @@
  * lazy dataset in images/image-folder-dataset.ts. Browsers get the same dataset from index.browser.ts.
  */
 import { ConfigError } from '@kiln/core';
-import { checkSize, rgbToFloat, type ResizeMode } from './images/geometry.js';
+import { checkSize, type ResizeMode } from './images/geometry.js';
 import { DEFAULT_EXTENSIONS, type FolderLayout, type ImageLimits } from './images/image-host.js';
 import { openImageFolder, type ImageFolder, type ImageFolderOptions } from './images/image-folder-dataset.js';
 import { folderLayout } from './images/layout.js';
 import { fsLister, joinPath, SharpHost } from './images/sharp-host.js';
+import { defaultDecodeThreads, WorkerPoolHost } from './images/worker-pool-host.js';
 
 /**
  * The image files of an image-classification folder (`ROOT/<class>/…`, or `ROOT/train|val|test/<class>/…`),
@@ -28,8 +29,14 @@ export async function listImageFolder(root: string, extensions: string[] = DEFAU
  * Call `close()` on the result when done.
  */
 export async function imageFolder(root: string, options: ImageFolderOptions = {}): Promise<ImageFolder> {
+  const workers = options.workers ?? defaultDecodeThreads();
+  if (!(Number.isInteger(workers) && workers >= 0)) throw new ConfigError('imageFolder.workers', 'an integer >= 0', options.workers);
   const layout = await listImageFolder(root, options.extensions);
-  return openImageFolder(root, layout, new SharpHost(options), options);
+  const host = workers === 0 ? new SharpHost(options) : new WorkerPoolHost(workers, options);
+  // In flight at once: with threads, a couple of batches per thread (a worker reads and decodes
+  // four files at a time, so what it holds stays small); on the calling thread, libuv's four
+  // threads and a few files read ahead.
+  return openImageFolder(root, layout, host, options, workers === 0 ? 8 : 128 * workers);
 }
 
 export interface LoadImagesOptions extends ImageLimits {
@@ -49,5 +56,5 @@ export async function loadImages(files: string[], options: LoadImagesOptions): P
   if (channels !== 1 && channels !== 3) throw new ConfigError('loadImages.channels', '1 or 3', channels);
   const host = new SharpHost(options);
   const resize = options.resize ?? 'stretch';
-  return Promise.all(files.map(async (f) => rgbToFloat(await host.decode(f, { size, resize }), channels)));
+  return Promise.all(files.map((f) => host.decode(f, { size, resize, channels })));
 }

@@ -1,7 +1,7 @@
 import { ConfigError, DataFormatError, KilnError } from '@kiln/core';
-import { ArrayDataset, type Dataset, type Example } from '../dataset.js';
+import { ArrayDataset, type AsyncDataset, type Example } from '../dataset.js';
 import { ByteLru, type CacheStats } from './byte-lru.js';
-import { checkSize, RESIZE_MODES, rgbToFloat, type ResizeMode } from './geometry.js';
+import { checkSize, RESIZE_MODES, type ResizeMode } from './geometry.js';
 import type { FolderLayout, ImageEntry, ImageHost, ImageLimits } from './image-host.js';
 
 export interface ImageFolderOptions extends ImageLimits {
@@ -22,7 +22,11 @@ export interface ImageFolderOptions extends ImageLimits {
   onWarning?: (message: string) => void;
   /** Decoded images kept in a least-recently-used cache of at most this many bytes per split (default 256 MiB; 0: none). */
   cacheBytes?: number;
-  /** Images decoded at once (default 4, the size of libuv's thread pool that sharp decodes on). */
+  /**
+   * Decoding threads (Node: worker threads running sharp; default: CPU cores − 1, at least 1, at
+   * most 4). 0 decodes from the calling thread (sharp still decodes on libuv's threads, but the
+   * JavaScript around each image then shares the thread with training).
+   */
   workers?: number;
   /** File name endings taken as images, lower case (default .png, .jpg, .jpeg, .webp). */
   extensions?: string[];
@@ -72,6 +76,8 @@ const firstLine = (e: unknown) => (e instanceof Error ? e.message.split('\n')[0]
 /** Settings shared by the splits of one folder. */
 interface Shared {
   host: ImageHost;
+  /** Splits still open; the host is closed with the last. */
+  open: number;
   size: [number, number];
   resize: ResizeMode;
   channels: 1 | 3;
@@ -85,27 +91,32 @@ interface Shared {
 
 /**
  * The images of one split, decoded on demand: opening lists (and probes) files, `getMany` decodes
- * the requested ones — at most `workers` at once — into `[h, w, c]` float32 values in [0, 1], HWC.
+ * the requested ones on the folder's decoding threads into `[h, w, c]` float32 values in [0, 1], HWC.
  * Decoded images are kept in a byte-bounded LRU cache, so memory stays bounded however large the folder.
  * Iterate it with a `DataLoader` and `for await`; `get` is synchronous and cannot decode.
  */
-export class ImageFolderDataset implements Dataset<Example> {
+export class ImageFolderDataset implements AsyncDataset<Example> {
   readonly length: number;
   readonly shape: [number, number, number];
   readonly classes: string[];
   readonly files: string[];
   readonly labels: Int32Array;
   private readonly cache: ByteLru<number>;
+  /** Oriented source sizes found at opening (0 when not probed), so decoding skips the header. */
+  private readonly heights: Int32Array;
+  private readonly widths: Int32Array;
   private readonly inFlight = new Map<number, Promise<Float32Array>>();
   private readonly bad = new Set<number>();
   private closed = false;
 
   /** @internal Made by `imageFolder`. */
   constructor(
-    entries: ImageEntry[],
+    entries: (ImageEntry & { height?: number; width?: number })[],
     private readonly shared: Shared,
   ) {
     this.length = entries.length;
+    this.heights = Int32Array.from(entries, (e) => e.height ?? 0);
+    this.widths = Int32Array.from(entries, (e) => e.width ?? 0);
     this.files = entries.map((e) => e.file);
     this.labels = Int32Array.from(entries, (e) => e.label);
     this.classes = shared.classes;
@@ -153,10 +164,12 @@ export class ImageFolderDataset implements Dataset<Example> {
     return this.cache.stats();
   }
 
-  /** Drops the cache; later reads fail. */
+  /** Drops the cache; later reads fail. Closing the last open split of a folder stops its decoding threads. */
   close(): void {
+    if (this.closed) return;
     this.closed = true;
     this.cache.clear();
+    if (--this.shared.open === 0) this.shared.host.close?.();
   }
 
   /** Example `i`, or under skipBad the next readable one after it when its file fails to decode. */
@@ -185,7 +198,8 @@ export class ImageFolderDataset implements Dataset<Example> {
     let p = this.inFlight.get(i);
     if (!p) {
       const { host, size, resize, channels, limiter } = this.shared;
-      p = limiter.run(() => host.decode(this.files[i], { size, resize })).then((rgb) => rgbToFloat(rgb, channels));
+      const source = this.heights[i] > 0 ? { height: this.heights[i], width: this.widths[i] } : undefined;
+      p = limiter.run(() => host.decode(this.files[i], { size, resize, channels, source }));
       this.inFlight.set(i, p);
       p.then(
         (x) => {
@@ -201,38 +215,45 @@ export class ImageFolderDataset implements Dataset<Example> {
 
 /**
  * Opens a folder whose layout is known: probes headers (finding bad files and the default size),
- * then makes one lazy dataset per split. `rootName` names the folder in messages; `host` reads files.
+ * then makes one lazy dataset per split. `rootName` names the folder in messages; `host` reads files,
+ * at most `concurrency` at once; it is closed with the folder (or here, if opening fails).
  */
-export async function openImageFolder(rootName: string, layout: FolderLayout, host: ImageHost, options: ImageFolderOptions = {}): Promise<ImageFolder> {
+export async function openImageFolder(rootName: string, layout: FolderLayout, host: ImageHost, options: ImageFolderOptions, concurrency: number): Promise<ImageFolder> {
+  try {
+    return await open(rootName, layout, host, options, concurrency);
+  } catch (e) {
+    host.close?.();
+    throw e;
+  }
+}
+
+async function open(rootName: string, layout: FolderLayout, host: ImageHost, options: ImageFolderOptions, concurrency: number): Promise<ImageFolder> {
   const channels = options.channels ?? 3;
   if (channels !== 1 && channels !== 3) throw new ConfigError('imageFolder.channels', '1 or 3', channels);
   const resize = options.resize ?? 'stretch';
   if (!RESIZE_MODES.includes(resize)) throw new ConfigError('imageFolder.resize', RESIZE_MODES.join(' | '), resize);
-  const workers = options.workers ?? 4;
-  if (!(Number.isInteger(workers) && workers >= 1)) throw new ConfigError('imageFolder.workers', 'a positive integer', options.workers);
   const cacheBytes = options.cacheBytes ?? 256 * 1024 * 1024;
   if (!(Number.isFinite(cacheBytes) && cacheBytes >= 0)) throw new ConfigError('imageFolder.cacheBytes', 'a number of bytes >= 0', options.cacheBytes);
   let size = options.size === undefined ? undefined : checkSize(options.size, 'imageFolder.size');
   const warn = options.onWarning ?? ((m: string) => console.warn(m));
   const skipBad = options.skipBad ?? false;
   const skipped: SkippedImage[] = [];
-  const limiter = new Limiter(workers);
+  const limiter = new Limiter(concurrency);
 
   const splits = Object.entries(layout.splits) as ['train' | 'val' | 'test', ImageEntry[]][];
-  const kept = new Map<string, ImageEntry[]>();
+  const kept = new Map<string, (ImageEntry & { height?: number; width?: number })[]>();
   for (const [name, entries] of splits) {
     if (options.probe === false) {
       kept.set(name, entries);
       continue;
     }
-    // Probing is header reads, cheap and mostly I/O: twice as many at once as decodes.
-    const probeLimit = new Limiter(2 * workers);
+    const probeLimit = new Limiter(concurrency);
     const probes = await Promise.all(entries.map((e) => probeLimit.run(() => host.probe(e.file).then((s): { height: number; width: number } | Error => s, (err: Error) => err))));
-    const good: ImageEntry[] = [];
+    const good: (ImageEntry & { height?: number; width?: number })[] = [];
     probes.forEach((p, k) => {
       if (!(p instanceof Error)) {
         size ??= [p.height, p.width];
-        good.push(entries[k]);
+        good.push({ ...entries[k], ...p });
         return;
       }
       if (!(skipBad && p instanceof DataFormatError)) throw p;
@@ -251,7 +272,7 @@ export async function openImageFolder(rootName: string, layout: FolderLayout, ho
   if ((kept.get('train') ?? []).length === 0) {
     throw new DataFormatError(rootName, 'no readable training images in the folder', { expected: 'at least one image a decoder can read', found: `${skipped.length} unreadable` });
   }
-  const shared: Shared = { host, size, resize, channels, skipBad, warn, cacheBytes, limiter, skipped, classes: layout.classes };
+  const shared: Shared = { host, open: kept.size, size, resize, channels, skipBad, warn, cacheBytes, limiter, skipped, classes: layout.classes };
   const make = (name: string) => (kept.has(name) ? new ImageFolderDataset(kept.get(name) as ImageEntry[], shared) : undefined);
   const folder: ImageFolder = {
     root: rootName,

@@ -8,13 +8,26 @@ import type { ResizeMode } from './geometry.js';
 export interface ImageHost {
   /** The oriented size of an image from its header, without decoding pixels. Throws a DataFormatError naming the file. */
   probe(file: string): Promise<{ height: number; width: number }>;
-  /** The image as 8-bit RGB, HWC, brought to `spec.size`. Throws a DataFormatError naming the file. */
-  decode(file: string, spec: DecodeSpec): Promise<Uint8Array>;
+  /** The image brought to `spec.size` and `spec.channels`, values in [0, 1], HWC. Throws a DataFormatError naming the file. */
+  decode(file: string, spec: DecodeSpec): Promise<Float32Array>;
+  /** Releases what the host holds (threads); later calls fail. */
+  close?(): void;
 }
 
 export interface DecodeSpec {
   size: [number, number];
   resize: ResizeMode;
+  channels: 1 | 3;
+  /** The oriented size found by `probe`, when known, so decoding need not read the header again. */
+  source?: { height: number; width: number };
+}
+
+/** A decoded image: `height × width × channels` values in [0, 1], row-major, channels last. */
+export interface DecodedImage {
+  width: number;
+  height: number;
+  channels: 1 | 3;
+  data: Float32Array;
 }
 
 /** Limits that keep a hostile or broken file from costing unbounded memory or time. */

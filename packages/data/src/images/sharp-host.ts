@@ -1,26 +1,21 @@
 /**
- * The Node image host: files read defensively, decoded and resized by `sharp` (libvips).
- *
- * Why no worker_threads pool: sharp runs each decode on libuv's thread pool, off the JavaScript
- * thread; what remains on it is the call setup and the 8-bit → float copy. Measured on this
- * repository's 2-core CI machine with the bench's 32×32 JPEGs (tools/bench, `image-folder` case),
- * the main thread's event-loop utilisation while decoding flat out stays low (see docs/benchmarks.md),
- * so a second layer of threads would only add message copies. `workers` therefore bounds how many
- * decodes are in flight at once, which is also what bounds the memory of read-but-undecoded files.
+ * The Node image host: files read defensively, decoded and resized by `sharp` (libvips). It runs
+ * on whichever thread creates it: the calling thread for `decodeImage`/`loadImages`, each decoding
+ * worker of a folder (decode-worker.ts).
  */
-import { constants } from 'node:fs';
-import { open, readdir } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import sharp, { type Metadata } from 'sharp';
 import { DataFormatError, NotFoundError } from '@kiln/core';
-import { finishResize, resizePlan, shrunkSize } from './geometry.js';
+import { finishResize, resizePlan, rgbToFloat, shrunkSize } from './geometry.js';
 import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, type DecodeSpec, type ImageHost, type ImageLimits } from './image-host.js';
 import type { ListDir } from './layout.js';
 
 /** Bytes read to probe a header: JPEG puts EXIF (≤ 64 KB) and ICC segments before its frame header. */
 const PROBE_BYTES = 256 * 1024;
 
-function kindOf(st: { isDirectory(): boolean; isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean }): string {
+function kindOf(st: Stats): string {
   if (st.isDirectory()) return 'a directory';
   if (st.isFIFO()) return 'a FIFO (named pipe)';
   if (st.isCharacterDevice()) return 'a character device';
@@ -34,18 +29,22 @@ function kindOf(st: { isDirectory(): boolean; isFIFO(): boolean; isCharacterDevi
  * `maxBytes`. It opens non-blocking (a FIFO would otherwise block `open` until a writer comes) and
  * checks the opened descriptor, so a name swapped for a device after listing is still caught, and it
  * never reads more than the size checked (a link to /dev/zero cannot fill memory).
+ *
+ * Synchronous on purpose: image files are small and this runs on decoding threads, where four
+ * promise round trips per file cost more main-loop time than the read itself (measured: the
+ * FileHandle API took ~0.4 ms of JavaScript time per 1 KB file).
  */
-export async function readRegularFile(file: string, maxBytes: number, limit = Infinity): Promise<Buffer> {
-  let fh;
+export function readRegularFile(file: string, maxBytes: number, limit = Infinity): Buffer {
+  let fd: number;
   try {
-    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new NotFoundError(`image file '${file}'`, [file]);
     throw new DataFormatError(file, `cannot open: ${(e as Error).message}`);
   }
   try {
-    const st = await fh.stat();
+    const st = fstatSync(fd);
     if (!st.isFile()) throw new DataFormatError(file, 'not a regular file', { expected: 'an image file', found: kindOf(st) });
     if (st.size > maxBytes) throw new DataFormatError(file, 'file larger than the size limit', { expected: `at most ${maxBytes} bytes (option maxFileBytes)`, found: `${st.size} bytes` });
     if (st.size === 0) throw new DataFormatError(file, 'empty file', { expected: 'an image', found: '0 bytes' });
@@ -53,17 +52,21 @@ export async function readRegularFile(file: string, maxBytes: number, limit = In
     const buf = Buffer.allocUnsafe(n);
     let got = 0;
     while (got < n) {
-      const { bytesRead } = await fh.read(buf, got, n - got, got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
+      const read = readSync(fd, buf, got, n - got, got);
+      if (read === 0) break;
+      got += read;
     }
     return buf.subarray(0, got);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
 
 const sharpProblem = (e: unknown) => (e instanceof Error ? e.message : String(e)).replace(/^Input (buffer|file) /, '');
+
+function hexHead(bytes: Uint8Array): string {
+  return [...bytes.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ') || 'an empty file';
+}
 
 /** Sharp on files: EXIF orientation applied, any colour space to sRGB, alpha flattened on black. */
 export class SharpHost implements ImageHost {
@@ -81,7 +84,7 @@ export class SharpHost implements ImageHost {
       meta = await sharp(bytes).metadata();
     } catch (e) {
       // A header longer than the probe (huge EXIF/ICC blocks) is read in full before giving up.
-      if (!complete) return this.headerOf(file, await readRegularFile(file, this.maxFileBytes), true);
+      if (!complete) return this.headerOf(file, readRegularFile(file, this.maxFileBytes), true);
       throw new DataFormatError(file, `unreadable image: ${sharpProblem(e)}`, { offset: 0, expected: 'a PNG, JPEG, WebP, GIF, TIFF or AVIF image', found: hexHead(bytes) });
     }
     const { width, height } = meta.autoOrient ?? meta;
@@ -93,7 +96,7 @@ export class SharpHost implements ImageHost {
   }
 
   async probe(file: string): Promise<{ height: number; width: number }> {
-    const bytes = await readRegularFile(file, this.maxFileBytes, PROBE_BYTES);
+    const bytes = readRegularFile(file, this.maxFileBytes, PROBE_BYTES);
     return this.headerOf(file, bytes, bytes.length < PROBE_BYTES);
   }
 
@@ -103,13 +106,14 @@ export class SharpHost implements ImageHost {
     return [height, width];
   }
 
-  async decode(file: string, spec: DecodeSpec): Promise<Uint8Array> {
-    return this.decodeBytes(await readRegularFile(file, this.maxFileBytes), file, spec);
+  async decode(file: string, spec: DecodeSpec): Promise<Float32Array> {
+    return this.decodeBytes(readRegularFile(file, this.maxFileBytes), file, spec);
   }
 
   /** Decodes in-memory bytes; `file` names them in errors. */
-  async decodeBytes(bytes: Uint8Array, file: string, spec: DecodeSpec): Promise<Uint8Array> {
-    const src = await this.headerOf(file, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), true);
+  async decodeBytes(bytes: Uint8Array, file: string, spec: DecodeSpec): Promise<Float32Array> {
+    // sharp enforces maxPixels itself (limitInputPixels) when it decodes, so a size known from the probe can be trusted.
+    const src = spec.source ?? (await this.headerOf(file, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), true));
     const plan = resizePlan(src.height, src.width, spec.size, spec.resize);
     const [h, w] = shrunkSize(src.height, src.width, plan);
     let rgb: Buffer;
@@ -117,7 +121,7 @@ export class SharpHost implements ImageHost {
       // failOn 'truncated': a cut-off file is an error (libjpeg would pad it with grey), while the
       // harmless warnings real-world JPEGs carry ("extraneous bytes before marker") are not.
       // The linear kernel is the triangle filter PIL's bilinear resize uses, antialiased when shrinking.
-      let img = sharp(bytes, { autoOrient: true, failOn: 'truncated', limitInputPixels: this.maxPixels }).flatten({ background: { r: 0, g: 0, b: 0 } });
+      let img = sharp(bytes, { autoOrient: true, failOn: 'truncated', limitInputPixels: this.maxPixels, sequentialRead: true }).flatten({ background: { r: 0, g: 0, b: 0 } });
       if (h !== src.height || w !== src.width) img = img.resize(w, h, { fit: 'fill', kernel: 'linear' });
       const { data, info } = await img.toColourspace('srgb').removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
       if (info.width !== w || info.height !== h || info.channels !== 3 || data.length !== h * w * 3) {
@@ -127,12 +131,8 @@ export class SharpHost implements ImageHost {
     } catch (e) {
       throw new DataFormatError(file, `unreadable image: ${sharpProblem(e)}`, { offset: 0 });
     }
-    return finishResize(new Uint8Array(rgb.buffer, rgb.byteOffset, rgb.byteLength), [h, w], plan, spec.size);
+    return rgbToFloat(finishResize(new Uint8Array(rgb.buffer, rgb.byteOffset, rgb.byteLength), [h, w], plan, spec.size), spec.channels);
   }
-}
-
-function hexHead(bytes: Uint8Array): string {
-  return [...bytes.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ') || 'an empty file';
 }
 
 /** A path below `root` from the '/'-joined relative path a `ListDir` gives. */
