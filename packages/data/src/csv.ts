@@ -1,6 +1,6 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { ConfigError, DataFormatError, NotFoundError } from '@kiln/core';
-import { ArrayDataset } from './dataset.js';
+import { ArrayDataset, type AnyArrayDataset } from './dataset.js';
 
 export interface CsvTable {
   /** Column names (from the first row, or col0, col1, … without a header). */
@@ -94,50 +94,141 @@ export function parseCsv(bytes: Uint8Array | string, file: string, options: CsvP
 }
 
 export interface CsvDatasetOptions extends CsvParseOptions {
-  /** Column holding the label, by name or index (default: the last column). */
+  /**
+   * The target column(s) by name. One name: a class label or, with `targetDtype: 'float32'`, a
+   * scalar regression target. Several names: float32 targets of shape [k] (multi-output regression,
+   * multi-hot labels). Default: the last column. Every other column is a feature.
+   */
+  target?: string | string[];
+  /** The target column by name or index (the older spelling of a single `target`). */
   labelColumn?: string | number;
+  /**
+   * How target values are read. `int32` (the default for one column): class labels, integers in
+   * [0, 2^31) (or names, numbered in sorted order); a numeric value that is not such an integer
+   * ("3.7", "-1", "99999999999") is an error, never truncated. `float32`: any finite number
+   * (regression; always the case for several columns).
+   */
+  targetDtype?: 'int32' | 'float32';
   /** Class names in label order. Default: integer labels are used as they are; other labels are sorted and numbered. */
   classes?: string[];
 }
 
-/** A table of numeric features and one label column as an `ArrayDataset` of shape [features]. */
-export function csvDataset(table: CsvTable, file: string, options: CsvDatasetOptions = {}): ArrayDataset {
-  const width = table.header.length;
-  const lc = options.labelColumn ?? width - 1;
-  const label = typeof lc === 'number' ? lc : table.header.indexOf(lc);
-  if (!(Number.isInteger(label) && label >= 0 && label < width)) throw new ConfigError('csvDataset.labelColumn', `a column name or index among: ${table.header.join(', ')}`, lc);
-  if (width < 2) throw new DataFormatError(file, 'a CSV dataset needs at least one feature column and a label column', { offset: 0, found: `${width} column` });
-  const n = table.rows.length;
-  const f = width - 1;
-  const x = new Float32Array(n * f);
-  const raw = table.rows.map((r) => r[label].trim());
-  let classes = options.classes;
-  const integers = raw.every((v) => /^-?\d+$/.test(v));
-  if (!classes && !integers) classes = [...new Set(raw)].sort();
-  const index = classes ? new Map(classes.map((c, k) => [c, k])) : null;
-  const y = new Int32Array(n);
-  for (let r = 0; r < n; r++) {
-    const row = table.rows[r];
-    let k = 0;
-    for (let c = 0; c < width; c++) {
-      if (c === label) continue;
-      const v = Number(row[c].trim());
-      if (row[c].trim() === '' || !Number.isFinite(v)) {
-        throw new DataFormatError(file, `row ${r + 1}, column '${table.header[c]}' is not a number`, { offset: table.offsets[r], expected: 'a finite number', found: JSON.stringify(row[c]) });
-      }
-      x[r * f + k++] = v;
-    }
-    const lab = index ? index.get(raw[r]) : Number(raw[r]);
-    if (lab === undefined || (index && lab < 0)) {
-      throw new DataFormatError(file, `row ${r + 1} has an unknown label`, { offset: table.offsets[r], expected: `one of ${classes?.join(', ')}`, found: JSON.stringify(raw[r]) });
-    }
-    y[r] = lab;
+/** Column indices of the target(s), and whether they form a vector target. */
+function targetColumns(header: string[], options: CsvDatasetOptions, file: string): { cols: number[]; vector: boolean } {
+  const where = (name: string) => {
+    const k = header.indexOf(name);
+    if (k < 0) throw new ConfigError('csvDataset.target', `column names among: ${header.join(', ')}`, name, `the header of ${file} has no column '${name}'`);
+    return k;
+  };
+  if (options.target !== undefined && options.labelColumn !== undefined) throw new ConfigError('csvDataset.labelColumn', 'either target or labelColumn, not both', options.labelColumn);
+  if (Array.isArray(options.target)) {
+    if (options.target.length === 0) throw new ConfigError('csvDataset.target', 'at least one column name', options.target);
+    const cols = options.target.map(where);
+    if (new Set(cols).size !== cols.length) throw new ConfigError('csvDataset.target', 'distinct column names', options.target);
+    return { cols, vector: true };
   }
-  return new ArrayDataset(x, y, [f], classes);
+  if (typeof options.target === 'string') return { cols: [where(options.target)], vector: false };
+  const lc = options.labelColumn ?? header.length - 1;
+  const col = typeof lc === 'number' ? lc : header.indexOf(lc);
+  if (!(Number.isInteger(col) && col >= 0 && col < header.length)) throw new ConfigError('csvDataset.labelColumn', `a column name or index among: ${header.join(', ')}`, lc);
+  return { cols: [col], vector: false };
 }
 
-/** Reads a CSV file of numeric features and a label column. */
-export function readCsvDataset(file: string, options: CsvDatasetOptions = {}): ArrayDataset {
+const INTEGER = /^[+-]?\d+$/;
+
+/**
+ * A table of numeric features and target column(s) as an `ArrayDataset` of shape [features]: int32
+ * class labels by default, float32 targets with `targetDtype: 'float32'` or several `target` columns.
+ * Values that do not fit (a fractional or negative class label, a label beyond int32, a
+ * non-number) are `DataFormatError`s naming the file, row and column.
+ */
+export function csvDataset(table: CsvTable, file: string, options: CsvDatasetOptions & { targetDtype: 'float32' }): ArrayDataset<Float32Array>;
+export function csvDataset(table: CsvTable, file: string, options: CsvDatasetOptions & { target: string[] }): ArrayDataset<Float32Array>;
+export function csvDataset(table: CsvTable, file: string, options?: CsvDatasetOptions & { target?: string; targetDtype?: 'int32' }): ArrayDataset<Int32Array>;
+export function csvDataset(table: CsvTable, file: string, options?: CsvDatasetOptions): AnyArrayDataset;
+export function csvDataset(table: CsvTable, file: string, options: CsvDatasetOptions = {}): AnyArrayDataset {
+  const width = table.header.length;
+  const { cols, vector } = targetColumns(table.header, options, file);
+  const dtype = options.targetDtype ?? (vector ? 'float32' : 'int32');
+  if (dtype !== 'int32' && dtype !== 'float32') throw new ConfigError('csvDataset.targetDtype', "'int32' or 'float32'", dtype);
+  if (vector && dtype === 'int32') throw new ConfigError('csvDataset.targetDtype', "'float32' for several target columns (multi-hot and multi-output targets are float32)", dtype);
+  if (width - cols.length < 1) throw new DataFormatError(file, 'a CSV dataset needs at least one feature column besides the target', { offset: 0, found: `${width} column(s), ${cols.length} of them target` });
+  const isTarget = new Uint8Array(width);
+  for (const c of cols) isTarget[c] = 1;
+  const n = table.rows.length;
+  const f = width - cols.length;
+  const x = new Float32Array(n * f);
+  const bad = (r: number, c: number, problem: string, expected: string, hint?: string) =>
+    new DataFormatError(file, `row ${r + 1}, column '${table.header[c]}' ${problem}`, { offset: table.offsets[r], expected, found: JSON.stringify(table.rows[r][c]), hint });
+  const number = (r: number, c: number): number => {
+    const t = table.rows[r][c].trim();
+    const v = Number(t);
+    if (t === '' || !Number.isFinite(v)) throw bad(r, c, 'is not a number', 'a finite number');
+    return v;
+  };
+  for (let r = 0; r < n; r++) {
+    let k = 0;
+    for (let c = 0; c < width; c++) if (!isTarget[c]) x[r * f + k++] = number(r, c);
+  }
+  if (dtype === 'float32') {
+    const y = new Float32Array(n * cols.length);
+    for (let r = 0; r < n; r++) cols.forEach((c, j) => (y[r * cols.length + j] = number(r, c)));
+    return new ArrayDataset(x, y, [f], vector ? cols.map((c) => table.header[c]) : undefined, vector ? [cols.length] : []);
+  }
+  return new ArrayDataset(x, classLabels(table, file, cols[0], options.classes, options.targetDtype === 'int32', bad), [f], classLabelNames(table, cols[0], options.classes));
+}
+
+/** The class names of a label column: given, or the sorted distinct values when they are not numbers. */
+function classLabelNames(table: CsvTable, col: number, classes?: string[]): string[] | undefined {
+  if (classes) return classes;
+  const raw = table.rows.map((row) => row[col].trim());
+  return raw.every((v) => v !== '' && Number.isFinite(Number(v))) ? undefined : [...new Set(raw)].sort();
+}
+
+/**
+ * Integer class labels of column `col`. Values are class names when `classes` is given or any value
+ * is not a number; otherwise each must be an integer in [0, 2^31). A column of numbers that are not
+ * all integers is refused unless int32 was asked for explicitly (then the first such row is named).
+ */
+function classLabels(table: CsvTable, file: string, col: number, classes: string[] | undefined, explicit: boolean, bad: (r: number, c: number, problem: string, expected: string, hint?: string) => DataFormatError): Int32Array {
+  const raw = table.rows.map((row) => row[col].trim());
+  const names = classLabelNames(table, col, classes);
+  const y = new Int32Array(raw.length);
+  if (names) {
+    const index = new Map(names.map((c, k) => [c, k]));
+    for (let r = 0; r < raw.length; r++) {
+      const lab = index.get(raw[r]);
+      if (lab === undefined) throw bad(r, col, 'has an unknown label', `one of ${names.join(', ')}`);
+      y[r] = lab;
+    }
+    return y;
+  }
+  const floatHint = "for float (regression) targets pass targetDtype: 'float32'";
+  const firstFraction = raw.findIndex((v) => !INTEGER.test(v));
+  if (firstFraction >= 0 && !explicit) {
+    throw new DataFormatError(file, `target column '${table.header[col]}' holds numbers that are not integer class labels (row ${firstFraction + 1})`, {
+      offset: table.offsets[firstFraction],
+      expected: 'integer class labels (the default targetDtype, int32)',
+      found: JSON.stringify(table.rows[firstFraction][col]),
+      hint: floatHint,
+    });
+  }
+  for (let r = 0; r < raw.length; r++) {
+    const v = Number(raw[r]);
+    if (!INTEGER.test(raw[r])) throw bad(r, col, 'is not an integer class label', 'an integer in [0, 2147483647]', floatHint);
+    if (v < 0) throw bad(r, col, 'is a negative class label', 'an integer in [0, 2147483647]');
+    if (v > 2147483647) throw bad(r, col, 'does not fit int32', 'an integer in [0, 2147483647]', floatHint);
+    y[r] = v;
+  }
+  return y;
+}
+
+/** Reads a CSV file of numeric features and target column(s); see `csvDataset`. */
+export function readCsvDataset(file: string, options: CsvDatasetOptions & { targetDtype: 'float32' }): ArrayDataset<Float32Array>;
+export function readCsvDataset(file: string, options: CsvDatasetOptions & { target: string[] }): ArrayDataset<Float32Array>;
+export function readCsvDataset(file: string, options?: CsvDatasetOptions & { target?: string; targetDtype?: 'int32' }): ArrayDataset<Int32Array>;
+export function readCsvDataset(file: string, options?: CsvDatasetOptions): AnyArrayDataset;
+export function readCsvDataset(file: string, options: CsvDatasetOptions = {}): AnyArrayDataset {
   if (!existsSync(file)) throw new NotFoundError(`CSV file '${file}'`, [file]);
   return csvDataset(parseCsv(readFileSync(file), file, options), file, options);
 }

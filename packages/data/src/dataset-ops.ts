@@ -1,5 +1,6 @@
 import { ConfigError } from '@kiln/core';
 import { isAsyncDataset, type Dataset } from './dataset.js';
+import { declaredSchema as schemaOf, describeSchema, type ExampleSchema } from './collate.js';
 
 function checkIndex(name: string, index: number, length: number): void {
   if (!Number.isInteger(index) || index < 0 || index >= length) throw new ConfigError(`${name}.get(index)`, `an integer in [0, ${length})`, index);
@@ -8,6 +9,8 @@ function checkIndex(name: string, index: number, length: number): void {
 /**
  * The wrappers below are asynchronous exactly when their source is: they define `getMany` (see
  * `AsyncDataset`) only then, so a loader still iterates a wrapped in-memory dataset synchronously.
+ * Those that pass examples through unchanged (subset, concat, cache) also pass on their source's
+ * `schema`, so a view of an `ArrayDataset` of float targets still collates them as float32.
  */
 
 /** A dataset whose examples are `fn(example, index)` of another's, computed on each access. */
@@ -40,10 +43,13 @@ export class SubsetDataset<T> implements Dataset<T> {
   readonly indices: Int32Array;
   /** Present when the source is an `AsyncDataset`: the batch at the mapped indices. */
   readonly getMany?: (indices: ArrayLike<number>) => Promise<T[]>;
+  /** The source's schema, when it declares one. */
+  readonly schema?: ExampleSchema;
   constructor(
     readonly source: Dataset<T>,
     indices: ArrayLike<number>,
   ) {
+    this.schema = schemaOf(source);
     this.indices = Int32Array.from(indices);
     for (const i of this.indices) if (i < 0 || i >= source.length) throw new ConfigError('SubsetDataset.indices', `indices in [0, ${source.length})`, i);
     if (isAsyncDataset(source)) {
@@ -72,7 +78,12 @@ export class ConcatDataset<T> implements Dataset<T> {
   private readonly offsets: number[];
   /** Present when any part is an `AsyncDataset`: each part is asked once for its share of the batch. */
   readonly getMany?: (indices: ArrayLike<number>) => Promise<T[]>;
+  /** The parts' schema, when every part declares the same one. */
+  readonly schema?: ExampleSchema;
   constructor(readonly parts: Dataset<T>[]) {
+    const schemas = parts.map(schemaOf);
+    const first = schemas[0];
+    if (first && schemas.every((s) => s && describeSchema(s.x) === describeSchema(first.x) && describeSchema(s.y) === describeSchema(first.y))) this.schema = first;
     this.offsets = [0];
     for (const p of parts) this.offsets.push(this.offsets[this.offsets.length - 1] + p.length);
     if (parts.some((p) => isAsyncDataset(p))) this.getMany = (indices) => this.fetchMany(indices);
@@ -129,7 +140,10 @@ export class CachedDataset<T> implements Dataset<T> {
   private readonly filled: Uint8Array;
   /** Present when the source is an `AsyncDataset`: fetches only the examples not yet cached. */
   readonly getMany?: (indices: ArrayLike<number>) => Promise<T[]>;
+  /** The source's schema, when it declares one. */
+  readonly schema?: ExampleSchema;
   constructor(readonly source: Dataset<T>) {
+    this.schema = schemaOf(source);
     this.cache = new Array<T | undefined>(source.length);
     this.filled = new Uint8Array(source.length);
     if (isAsyncDataset(source)) {

@@ -2,6 +2,30 @@
  * @kiln/data — readers, datasets, loaders, augmentation and splits.
  */
 export * from './dataset.js';
+export {
+  InvalidExampleError,
+  collateExamples,
+  declaredSchema,
+  describeSchema,
+  inferSchema,
+  isTensorSpec,
+  isTensorValue,
+  toTensors,
+  type Collated,
+  type CollateOptions,
+  type DType,
+  type ExampleSchema,
+  type ExampleValue,
+  type HostBatch,
+  type HostTensor,
+  type HostTree,
+  type NumericArray,
+  type Schema,
+  type TensorData,
+  type TensorSpec,
+  type TensorTree,
+  type TensorValue,
+} from './collate.js';
 export * from './dataset-ops.js';
 export * from './idx.js';
 export * from './files.js';

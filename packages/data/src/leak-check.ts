@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ArrayDataset } from './dataset.js';
+import type { AnyArrayDataset } from './dataset.js';
 
 /** One example that appears (byte for byte) in two splits. */
 export interface Leak {
@@ -9,7 +9,7 @@ export interface Leak {
   indices: [number, number];
 }
 
-function hashExample(ds: ArrayDataset, i: number): string {
+function hashExample(ds: AnyArrayDataset, i: number): string {
   const s = ds.exampleSize;
   const v = ds.x.subarray(i * s, (i + 1) * s);
   return createHash('sha256').update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)).digest('hex');
@@ -20,7 +20,7 @@ function hashExample(ds: ArrayDataset, i: number): string {
  * hashed with SHA-256 and each hash is looked up in the other splits. Near-duplicates (a re-encoded
  * JPEG, a shifted crop) are not found. Returns every leaking pair; an empty list means none.
  */
-export function findLeaks(splits: Record<string, ArrayDataset>): Leak[] {
+export function findLeaks(splits: Record<string, AnyArrayDataset>): Leak[] {
   const names = Object.keys(splits);
   const seen = new Map<string, { split: string; index: number }>();
   const leaks: Leak[] = [];

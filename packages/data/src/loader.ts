@@ -1,16 +1,28 @@
 import { tf, Rng, ConfigError, type RngState } from '@kiln/core';
-import { ArrayDataset, isAsyncDataset, type Dataset, type Example } from './dataset.js';
+import { ArrayDataset, isAsyncDataset, type AnyExample, type Dataset } from './dataset.js';
+import { checkSchema, collateExamples, declaredSchema, describeSchema, inferSchema, isTensorSpec, toTensors, type Collated, type ExampleSchema, type HostBatch, type Schema, type TensorSpec, type TensorTree } from './collate.js';
 import { RandomSampler, SequentialSampler, type Sampler } from './sampler.js';
 import type { Augmentation, BatchAugmentation } from './augment/augmentation.js';
 
-export interface Batch {
-  /** [B, ...exampleShape] float32 */
-  x: tf.Tensor;
-  /** [B] int32 labels, or [B, K] float32 targets after a label-mixing transform. */
-  y: tf.Tensor;
+/**
+ * One batch: every leaf of the examples' `x` and `y` stacked along a new first dimension, so a tensor
+ * for a tensor-like value and a record of tensors for a record. The defaults are the common case: an
+ * input tensor and a target tensor.
+ */
+export interface Batch<X = tf.Tensor, Y = tf.Tensor> {
+  /** [B, ...exampleShape] (float32 images or features by default), or a record of such tensors. */
+  x: X;
+  /** [B] int32 class labels, [B, ...targetShape] targets (float32 regression, multi-hot), [B, K] soft targets after a label-mixing transform, or a record. */
+  y: Y;
   /** Dataset indices of the examples, in batch order. */
   indices: Int32Array;
 }
+
+/** A batch of any structure: what the Trainer hands a `TrainingModule`, which knows its own. */
+export type AnyBatch = Batch<TensorTree, TensorTree>;
+
+/** The batch a loader over examples of type `E` yields. */
+export type BatchOf<E extends AnyExample> = Batch<Collated<E['x']>, Collated<E['y']>>;
 
 export interface DataLoaderOptions {
   /** Examples per batch (default 32). */
@@ -25,8 +37,19 @@ export interface DataLoaderOptions {
   rng?: Rng;
   /** Which indices an epoch visits (e.g. `classWeightedSampler(labels)`); default sequential or random by `shuffle`. */
   sampler?: Sampler;
-  /** Shape of one example, for datasets that do not declare a `shape` (`ArrayDataset` and image folders do). */
+  /**
+   * Shape of one example's `x` when it comes as a flat array (an image as h·w·c values): it is
+   * stacked as float32 [B, ...exampleShape]. Datasets that declare a `shape` (`ArrayDataset`, image
+   * folders) need not give it. Without it a flat array keeps its length as its shape.
+   */
   exampleShape?: number[];
+  /**
+   * Shapes and dtypes of `x` and `y` (either or both; a leaf `{ shape, dtype }` or a record of them).
+   * What is not declared is inferred from the first example of the first batch (typed arrays keep
+   * their dtype; plain numbers are float32 inputs and int32 targets), and every example is checked
+   * against it: a value that does not fit is an `InvalidExampleError`, never truncated.
+   */
+  schema?: { x?: Schema; y?: Schema };
   /** Image augmentation applied to each batch's `x` on the active backend. */
   transform?: Augmentation;
   /** Augmentation of images and labels together (MixUp, CutMix), applied after `transform`. */
@@ -44,29 +67,20 @@ export interface LoaderState {
   rng: RngState;
 }
 
-/** One batch on the host, before it becomes tensors. */
-interface HostBatch {
-  x: Float32Array;
-  y: Int32Array;
-}
+/** What reading a batch yields before collation: ready buffers (ArrayDataset) or the examples. */
+type Fetched = { host: HostBatch } | { examples: AnyExample[] };
 
-/** Copies `examples` (read at `indices`) into one batch buffer (the generic path; `ArrayDataset` has a faster one). */
-function collate(examples: readonly Example[], indices: Int32Array, size: number): HostBatch {
-  const x = new Float32Array(examples.length * size);
-  const y = new Int32Array(examples.length);
-  for (let i = 0; i < examples.length; i++) {
-    const e = examples[i];
-    if (e.x.length !== size) throw new ConfigError(`dataset example ${indices[i]}`, `${size} values (the loader's example shape)`, `${e.x.length} values`);
-    x.set(e.x, i * size);
-    y[i] = e.y;
-  }
-  return { x, y };
-}
-
-/** The example shape a dataset declares (`ArrayDataset`, image folders: a `shape` of numbers), if any. */
-function ownShape(dataset: Dataset<Example>): number[] | undefined {
+/** The schema and class count a dataset declares (`ArrayDataset`; image folders declare `shape` and `classes`). */
+function ownSchema(dataset: Dataset<AnyExample>): { x?: Schema; y?: Schema } {
+  const declared = declaredSchema(dataset);
+  if (declared) return declared;
   const shape = (dataset as { shape?: unknown }).shape;
-  return Array.isArray(shape) && shape.every((d) => Number.isInteger(d) && d > 0) ? (shape as number[]) : undefined;
+  return Array.isArray(shape) && shape.every((n) => Number.isInteger(n) && n > 0) ? { x: { shape: shape as number[], dtype: 'float32' } } : {};
+}
+
+function numClassesOf(dataset: Dataset<AnyExample>): number | undefined {
+  const classes = (dataset as { classes?: unknown }).classes;
+  return Array.isArray(classes) && classes.length > 0 ? classes.length : undefined;
 }
 
 /**
@@ -75,12 +89,16 @@ function ownShape(dataset: Dataset<Example>): number[] | undefined {
  * uninterrupted one would. Iterate synchronously (`for … of`) or asynchronously (`for await`), which
  * prepares the next `prefetch` batches in the background while the caller works on the current one.
  */
-export class DataLoader implements Iterable<Batch>, AsyncIterable<Batch> {
+export class DataLoader<E extends AnyExample = AnyExample> implements Iterable<BatchOf<E>>, AsyncIterable<BatchOf<E>> {
   readonly batchSize: number;
   readonly dropLast: boolean;
   readonly sampler: Sampler;
-  readonly exampleShape: number[];
+  /** The declared shape of a flat `x` (see `DataLoaderOptions.exampleShape`), if any. */
+  readonly exampleShape?: number[];
   readonly prefetch: number;
+  private readonly declared: { x?: Schema; y?: Schema };
+  private resolved?: ExampleSchema;
+  private readonly numClasses?: number;
   private readonly rng: Rng;
   private readonly transform?: Augmentation;
   private readonly batchTransform?: BatchAugmentation;
@@ -90,7 +108,7 @@ export class DataLoader implements Iterable<Batch>, AsyncIterable<Batch> {
   private resumeAt: number | null = null;
 
   constructor(
-    readonly dataset: Dataset<Example>,
+    readonly dataset: Dataset<E>,
     options: DataLoaderOptions = {},
   ) {
     this.batchSize = options.batchSize ?? 32;
@@ -98,9 +116,27 @@ export class DataLoader implements Iterable<Batch>, AsyncIterable<Batch> {
     this.dropLast = options.dropLast ?? false;
     this.rng = options.rng ?? new Rng(options.seed ?? 0);
     this.sampler = options.sampler ?? (options.shuffle ? new RandomSampler(dataset.length) : new SequentialSampler(dataset.length));
-    const shape = options.exampleShape ?? ownShape(dataset);
-    if (!shape) throw new ConfigError('DataLoader.exampleShape', 'the shape of one example (needed for datasets that do not declare a `shape`)', undefined);
-    this.exampleShape = shape;
+    const own = ownSchema(dataset);
+    if (options.exampleShape) checkSchema({ shape: options.exampleShape, dtype: 'float32' }, 'DataLoader.exampleShape');
+    if (options.schema?.x) checkSchema(options.schema.x, 'DataLoader.schema.x');
+    if (options.schema?.y) checkSchema(options.schema.y, 'DataLoader.schema.y');
+    const xFromShape: Schema | undefined = options.exampleShape ? { shape: options.exampleShape, dtype: 'float32' } : undefined;
+    this.declared = { x: options.schema?.x ?? xFromShape ?? own.x, y: options.schema?.y ?? own.y };
+    if (dataset instanceof ArrayDataset) {
+      // An ArrayDataset's buffers are its schema. Its x may be viewed in another shape of the same
+      // size (an image as a vector); anything else declared cannot be honoured.
+      const mine = dataset.schema;
+      const dx = this.declared.x;
+      const reshaped = dx && isTensorSpec(dx) && dx.dtype === 'float32' && dx.shape.reduce((a, b) => a * b, 1) === dataset.exampleSize;
+      const x = reshaped ? dx : mine.x;
+      if (dx && !reshaped) throw new ConfigError('DataLoader.schema.x', `${describeSchema(mine.x)} (the ArrayDataset's own) or float32 of the same size`, describeSchema(dx));
+      const dy = this.declared.y;
+      if (dy && describeSchema(dy) !== describeSchema(mine.y)) throw new ConfigError('DataLoader.schema.y', `${describeSchema(mine.y)} (the ArrayDataset's own)`, describeSchema(dy));
+      this.resolved = { x, y: mine.y };
+    }
+    const x = this.declared.x;
+    this.exampleShape = x && isTensorSpec(x) ? x.shape : undefined;
+    this.numClasses = numClassesOf(dataset);
     this.prefetch = options.prefetch ?? 2;
     if (!Number.isInteger(this.prefetch) || this.prefetch < 0) throw new ConfigError('DataLoader.prefetch', 'an integer >= 0', options.prefetch);
     this.transform = options.transform;
@@ -145,25 +181,31 @@ export class DataLoader implements Iterable<Batch>, AsyncIterable<Batch> {
     return Int32Array.from(order.subarray(b * this.batchSize, Math.min((b + 1) * this.batchSize, order.length)));
   }
 
-  private get exampleSize(): number {
-    return this.exampleShape.reduce((a, c) => a * c, 1);
+  /** The schema batches are collated to: declared, or inferred from the first example read (undefined before). */
+  get schema(): ExampleSchema | undefined {
+    return this.resolved ?? (this.declared.x && this.declared.y ? (this.declared as ExampleSchema) : undefined);
   }
 
   /** Reads a batch synchronously (in-memory and other synchronous datasets). */
-  private readBatch(indices: Int32Array): HostBatch {
+  private readBatch(indices: Int32Array): Fetched {
     const ds = this.dataset;
-    if (ds instanceof ArrayDataset) return ds.gather(indices);
-    return collate(Array.from(indices, (i) => ds.get(i)), indices, this.exampleSize);
+    if (ds instanceof ArrayDataset) {
+      const { x, y } = ds.gather(indices);
+      const n = indices.length;
+      const xShape = (this.resolved as { x: TensorSpec }).x.shape;
+      return { host: { x: { data: x, shape: [n, ...xShape] }, y: { data: y, shape: [n, ...ds.targetShape] } } };
+    }
+    return { examples: Array.from(indices, (i) => ds.get(i)) };
   }
 
   /**
    * Reads a batch without blocking: one `getMany` call for an `AsyncDataset` (its pool works on it
    * while the caller trains), otherwise a synchronous read on a later turn of the event loop.
    */
-  private fetchBatch(indices: Int32Array): Promise<HostBatch> {
+  private fetchBatch(indices: Int32Array): Promise<Fetched> {
     const ds = this.dataset;
-    if (isAsyncDataset(ds)) return ds.getMany(indices).then((examples) => collate(examples, indices, this.exampleSize));
-    return new Promise<HostBatch>((resolve, reject) =>
+    if (isAsyncDataset(ds)) return ds.getMany(indices).then((examples) => ({ examples }));
+    return new Promise<Fetched>((resolve, reject) =>
       setImmediate(() => {
         try {
           resolve(this.readBatch(indices));
@@ -174,35 +216,56 @@ export class DataLoader implements Iterable<Batch>, AsyncIterable<Batch> {
     );
   }
 
+  /**
+   * Stacks a batch's examples into host buffers. The schema is fixed by the first batch collated
+   * (batches are collated in order, so that is always the epoch's first example read).
+   */
+  private collate(fetched: Fetched, indices: Int32Array): HostBatch {
+    if ('host' in fetched) return fetched.host;
+    const { examples } = fetched;
+    if (examples.length !== indices.length) throw new ConfigError('AsyncDataset.getMany(indices)', `${indices.length} examples, one per index`, `${examples.length}`);
+    this.resolved ??= inferSchema(examples[0], indices[0], this.declared);
+    return collateExamples(examples, indices, this.resolved, { numClasses: this.numClasses });
+  }
+
   /** Uploads a batch and augments it with the generator of batch `b`. */
-  private toBatch(host: HostBatch, indices: Int32Array, b: number, augmentSeed: number): Batch {
-    let xt: tf.Tensor = tf.tensor(host.x, [indices.length, ...this.exampleShape], 'float32');
-    let yt: tf.Tensor = tf.tensor1d(host.y, 'int32');
-    if (this.transform || this.batchTransform) {
+  private toBatch(host: HostBatch, indices: Int32Array, b: number, augmentSeed: number): BatchOf<E> {
+    const augment = this.transform || this.batchTransform;
+    const xTensor = 'data' in host.x;
+    if (augment && (!xTensor || (this.batchTransform && !('data' in host.y)))) {
+      throw new ConfigError(
+        'DataLoader.transform',
+        'examples whose x (and, for a batchTransform, y) is one tensor',
+        `x: ${this.resolved ? describeSchema(this.resolved.x) : 'a record'}`,
+        'augment records in a mapDataset (per example) or in the module\'s step',
+      );
+    }
+    let xt = toTensors(host.x);
+    let yt = toTensors(host.y);
+    if (augment) {
       // Each batch's generator depends only on the epoch's seed and the batch number, so a resumed
       // epoch augments its remaining batches exactly as the original run did.
       const rng = new Rng((augmentSeed + Math.imul(b + 1, 0x9e3779b9)) >>> 0);
       if (this.transform) {
         const next = this.transform(xt as tf.Tensor4D, rng);
-        xt.dispose();
+        tf.dispose(xt);
         xt = next;
       }
       if (this.batchTransform) {
-        const next = this.batchTransform({ x: xt as tf.Tensor4D, y: yt }, rng);
-        xt.dispose();
-        yt.dispose();
+        const next = this.batchTransform({ x: xt as tf.Tensor4D, y: yt as tf.Tensor }, rng);
+        tf.dispose([xt, yt]);
         xt = next.x;
         yt = next.y;
       }
     }
-    return { x: xt, y: yt, indices };
+    return { x: xt, y: yt, indices } as BatchOf<E>;
   }
 
   /**
    * One epoch of batches. Each batch's tensors belong to the caller, who disposes them. An
    * `AsyncDataset` cannot be read this way: iterate it with `for await`.
    */
-  *[Symbol.iterator](): Iterator<Batch> {
+  *[Symbol.iterator](): Iterator<BatchOf<E>> {
     if (isAsyncDataset(this.dataset)) {
       throw new ConfigError('DataLoader iteration', 'asynchronous iteration (`for await (const batch of loader)`) for a dataset with getMany', 'for … of', 'iterate the loader with for await; its dataset produces examples asynchronously');
     }
@@ -211,7 +274,7 @@ export class DataLoader implements Iterable<Batch>, AsyncIterable<Batch> {
     // An epoch abandoned early (limitTrainBatches, early stop) leaves the position where it was.
     for (let b = start; b < total; b++) {
       const indices = this.batchIndices(order, b);
-      const batch = this.toBatch(this.readBatch(indices), indices, b, augmentSeed);
+      const batch = this.toBatch(this.collate(this.readBatch(indices), indices), indices, b, augmentSeed);
       this.position = b + 1;
       yield batch;
     }
@@ -226,24 +289,24 @@ export class DataLoader implements Iterable<Batch>, AsyncIterable<Batch> {
    * handed out, so an epoch left early (limitTrainBatches, early stop) leaves no tensors behind,
    * and reads still in flight are dropped.
    */
-  async *[Symbol.asyncIterator](): AsyncIterator<Batch> {
+  async *[Symbol.asyncIterator](): AsyncIterator<BatchOf<E>> {
     const { order, augmentSeed, start } = this.beginEpoch();
     const total = this.length;
-    const pending: { indices: Int32Array; host: Promise<HostBatch> }[] = [];
+    const pending: { indices: Int32Array; fetched: Promise<Fetched> }[] = [];
     let next = start;
     const schedule = (ahead: number) => {
       while (next < total && pending.length < ahead) {
         const indices = this.batchIndices(order, next++);
-        const host = this.fetchBatch(indices);
+        const fetched = this.fetchBatch(indices);
         // The error surfaces when this batch is awaited; until then (or if it never is) it must not count as unhandled.
-        host.catch(() => undefined);
-        pending.push({ indices, host });
+        fetched.catch(() => undefined);
+        pending.push({ indices, fetched });
       }
     };
     for (let b = start; b < total; b++) {
       schedule(this.prefetch + 1);
-      const { indices, host } = pending.shift() as (typeof pending)[number];
-      const batch = this.toBatch(await host, indices, b, augmentSeed);
+      const { indices, fetched } = pending.shift() as (typeof pending)[number];
+      const batch = this.toBatch(this.collate(await fetched, indices), indices, b, augmentSeed);
       this.position = b + 1;
       // Keep `prefetch` reads going while the caller works on this batch.
       schedule(this.prefetch);

@@ -1,5 +1,5 @@
 import { DataFormatError } from '@kiln/core';
-import { ArrayDataset } from './dataset.js';
+import { ArrayDataset, type AnyArrayDataset } from './dataset.js';
 
 /** Per-channel statistics of a dataset whose examples are channels-last ([..., C]). */
 export interface ChannelStats {
@@ -12,7 +12,7 @@ export interface ChannelStats {
  * Compute these on the training split only and reuse them for validation and test data, so no
  * information from held-out data leaks into preprocessing.
  */
-export function channelStats(ds: ArrayDataset): ChannelStats {
+export function channelStats(ds: AnyArrayDataset): ChannelStats {
   const c = ds.shape[ds.shape.length - 1];
   const sum = new Float64Array(c);
   const sq = new Float64Array(c);
@@ -29,11 +29,11 @@ export function channelStats(ds: ArrayDataset): ChannelStats {
 }
 
 /** A copy of `ds` with every channel standardised: (x − mean) / std. */
-export function normalizeDataset(ds: ArrayDataset, stats: ChannelStats): ArrayDataset {
+export function normalizeDataset<Y extends Int32Array | Float32Array>(ds: ArrayDataset<Y>, stats: ChannelStats): ArrayDataset<Y> {
   const c = stats.mean.length;
   const out = new Float32Array(ds.x.length);
   for (let i = 0; i < out.length; i++) out[i] = (ds.x[i] - stats.mean[i % c]) / stats.std[i % c];
-  return new ArrayDataset(out, ds.y, ds.shape, ds.classes);
+  return new ArrayDataset(out, ds.y, ds.shape, ds.classes, ds.targetShape);
 }
 
 /**

@@ -115,12 +115,17 @@ describe('DataLoader', () => {
     expect(seenWhenConsuming[0]).toBeGreaterThanOrEqual(4);
   });
 
-  it('takes any Dataset<Example> with an example shape, and a sampler', () => {
+  it('takes any Dataset<Example>, with or without an example shape, and a sampler', () => {
     const ds = data(9);
     const mapped = mapDataset(ds, (e) => ({ x: e.x.map((v) => -v), y: e.y }));
     const l = new DataLoader(mapped, { batchSize: 9, exampleShape: [2, 2, 1] });
     expect(drain(l).x[0][5]).toBe(-5);
-    expect(() => new DataLoader(mapped)).toThrow(/exampleShape/);
+    // Without an example shape a flat x keeps its length as its shape.
+    const flat = new DataLoader(mapped, { batchSize: 9 });
+    for (const b of flat) {
+      expect(b.x.shape).toEqual([9, 4]);
+      tf.dispose([b.x, b.y]);
+    }
     // Class-weighted sampling on a 1 : 8 imbalanced set draws both classes about equally.
     const y = Int32Array.from({ length: 90 }, (_, i) => (i < 10 ? 1 : 0));
     const imbalanced = new ArrayDataset(new Float32Array(90), y, [1]);

@@ -103,15 +103,38 @@ export interface BinaryLossOptions {
   reduction?: Reduction;
 }
 
+export interface BinaryCrossEntropyWithLogitsOptions extends BinaryLossOptions {
+  /**
+   * Weight of the positive term per class (the last axis), as PyTorch's `pos_weight`: above 1 it
+   * raises recall of a rare label, e.g. negatives / positives of that class in the training set.
+   */
+  posWeight?: Tensor | number[];
+}
+
 /**
- * Binary cross-entropy from logits, any shape, targets in [0, 1]:
- * max(x, 0) − x·t + log(1 + e^−|x|), which never overflows.
+ * Binary cross-entropy from logits, any shape, targets in [0, 1] (multi-hot rows, soft labels):
+ * −[p·t·log σ(x) + (1−t)·log(1−σ(x))] with p = `posWeight` (1 by default), computed as
+ * (1−t)·x + (1 + (p−1)·t)·(log(1 + e^−|x|) + max(−x, 0)), which never overflows.
  */
-export function binaryCrossEntropyWithLogits(logits: Tensor, targets: Tensor, options: BinaryLossOptions = {}): Tensor {
+export function binaryCrossEntropyWithLogits(logits: Tensor, targets: Tensor, options: BinaryCrossEntropyWithLogitsOptions = {}): Tensor {
   sameShape('binaryCrossEntropyWithLogits', logits, targets);
+  const k = logits.shape[logits.rank - 1] ?? 1;
+  const pw = options.posWeight;
+  if (pw !== undefined) {
+    const shape = Array.isArray(pw) ? [pw.length] : pw.shape;
+    if (shape.length !== 1 || shape[0] !== k || logits.rank === 0) throw new ShapeMismatchError('binaryCrossEntropyWithLogits(posWeight)', `[${k}] (one weight per class, the logits' last axis)`, shape);
+  }
   return tf.tidy(() => {
     const t = tf.cast(targets, 'float32');
-    const loss = tf.add(tf.sub(tf.relu(logits), tf.mul(logits, t)), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))));
+    // softplus(−x) = log(1 + e^−x), written so that no exponent is positive.
+    const softplusNeg = tf.add(tf.log1p(tf.exp(tf.neg(tf.abs(logits)))), tf.relu(tf.neg(logits)));
+    let loss: Tensor;
+    if (pw === undefined) loss = tf.add(tf.mul(tf.sub(1, t), logits), softplusNeg);
+    else {
+      const p = Array.isArray(pw) ? tf.tensor1d(pw) : tf.cast(pw, 'float32');
+      const weight = tf.add(1, tf.mul(tf.sub(p, 1), t));
+      loss = tf.add(tf.mul(tf.sub(1, t), logits), tf.mul(weight, softplusNeg));
+    }
     return reduce(loss, options.reduction ?? 'mean');
   });
 }
@@ -135,6 +158,52 @@ export function binaryCrossEntropy(probs: Tensor, targets: Tensor, options: Bina
 export function mseLoss(output: Tensor, target: Tensor, options: BinaryLossOptions = {}): Tensor {
   sameShape('mseLoss', output, target);
   return tf.tidy(() => reduce(tf.squaredDifference(output, target), options.reduction ?? 'mean'));
+}
+
+/** Mean absolute error |output − target| (or its sum / elementwise values with `reduction`), as PyTorch's `l1_loss`. */
+export function l1Loss(output: Tensor, target: Tensor, options: BinaryLossOptions = {}): Tensor {
+  sameShape('l1Loss', output, target);
+  return tf.tidy(() => reduce(tf.abs(tf.sub(output, target)), options.reduction ?? 'mean'));
+}
+
+export interface HuberLossOptions extends BinaryLossOptions {
+  /** Where the loss turns from quadratic to linear (default 1); must be > 0. */
+  delta?: number;
+}
+
+/**
+ * Huber loss (Huber, 1964), PyTorch's `huber_loss`: with d = output − target,
+ * ½d² where |d| < δ, else δ·(|d| − ½δ). Quadratic near the target, linear (so robust to outliers)
+ * beyond δ; its gradient is d clipped to [−δ, δ].
+ */
+export function huberLoss(output: Tensor, target: Tensor, options: HuberLossOptions = {}): Tensor {
+  sameShape('huberLoss', output, target);
+  const delta = options.delta ?? 1;
+  if (!(delta > 0)) throw new ConfigError('huberLoss.delta', 'a number > 0', delta);
+  return tf.tidy(() => {
+    const a = tf.abs(tf.sub(output, target));
+    // min(|d|, δ) is the quadratic part; the rest of |d| is charged linearly at slope δ.
+    const q = tf.minimum(a, delta);
+    const loss = tf.add(tf.mul(tf.square(q), 0.5), tf.mul(tf.sub(a, q), delta));
+    return reduce(loss, options.reduction ?? 'mean');
+  });
+}
+
+export interface SmoothL1LossOptions extends BinaryLossOptions {
+  /** Width of the quadratic zone (default 1); 0 gives the L1 loss. */
+  beta?: number;
+}
+
+/**
+ * Smooth L1 loss, PyTorch's `smooth_l1_loss` (Girshick, Fast R-CNN): ½d²/β where |d| < β, else
+ * |d| − ½β — the Huber loss with δ = β divided by β, so its slope far from the target is 1.
+ */
+export function smoothL1Loss(output: Tensor, target: Tensor, options: SmoothL1LossOptions = {}): Tensor {
+  const beta = options.beta ?? 1;
+  if (!(beta >= 0)) throw new ConfigError('smoothL1Loss.beta', 'a number >= 0', beta);
+  if (beta === 0) return l1Loss(output, target, options);
+  sameShape('smoothL1Loss', output, target);
+  return tf.tidy(() => tf.div(huberLoss(output, target, { delta: beta, reduction: options.reduction }), beta));
 }
 
 /** The "total error" of classic backpropagation (Rumelhart et al., 1986): E = ½·Σ(t − o)². */

@@ -189,7 +189,7 @@ export class Trainer {
       const n = this.limit(train.length, this.options.overfitBatches);
       const first = Int32Array.from({ length: Math.min(train.dataset.length, n * train.batchSize) }, (_, i) => i);
       const subset = subsetDataset(train.dataset, first);
-      const opts = { batchSize: train.batchSize, exampleShape: train.exampleShape };
+      const opts = { batchSize: train.batchSize, exampleShape: train.exampleShape, schema: train.schema };
       train = new DataLoader(subset, opts);
       val = new DataLoader(subset, opts);
     }

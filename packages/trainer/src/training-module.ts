@@ -1,7 +1,7 @@
-import { tf } from '@kiln/core';
+import { tf, ConfigError } from '@kiln/core';
 import type { Module } from '@kiln/layers';
 import type { Optimizer } from '@kiln/optim';
-import type { Batch } from '@kiln/data';
+import type { AnyBatch } from '@kiln/data';
 
 /** What a step returns: the loss to differentiate (training) and scalars to log, averaged per epoch. */
 export interface StepOutput {
@@ -37,15 +37,24 @@ export interface OptimizerConfig {
 export abstract class TrainingModule {
   abstract readonly model: Module;
 
-  /** Forward pass and loss for one training batch; runs inside the gradient tape. */
-  abstract trainingStep(batch: Batch, batchIdx: number): StepOutput;
+  /**
+   * Forward pass and loss for one training batch; runs inside the gradient tape. A module declares
+   * the batch it expects (`Batch` for one input and one target tensor, `Batch<{ image; mask }>` for
+   * records): the loader's examples decide what arrives.
+   */
+  abstract trainingStep(batch: AnyBatch, batchIdx: number): StepOutput;
 
-  validationStep?(batch: Batch, batchIdx: number): StepOutput;
-  testStep?(batch: Batch, batchIdx: number): StepOutput;
+  validationStep?(batch: AnyBatch, batchIdx: number): StepOutput;
+  testStep?(batch: AnyBatch, batchIdx: number): StepOutput;
 
-  /** Default prediction: the model's output for the batch. */
-  predictStep(batch: Batch, _batchIdx: number): tf.Tensor {
-    return this.model.forward(batch.x);
+  /** Default prediction: the model's output for the batch's input (override it for record inputs). */
+  predictStep(batch: AnyBatch, _batchIdx: number): tf.Tensor {
+    // Duck-typed rather than instanceof, so a tensor from another bundle of tfjs (CJS beside ESM) still counts.
+    const x = batch.x as Partial<tf.Tensor>;
+    if (!(Array.isArray(x.shape) && typeof x.dtype === 'string' && typeof x.dataSync === 'function')) {
+      throw new ConfigError(`${this.constructor.name}.predictStep`, 'a batch whose x is one tensor', `a record with keys ${Object.keys(batch.x).join(', ')}`, 'override predictStep to feed record inputs to the model');
+    }
+    return this.model.forward(batch.x as tf.Tensor);
   }
 
   abstract configureOptimizers(): OptimizerConfig;
