@@ -1,5 +1,5 @@
 import { tf, BATCH_NORM_TRAINING_GRAD_KERNEL, BATCH_NORM_TRAINING_KERNEL, ConfigError } from '@kiln/core';
-import { Module, type Tensor } from './module.js';
+import { Module, type FreezeOptions, type Tensor } from './module.js';
 import type { Parameter } from './parameter.js';
 
 export interface BatchNormOptions {
@@ -19,11 +19,18 @@ export interface BatchNormOptions {
  * Batch normalisation (Ioffe & Szegedy, 2015) over the last (channel) axis of NHWC or [N, C] input.
  * Training normalises with the batch's biased variance and updates the running statistics with the
  * unbiased one, as PyTorch does: running ← (1−m)·running + m·batch. Eval uses the running statistics.
+ *
+ * A frozen batch norm — frozen through `Module.freeze` (without `trainBn`), or whose scale and
+ * shift have both been made non-trainable — behaves as in eval mode while the model trains: it
+ * normalises with the running statistics and leaves them unchanged, as Lightning's
+ * `BaseFinetuning` does by putting such layers in eval mode.
  */
 export class BatchNorm extends Module {
   readonly config: Required<BatchNormOptions>;
   readonly weight?: Parameter;
   readonly bias?: Parameter;
+  /** Set by `freeze` (without `trainBn`): the statistics are frozen whatever the parameters say. */
+  private frozenByFreeze = false;
 
   constructor(options: BatchNormOptions | number) {
     super();
@@ -42,12 +49,29 @@ export class BatchNorm extends Module {
     }
   }
 
+  protected override setFrozen(frozen: boolean, options: FreezeOptions): void {
+    if (frozen && options.trainBn) return;
+    super.setFrozen(frozen, options);
+    this.frozenByFreeze = frozen;
+  }
+
+  /**
+   * Whether the layer normalises with its running statistics and keeps them unchanged in training
+   * mode: frozen by `freeze`, or every parameter it has made non-trainable.
+   */
+  get statisticsFrozen(): boolean {
+    if (!this.config.trackRunningStats) return false;
+    if (this.frozenByFreeze) return true;
+    const params = [this.weight, this.bias].filter((p) => p !== undefined);
+    return params.length > 0 && params.every((p) => !p.trainable);
+  }
+
   /**
    * running ← (1−momentum)·running + momentum·batch, with the unbiased batch variance (`count`
    * values per channel), as PyTorch does. Only in training mode with running statistics.
    */
   updateRunningStats(mean: Tensor, variance: Tensor, count: number): void {
-    if (!this.training || !this.config.trackRunningStats) return;
+    if (!this.training || !this.config.trackRunningStats || this.statisticsFrozen) return;
     const { momentum } = this.config;
     tf.tidy(() => {
       const unbiased = tf.mul(variance, count / Math.max(count - 1, 1));
@@ -64,7 +88,7 @@ export class BatchNorm extends Module {
     const c = this.config.numFeatures;
     if (x.shape[x.rank - 1] !== c || x.rank < 2) this.expectShape(x, x.rank < 2 ? 4 : x.rank, { [Math.max(x.rank, 2) - 1]: c }, 'channels last');
     const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
-    const useBatch = this.training || !this.config.trackRunningStats;
+    const useBatch = (this.training && !this.statisticsFrozen) || !this.config.trackRunningStats;
     const { eps } = this.config;
     // Batch statistics with a learned scale and shift: one op (fused kernels or a closed-form gradient).
     if (useBatch && this.weight && this.bias) return batchNormTraining(this, x, axes, this.weight.variable, this.bias.variable);

@@ -3,6 +3,15 @@ import { Parameter } from './parameter.js';
 
 export type Tensor = tf.Tensor;
 
+/** Options of `Module.freeze`. */
+export interface FreezeOptions {
+  /**
+   * Leave batch-norm layers trainable and updating their running statistics (Lightning's
+   * `train_bn=True`). Default false: they are frozen too and normalise with their statistics.
+   */
+  trainBn?: boolean;
+}
+
 /** One mismatch between a state dict and a module. */
 export interface StateDictProblem {
   key: string;
@@ -183,15 +192,31 @@ export abstract class Module {
     return this.train(false);
   }
 
-  /** Stops gradients to every parameter under `path` (default: the whole module). */
-  freeze(path = ''): this {
-    for (const p of this.getModule(path).parameters()) p.trainable = false;
+  /**
+   * Freezes everything under `path` (default: the whole module), as Lightning's
+   * `BaseFinetuning.freeze` does: parameters stop receiving gradients, and batch-norm layers stop
+   * updating their running statistics and normalise with them even in training mode — a frozen
+   * backbone then computes the same features in training and evaluation, as it did when it was
+   * trained. With `trainBn: true` batch-norm layers are left out: their scale and shift keep
+   * training and their statistics keep moving with the new data.
+   */
+  freeze(path = '', options: FreezeOptions = {}): this {
+    for (const [, m] of this.getModule(path).namedModules()) m.setFrozen(true, options);
     return this;
   }
 
+  /** Undoes `freeze` under `path`: parameters train again and batch-norm statistics update again. */
   unfreeze(path = ''): this {
-    for (const p of this.getModule(path).parameters()) p.trainable = true;
+    for (const [, m] of this.getModule(path).namedModules()) m.setFrozen(false, {});
     return this;
+  }
+
+  /**
+   * Freezes or unfreezes this module's own parameters (not its children's). Layers with state
+   * that training updates besides their parameters (batch norm) override it.
+   */
+  protected setFrozen(frozen: boolean, _options: FreezeOptions): void {
+    for (const p of this._params.values()) p.trainable = !frozen;
   }
 
   /** Parameters and buffers by dotted name. The tensors are the live variables: clone to keep a copy. */

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { L, backends, core, checkAgainstTorch, checkGradient, checkParameterGradients, expectClose, fixtures, raw, runLayerContractTest, seeded, tf, toChannelsLast, useWasm, type Tensor } from './support.js';
+import type { BatchNorm, Module as LayerModule, Sequential } from '../src/index.js';
+import { L, backends, core, checkAgainstTorch, checkGradient, checkParameterGradients, expectClose, fixtures, raw, runLayerContractTest, seeded, tf, toChannelsLast, useWasm, type Scalar, type Tensor } from './support.js';
 
 beforeAll(useWasm, 60_000);
 
@@ -73,3 +74,96 @@ describe.each([true, false])('BatchNorm matches PyTorch in training (batch stati
   it('BatchNorm1d contract', () => runLayerContractTest({ make: () => new L.BatchNorm1d({ numFeatures: 5, affine: false }), input: [6, 5], output: [6, 5], params: 0, buffers, badInput: [6, 4] }));
 });
 
+
+/** A conv backbone with batch norm and a head with its own batch norm, for the freezing tests. */
+function backboneAndHead(): Sequential {
+  const rng = new core.Rng(11);
+  const backbone = new L.Sequential(new L.Conv2d({ inChannels: 2, outChannels: 4, kernelSize: 3, padding: 1, rng }), new L.BatchNorm2d(4), new L.ReLU(), new L.GlobalAvgPool2d());
+  const head = new L.Sequential(new L.Linear({ inFeatures: 4, outFeatures: 3, rng }), new L.BatchNorm1d(3));
+  return new L.Sequential(backbone, head);
+}
+
+/** `steps` plain gradient steps (lr 0.1) on a fixed regression target, over the trainable variables only. */
+function trainSteps(model: LayerModule, steps: number, inputShape = [6, 4, 4, 2]): void {
+  model.train();
+  for (let i = 0; i < steps; i++) {
+    const x = seeded(inputShape, 3 + i);
+    const vars = model.trainableVariables();
+    const { grads, value } = tf.variableGrads(() => tf.mean(tf.square(tf.sub(model.forward(x), 1))) as Scalar, vars);
+    tf.tidy(() => {
+      for (const v of vars) v.assign(tf.sub(v, tf.mul(grads[v.name], 0.1)));
+    });
+    tf.dispose([x, value, ...Object.values(grads)]);
+  }
+}
+
+function stats(model: LayerModule, path: string): Float32Array[] {
+  const bn = model.getModule(path);
+  return ['running_mean', 'running_var'].map((b) => (bn.buffer(b).dataSync() as Float32Array).slice());
+}
+
+describe('freezing keeps batch-norm statistics (Lightning BaseFinetuning, train_bn=False)', () => {
+  it('a frozen backbone keeps its running statistics bit for bit while the head’s batch norm keeps learning', () => {
+    const model = backboneAndHead();
+    // Give the backbone non-trivial statistics first, as a pretrained one has.
+    trainSteps(model, 2);
+    const backbone0 = stats(model, '0.1');
+    const head0 = stats(model, '1.1');
+    const weight0 = (model.getModule('0.1').param('weight').variable.dataSync() as Float32Array).slice();
+    model.freeze('0');
+    expect((model.getModule('0.1') as BatchNorm).statisticsFrozen).toBe(true);
+    trainSteps(model, 3);
+    expect(stats(model, '0.1')).toEqual(backbone0);
+    expect(model.getModule('0.1').buffer('num_batches_tracked').dataSync()[0]).toBe(2);
+    expect(model.getModule('0.1').param('weight').variable.dataSync()).toEqual(weight0);
+    const head1 = stats(model, '1.1');
+    expect(head1[0]).not.toEqual(head0[0]);
+    expect(head1[1]).not.toEqual(head0[1]);
+    // Unfrozen, the statistics move again.
+    model.unfreeze('0');
+    trainSteps(model, 1);
+    expect(stats(model, '0.1')[0]).not.toEqual(backbone0[0]);
+    model.dispose();
+  });
+
+  it('a frozen batch norm in training mode computes exactly what it computes in eval mode', () => {
+    const bn = new L.BatchNorm2d(3);
+    const x = seeded([4, 2, 2, 3], 5);
+    trainSteps(new L.Sequential(bn), 1, [4, 2, 2, 3]);
+    bn.freeze();
+    const train = bn.train().forward(x);
+    const evald = bn.eval().forward(x);
+    expect(train.dataSync()).toEqual(evald.dataSync());
+    tf.dispose([x, train, evald]);
+    bn.dispose();
+  });
+
+  it('trainBn: true leaves batch-norm layers training (parameters and statistics)', () => {
+    const model = backboneAndHead();
+    model.freeze('0', { trainBn: true });
+    const bn = model.getModule('0.1') as BatchNorm;
+    expect(bn.statisticsFrozen).toBe(false);
+    expect(bn.parameters().every((p) => p.trainable)).toBe(true);
+    expect(model.getModule('0.0').parameters().every((p) => !p.trainable)).toBe(true);
+    const before = stats(model, '0.1');
+    trainSteps(model, 1);
+    expect(stats(model, '0.1')[0]).not.toEqual(before[0]);
+    model.dispose();
+  });
+
+  it('a batch norm whose scale and shift were made non-trainable by hand is frozen too; one without parameters is not', () => {
+    const bn = new L.BatchNorm2d(3);
+    for (const p of bn.parameters()) p.trainable = false;
+    expect(bn.statisticsFrozen).toBe(true);
+    bn.weight!.trainable = true;
+    expect(bn.statisticsFrozen).toBe(false);
+    bn.dispose();
+    const plain = new L.BatchNorm2d({ numFeatures: 3, affine: false });
+    expect(plain.statisticsFrozen).toBe(false);
+    plain.freeze();
+    expect(plain.statisticsFrozen).toBe(true);
+    plain.unfreeze();
+    expect(plain.statisticsFrozen).toBe(false);
+    plain.dispose();
+  });
+});

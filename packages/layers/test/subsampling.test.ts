@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { L, runLayerContractTest, tf, useWasm } from './support.js';
+import { L, core, runLayerContractTest, tf, useWasm } from './support.js';
 
 beforeAll(useWasm, 60_000);
 
@@ -12,6 +12,18 @@ describe('LeNet subsampling: per map a·avg + b', () => {
     const x = tf.tensor4d([1, 10, 2, 20, 3, 30, 4, 40], [1, 2, 2, 2]);
     const y = m.forward(x);
     expect(Array.from(y.dataSync())).toEqual([2 * 2.5 + 0.5, -25 + 1]);
+    tf.dispose([x, y]);
+    m.dispose();
+  });
+  it("reduce: 'sum' multiplies the window's sum (the paper's form); initializers draw the parameters", () => {
+    const m = new L.Subsampling({ channels: 2, reduce: 'sum', weightInit: L.init.constant(2), biasInit: L.init.uniform(-0.6, 0.6), rng: new core.Rng(1) });
+    const bias = Array.from(m.bias.variable.dataSync());
+    expect(bias.every((b) => b >= -0.6 && b <= 0.6 && b !== 0)).toBe(true);
+    const x = tf.tensor4d([1, 10, 2, 20, 3, 30, 4, 40], [1, 2, 2, 2]);
+    const y = m.forward(x);
+    const got = Array.from(y.dataSync());
+    [2 * 10 + bias[0], 2 * 100 + bias[1]].forEach((want, i) => expect(got[i]).toBeCloseTo(want, 4));
+    expect(() => new L.Subsampling({ channels: 2, reduce: 'max' as never })).toThrow(core.ConfigError);
     tf.dispose([x, y]);
     m.dispose();
   });

@@ -1,7 +1,8 @@
-import { tf } from '@kiln/core';
+import { tf, ConfigError } from '@kiln/core';
 import { crossEntropy, type Module } from '@kiln/layers';
 import { Adam, type Optimizer } from '@kiln/optim';
 import type { Batch } from '@kiln/data';
+import { forwardWithAuxiliary, hasAuxiliaryHeads } from '@kiln/zoo';
 import { TrainingModule, type OptimizerConfig, type StepOutput } from './training-module.js';
 
 export type LossFn = (logits: tf.Tensor, labels: tf.Tensor) => tf.Tensor;
@@ -16,6 +17,14 @@ export interface ClassificationModuleOptions {
   lr?: number;
   /** Also log top-k accuracy for these k (top-1 is always logged as `acc`). */
   topK?: number[];
+  /**
+   * Weight of each auxiliary classifier's loss, for models that have them (GoogLeNet and
+   * Inception v3 built with `auxLogits`): the training loss is main + auxWeight · Σ aux losses,
+   * each computed with `loss` against the same labels. Default: the model's `auxLossWeight`
+   * (torchvision's recipe, 0.3 for GoogLeNet and 0.4 for Inception v3); 0 leaves the heads out.
+   * Validation and test use the main logits only.
+   */
+  auxWeight?: number;
   /** More hyper-parameters for the loggers (batch size, schedule, …), merged into `hparams()`. */
   hparams?: Record<string, unknown>;
 }
@@ -44,26 +53,38 @@ export function topKAccuracy(logits: tf.Tensor, labels: tf.Tensor, k: number): t
 export class ClassificationModule extends TrainingModule {
   constructor(readonly model: Module, private readonly options: ClassificationModuleOptions = {}) {
     super();
+    const w = options.auxWeight;
+    if (w !== undefined && !(Number.isFinite(w) && w >= 0)) throw new ConfigError('ClassificationModule.auxWeight', 'a finite number >= 0', w);
   }
 
-  private step(batch: Batch): StepOutput {
-    const logits = this.model.forward(batch.x);
-    const loss = (this.options.loss ?? crossEntropy)(logits, batch.y) as tf.Scalar;
-    const logs: Record<string, tf.Scalar> = { loss, acc: accuracy(logits, batch.y) };
+  /**
+   * The loss and metrics of one batch. While training a model with auxiliary classifiers, their
+   * weighted losses are added to the loss (logged alone as `main_loss`); metrics read the main logits.
+   */
+  private step(batch: Batch, training: boolean): StepOutput {
+    const lossFn = this.options.loss ?? crossEntropy;
+    const model = this.model;
+    const withAux = training && model.training && hasAuxiliaryHeads(model) && (this.options.auxWeight ?? model.auxLossWeight) > 0;
+    const { logits, aux } = withAux ? forwardWithAuxiliary(model, batch.x) : { logits: model.forward(batch.x), aux: [] };
+    const main = lossFn(logits, batch.y) as tf.Scalar;
+    const weight = hasAuxiliaryHeads(model) ? (this.options.auxWeight ?? model.auxLossWeight) : 0;
+    const loss = aux.length > 0 ? (tf.add(main, tf.mul(tf.addN(aux.map((a) => lossFn(a, batch.y))), weight)) as tf.Scalar) : main;
+    const logs: Record<string, tf.Scalar> = aux.length > 0 ? { loss, main_loss: main } : { loss };
+    logs.acc = accuracy(logits, batch.y);
     for (const k of this.options.topK ?? []) logs[`top${k}_acc`] = topKAccuracy(logits, batch.y, k);
     return { loss, logs, batchSize: batch.x.shape[0] };
   }
 
   trainingStep(batch: Batch): StepOutput {
-    return this.step(batch);
+    return this.step(batch, true);
   }
 
   override validationStep(batch: Batch): StepOutput {
-    return this.step(batch);
+    return this.step(batch, false);
   }
 
   override testStep(batch: Batch): StepOutput {
-    return this.step(batch);
+    return this.step(batch, false);
   }
 
   configureOptimizers(): OptimizerConfig {

@@ -1,7 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { tf } from '@kiln/core';
+import { tf, Rng } from '@kiln/core';
+import { GoogLeNet, InceptionV3, forwardWithAuxiliary } from '@kiln/zoo';
 import { wasmBackend } from '@kiln/backend-cpu';
-import { accuracy, clipGradients, topKAccuracy } from '../src/index.js';
+import type { Batch } from '@kiln/data';
+import { ClassificationModule, accuracy, clipGradients, topKAccuracy } from '../src/index.js';
 
 beforeAll(async () => {
   await wasmBackend().init();
@@ -57,4 +59,75 @@ describe('clipGradients', () => {
     tf.dispose(Object.values(c));
     expect(tf.memory().numTensors).toBe(before);
   });
+});
+
+/** Mean softmax cross-entropy of `rows` logits against integer labels, in float64. */
+function handCrossEntropy(flat: Float32Array, classes: number, labels: number[]): number {
+  let sum = 0;
+  labels.forEach((label, i) => {
+    const row = Array.from(flat.subarray(i * classes, (i + 1) * classes));
+    const max = Math.max(...row);
+    const logSumExp = max + Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0));
+    sum += logSumExp - row[label];
+  });
+  return sum / labels.length;
+}
+
+/** |a − b| within float32 rounding of the larger (an untrained net in eval mode has huge logits). */
+function expectNear(a: number, b: number): void {
+  expect(Math.abs(a - b)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(b)));
+}
+
+describe('ClassificationModule with auxiliary classifiers', () => {
+  const labels = [2, 0];
+  const batch = (size: number): Batch => ({ x: tf.randomUniform([2, size, size, 3], 0, 1, 'float32', 4), y: tf.tensor1d(labels, 'int32'), indices: Int32Array.from([0, 1]) });
+
+  it.each([
+    ['GoogLeNet: main + 0.3 · (aux1 + aux2)', 'googlenet', undefined, 0.3],
+    ['GoogLeNet with auxWeight 0.5', 'googlenet', 0.5, 0.5],
+    ['Inception v3: main + 0.4 · aux', 'inception-v3', undefined, 0.4],
+  ] as const)('%s (training); validation uses the main logits only', (_name, which, auxWeight, weight) => {
+    // No dropout, so the hand computation's forward pass sees the same network.
+    const model = which === 'googlenet' ? new GoogLeNet({ numClasses: 3, auxLogits: true, dropout: 0, auxDropout: 0, rng: new Rng(1) }) : new InceptionV3({ numClasses: 3, auxLogits: true, dropout: 0, rng: new Rng(1) });
+    const module = new ClassificationModule(model, { auxWeight });
+    const b = batch(which === 'googlenet' ? 32 : 299);
+    model.train();
+    const out = tf.tidy(() => {
+      const o = module.trainingStep(b);
+      return [o.loss!, o.logs.main_loss].map((t) => tf.keep(t));
+    });
+    const { logits, aux } = forwardWithAuxiliary(model, b.x);
+    expect(aux).toHaveLength(which === 'googlenet' ? 2 : 1);
+    const main = handCrossEntropy(logits.dataSync() as Float32Array, 3, labels);
+    const auxSum = aux.reduce((s, a) => s + handCrossEntropy(a.dataSync() as Float32Array, 3, labels), 0);
+    expectNear(out[0].dataSync()[0], main + weight * auxSum);
+    expectNear(out[1].dataSync()[0], main);
+    expect(weight * auxSum).toBeGreaterThan(1e-3);
+    model.eval();
+    const val = module.validationStep(b);
+    const evalLogits = model.forward(b.x);
+    expectNear(val.loss!.dataSync()[0], handCrossEntropy(evalLogits.dataSync() as Float32Array, 3, labels));
+    expect(val.logs.main_loss).toBeUndefined();
+    tf.dispose([...out, logits, ...aux, val.loss!, ...Object.values(val.logs), evalLogits, b.x, b.y]);
+    model.dispose();
+  }, 120_000);
+
+  it('the auxiliary heads receive gradients from the training loss; auxWeight 0 trains the main head alone', () => {
+    const model = new GoogLeNet({ numClasses: 3, auxLogits: true, rng: new Rng(2) });
+    const b = batch(32);
+    model.train();
+    const fc = model.getModule('aux1.fc2').param('weight').variable;
+    const { value, grads } = tf.variableGrads(() => new ClassificationModule(model).trainingStep(b).loss as tf.Scalar, [fc]);
+    expect(tf.norm(grads[fc.name]).dataSync()[0]).toBeGreaterThan(0);
+    tf.dispose([value, ...Object.values(grads)]);
+    const plain = tf.tidy(() => {
+      const o = new ClassificationModule(model, { auxWeight: 0 }).trainingStep(b);
+      expect(o.logs.main_loss).toBeUndefined();
+      return tf.keep(o.loss!);
+    });
+    expect(Number.isFinite(plain.dataSync()[0])).toBe(true);
+    expect(() => new ClassificationModule(model, { auxWeight: -1 })).toThrow(/auxWeight/);
+    tf.dispose([plain, b.x, b.y]);
+    model.dispose();
+  }, 60_000);
 });

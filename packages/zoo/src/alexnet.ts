@@ -1,7 +1,5 @@
 import { tf, type Rng } from '@kiln/core';
-import { Conv2d, Dropout, Linear, MaxPool2d, ReLU, Sequential, type Module, type Tensor } from '@kiln/layers';
-import { AdaptiveAvgPool2d } from './blocks/adaptive-avg-pool.js';
-import { LocalResponseNorm } from './blocks/local-response-norm.js';
+import { AdaptiveAvgPool2d, Conv2d, Dropout, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sequential, type Module, type Tensor } from '@kiln/layers';
 import { ZooModel, forwardUpTo, skipInitOptions } from './zoo-model.js';
 
 export interface AlexNetOptions {
@@ -41,7 +39,8 @@ export class AlexNet extends ZooModel {
     const conv = (i: number, o: number, k: number, stride: number, padding: number) => new Conv2d({ inChannels: i, outChannels: o, kernelSize: k, stride, padding, rng, ...z });
     const z = skipInitOptions(options.skipInit);
     const pool = () => new MaxPool2d({ kernelSize: 3, stride: 2 });
-    const norm = (): Module[] => (lrn ? [new LocalResponseNorm()] : []);
+    // The paper's constants, with α scaling the sum itself as the paper writes it (PyTorch divides α by n).
+    const norm = (): Module[] => (lrn ? [new LocalResponseNorm({ size: 5, alpha: 1e-4, beta: 0.75, k: 2, alphaConvention: 'paper' })] : []);
     this.convs = this.registerModule(
       'features',
       new Sequential(

@@ -1,9 +1,8 @@
 import { tf, type Rng } from '@kiln/core';
-import { Dropout, GlobalAvgPool2d, Linear, Module, Sequential, init, type Tensor } from '@kiln/layers';
-import { AdaptiveAvgPool2d } from './blocks/adaptive-avg-pool.js';
+import { AdaptiveAvgPool2d, Dropout, GlobalAvgPool2d, Linear, MaxPool2d, Module, Sequential, init, type Tensor } from '@kiln/layers';
 import { BasicConv2d } from './blocks/basic-conv.js';
-import { CeilMaxPool2d } from './blocks/ceil-max-pool.js';
 import { checkTransformInput, imagenetToUnitRange } from './blocks/transform-input.js';
+import type { AuxiliaryHeads } from './auxiliary-heads.js';
 import { ZooModel, skipInitOptions, type BuildOptions } from './zoo-model.js';
 
 /** torchvision initialises GoogLeNet's convolutions and dense layers with N(0, 0.01²) (truncated at ±2). */
@@ -11,6 +10,9 @@ const STD = 0.01;
 
 const basic = (inChannels: number, outChannels: number, kernelSize: number, b: BuildOptions, stride = 1, padding = 0) =>
   new BasicConv2d({ inChannels, outChannels, kernelSize, stride, padding, initStd: STD, ...b });
+
+/** torchvision's `MaxPool2d(k, s, p, ceil_mode=True)`: GoogLeNet's pools keep a last partial window. */
+const ceilPool = (kernelSize: number, stride: number, padding = 0) => new MaxPool2d({ kernelSize, stride, padding, ceilMode: true });
 
 const dense = (inFeatures: number, outFeatures: number, b: BuildOptions) =>
   new Linear({ inFeatures, outFeatures, weightInit: init.normal(0, STD), biasInit: init.zeros(), rng: b.rng, ...skipInitOptions(b.skipInit) });
@@ -31,7 +33,7 @@ export class Inception extends Module {
     this.branch1 = this.registerModule('branch1', basic(inChannels, ch1x1, 1, b));
     this.branch2 = this.registerModule('branch2', new Sequential(basic(inChannels, ch3x3red, 1, b), basic(ch3x3red, ch3x3, 3, b, 1, 1)));
     this.branch3 = this.registerModule('branch3', new Sequential(basic(inChannels, ch5x5red, 1, b), basic(ch5x5red, ch5x5, 3, b, 1, 1)));
-    this.branch4 = this.registerModule('branch4', new Sequential(new CeilMaxPool2d(3, 1, 1), basic(inChannels, poolProj, 1, b)));
+    this.branch4 = this.registerModule('branch4', new Sequential(ceilPool(3, 1, 1), basic(inChannels, poolProj, 1, b)));
   }
 
   forward(x: Tensor): Tensor {
@@ -99,10 +101,12 @@ export interface GoogLeNetOutputs {
  * every convolution: 6,624,904 parameters without and 13,004,888 with the auxiliary heads
  * (1000 classes). Any input from about 32×32 works (224×224 is the usual size).
  */
-export class GoogLeNet extends ZooModel {
+export class GoogLeNet extends ZooModel implements AuxiliaryHeads {
   readonly headPath = 'fc';
   /** See the `transformInput` option; `loadPretrained` turns it on for weights that need it. */
   transformInput: boolean;
+  /** Weight of each auxiliary loss (torchvision's reference recipe: loss = main + 0.3·(aux1 + aux2)). */
+  readonly auxLossWeight = 0.3;
   private readonly trunk: [string, Module][] = [];
   readonly aux1?: InceptionAux;
   readonly aux2?: InceptionAux;
@@ -117,19 +121,19 @@ export class GoogLeNet extends ZooModel {
     const b: BuildOptions = { rng, skipInit: options.skipInit };
     const add = (name: string, m: Module) => this.trunk.push([name, this.registerModule(name, m)]);
     add('conv1', basic(inChannels, 64, 7, b, 2, 3));
-    add('maxpool1', new CeilMaxPool2d(3, 2));
+    add('maxpool1', ceilPool(3, 2));
     add('conv2', basic(64, 64, 1, b));
     add('conv3', basic(64, 192, 3, b, 1, 1));
-    add('maxpool2', new CeilMaxPool2d(3, 2));
+    add('maxpool2', ceilPool(3, 2));
     add('inception3a', new Inception(192, 64, 96, 128, 16, 32, 32, b));
     add('inception3b', new Inception(256, 128, 128, 192, 32, 96, 64, b));
-    add('maxpool3', new CeilMaxPool2d(3, 2));
+    add('maxpool3', ceilPool(3, 2));
     add('inception4a', new Inception(480, 192, 96, 208, 16, 48, 64, b));
     add('inception4b', new Inception(512, 160, 112, 224, 24, 64, 64, b));
     add('inception4c', new Inception(512, 128, 128, 256, 24, 64, 64, b));
     add('inception4d', new Inception(512, 112, 144, 288, 32, 64, 64, b));
     add('inception4e', new Inception(528, 256, 160, 320, 32, 128, 128, b));
-    add('maxpool4', new CeilMaxPool2d(2, 2));
+    add('maxpool4', ceilPool(2, 2));
     add('inception5a', new Inception(832, 256, 160, 320, 32, 128, 128, b));
     add('inception5b', new Inception(832, 384, 192, 384, 48, 128, 128, b));
     if (auxLogits) {

@@ -2,6 +2,7 @@ import { tf, type Rng } from '@kiln/core';
 import { AvgPool2d, Dropout, GlobalAvgPool2d, Linear, MaxPool2d, Module, init, type Tensor } from '@kiln/layers';
 import { BasicConv2d } from './blocks/basic-conv.js';
 import { checkTransformInput, imagenetToUnitRange } from './blocks/transform-input.js';
+import type { AuxiliaryHeads } from './auxiliary-heads.js';
 import { ZooModel, skipInitOptions, type BuildOptions } from './zoo-model.js';
 
 /** Builds the named `BasicConv2d` units of one Inception v3 block, torchvision's init std 0.1. */
@@ -193,10 +194,12 @@ export interface InceptionV3Options {
  * `Mixed_5b.branch1x1`, `AuxLogits`): 23,834,568 parameters without and 27,161,264 with the
  * auxiliary head (1000 classes). Inputs from 75×75 work; 299×299 is the usual size.
  */
-export class InceptionV3 extends ZooModel {
+export class InceptionV3 extends ZooModel implements AuxiliaryHeads {
   readonly headPath = 'fc';
   /** See the `transformInput` option; `loadPretrained` turns it on for weights that need it. */
   transformInput: boolean;
+  /** Weight of each auxiliary loss (torchvision's reference recipe: loss = main + 0.4·aux). */
+  readonly auxLossWeight = 0.4;
   private readonly trunk: [string, Module][] = [];
   readonly auxLogits?: InceptionV3Aux;
   readonly dropout: Dropout;

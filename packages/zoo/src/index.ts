@@ -11,6 +11,7 @@ export * from './vgg.js';
 export * from './resnet.js';
 export * from './googlenet.js';
 export * from './inception-v3.js';
+export * from './auxiliary-heads.js';
 export * from './blocks/basic-conv.js';
 export * from './registry.js';
 export * from './parameter-groups.js';

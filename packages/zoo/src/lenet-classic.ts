@@ -1,37 +1,6 @@
 import { tf, ConfigError, ShapeMismatchError, defaultRng, type Rng } from '@kiln/core';
-import { Conv2d, Flatten, Linear, Module, Sequential, init, type Parameter, type Tensor } from '@kiln/layers';
+import { Conv2d, Flatten, LeCunTanh, Linear, Module, Sequential, Subsampling, init, type Parameter, type Tensor } from '@kiln/layers';
 import { ZooModel, forwardUpTo, skipInitOptions } from './zoo-model.js';
-
-/** LeCun et al. (1998), Appendix A: f(a) = A·tanh(S·a) with A = 1.7159, S = 2/3, so f(±1) = ±1. */
-export class ScaledTanh extends Module {
-  forward(x: Tensor): Tensor {
-    return tf.tidy(() => tf.mul(tf.tanh(tf.mul(x, 2 / 3)), 1.7159));
-  }
-}
-
-/**
- * LeNet-5's subsampling layers (S2, S4): each channel's 2×2 non-overlapping sums are multiplied by
- * one trainable coefficient and shifted by one trainable bias — 2 parameters per channel.
- */
-export class TrainableSubsampling extends Module {
-  readonly weight: Parameter;
-  readonly bias: Parameter;
-
-  constructor(
-    readonly channels: number,
-    rng?: Rng,
-  ) {
-    super();
-    // The paper draws all weights from U(±2.4/F_in); the 2×2 window has F_in = 4.
-    this.weight = this.registerParameter('weight', init.uniform(-0.6, 0.6)([channels], rng));
-    this.bias = this.registerParameter('bias', init.uniform(-0.6, 0.6)([channels], rng));
-  }
-
-  forward(x: Tensor): Tensor {
-    this.expectShape(x, 4, { 3: this.channels }, 'NHWC');
-    return tf.tidy(() => tf.add(tf.mul(tf.mul(tf.avgPool(x as tf.Tensor4D, 2, 2, 'valid'), 4), this.weight.variable), this.bias.variable));
-  }
-}
 
 /**
  * LeNet-5's C3 connection table (LeCun et al., 1998, Table I): which of S2's 6 maps each of C3's 16
@@ -118,7 +87,7 @@ export interface LeNet5ClassicOptions {
 /**
  * LeNet-5 as published (LeCun, Bottou, Bengio & Haffner, 1998) on 32×32×1 inputs: C1 conv 5×5×6 →
  * S2 trainable subsampling → C3 conv 5×5×16 through the connection table → S4 → C5 conv 5×5×120 →
- * F6 dense 84 → output dense, every layer followed by the scaled tanh. The paper's Euclidean RBF
+ * F6 dense 84 → output dense, every layer followed by the scaled tanh (`LeCunTanh`). The paper's Euclidean RBF
  * output is replaced by a linear layer, as is usual; 60,850 parameters for 10 classes.
  * 28×28 inputs are zero-padded to 32×32, as the paper centred its 28×28 digits in a 32×32 field.
  */
@@ -133,26 +102,30 @@ export class LeNet5Classic extends ZooModel {
     const { numClasses = 10, inChannels = 1, rng } = options;
     this.inChannels = inChannels;
     // The paper's init (Appendix C): every weight and bias from U(±2.4/F_in), F_in the unit's fan-in.
+    // S2/S4 (the paper's subsampling): sum of each 2×2 window × a coefficient + a bias, both
+    // U(±2.4/F_in) with F_in = 4.
+    const subsampling = (channels: number) =>
+      new Subsampling({ channels, reduce: 'sum', weightInit: init.uniform(-0.6, 0.6), biasInit: init.uniform(-0.6, 0.6), rng, ...skipInitOptions(options.skipInit) });
     const lecun = (fanIn: number) => ({ weightInit: init.uniform(-2.4 / fanIn, 2.4 / fanIn), biasInit: init.uniform(-2.4 / fanIn, 2.4 / fanIn), rng, ...skipInitOptions(options.skipInit) });
     this.convs = this.registerModule(
       'features',
       new Sequential(
         new Conv2d({ inChannels, outChannels: 6, kernelSize: 5, ...lecun(25 * inChannels) }),
-        new ScaledTanh(),
-        new TrainableSubsampling(6, rng),
-        new ScaledTanh(),
+        new LeCunTanh(),
+        subsampling(6),
+        new LeCunTanh(),
         new ConnectionTableConv2d(6, LENET5_C3_TABLE, 5, rng),
-        new ScaledTanh(),
-        new TrainableSubsampling(16, rng),
-        new ScaledTanh(),
+        new LeCunTanh(),
+        subsampling(16),
+        new LeCunTanh(),
         new Conv2d({ inChannels: 16, outChannels: 120, kernelSize: 5, ...lecun(400) }),
-        new ScaledTanh(),
+        new LeCunTanh(),
         new Flatten(),
       ),
     );
     this.classifier = this.registerModule(
       'classifier',
-      new Sequential(new Linear({ inFeatures: 120, outFeatures: 84, ...lecun(120) }), new ScaledTanh(), new Linear({ inFeatures: 84, outFeatures: numClasses, rng, ...skipInitOptions(options.skipInit) })),
+      new Sequential(new Linear({ inFeatures: 120, outFeatures: 84, ...lecun(120) }), new LeCunTanh(), new Linear({ inFeatures: 84, outFeatures: numClasses, rng, ...skipInitOptions(options.skipInit) })),
     );
   }
 

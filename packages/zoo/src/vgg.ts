@@ -1,6 +1,5 @@
 import { tf, ConfigError, type Rng } from '@kiln/core';
-import { BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU, Sequential, init, type Module, type Tensor } from '@kiln/layers';
-import { AdaptiveAvgPool2d } from './blocks/adaptive-avg-pool.js';
+import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU, Sequential, init, type Module, type Tensor } from '@kiln/layers';
 import { ZooModel, forwardUpTo, skipInitOptions } from './zoo-model.js';
 
 /** Conv widths per configuration, 'M' for a 2×2 max-pool (Simonyan & Zisserman, 2015, Table 1, A/B/D/E). */

@@ -1,5 +1,5 @@
 import { tf, ConfigError, type Rng } from '@kiln/core';
-import { Linear, Module, Sequential, init, type Initializer, type Tensor } from '@kiln/layers';
+import { Linear, Module, Sequential, init, type FreezeOptions, type Initializer, type Tensor } from '@kiln/layers';
 
 /**
  * A zoo architecture: a plain `Module` whose last layer is a linear classification head at a known
@@ -53,9 +53,12 @@ export abstract class ZooModel extends Module {
     return fresh;
   }
 
-  /** Freezes every parameter except the head's (feature extraction / linear probing). */
-  freezeBackbone(): this {
-    this.freeze();
+  /**
+   * Freezes everything except the head (feature extraction / linear probing); the backbone's
+   * batch-norm layers keep their statistics unless `trainBn` (see `Module.freeze`).
+   */
+  freezeBackbone(options: FreezeOptions = {}): this {
+    this.freeze('', options);
     return this.unfreeze(this.headPath);
   }
 }

@@ -88,6 +88,34 @@ describe('fine-tuning a zoo model', () => {
   });
 });
 
+describe('a frozen backbone keeps its batch-norm statistics', () => {
+  it('ResNet: every backbone running_mean/var is unchanged bit for bit over training steps; with trainBn they move', () => {
+    for (const trainBn of [false, true]) {
+      const model = createModel('resnet18', { inputShape: [8, 8, 3], numClasses: 4, rng: new Rng(2) });
+      model.freezeBackbone({ trainBn });
+      const snapshot = () => Object.fromEntries(model.namedBuffers().filter(([k]) => /running_(mean|var)$/.test(k)).map(([k, v]) => [k, (v.dataSync() as Float32Array).slice()]));
+      const before = snapshot();
+      const opt = new Adam(model.trainableVariables(), { lr: 0.01 });
+      model.train();
+      for (let i = 0; i < 3; i++) {
+        const x = tf.randomNormal([4, 8, 8, 3], 0.5, 2, 'float32', i);
+        const y = tf.oneHot(tf.tensor1d([0, 1, 2, 3], 'int32'), 4);
+        const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, model.forward(x)) as tf.Scalar, model.trainableVariables());
+        opt.step(grads);
+        tf.dispose([x, y, value, ...Object.values(grads)]);
+      }
+      const after = snapshot();
+      expect(Object.keys(after).length).toBe(2 * 20);
+      for (const k of Object.keys(before)) {
+        if (trainBn) expect(after[k], k).not.toEqual(before[k]);
+        else expect(after[k], k).toEqual(before[k]);
+      }
+      opt.dispose();
+      model.dispose();
+    }
+  }, 60_000);
+});
+
 describe('parameterGroups (discriminative learning rates)', () => {
   it('groups parameters by module path, first match wins, the rest go to "rest"', () => {
     const model = createModel('resnet18', { numClasses: 10, skipInit: true });

@@ -1,9 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf, Rng } from '@kiln/core';
 import { wasmBackend } from '@kiln/backend-cpu';
-import { AdaptiveAvgPool2d } from '../../src/blocks/adaptive-avg-pool.js';
-import { CeilMaxPool2d } from '../../src/blocks/ceil-max-pool.js';
-import { LocalResponseNorm } from '../../src/blocks/local-response-norm.js';
+// The @kiln/layers layers the zoo builds with, with the options its papers need.
+import { AdaptiveAvgPool2d, LocalResponseNorm, MaxPool2d } from '@kiln/layers';
 
 beforeAll(async () => {
   await wasmBackend().init();
@@ -48,7 +47,7 @@ describe('AdaptiveAvgPool2d (PyTorch bins ⌊i·n/o⌋ … ⌈(i+1)·n/o⌉)', (
 });
 
 // Output lengths as printed by torch.nn.MaxPool2d(k, s, p, ceil_mode=True) for these sizes.
-describe('CeilMaxPool2d (ceil_mode=True)', () => {
+describe('MaxPool2d with ceilMode (GoogLeNet: ceil_mode=True)', () => {
   it.each([
     [112, 3, 2, 0, 56],
     [7, 3, 2, 0, 3],
@@ -58,7 +57,7 @@ describe('CeilMaxPool2d (ceil_mode=True)', () => {
     [5, 3, 2, 1, 3],
   ])('n=%i k=%i s=%i p=%i gives %i outputs with the windows PyTorch uses', (n, k, s, p, outLen) => {
     const { v, t } = input(n, n, 1, n);
-    const y = new CeilMaxPool2d(k, s, p).forward(t);
+    const y = new MaxPool2d({ kernelSize: k, stride: s, padding: p, ceilMode: true }).forward(t);
     expect(y.shape).toEqual([1, outLen, outLen, 1]);
     const want = Array.from({ length: outLen }, (_, i) =>
       Array.from({ length: outLen }, (_, j) => {
@@ -72,7 +71,7 @@ describe('CeilMaxPool2d (ceil_mode=True)', () => {
   });
 });
 
-describe('LocalResponseNorm (Krizhevsky et al. 2012, §3.3)', () => {
+describe("LocalResponseNorm with alphaConvention 'paper' (Krizhevsky et al. 2012, §3.3, AlexNet's lrn)", () => {
   it('matches b_c = a_c / (k + α Σ a²)^β over the n neighbouring channels', () => {
     const { v, t } = input(2, 3, 7, 3);
     const [n, alpha, beta, k] = [5, 1e-1, 0.75, 2];
@@ -85,7 +84,7 @@ describe('LocalResponseNorm (Krizhevsky et al. 2012, §3.3)', () => {
         }),
       ),
     );
-    const y = new LocalResponseNorm({ size: n, alpha, beta, k }).forward(t);
+    const y = new LocalResponseNorm({ size: n, alpha, beta, k, alphaConvention: 'paper' }).forward(t);
     close(y, want);
     tf.dispose([t, y]);
   });
