@@ -17,7 +17,7 @@ export * from './memory.js';
 export * from './tokens.js';
 export * from './tensor-files.js';
 export * from './torch-file.js';
-export { unpickle, UnsafePickleError, PickleGlobal, type PickleValue, type PickleKey, type UnpickleOptions } from './pickle.js';
+export { unpickle, unpickleFirst, UnsafePickleError, PickleGlobal, type PickleValue, type PickleKey, type UnpickleOptions } from './pickle.js';
 export { ZipArchive, type ZipEntry, type ZipLimits } from './zip-reader.js';
 export * from './host.js';
 export * from './global-rng.js';

@@ -136,6 +136,14 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * and `DataFormatError` for a damaged stream — never anything else for any input.
  */
 export function unpickle(bytes: Uint8Array, options: UnpickleOptions): PickleValue {
+  return unpickleFirst(bytes, options).value;
+}
+
+/**
+ * Like {@link unpickle}, for a stream that holds more after the first pickle (torch's legacy
+ * format writes several in a row): returns the value and how many bytes its pickle took.
+ */
+export function unpickleFirst(bytes: Uint8Array, options: UnpickleOptions): { value: PickleValue; length: number } {
   const { file, callables, persistentLoad } = options;
   const base = options.baseOffset ?? 0;
   const tags = options.tags ?? new Set<string>();
@@ -236,10 +244,8 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): PickleVal
         // A frame only announces how many bytes follow; the opcodes inside are read as usual.
         take(8);
         break;
-      case OP.STOP: {
-        const v = pop();
-        return v;
-      }
+      case OP.STOP:
+        return { value: pop(), length: pos };
       case OP.MARK:
         if (stack.length + marks.length >= maxStack) throw bad('too many nested MARKs', { expected: `<= ${maxStack}` });
         marks.push(stack);

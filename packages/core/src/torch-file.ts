@@ -1,13 +1,14 @@
 import { DataFormatError } from './errors.js';
-import { PickleGlobal, UnsafePickleError, unpickle, type PickleKey, type PickleValue } from './pickle.js';
+import { PickleGlobal, UnsafePickleError, unpickle, unpickleFirst, type PickleKey, type PickleValue, type UnpickleOptions } from './pickle.js';
 import type { DType, HostTensor } from './tensor-files.js';
 import { ZipArchive, type ZipLimits } from './zip-reader.js';
 
 /**
  * Reads the files `torch.save` writes (PyTorch ≥ 1.6: a zip archive holding `data.pkl`, the pickled
- * object, and one raw little-endian entry per storage under `data/`) without Python and without
- * running any of the pickle's code: the pickle goes through Kiln's restricted unpickler, which knows
- * only the handful of globals a state dict uses.
+ * object, and one raw little-endian entry per storage under `data/`; before 1.6, a stream of
+ * pickles followed by the storages) without Python and without running any of the pickle's code:
+ * the pickle goes through Kiln's restricted unpickler, which knows only the handful of globals a
+ * state dict uses.
  */
 export interface TorchFile {
   /**
@@ -88,20 +89,15 @@ const isInt = (v: PickleValue): v is number => typeof v === 'number' && Number.i
 const isIntTuple = (v: PickleValue): v is number[] => Array.isArray(v) && v.every((d) => isInt(d) && d >= 0);
 
 /**
- * Decodes a `torch.save` file (a state dict, or a checkpoint dict that holds one) into host tensors.
- * Throws `UnsafePickleError` when the pickle asks for anything but what a state dict holds, and
+ * Decodes a `torch.save` file (a state dict, or a checkpoint dict that holds one) into host tensors:
+ * the zip format of PyTorch ≥ 1.6, and the legacy stream of pickles before it. Throws
+ * `UnsafePickleError` when the pickle asks for anything but what a state dict holds, and
  * `DataFormatError` (naming the file and byte offset) for any damage; no other error escapes and no
  * allocation exceeds what the file's own bytes account for.
  */
 export function decodeTorchFile(bytes: Uint8Array, file = '<torch file>', options: TorchFileOptions = {}): TorchFile {
-  if (startsWith(bytes, LEGACY_MAGIC)) {
-    throw new DataFormatError(file, 'this is the legacy (pre-1.6) torch.save format, which Kiln does not read', {
-      offset: 0,
-      expected: 'a zip-format torch.save file or .safetensors',
-      hint: "re-save it with PyTorch ≥ 1.6: torch.save(torch.load(path, weights_only=True), 'new.pth')",
-    });
-  }
-  if (!startsWith(bytes, ZIP_MAGIC)) throw new DataFormatError(file, 'not a torch.save file', { offset: 0, expected: "a zip archive ('PK\\x03\\x04')" });
+  if (startsWith(bytes, LEGACY_MAGIC)) return decodeLegacy(bytes, file, options);
+  if (!startsWith(bytes, ZIP_MAGIC)) throw new DataFormatError(file, 'not a torch.save file', { offset: 0, expected: "a zip archive ('PK\\x03\\x04') or torch's legacy pickle stream" });
   const zip = new ZipArchive(bytes, file, options);
   const pkl = zip.names.filter((n) => /^[^/]+\/data\.pkl$/.test(n));
   if (pkl.length !== 1) throw new DataFormatError(file, 'torch.save archive must hold exactly one <name>/data.pkl', { found: pkl.length ? pkl.join(', ') : 'none' });
@@ -111,35 +107,58 @@ export function decodeTorchFile(bytes: Uint8Array, file = '<torch file>', option
     const text = new TextDecoder().decode(zip.read(`${prefix}byteorder`).subarray(0, 16));
     if (text !== 'little') throw new DataFormatError(file, 'tensor data is not little-endian', { offset: order.dataOffset, expected: 'little', found: text, hint: 'save the file on a little-endian machine' });
   }
+  const storage: StorageLookup = (key, at) => {
+    const name = `${prefix}data/${key}`;
+    const entry = zip.entry(name);
+    if (!entry) throw new DataFormatError(file, `storage '${key}' is missing from the archive`, { offset: at, expected: `an entry ${name}` });
+    return { bytes: zip.read(name), offset: entry.dataOffset };
+  };
+  const entry = zip.entry(pkl[0])!;
+  return decodeStateDict(zip.read(pkl[0]), entry.method === 0 ? entry.dataOffset : 0, storage, file, bytes.length, options);
+}
 
+/** Finds a storage's bytes (and where they start in the file, for errors) by its key. */
+type StorageLookup = (key: string, at: number) => { bytes: Uint8Array; offset: number };
+
+const STORAGE_TAGS = new Set(Object.keys(STORAGES).map((s) => `torch.${s}`));
+const REBUILDERS = ['torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_parameter', 'torch._utils._rebuild_parameter_with_state'];
+
+/** Checks a persistent id: `('storage', torch.XStorage, key, location, numel)` (+ a `None` view in the legacy format). */
+function storageId(pid: PickleValue, at: number, file: string): { key: string; typeName: string; type: StorageType; numel: number } {
+  const ok = Array.isArray(pid) && pid[0] === 'storage' && (pid.length === 5 || (pid.length === 6 && pid[5] === null));
+  if (!ok) throw new DataFormatError(file, 'persistent id is not a storage reference', { offset: at, expected: "('storage', type, key, location, numel)" });
+  const [, type, key, , numel] = pid;
+  if (!(type instanceof PickleGlobal) || type.module !== 'torch' || !Object.hasOwn(STORAGES, type.name)) {
+    throw new UnsafePickleError(file, at, 'BINPERSID', 'storage of an unsupported type', type instanceof PickleGlobal ? type.qualifiedName : String(type));
+  }
+  if (typeof key !== 'string' || !isInt(numel) || numel < 0) throw new DataFormatError(file, 'storage reference is malformed', { offset: at });
+  return { key, typeName: type.name, type: STORAGES[type.name], numel };
+}
+
+/**
+ * Runs the state dict's pickle with storages from `lookup`, building each tensor as the pickle
+ * rebuilds it, and flattens the result into dotted names.
+ */
+function decodeStateDict(pkl: Uint8Array, baseOffset: number, lookup: StorageLookup, file: string, fileBytes: number, options: TorchFileOptions): TorchFile {
   const storages = new Map<string, StorageRef>();
   // Every tensor's bytes come out of a storage; several tensors may view one storage, and float16
   // widens to float32, so the output may exceed the file somewhat — but never by more than this.
-  const budget = 4 * bytes.length + (1 << 20);
+  const budget = 4 * fileBytes + (1 << 20);
   let produced = 0;
   const converted = new Map<string, number>();
 
   const persistentLoad = (pid: PickleValue, at: number): PickleValue => {
-    if (!Array.isArray(pid) || pid.length !== 5 || pid[0] !== 'storage') throw new DataFormatError(file, 'persistent id is not a storage reference', { offset: at, expected: "('storage', type, key, location, numel)" });
-    const [, type, key, , numel] = pid;
-    if (!(type instanceof PickleGlobal) || type.module !== 'torch' || !Object.hasOwn(STORAGES, type.name)) {
-      throw new UnsafePickleError(file, at, 'BINPERSID', 'storage of an unsupported type', type instanceof PickleGlobal ? type.qualifiedName : String(type));
-    }
-    if (typeof key !== 'string' || !isInt(numel) || numel < 0) throw new DataFormatError(file, 'storage reference is malformed', { offset: at });
+    const { key, typeName, type, numel } = storageId(pid, at, file);
     const known = storages.get(key);
     if (known) return known;
-    const name = `${prefix}data/${key}`;
-    const entry = zip.entry(name);
-    if (!entry) throw new DataFormatError(file, `storage '${key}' is missing from the archive`, { offset: at, expected: `an entry ${name}` });
-    const st = STORAGES[type.name];
-    if (numel * st.itemBytes > entry.size) {
-      throw new DataFormatError(file, `storage '${key}' is shorter than the pickle says`, { offset: entry.dataOffset, expected: `${numel * st.itemBytes} bytes`, found: `${entry.size}` });
+    const { bytes, offset } = lookup(key, at);
+    if (numel * type.itemBytes > bytes.length) {
+      throw new DataFormatError(file, `storage '${key}' is shorter than the pickle says`, { offset, expected: `${numel * type.itemBytes} bytes`, found: `${bytes.length}` });
     }
-    const ref = new StorageRef(key, st, type.name, zip.read(name), numel, entry.dataOffset);
+    const ref = new StorageRef(key, type, typeName, bytes, numel, offset);
     storages.set(key, ref);
     return ref;
   };
-
   const rebuildTensor = (args: PickleValue[], at: number): PickleValue => {
     if (args.length < 6 || args.length > 7) throw new DataFormatError(file, '_rebuild_tensor_v2 takes 6 or 7 arguments', { offset: at, found: String(args.length) });
     const [storage, offset, size, stride] = args;
@@ -201,12 +220,11 @@ export function decodeTorchFile(bytes: Uint8Array, file = '<torch file>', option
     if (!isHostTensor(t)) throw new DataFormatError(file, `${fn} expects a tensor`, { offset: at });
     return t;
   };
-  const zipPkl = zip.entry(pkl[0])!;
-  const root = unpickle(zip.read(pkl[0]), {
+  const root = unpickle(pkl, {
     file,
-    baseOffset: zipPkl.method === 0 ? zipPkl.dataOffset : undefined,
+    baseOffset,
     persistentLoad,
-    tags: new Set(Object.keys(STORAGES).map((s) => `torch.${s}`)),
+    tags: STORAGE_TAGS,
     callables: {
       'collections.OrderedDict': (args, at) => {
         if (args.length !== 0) throw new DataFormatError(file, 'OrderedDict(...) with arguments is not supported', { offset: at });
@@ -221,6 +239,63 @@ export function decodeTorchFile(bytes: Uint8Array, file = '<torch file>', option
   const tensors = flatten(root, file, options.maxDepth ?? 64);
   const notes = [...converted].map(([from, count]) => `${count} ${from} tensor${count === 1 ? '' : 's'} converted to ${from.startsWith('int') ? 'int32' : 'float32'}`);
   return { tensors, notes };
+}
+
+/**
+ * PyTorch < 1.6 wrote one stream: pickles of the magic number, the format version (1001) and the
+ * machine's sizes and byte order; the object's pickle, with storages as persistent ids; a pickle of
+ * the storage keys; then each storage in that order as an int64 element count and its raw bytes.
+ * The object's pickle is run twice: once, calling nothing, to learn each storage's element type
+ * (the storages' sizes in bytes depend on it), then for real once the storages are located.
+ */
+function decodeLegacy(bytes: Uint8Array, file: string, options: TorchFileOptions): TorchFile {
+  let pos = 0;
+  const next = (extra: Partial<UnpickleOptions> = {}) => {
+    const { value, length } = unpickleFirst(bytes.subarray(pos), { file, baseOffset: pos, callables: {}, ...extra });
+    pos += length;
+    return value;
+  };
+  next(); // the magic number, already recognised
+  const version = next();
+  if (version !== 1001) throw new DataFormatError(file, 'unsupported legacy torch.save version', { offset: pos, expected: '1001', found: String(version) });
+  const sys = next();
+  if (!(sys instanceof Map) || sys.get('little_endian') !== true) throw new DataFormatError(file, 'tensor data is not little-endian', { offset: pos, hint: 'save the file on a little-endian machine' });
+  const mainStart = pos;
+  const types = new Map<string, StorageType>();
+  // First pass: dicts are built (SETITEM needs one), tensors are not.
+  const calls = { ...Object.fromEntries(REBUILDERS.map((name) => [name, () => null])), 'collections.OrderedDict': () => new Map() };
+  next({
+    tags: STORAGE_TAGS,
+    callables: calls,
+    persistentLoad: (pid, at) => {
+      const { key, type } = storageId(pid, at, file);
+      types.set(key, type);
+      return null;
+    },
+  });
+  const mainEnd = pos;
+  const keys = next();
+  if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) throw new DataFormatError(file, 'legacy storage key list is malformed', { offset: mainEnd });
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const located = new Map<string, { bytes: Uint8Array; offset: number }>();
+  for (const key of keys as string[]) {
+    const type = types.get(key);
+    if (!type) throw new DataFormatError(file, `legacy storage '${key}' is not used by the pickle`, { offset: pos });
+    if (pos + 8 > bytes.length) throw new DataFormatError(file, `legacy storage '${key}' is truncated`, { offset: pos });
+    const numel = dv.getBigInt64(pos, true);
+    const size = numel * BigInt(type.itemBytes);
+    if (numel < 0n || size > BigInt(bytes.length - pos - 8)) {
+      throw new DataFormatError(file, `legacy storage '${key}' runs past the end of the file`, { offset: pos, expected: `<= ${bytes.length - pos - 8} bytes`, found: `${size}` });
+    }
+    located.set(key, { bytes: bytes.subarray(pos + 8, pos + 8 + Number(size)), offset: pos + 8 });
+    pos += 8 + Number(size);
+  }
+  const lookup: StorageLookup = (key, at) => {
+    const s = located.get(key);
+    if (!s) throw new DataFormatError(file, `storage '${key}' is missing from the file`, { offset: at });
+    return s;
+  };
+  return decodeStateDict(bytes.subarray(mainStart, mainEnd), mainStart, lookup, file, bytes.length, options);
 }
 
 function allocate(dtype: DType, n: number) {

@@ -23,7 +23,7 @@ function expectMatches(t: HostTensor, want: { shape: number[]; values: (number |
 }
 
 describe('decodeTorchFile reads what torch.save writes', () => {
-  it.each(['state_dict.pth', 'checkpoint.pth'])('%s: every tensor, dtype conversion and view as torch.load sees it', (name) => {
+  it.each(['state_dict.pth', 'state_dict_legacy.pth', 'checkpoint.pth'])('%s: every tensor, dtype conversion and view as torch.load sees it', (name) => {
     const bytes = read(name);
     expect(isTorchFile(bytes)).toBe(true);
     const { tensors } = decodeTorchFile(bytes, name);
@@ -226,9 +226,11 @@ describe('the unpickler refuses what a state dict does not hold', () => {
     expect(expectTyped(() => decodeTorchFile(VALID[0], 'few.pth', { maxEntries: 3 })).message).toMatch(/too many entries/);
   });
 
-  it('names the legacy format and non-zip files', () => {
-    const legacy = bytesOf(0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, '.');
-    expect(expectTyped(() => decodeTorchFile(legacy, 'old.pth')).message).toMatch(/legacy \(pre-1\.6\)/);
+  it("checks the legacy format's storage sizes against the file, and names files that are neither format", () => {
+    const legacy = read('state_dict_legacy.pth');
+    expect(expectTyped(() => decodeTorchFile(legacy.subarray(0, legacy.length - 10), 'cut.pth')).message).toMatch(/legacy storage '\d+' runs past the end of the file/);
+    const magicOnly = bytesOf(0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, '.');
+    expect(expectTyped(() => decodeTorchFile(magicOnly, 'old.pth')).message).toMatch(/pickle ends without STOP/);
     expect(expectTyped(() => decodeTorchFile(enc.encode('hello'), 'h.pth')).message).toMatch(/not a torch\.save file/);
   });
 });
@@ -251,7 +253,7 @@ function unpickleOrTypedError(bytes: Uint8Array): void {
   }
 }
 
-const VALID = ['state_dict.pth', 'checkpoint.pth'].map(read);
+const VALID = ['state_dict.pth', 'checkpoint.pth', 'state_dict_legacy.pth'].map(read);
 /** Opcodes a state-dict pickle uses plus the refused ones, so mutations hit interesting paths. */
 const OPCODES = [0x80, 0x95, 0x2e, 0x28, 0x30, 0x31, 0x32, 0x4e, 0x88, 0x89, 0x4a, 0x4b, 0x4d, 0x8a, 0x8b, 0x47, 0x58, 0x8c, 0x8d, 0x42, 0x43, 0x8e, 0x7d, 0x5d, 0x29, 0x74, 0x85, 0x86, 0x87, 0x61, 0x65, 0x73, 0x75, 0x71, 0x72, 0x68, 0x6a, 0x94, 0x63, 0x93, 0x51, 0x52, 0x62, 0x69, 0x6f, 0x81, 0x92];
 

@@ -8,8 +8,16 @@ export interface RemoteFile {
   name: string;
   /** Mirrors, tried in order. */
   urls: string[];
-  /** Lower-case hex SHA-256 of the complete file. */
+  /**
+   * Lower-case hex SHA-256 of the complete file, or a prefix of it (at least 8 digits) where only
+   * that is published (torchvision's weight files carry the first 8 digits in their names).
+   */
   sha256: string;
+}
+
+/** Whether a computed digest matches the recorded one (the whole digest, or the recorded prefix). */
+export function sha256Matches(digest: string, recorded: string): boolean {
+  return recorded.length >= 8 && digest.startsWith(recorded.toLowerCase());
 }
 
 export class DownloadError extends KilnError {
@@ -43,7 +51,7 @@ function reasonOf(e: unknown): string {
 export async function ensureDownloaded(file: RemoteFile, cacheDir: string, fetchImpl: typeof fetch = fetch): Promise<string> {
   mkdirSync(cacheDir, { recursive: true });
   const dest = path.join(cacheDir, file.name);
-  if (existsSync(dest) && (await sha256File(dest)) === file.sha256) return dest;
+  if (existsSync(dest) && sha256Matches(await sha256File(dest), file.sha256)) return dest;
   const part = `${dest}.part`;
   const errors: string[] = [];
   for (const url of file.urls) {
@@ -66,7 +74,7 @@ export async function ensureDownloaded(file: RemoteFile, cacheDir: string, fetch
         }
       }
       const got = await sha256File(part);
-      if (got !== file.sha256) {
+      if (!sha256Matches(got, file.sha256)) {
         unlinkSync(part);
         throw new Error(`SHA-256 mismatch (expected ${file.sha256}, got ${got})`);
       }

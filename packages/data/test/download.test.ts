@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DownloadError, ensureDownloaded } from '@kiln/data';
+import { DownloadError, ensureDownloaded, sha256Matches } from '@kiln/data';
 
 const body = Buffer.from(Array.from({ length: 50000 }, (_, i) => (i * 7) % 256));
 const sha = createHash('sha256').update(body).digest('hex');
@@ -63,6 +63,15 @@ describe('ensureDownloaded', () => {
     writeFileSync(path.join(dir2, 'data.bin.part'), body);
     await ensureDownloaded({ name: 'data.bin', urls: [`${base}/file`], sha256: sha }, dir2);
     expect(readFileSync(path.join(dir2, 'data.bin')).equals(body)).toBe(true);
+  });
+
+  it('accepts a recorded SHA-256 prefix (torchvision publishes 8 digits), and rejects shorter ones', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-dl-'));
+    const got = await ensureDownloaded({ name: 'data.bin', urls: [`${base}/file`], sha256: sha.slice(0, 8) }, dir);
+    expect(readFileSync(got).equals(body)).toBe(true);
+    await expect(ensureDownloaded({ name: 'c.bin', urls: [`${base}/corrupt`], sha256: sha.slice(0, 8) }, dir)).rejects.toThrow(/SHA-256 mismatch/);
+    expect(sha256Matches(sha, sha.slice(0, 7))).toBe(false);
+    expect(sha256Matches(sha, sha.toUpperCase())).toBe(true);
   });
 
   it('rejects a file with the wrong hash and leaves nothing behind', async () => {

@@ -79,6 +79,8 @@ export interface LoadPretrainedOptions {
   skipHead?: boolean;
   /** Names the source in messages when bytes are passed. */
   file?: string;
+  /** Published weights to recognise by SHA-256 (default {@link TORCHVISION_WEIGHTS}). */
+  known?: Record<string, TorchvisionWeights>;
 }
 
 export interface PretrainedResult {
@@ -103,8 +105,8 @@ async function sha256Hex(bytes: Uint8Array): Promise<string> {
 }
 
 /** The published torchvision weights whose recorded SHA-256 (or recorded prefix of it) matches. */
-export function identifyTorchvisionWeights(sha256: string): (TorchvisionWeights & { key: string }) | undefined {
-  for (const [key, w] of Object.entries(TORCHVISION_WEIGHTS)) if (sha256.startsWith(w.sha256)) return { key, ...w };
+export function identifyTorchvisionWeights(sha256: string, known: Record<string, TorchvisionWeights> = TORCHVISION_WEIGHTS): (TorchvisionWeights & { key: string }) | undefined {
+  for (const [key, w] of Object.entries(known)) if (w.sha256.length >= 8 && sha256.startsWith(w.sha256)) return { key, ...w };
   return undefined;
 }
 
@@ -154,17 +156,10 @@ export async function loadPretrained(model: Module, source: string | Uint8Array,
   assignChecked(model, selected, converter, { strict: false, where: file });
 
   const sha256 = await sha256Hex(bytes);
-  const weights = identifyTorchvisionWeights(sha256);
+  const weights = identifyTorchvisionWeights(sha256, options.known);
   if (weights?.transformInput && (model instanceof GoogLeNet || model instanceof InceptionV3) && !model.transformInput) {
     model.transformInput = true;
     notes.push(`transformInput switched on (${weights.torchvision} expects inputs in [-1, 1])`);
   }
   return { format: decoded.format, problems, prefix, sha256, notes, ...(weights ? { weights, preprocessing: weights.preprocessing } : {}) };
-}
-
-/** The published weights for one zoo model, for messages that suggest them. */
-export function torchvisionWeightsFor(model: string): string[] {
-  return Object.entries(TORCHVISION_WEIGHTS)
-    .filter(([, w]) => w.model === model)
-    .map(([k]) => k);
 }

@@ -20,6 +20,34 @@ function torchLayout(model: Module, key: string): { kind: 'conv' | 'dense' | 'sa
   return { kind: 'same' };
 }
 
+/**
+ * `dst[destRow[j] · rows + i] = src[i · cols + j]`: transposes a row-major `[rows, cols]` matrix,
+ * placing source column j at destination row `destRow[j]` (identity when omitted). Done in 64×64
+ * tiles so both sides stay in cache.
+ */
+function transposeRows<T extends HostTensor['data']>(src: T, rows: number, cols: number, destRow?: Int32Array): T {
+  const dst = new (src.constructor as new (n: number) => T)(src.length);
+  const tile = 64;
+  for (let i0 = 0; i0 < rows; i0 += tile) {
+    const i1 = Math.min(rows, i0 + tile);
+    for (let j0 = 0; j0 < cols; j0 += tile) {
+      const j1 = Math.min(cols, j0 + tile);
+      for (let j = j0; j < j1; j++) {
+        const d = (destRow ? destRow[j] : j) * rows;
+        for (let i = i0; i < i1; i++) dst[d + i] = src[i * cols + j];
+      }
+    }
+  }
+  return dst;
+}
+
+/** Where row (a, b, c) of an `[A, B, C]` block goes when it is re-laid out as (b, c, a): the flatten order change. */
+function channelsLastRows(a: number, b: number, c: number): Int32Array {
+  const rows = new Int32Array(a * b * c);
+  for (let i = 0; i < a; i++) for (let y = 0; y < b; y++) for (let x = 0; x < c; x++) rows[(i * b + y) * c + x] = (y * c + x) * a + i;
+  return rows;
+}
+
 /** PyTorch → Kiln for every key of `model`'s state dict. */
 export function torchvisionConverter(model: Module): WeightConverter {
   return {
@@ -32,14 +60,17 @@ export function torchvisionConverter(model: Module): WeightConverter {
     },
     convert(key, t) {
       const { kind, flatten } = torchLayout(model, key);
-      if (kind === 'conv') return tf.transpose(t, [2, 3, 1, 0]);
-      if (kind === 'dense' && flatten) {
-        const [c, h, w] = flatten;
-        const out = t.shape[0];
-        return tf.tidy(() => tf.reshape(tf.transpose(tf.reshape(t, [out, c, h, w]), [2, 3, 1, 0]), [h * w * c, out]));
+      if (kind === 'conv') {
+        // OIHW → HWIO: each output filter's (i, y, x) values become rows (y, x, i).
+        const [o, i, kh, kw] = t.shape;
+        return { dtype: t.dtype, shape: [kh, kw, i, o], data: transposeRows(t.data, o, i * kh * kw, channelsLastRows(i, kh, kw)) };
       }
-      if (kind === 'dense') return tf.transpose(t);
-      return tf.clone(t);
+      if (kind === 'dense') {
+        // [out, in] → [in, out]; after a flatten, input (c, h, w) also becomes Kiln's (h, w, c).
+        const [o, n] = t.shape;
+        return { dtype: t.dtype, shape: [n, o], data: transposeRows(t.data, o, n, flatten ? channelsLastRows(...flatten) : undefined) };
+      }
+      return t;
     },
   };
 }

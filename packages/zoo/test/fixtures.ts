@@ -7,6 +7,9 @@ import { fileURLToPath } from 'node:url';
 export const FIXTURE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../tools/fixtures/generated/zoo');
 const GENERATOR = path.resolve(FIXTURE_DIR, '../../zoo/gen_zoo.py');
 
+/** The generator's FIXTURE_VERSION this code expects. */
+const FIXTURE_VERSION = 2;
+
 export interface FixtureManifest {
   torch: string;
   models: Record<
@@ -17,8 +20,8 @@ export interface FixtureManifest {
       /** The Kiln zoo model and the options it needs to match (fixtures written since .pth files were added). */
       model?: string;
       options?: Record<string, unknown>;
-      /** `<name>.pth` (torch.save) was written too. */
-      pth?: boolean;
+      /** What the generator wrote (2: also `<name>.pth` via torch.save); older fixtures are regenerated. */
+      version?: number;
     }
   >;
 }
@@ -30,7 +33,7 @@ export interface FixtureManifest {
 export function ensureTorchvisionFixtures(names: string[]): { manifest?: FixtureManifest; reason?: string } {
   const file = path.join(FIXTURE_DIR, 'manifest.json');
   const have = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as FixtureManifest).models : {};
-  const missing = names.filter((n) => !have[n]?.pth);
+  const missing = names.filter((n) => (have[n]?.version ?? 1) < FIXTURE_VERSION);
   if (missing.length) {
     const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
     const probe = spawnSync(python, ['-c', 'import torch, torchvision'], { encoding: 'utf8' });

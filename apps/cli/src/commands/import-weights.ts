@@ -1,24 +1,29 @@
 import { parseArgs } from 'node:util';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { NotFoundError, decodeSafetensors } from '@kiln/core';
-import { loadTfjsLayersWeights, loadTorchvisionWeights, modelEntry, saveWeights, type ZooOptions } from '@kiln/zoo';
+import { DataFormatError, NotFoundError } from '@kiln/core';
+import { decodeWeightFile, loadPretrained, loadTfjsLayersWeights, modelEntry, saveWeights, selectStateDict, type ZooOptions } from '@kiln/zoo';
 import { choiceArg } from '../args.js';
 import { cliBackends } from '../backends.js';
 import { UsageError } from '../errors.js';
 import type { Command } from '../command.js';
+import { KNOWN_WEIGHTS, resolveWeightsFile } from '../pretrained-file.js';
 import { MODEL_FLAGS, MODEL_FLAGS_USAGE, modelOptionsFromFlags } from './summary.js';
 
-export const IMPORT_WEIGHTS_USAGE = `usage: kiln import-weights --model NAME --from torchvision|tfjs-layers --weights FILE --out W.ckpt [options]
+export const IMPORT_WEIGHTS_USAGE = `usage: kiln import-weights --model NAME --from torchvision|tfjs-layers --weights FILE|NAME --out W.ckpt [options]
 
 Converts another framework's weights into a Kiln weight file (safetensors in Kiln's NHWC layouts,
-with the model's name and options in its metadata, ready for 'kiln predict').
+with the model's name, options and, for published torchvision weights, their preprocessing in its
+metadata, ready for 'kiln predict').
 
 options:
 ${MODEL_FLAGS_USAGE}
-  --from FORMAT         torchvision: a PyTorch state dict saved as .safetensors (torchvision names);
+  --from FORMAT         torchvision: a PyTorch state dict, as torch.save writes it (.pth/.pt; read
+                        without running its pickle) or as .safetensors (torchvision names);
                         tfjs-layers: a model.json with its weight shards beside it
-  --weights FILE        the file to import
+  --weights FILE|NAME   the file to import, or (with --from torchvision) a published torchvision
+                        weight name, downloaded (SHA-256 checked) unless torch.hub or Kiln already
+                        has it: ${KNOWN_WEIGHTS.join(', ')}
   --out FILE            where to write the Kiln weight file
 `;
 
@@ -40,7 +45,7 @@ export function writeFileAtomic(file: string, bytes: Uint8Array): void {
 
 export const importWeightsCommand: Command = {
   name: 'import-weights',
-  summary: 'convert torchvision (safetensors) or tfjs-layers weights into a Kiln weight file',
+  summary: 'convert torchvision (.pth, .safetensors, or by name) or tfjs-layers weights into a Kiln weight file',
   usage: IMPORT_WEIGHTS_USAGE,
   async run(argv, out, err) {
     const { values } = parseArgs({ args: argv, options: { ...MODEL_FLAGS, from: { type: 'string' }, weights: { type: 'string' }, out: { type: 'string' } }, strict: true });
@@ -48,34 +53,59 @@ export const importWeightsCommand: Command = {
     const from = choiceArg('from', values.from, 'torchvision', ['torchvision', 'tfjs-layers'] as const);
     if (!values.weights) throw new UsageError('--weights is required', IMPORT_WEIGHTS_USAGE);
     if (!values.out) throw new UsageError('--out is required', IMPORT_WEIGHTS_USAGE);
+    // A published weight name picks its model unless --model says otherwise.
+    const resolved = from === 'torchvision' ? await resolveWeightsFile(values.weights, { log: err }) : { file: values.weights, known: undefined };
+    if (!values.model && resolved.known) values.model = resolved.known.model;
+    const { name, options } = modelOptionsFromFlags(values);
     const choice = await cliBackends().use(values.backend ?? 'auto');
     err(`backend: ${choice.name} — ${choice.info.device}`);
-    const bytes = readFileOrExplain(values.weights, 'weight file');
-    const { name, options } = modelOptionsFromFlags(values);
+    const weightFile = resolved.file;
+    const bytes = readFileOrExplain(weightFile, 'weight file');
     const entry = modelEntry(name);
     let numClasses = options.numClasses;
-    let tensors: ReturnType<typeof decodeSafetensors>['tensors'] | undefined;
-    if (from === 'torchvision') {
-      tensors = decodeSafetensors(bytes, values.weights).tensors;
+    if (from === 'torchvision' && numClasses === undefined) {
       // Without --num-classes, the head's size comes from the file (PyTorch stores it [classes, features]).
-      if (numClasses === undefined) {
-        const probe = entry.create({ ...options, numClasses: 1, skipInit: true });
-        numClasses = tensors[`${probe.headPath}.weight`]?.shape[0];
+      const probe = entry.create({ ...options, numClasses: 1, skipInit: true });
+      try {
+        const keys = [...probe.namedParameters().map(([k]) => k), ...probe.namedBuffers().map(([k]) => k)];
+        numClasses = selectStateDict(decodeWeightFile(bytes, weightFile).tensors, keys).tensors[`${probe.headPath}.weight`]?.shape[0];
+      } finally {
         probe.dispose();
       }
     }
-    const finalOptions: ZooOptions = { ...options, numClasses, skipInit: true };
-    const model = entry.create(finalOptions);
+    const model = entry.create({ ...options, numClasses, skipInit: true });
     try {
-      if (tensors) loadTorchvisionWeights(model, tensors, { file: values.weights });
-      else {
+      const metadata: Record<string, string> = { model: name, source: from };
+      const recorded: ZooOptions = { ...options, numClasses: model.numClasses };
+      if (from === 'torchvision') {
+        const result = await loadPretrained(model, bytes, { file: weightFile });
+        for (const note of result.notes) err(`${weightFile}: ${note}`);
+        if ('transformInput' in model && model.transformInput === true) recorded.transformInput = true;
+        metadata.format_in = result.format;
+        metadata.sha256 = result.sha256;
+        if (result.weights) {
+          metadata.torchvision_weights = result.weights.torchvision;
+          metadata.preprocessing = JSON.stringify(result.preprocessing);
+          err(`${weightFile}: ${result.weights.torchvision}; preprocessing: resize ${result.preprocessing!.resizeSize}, centre crop ${result.preprocessing!.size.join('×')}, mean ${result.preprocessing!.mean.join('/')}, std ${result.preprocessing!.std.join('/')}`);
+        } else if (resolved.known) {
+          throw new DataFormatError(weightFile, `the file's SHA-256 does not match ${resolved.known.torchvision}`, { expected: `${resolved.known.sha256}…`, found: result.sha256 });
+        }
+      } else {
         const json = JSON.parse(new TextDecoder().decode(bytes)) as unknown;
-        const dir = path.dirname(values.weights);
-        loadTfjsLayersWeights(model, json, (p) => readFileOrExplain(path.join(dir, p), 'weight shard'), { file: values.weights });
+        const dir = path.dirname(weightFile);
+        loadTfjsLayersWeights(model, json, (p) => readFileOrExplain(path.join(dir, p), 'weight shard'), { file: weightFile });
       }
-      const metadata: Record<string, string> = { model: name, source: from, options: JSON.stringify({ ...options, numClasses: model.numClasses }) };
+      metadata.options = JSON.stringify(recorded);
       writeFileAtomic(values.out, await saveWeights(model, metadata));
-      const result = { model: name, from, weights: values.weights, out: values.out, parameters: model.numParameters(), num_classes: model.numClasses };
+      const result = {
+        model: name,
+        from,
+        weights: weightFile,
+        out: values.out,
+        parameters: model.numParameters(),
+        num_classes: model.numClasses,
+        ...(metadata.preprocessing ? { torchvision_weights: metadata.torchvision_weights, preprocessing: JSON.parse(metadata.preprocessing) as unknown } : {}),
+      };
       err(`wrote ${values.out}: ${name}, ${result.parameters.toLocaleString('en-US')} parameters, ${result.num_classes} classes`);
       out(JSON.stringify(result));
     } finally {
