@@ -488,7 +488,7 @@ export function selectClasses(ds: Dataset<Example>, classes: number[], names?: s
   for (let i = 0; i < labels.length; i++) if (position.has(labels[i])) indices.push(i);
   if (ds instanceof ArrayDataset) {
     const sub = ds.subset(indices);
-    const y = Int32Array.from(sub.y, (c) => position.get(c) as number);
+    const y = Int32Array.from(sub.y as Int32Array, (c) => position.get(c) as number);
     return new ArrayDataset(sub.x, y, sub.shape, classes.map((c) => names?.[c] ?? ds.classes?.[c] ?? String(c)));
   }
   return new RelabeledDataset(subsetDataset(ds, indices), position);
