@@ -150,7 +150,7 @@ export async function loadData(flags: DataFlags, options: LoadOptions = {}): Pro
   const size = flags['image-size'] ? parseImageSize(flags['image-size']) : undefined;
   const channels = parseChannels(flags.channels);
   const resize = flags.resize === undefined ? 'stretch' : (RESIZE_MODES.find((m) => m === flags.resize) ?? badChoice('--resize', RESIZE_MODES, flags.resize));
-  if (flags.resize !== undefined && spec.kind !== 'folder' && !(spec.kind === 'csv')) throw new ConfigError('--resize', 'only with --dataset folder:DIR or csv:FILE of image paths (arrays are resized by stretching)', flags.resize);
+  if (flags.resize !== undefined && spec.kind !== 'folder' && spec.kind !== 'csv') throw new ConfigError('--resize', 'only with --dataset folder:DIR or csv:FILE of image paths (arrays are resized by stretching)', flags.resize);
   if (flags.target !== undefined && spec.kind !== 'csv' && spec.kind !== 'cifar100') throw new ConfigError('--target', 'only with --dataset csv:FILE (a column) or cifar100 (fine or coarse)', flags.target);
   const splits = options.splits ?? ['train', 'test'];
   const warn = options.onWarning ?? (() => undefined);
