@@ -3,8 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf, ConfigError, DataFormatError, Rng } from '@kiln/core';
-import { ArrayDataset, channelStats } from '@kiln/data';
-import { convertImages, inputStats, loadData, parseDatasetSpec, parseImageSize, readBatch, sampleDataset, selectClasses } from '../src/datasets.js';
+import { ArrayDataset, DataLoader, channelStats } from '@kiln/data';
+import { createModel } from '@kiln/zoo';
+import { ClassificationModule, createTrainer } from '@kiln/trainer';
+import { convertImages, inputPipeline, inputStats, loadData, parseDatasetSpec, parseImageSize, readBatch, sampleDataset, selectClasses, splitValidation } from '../src/datasets.js';
 import { cliBackends } from '../src/backends.js';
 import { writeCifar10, writeImageFolder } from './helpers.js';
 
@@ -134,4 +136,28 @@ describe('loadData', () => {
       await Promise.all([eager.close(), lazy.close()]);
     }
   });
+
+  it('trains through the Trainer on a lazy folder (async batches, held-out view, per-batch standardisation) without leaking tensors', async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'kiln-cli-lazy-train-'));
+    writeImageFolder(root, ['a', 'b', 'c'], { train: 6, test: 2 });
+    const data = await loadData({ dataset: `folder:${root}`, 'image-size': '16x16', channels: '1' }, { memoryBudget: 0 });
+    try {
+      const [train, val] = splitValidation(data.train, data.val, 3, 0);
+      expect(val?.length).toBe(3);
+      const stats = await inputStats(data, train, 0);
+      const transform = inputPipeline(data.convert, stats);
+      const module = new ClassificationModule(createModel('lenet5', { inputShape: data.inputShape, numClasses: 3 }));
+      const trainer = createTrainer({ maxEpochs: 2, seed: 0 });
+      const before = tf.memory().numTensors;
+      await trainer.fit(module, new DataLoader(train, { batchSize: 5, shuffle: true, exampleShape: data.shape, transform }), new DataLoader(val as typeof train, { batchSize: 5, exampleShape: data.shape, transform }));
+      const metrics = await trainer.test(module, new DataLoader(data.test as typeof train, { batchSize: 4, exampleShape: data.shape, transform }));
+      trainer.optimizerConfig?.optimizer.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      expect(trainer.currentEpoch).toBe(2);
+      expect(metrics.test_acc).toBeGreaterThanOrEqual(0);
+      module.model.dispose();
+    } finally {
+      await data.close();
+    }
+  }, 60_000);
 });
