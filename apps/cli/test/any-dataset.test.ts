@@ -1,9 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { tf } from '@kiln/core';
+import { tf, decodeSafetensors } from '@kiln/core';
 import { readCheckpoint } from '@kiln/trainer';
 import { kiln, writeCifar10, writeImageFolder } from './helpers.js';
 
@@ -164,4 +165,37 @@ describe('kiln on CIFAR and CSV files', () => {
     expect(text).toContain('/nonexistent/kiln-cifar/cifar-100-binary');
     expect(existsSync('/nonexistent/kiln-cifar')).toBe(false);
   });
+});
+
+/** torchvision-layout LeNet-5 weights from tools/fixtures/zoo/gen_zoo.py (generated on demand, as predict.test.ts does). */
+const ZOO_FIXTURES = path.resolve(__dirname, '../../../tools/fixtures/generated/zoo');
+function lenetPth(): string | undefined {
+  const file = path.join(ZOO_FIXTURES, 'lenet5.pth');
+  if (existsSync(file)) return file;
+  if (spawnSync('/usr/bin/python3', ['-c', 'import torch, torchvision'], { encoding: 'utf8' }).status !== 0) return undefined;
+  const gen = spawnSync('/usr/bin/python3', [path.resolve(__dirname, '../../../tools/fixtures/zoo/gen_zoo.py'), '--only', 'lenet5,resnet18'], { encoding: 'utf8', timeout: 300_000 });
+  if (gen.status !== 0) throw new Error(`gen_zoo.py failed:\n${gen.stderr}`);
+  return file;
+}
+const pth = lenetPth();
+if (!pth) console.warn('SKIPPING kiln train --pretrained FILE.pth: PyTorch + torchvision are not installed');
+
+describe.skipIf(!pth)('kiln train --pretrained with PyTorch weights', () => {
+  it('loads a .pth into the backbone (PyTorch layouts converted) and leaves a new head for other classes', async () => {
+    const root = tmp('pth');
+    writeImageFolder(root, CLASSES, { train: 4, test: 1 });
+    const out = tmp('run');
+    const t = await kiln('train', '--model', 'lenet5', '--dataset', `folder:${root}`, '--image-size', '28x28', '--channels', '1', '--epochs', '1', '--lr', '1e-9', '--val-split', '0', '--pretrained', pth as string, '--out', out, '--backend', 'wasm');
+    expect(t.code, t.err.join('\n')).toBe(0);
+    expect(t.err.join('\n')).toMatch(/pretrained: .*lenet5\.pth \(pth\), head 'classifier\.4' left new \(3 classes\)/);
+    // The first convolution is PyTorch's [out, in, kh, kw] transposed to Kiln's [kh, kw, in, out]
+    // (a learning rate of 1e-9 moves it by about 1e-9).
+    const want = decodeSafetensors(new Uint8Array(readFileSync(path.join(ZOO_FIXTURES, 'lenet5.safetensors')))).tensors['features.0.weight'];
+    const ck = readCheckpoint(path.join(out, 'checkpoints', 'last.ckpt'));
+    const got = await ck.modelState['features.0.weight'].data();
+    tf.dispose([...Object.values(ck.modelState), ...Object.values(ck.optimizerSlots)]);
+    let worst = 0;
+    for (let o = 0; o < 6; o++) for (let y = 0; y < 5; y++) for (let x = 0; x < 5; x++) worst = Math.max(worst, Math.abs(got[(y * 5 + x) * 6 + o] - (want.data as Float32Array)[(o * 5 + y) * 5 + x]));
+    expect(worst).toBeLessThan(1e-6);
+  }, 60_000);
 });
