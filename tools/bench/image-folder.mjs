@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Does decoding images from disk keep up with training? LeNet-5 trained by Kiln's Trainer for the
+// Does decoding images from disk keep up with training? LeNet-5 (or ResNet-18) trained by Kiln's Trainer for the
 // same steps on the same images, once read as JPEG files through imageFolder + DataLoader (decoded
 // on worker threads every step, no cache, `prefetch` batches ahead) and once as the same tensors
 // already in memory (the folder decoded beforehand into an ArrayDataset). Each run is its own
@@ -8,8 +8,8 @@
 // alone: images/s and main-thread time per image with decoding on worker threads and with
 // `workers: 0` (sharp called from the main thread), the measurement behind the worker pool.
 //
-//   node tools/bench/image-folder.mjs [--rounds 3] [--steps 40] [--warmup 5] [--threads N]
-//                                     [--decode-workers N] [--out FILE]
+//   node tools/bench/image-folder.mjs [--model lenet5|resnet18] [--rounds 3] [--steps 40] [--warmup 5]
+//                                     [--threads N] [--decode-workers N] [--out FILE]
 //
 // The JPEGs (Fashion-MNIST training images, 28×28 grey, quality 90) are written once to
 // bench-results/.cache/image-folder-<count>/.
@@ -27,6 +27,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
 const { values: flags } = parseArgs({
   options: {
+    model: { type: 'string', default: 'lenet5' },
     rounds: { type: 'string', default: '3' },
     steps: { type: 'string', default: '40' },
     warmup: { type: 'string', default: '5' },
@@ -91,10 +92,11 @@ const decoding = [];
 for (const w of [0, decodeWorkers, 0, decodeWorkers]) decoding.push(await decodeOnly(w));
 for (const d of decoding) process.stderr.write(`decode only, workers ${d.workers}: ${d.images_per_sec.toFixed(0)} images/s, main thread ${d.main_thread_us_per_image.toFixed(0)} µs/image, process CPU ${d.process_cpu_us_per_image.toFixed(0)} µs/image\n`);
 const backend = loadDnnl().loaded ? 'wasm+onednn' : 'wasm';
-const base = { framework: 'kiln', model: 'lenet5', backend, threads, steps, warmup, inferBatches: 1, imageFolder: folder, decodeWorkers };
+if (!['lenet5', 'resnet18'].includes(flags.model)) throw new Error(`--model must be lenet5 or resnet18, got '${flags.model}'`);
+const base = { framework: 'kiln', model: flags.model, backend, threads, steps, warmup, inferBatches: 1, imageFolder: folder, decodeWorkers };
 
 function run(data) {
-  process.stderr.write(`… lenet5 from ${data}\n`);
+  process.stderr.write(`… ${flags.model} from ${data}\n`);
   const r = spawnSync(process.execPath, [path.join(here, 'worker.mjs'), JSON.stringify({ ...base, data })], { encoding: 'utf8', cwd: root });
   const line = (r.stdout || '').split('\n').find((l) => l.startsWith('RESULT '));
   if (r.status !== 0 || !line) throw new Error(`worker failed (${data}): ${(r.stderr || '').trim().split('\n').slice(-5).join(' | ')}`);
@@ -120,7 +122,7 @@ const summary = Object.fromEntries(['folder', 'memory'].map((d) => [d, { train_s
 const roundRatios = Array.from({ length: rounds }, (_, r) => runs.find((x) => x.round === r && x.data === 'folder').train_samples_per_sec / runs.find((x) => x.round === r && x.data === 'memory').train_samples_per_sec);
 const ratio = median(roundRatios);
 
-console.log(`LeNet-5, batch ${BATCH}, ${steps} steps after ${warmup} warm-up, ${backend}, ${threads} compute threads, ${rounds} rounds`);
+console.log(`${flags.model}, batch ${BATCH}, ${steps} steps after ${warmup} warm-up, ${backend}, ${threads} compute threads, ${rounds} rounds`);
 console.log(`| data | train samples/s | peak RSS MiB |`);
 console.log(`|---|---|---|`);
 console.log(`| JPEG folder (imageFolder, decoded every step) | ${summary.folder.train_samples_per_sec.toFixed(1)} | ${summary.folder.peak_rss_mib.toFixed(0)} |`);
@@ -131,5 +133,5 @@ console.log(`load average ${load0.map((x) => x.toFixed(2)).join(' ')} → ${load
 
 const outFile = flags.out ?? path.join(root, 'bench-results', `image-folder-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 mkdirSync(path.dirname(outFile), { recursive: true });
-writeFileSync(outFile, JSON.stringify({ batch_size: BATCH, steps, warmup, threads, backend, rounds, machine: { cpu: os.cpus()[0]?.model, cores: os.availableParallelism(), node: process.version, loadavg_start: load0, loadavg_end: load1 }, summary, ratio, roundRatios, decoding, runs }, null, 2) + '\n');
+writeFileSync(outFile, JSON.stringify({ model: flags.model, batch_size: BATCH, steps, warmup, threads, backend, rounds, machine: { cpu: os.cpus()[0]?.model, cores: os.availableParallelism(), node: process.version, loadavg_start: load0, loadavg_end: load1 }, summary, ratio, roundRatios, decoding, runs }, null, 2) + '\n');
 console.log(`results: ${path.relative(process.cwd(), outFile)}`);

@@ -5,9 +5,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { wasmBackend } from '@kiln/backend-cpu';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConfigError, DataFormatError, KilnError, NotFoundError, tf } from '@kiln/core';
 import { DataLoader, decodeImage, encodePng, imageFolder, listImageFolder, loadImages, resizePlan, type ImageFolder } from '@kiln/data';
+
+// Each open starts decoding threads (which load libvips): seconds on a loaded machine.
+vi.setConfig({ testTimeout: 30_000, hookTimeout: 60_000 });
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-image-folder-'));
@@ -169,7 +172,7 @@ describe('formats as they come', () => {
       expect(e.x.length).toBe(28 * 28);
       expect(Math.max(...e.x)).toBeGreaterThan(0.2);
     }
-  });
+  }, 60_000);
 });
 
 describe('resize modes', () => {

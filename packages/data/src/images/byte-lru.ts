@@ -36,6 +36,11 @@ export class ByteLru<K> {
     return v;
   }
 
+  /** Whether `key` is held (no effect on recency or counts). */
+  has(key: K): boolean {
+    return this.map.has(key);
+  }
+
   set(key: K, value: Float32Array): void {
     if (value.byteLength > this.capacity) return;
     const old = this.map.get(key);

@@ -191,25 +191,26 @@ export class ImageFolderDataset implements AsyncDataset<Example> {
     throw new DataFormatError(this.files[i], 'no readable image left in the split', { hint: 'every file failed to decode; see the warnings' });
   }
 
-  /** A copy of image `i`'s values (the cache keeps its own). */
+  /**
+   * Image `i`'s values, owned by the caller: a copy when the cache or another caller also holds
+   * them, the decoded array itself otherwise (so an uncached image is never copied).
+   */
   private async pixels(i: number): Promise<Float32Array> {
     const hit = this.cache.get(i);
     if (hit) return hit.slice();
-    let p = this.inFlight.get(i);
-    if (!p) {
-      const { host, size, resize, channels, limiter } = this.shared;
-      const source = this.heights[i] > 0 ? { height: this.heights[i], width: this.widths[i] } : undefined;
-      p = limiter.run(() => host.decode(this.files[i], { size, resize, channels, source }));
-      this.inFlight.set(i, p);
-      p.then(
-        (x) => {
-          this.inFlight.delete(i);
-          if (!this.closed) this.cache.set(i, x);
-        },
-        () => this.inFlight.delete(i),
-      );
+    const pending = this.inFlight.get(i);
+    if (pending) return (await pending).slice();
+    const { host, size, resize, channels, limiter } = this.shared;
+    const source = this.heights[i] > 0 ? { height: this.heights[i], width: this.widths[i] } : undefined;
+    const p = limiter.run(() => host.decode(this.files[i], { size, resize, channels, source }));
+    this.inFlight.set(i, p);
+    try {
+      const x = await p;
+      if (!this.closed) this.cache.set(i, x);
+      return this.cache.has(i) ? x.slice() : x;
+    } finally {
+      this.inFlight.delete(i);
     }
-    return (await p).slice();
   }
 }
 
