@@ -2,6 +2,7 @@ import { tf, Rng, ConfigError, type RngState } from '@kiln/core';
 import { ArrayDataset, isAsyncDataset, type AnyExample, type Dataset } from './dataset.js';
 import { checkSchema, collateExamples, declaredSchema, describeSchema, inferSchema, isTensorSpec, toTensors, type Collated, type ExampleSchema, type HostBatch, type Schema, type TensorSpec, type TensorTree } from './collate.js';
 import { RandomSampler, SequentialSampler, type Sampler } from './sampler.js';
+import { nextTurn } from './next-turn.js';
 import type { Augmentation, BatchAugmentation } from './augment/augmentation.js';
 
 /**
@@ -206,7 +207,7 @@ export class DataLoader<E extends AnyExample = AnyExample> implements Iterable<B
     const ds = this.dataset;
     if (isAsyncDataset(ds)) return ds.getMany(indices).then((examples) => ({ examples }));
     return new Promise<Fetched>((resolve, reject) =>
-      setImmediate(() => {
+      nextTurn(() => {
         try {
           resolve(this.readBatch(indices));
         } catch (e) {
