@@ -1,7 +1,8 @@
-import { tf, KilnError, ShapeMismatchError } from '@kiln/core';
+import { tf, KilnError, ShapeMismatchError, type Tensor } from '@kiln/core';
 import { Parameter } from './parameter.js';
 
-export type Tensor = tf.Tensor;
+/** Re-exported so layer code can take `Tensor` from one place; it is `@kiln/core`'s (TensorFlow.js's) type. */
+export type { Tensor };
 
 /** Options of `Module.freeze`. */
 export interface FreezeOptions {

@@ -210,11 +210,16 @@ describe('fine-tuning and averaging callbacks', () => {
     const lines: string[] = [];
     const ms = new ModelSummary({ write: (l) => void lines.push(l) });
     const { trainer } = await fit(1, [ms]);
-    expect(ms.rows).toEqual([
-      { name: '1', type: 'Linear', params: 8 * 16 + 16, trainable: 8 * 16 + 16 },
-      { name: '4', type: 'Linear', params: 16 * 3 + 3, trainable: 16 * 3 + 3 },
-    ]);
+    const row = (path: string, params: number) => ({ path, type: 'Linear', outputShape: null, params, trainableParams: params, multiplyAdds: 0 });
+    expect(ms.rows).toEqual([row('1', 8 * 16 + 16), row('4', 16 * 3 + 3)]);
     expect(lines[lines.length - 1]).toBe('195 trainable, 0 frozen, 195 total parameters');
     trainer.optimizerConfig!.optimizer.dispose();
+    // With an input shape: every layer with its output shape, as `kiln summary` prints it.
+    const full: string[] = [];
+    const withShapes = new ModelSummary({ inputShape: [1, 1, 8], write: (l) => void full.push(l) });
+    const again = await fit(1, [withShapes]);
+    expect(withShapes.rows.find((r) => r.path === '4')).toMatchObject({ outputShape: [1, 3], multiplyAdds: 16 * 3 });
+    expect(full.join('\n')).toContain('output shape');
+    again.trainer.optimizerConfig!.optimizer.dispose();
   });
 });

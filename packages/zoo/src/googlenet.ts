@@ -99,7 +99,7 @@ export interface GoogLeNetOutputs {
 /**
  * GoogLeNet / Inception v1 (Szegedy et al., 2015) in torchvision's layout, with batch norm after
  * every convolution: 6,624,904 parameters without and 13,004,888 with the auxiliary heads
- * (1000 classes). Any input from about 32×32 works (224×224 is the usual size).
+ * (1000 classes). Any input from 15×15 works (224×224 is the usual size).
  */
 export class GoogLeNet extends ZooModel implements AuxiliaryHeads {
   readonly headPath = 'fc';

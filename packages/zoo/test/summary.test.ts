@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '@kiln/core';
 import { wasmBackend } from '@kiln/backend-cpu';
-import { createModel, formatSummary, summarize } from '../src/index.js';
+import { createModel, formatSummary, summarize, summarizeByDepth } from '../src/index.js';
 
 beforeAll(async () => {
   await wasmBackend().init();
@@ -52,9 +52,23 @@ describe('summarize', () => {
     const model = createModel('googlenet', { auxLogits: true, numClasses: 5, skipInit: true });
     const s = summarize(model, [64, 64, 3]);
     const aux = s.rows.find((r) => r.path === 'aux1.fc1');
-    expect(aux).toEqual({ path: 'aux1.fc1', type: 'Linear', outputShape: null, params: 2048 * 1024 + 1024, multiplyAdds: 0 });
+    expect(aux).toEqual({ path: 'aux1.fc1', type: 'Linear', outputShape: null, params: 2048 * 1024 + 1024, trainableParams: 2048 * 1024 + 1024, multiplyAdds: 0 });
     expect(model.training).toBe(true);
     expect(model.getModule('fc').forward).toBe(Object.getPrototypeOf(model.getModule('fc')).forward);
+    model.dispose();
+  });
+
+  it('counts frozen parameters apart, and summarizeByDepth lists modules to a depth without running the model', () => {
+    const model = createModel('resnet18', { numClasses: 4, skipInit: true }).freezeBackbone();
+    const s = summarize(model, [32, 32, 3]);
+    expect(s.rows.find((r) => r.path === 'fc')).toMatchObject({ params: 512 * 4 + 4, trainableParams: 512 * 4 + 4 });
+    expect(s.rows.find((r) => r.path === 'conv1')).toMatchObject({ params: 7 * 7 * 3 * 64, trainableParams: 0 });
+    const top = summarizeByDepth(model, 1);
+    expect(top.map((r) => r.path)).toEqual(['conv1', 'bn1', 'layer1', 'layer2', 'layer3', 'layer4', 'fc']);
+    expect(top.reduce((a, r) => a + r.params, 0)).toBe(model.numParameters());
+    expect(top.find((r) => r.path === 'layer1')).toMatchObject({ type: 'Sequential', outputShape: null, trainableParams: 0, multiplyAdds: 0 });
+    expect(summarizeByDepth(model, 2).some((r) => r.path === 'layer1.0')).toBe(true);
+    expect(() => summarizeByDepth(model, 0)).toThrow(/maxDepth/);
     model.dispose();
   });
 });

@@ -1,25 +1,25 @@
+import { formatSummary, summarize, summarizeByDepth, type SummaryRow } from '@kiln/zoo';
 import type { Callback } from '../callback.js';
 import type { Trainer } from '../trainer.js';
 import type { TrainingModule } from '../training-module.js';
 
 export interface ModelSummaryOptions {
-  /** Depth of modules listed (1: direct children; default 1). */
+  /** Depth of modules listed when no `inputShape` is given (1: direct children; default 1). */
   maxDepth?: number;
+  /**
+   * Shape `[H, W, C]` of one input image: the model is run once on a zero image and every layer
+   * is listed with its output shape and multiply-adds (`@kiln/zoo`'s `summarize`). Without it
+   * the modules down to `maxDepth` are listed with their parameter counts only.
+   */
+  inputShape?: [number, number, number];
   /** Where to print (default stderr). */
   write?: (line: string) => void;
 }
 
-/** One row of the summary. */
-export interface SummaryRow {
-  name: string;
-  type: string;
-  params: number;
-  trainable: number;
-}
-
 /**
  * Prints a table of the model's modules with parameter counts at the start of `fit`
- * (Lightning's ModelSummary), and the trainable / frozen totals.
+ * (Lightning's ModelSummary), and the trainable / frozen totals. The rows are `@kiln/zoo`'s
+ * `SummaryRow`s, as `kiln summary` prints them.
  */
 export class ModelSummary implements Callback {
   /** The last summary, for inspection. */
@@ -27,35 +27,22 @@ export class ModelSummary implements Callback {
 
   constructor(private readonly options: ModelSummaryOptions = {}) {}
 
-  /** Rows for the children down to `maxDepth`, each counting all parameters beneath it. */
-  summarize(module: TrainingModule): SummaryRow[] {
-    const depth = this.options.maxDepth ?? 1;
-    const params = module.model.namedParameters();
-    const prefixes = new Set<string>();
-    for (const [name] of params) {
-      const parts = name.split('.').slice(0, -1);
-      for (let d = 1; d <= Math.min(depth, parts.length); d++) prefixes.add(parts.slice(0, d).join('.'));
-    }
-    return [...prefixes].map((prefix) => {
-      const mine = params.filter(([n]) => n.startsWith(prefix + '.'));
-      return {
-        name: prefix,
-        type: module.model.getModule(prefix).typeName,
-        params: mine.reduce((a, [, p]) => a + p.variable.size, 0),
-        trainable: mine.filter(([, p]) => p.trainable).reduce((a, [, p]) => a + p.variable.size, 0),
-      };
-    });
-  }
-
   onFitStart(_t: Trainer, module: TrainingModule): void {
-    this.rows = this.summarize(module);
+    const model = module.model;
     const write = this.options.write ?? ((l: string) => process.stderr.write(l + '\n'));
-    const w = Math.max(4, ...this.rows.map((r) => r.name.length));
-    const t = Math.max(4, ...this.rows.map((r) => r.type.length));
-    write(`${'name'.padEnd(w)}  ${'type'.padEnd(t)}  ${'params'.padStart(10)}`);
-    for (const r of this.rows) write(`${r.name.padEnd(w)}  ${r.type.padEnd(t)}  ${String(r.params).padStart(10)}`);
-    const total = module.model.numParameters();
-    const trainable = module.model.numParameters({ trainableOnly: true });
+    if (this.options.inputShape) {
+      const report = summarize(model, this.options.inputShape);
+      this.rows = report.rows;
+      for (const line of formatSummary(report)) write(line);
+    } else {
+      this.rows = summarizeByDepth(model, this.options.maxDepth ?? 1);
+      const w = Math.max(4, ...this.rows.map((r) => r.path.length));
+      const t = Math.max(4, ...this.rows.map((r) => r.type.length));
+      write(`${'name'.padEnd(w)}  ${'type'.padEnd(t)}  ${'params'.padStart(10)}`);
+      for (const r of this.rows) write(`${r.path.padEnd(w)}  ${r.type.padEnd(t)}  ${String(r.params).padStart(10)}`);
+    }
+    const total = model.numParameters();
+    const trainable = model.numParameters({ trainableOnly: true });
     write(`${trainable} trainable, ${total - trainable} frozen, ${total} total parameters`);
   }
 }
