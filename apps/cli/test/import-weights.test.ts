@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -50,6 +50,26 @@ describe.skipIf(!have)('kiln import-weights --from torchvision with torch.save f
     const want = decodeNpy(new Uint8Array(readFileSync(path.join(FIXTURES, `${name}.logits.npy`)))).data as Float32Array;
     expect(maxAbsDiff(got, want)).toBeLessThanOrEqual(1e-4);
   }, 300_000);
+});
+
+describe.skipIf(!have)('kiln import-weights --weights NAME', () => {
+  it("refuses a cached file whose SHA-256 is not the published one's", async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'kiln-hub-'));
+    const hub = path.join(root, 'hub', 'checkpoints');
+    mkdirSync(hub, { recursive: true });
+    // Right architecture, wrong bytes: a seeded ResNet-18 posing as torchvision's ImageNet file.
+    symlinkSync(path.join(FIXTURES, 'resnet18.pth'), path.join(hub, 'resnet18-f37072fd.pth'));
+    const saved = process.env.TORCH_HOME;
+    process.env.TORCH_HOME = root;
+    try {
+      const out = path.join(root, 'r.ckpt');
+      await expect(run(importWeightsCommand, '--from', 'torchvision', '--weights', 'resnet18', '--out', out, '--backend', 'wasm')).rejects.toThrow(/SHA-256 does not match ResNet18_Weights\.IMAGENET1K_V1[\s\S]*expected: f37072fd…/);
+      expect(existsSync(out)).toBe(false);
+    } finally {
+      if (saved === undefined) delete process.env.TORCH_HOME;
+      else process.env.TORCH_HOME = saved;
+    }
+  }, 120_000);
 });
 
 describe('torchvision weights by name', () => {

@@ -68,10 +68,8 @@ class StorageRef {
   constructor(
     readonly key: string,
     readonly type: StorageType,
-    readonly typeName: string,
     readonly bytes: Uint8Array,
     readonly numel: number,
-    readonly offset: number,
   ) {}
 }
 
@@ -124,7 +122,7 @@ const STORAGE_TAGS = new Set(Object.keys(STORAGES).map((s) => `torch.${s}`));
 const REBUILDERS = ['torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_parameter', 'torch._utils._rebuild_parameter_with_state'];
 
 /** Checks a persistent id: `('storage', torch.XStorage, key, location, numel)` (+ a `None` view in the legacy format). */
-function storageId(pid: PickleValue, at: number, file: string): { key: string; typeName: string; type: StorageType; numel: number } {
+function storageId(pid: PickleValue, at: number, file: string): { key: string; type: StorageType; numel: number } {
   const ok = Array.isArray(pid) && pid[0] === 'storage' && (pid.length === 5 || (pid.length === 6 && pid[5] === null));
   if (!ok) throw new DataFormatError(file, 'persistent id is not a storage reference', { offset: at, expected: "('storage', type, key, location, numel)" });
   const [, type, key, , numel] = pid;
@@ -132,7 +130,7 @@ function storageId(pid: PickleValue, at: number, file: string): { key: string; t
     throw new UnsafePickleError(file, at, 'BINPERSID', 'storage of an unsupported type', type instanceof PickleGlobal ? type.qualifiedName : String(type));
   }
   if (typeof key !== 'string' || !isInt(numel) || numel < 0) throw new DataFormatError(file, 'storage reference is malformed', { offset: at });
-  return { key, typeName: type.name, type: STORAGES[type.name], numel };
+  return { key, type: STORAGES[type.name], numel };
 }
 
 /**
@@ -148,14 +146,14 @@ function decodeStateDict(pkl: Uint8Array, baseOffset: number, lookup: StorageLoo
   const converted = new Map<string, number>();
 
   const persistentLoad = (pid: PickleValue, at: number): PickleValue => {
-    const { key, typeName, type, numel } = storageId(pid, at, file);
+    const { key, type, numel } = storageId(pid, at, file);
     const known = storages.get(key);
     if (known) return known;
     const { bytes, offset } = lookup(key, at);
     if (numel * type.itemBytes > bytes.length) {
       throw new DataFormatError(file, `storage '${key}' is shorter than the pickle says`, { offset, expected: `${numel * type.itemBytes} bytes`, found: `${bytes.length}` });
     }
-    const ref = new StorageRef(key, type, typeName, bytes, numel, offset);
+    const ref = new StorageRef(key, type, bytes, numel);
     storages.set(key, ref);
     return ref;
   };

@@ -201,6 +201,14 @@ describe('the unpickler refuses what a state dict does not hold', () => {
     expect(expectTyped(() => decodeTorchFile(pth(tensorPickle(6, 5, [2], [1]), { 'archive/data/0': storage }), 'off.pth')).message).toMatch(/runs past its storage/);
     // The pickle claims more elements than the archive entry holds.
     expect(expectTyped(() => decodeTorchFile(pth(tensorPickle(1 << 30, 0, [2], [1]), { 'archive/data/0': storage }), 'numel.pth')).message).toMatch(/shorter than the pickle says/);
+    // Many tensors viewing one storage: each view fits, together they would multiply the file.
+    const n = 100_000;
+    const entry = (key: string) =>
+      bytesOf(binunicode(key), 'ctorch._utils\n_rebuild_tensor_v2\n', '(', '(', binunicode('storage'), 'ctorch\nFloatStorage\n', binunicode('0'), binunicode('cpu'), 'J', u32le(n), 't', 'Q', 'K', 0, '(', 'J', u32le(n), 't', '(', 'K', 1, 't', 0x89, 'ccollections\nOrderedDict\n', ')', 'R', 't', 'R');
+    const dict = (count: number) => bytesOf(0x80, 2, '}', '(', ...Array.from({ length: count }, (_, i) => entry(`k${i}`)), 'u', '.');
+    const storage4n = { 'archive/data/0': new Uint8Array(4 * n) };
+    expect(Object.keys(decodeTorchFile(pth(dict(2), storage4n), 'tied.pth').tensors)).toEqual(['k0', 'k1']);
+    expect(expectTyped(() => decodeTorchFile(pth(dict(40), storage4n), 'shared.pth')).message).toMatch(/tensors claim more data than the file holds/);
     // And a storage that is not there at all.
     expect(expectTyped(() => decodeTorchFile(pth(tensorPickle(6, 0, [6], [1])), 'missing.pth')).message).toMatch(/storage '0' is missing/);
   });
@@ -237,13 +245,22 @@ describe('the unpickler refuses what a state dict does not hold', () => {
 
 // ---- Property tests: any input gives a result or a typed error, never anything else ----
 
-/** Runs the decoder and reports how it ended; any error that is not a DataFormatError fails the property. */
+/**
+ * Runs the decoder: any error that is not a DataFormatError fails the property, and so does a
+ * result whose tensors hold more than the reader's budget (4× the file + 1 MiB).
+ */
 function decodeOrTypedError(bytes: Uint8Array): void {
+  let tensors: Record<string, HostTensor>;
   try {
-    decodeTorchFile(bytes, 'prop.pth');
+    tensors = decodeTorchFile(bytes, 'prop.pth').tensors;
   } catch (e) {
     if (!(e instanceof DataFormatError)) throw e;
+    return;
   }
+  const held = new Set(Object.values(tensors).map((t) => t.data.buffer));
+  let total = 0;
+  for (const b of held) total += b.byteLength;
+  if (total > 4 * bytes.length + 2 ** 20) throw new Error(`decoded ${total} bytes from a ${bytes.length}-byte file`);
 }
 function unpickleOrTypedError(bytes: Uint8Array): void {
   try {
@@ -257,6 +274,7 @@ const VALID = ['state_dict.pth', 'checkpoint.pth', 'state_dict_legacy.pth'].map(
 /** Opcodes a state-dict pickle uses plus the refused ones, so mutations hit interesting paths. */
 const OPCODES = [0x80, 0x95, 0x2e, 0x28, 0x30, 0x31, 0x32, 0x4e, 0x88, 0x89, 0x4a, 0x4b, 0x4d, 0x8a, 0x8b, 0x47, 0x58, 0x8c, 0x8d, 0x42, 0x43, 0x8e, 0x7d, 0x5d, 0x29, 0x74, 0x85, 0x86, 0x87, 0x61, 0x65, 0x73, 0x75, 0x71, 0x72, 0x68, 0x6a, 0x94, 0x63, 0x93, 0x51, 0x52, 0x62, 0x69, 0x6f, 0x81, 0x92];
 
+// Each property takes 1–3 s on an idle machine; the timeouts leave room for a loaded one.
 describe('property: random and mutated inputs give typed errors only', () => {
   it('random bytes, with and without a zip or pickle header', () => {
     fc.assert(
@@ -268,7 +286,7 @@ describe('property: random and mutated inputs give typed errors only', () => {
       }),
       { numRuns: 2000 },
     );
-  });
+  }, 120_000);
 
   it('random opcode sequences through the unpickler', () => {
     const token = fc.oneof(fc.constantFrom(...OPCODES).map((o) => [o]), fc.uint8Array({ maxLength: 6 }).map((a) => [...a]));
@@ -279,7 +297,7 @@ describe('property: random and mutated inputs give typed errors only', () => {
       }),
       { numRuns: 3000 },
     );
-  });
+  }, 120_000);
 
   it('byte flips, truncations and inserted opcodes in valid torch.save files', () => {
     const mutation = fc.record({
@@ -301,7 +319,7 @@ describe('property: random and mutated inputs give typed errors only', () => {
       }),
       { numRuns: 3000 },
     );
-  });
+  }, 120_000);
 
   it('mutations inside the pickle itself (re-wrapped so the zip stays valid)', () => {
     // Pull data.pkl and the storages out of the valid file and re-zip them around a mutated pickle,
@@ -317,7 +335,7 @@ describe('property: random and mutated inputs give typed errors only', () => {
       }),
       { numRuns: 3000 },
     );
-  });
+  }, 120_000);
 });
 
 /** data.pkl of a torch.save file, located through the zip's central directory. */
