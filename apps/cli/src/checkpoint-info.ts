@@ -6,6 +6,7 @@ import type { ChannelStats } from '@kiln/data';
 import { createModel, identifyTorchvisionWeights, loadPretrained, modelEntry, type TorchvisionWeights, type ZooModel } from '@kiln/zoo';
 import { readCheckpoint, type Callback, type CheckpointMeta } from '@kiln/trainer';
 import type { Preprocessing } from './datasets.js';
+import { KNOWN_WEIGHTS, resolveWeightsFile } from './pretrained-file.js';
 
 /**
  * What a checkpoint written by `kiln train` or `kiln fine-tune` records under `cli`, so that
@@ -93,15 +94,21 @@ export interface PretrainedSource {
   known?: TorchvisionWeights & { key: string };
 }
 
-/** Recognises published torchvision weights by their SHA-256, so the data can be prepared as they expect. */
-export function identifyPretrained(file: string): PretrainedSource {
+/**
+ * `--pretrained FILE|NAME`: a path, or a published torchvision weight name fetched as
+ * `resolveWeightsFile` does (torch.hub's cache, Kiln's, then a checked download). Published weights
+ * are recognised by name or by their SHA-256, so the data can be prepared as they expect.
+ */
+export async function identifyPretrained(spec: string, log: (line: string) => void): Promise<PretrainedSource> {
+  const resolved = await resolveWeightsFile(spec, { log });
+  if (resolved.known) return resolved;
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(file);
+    bytes = readFileSync(resolved.file);
   } catch (e) {
-    throw new NotFoundError(`pretrained weights '${file}'`, [file], (e as Error).message);
+    throw new NotFoundError(`pretrained weights '${spec}'`, [resolved.file], `${(e as Error).message}; pass a .pth/.pt/.safetensors file, a Kiln checkpoint, or a torchvision weight name (${KNOWN_WEIGHTS.slice(0, 4).join(', ')}, …)`);
   }
-  return { file, known: identifyTorchvisionWeights(createHash('sha256').update(bytes).digest('hex')) };
+  return { file: resolved.file, known: identifyTorchvisionWeights(createHash('sha256').update(bytes).digest('hex')) };
 }
 
 /**

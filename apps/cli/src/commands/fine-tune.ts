@@ -24,8 +24,9 @@ When the classes differ in number from the checkpoint's head, the head is replac
 options:
   --from CKPT           checkpoint to start from (its model, input size, channels and scaling are
                         reused; the dataset defaults to the one it was trained on)
-  --pretrained FILE     start from these weights (.pth/.pt, .safetensors, Kiln weights or checkpoint; needs
-                        --model); published torchvision weights bring their preprocessing (size, mean/std)
+  --pretrained FILE     start from these weights (needs --model): .pth/.pt, .safetensors, Kiln weights or a
+                        checkpoint, or a torchvision weight name such as resnet18; published torchvision
+                        weights bring their preprocessing (size, mean/std)
   --scratch             start from random weights instead (needs --model)
   --model NAME          zoo model (with --pretrained or --scratch; otherwise read from the checkpoint)
 ${DATA_USAGE}
@@ -120,7 +121,7 @@ export async function fineTune(argv: string[], err: (line: string) => void): Pro
   if (from && values.model && values.model !== from.model) throw new ConfigError('--model', `the checkpoint's model (${from.model}) or nothing`, values.model);
   const pre = from?.preprocessing;
   // Published weights expect their own input preparation; flags given on the command line still win.
-  const pretrained = values.pretrained ? identifyPretrained(values.pretrained) : undefined;
+  const pretrained = values.pretrained ? await identifyPretrained(values.pretrained, err) : undefined;
   const known = pretrained?.known?.preprocessing;
   const expected = pre ?? (known ? { size: known.size, channels: 3, resize: 'shorter-side' as const } : undefined);
   const data = await loadData(expected ? flagsExpecting(values, expected) : values, { onWarning: err });

@@ -48,7 +48,8 @@ ${DATA_USAGE}
   --checkpoint-every N  also checkpoint every N optimizer steps (default: at epoch ends only);
                         checkpoints go to OUT/checkpoints (last.ckpt, best.ckpt)
   --resume CKPT         continue a run exactly from a checkpoint (same data flags and seed)
-  --pretrained FILE     start from these weights (.pth/.pt, .safetensors or a Kiln checkpoint); the head
+  --pretrained FILE     start from these weights (.pth/.pt, .safetensors, a Kiln checkpoint, or a torchvision
+                        weight name such as resnet18, fetched like import-weights --weights); the head
                         is left new when its classes differ. Published torchvision weights are recognised
                         and the data prepared as they expect (size, shorter-side resize, their mean/std)
   --logger LIST         comma-separated: csv, console, jsonl, tensorboard (default csv,console)
@@ -210,7 +211,7 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
   err(`backend: ${choice.name} — ${choice.info.device} (${choice.reason})`);
 
   // Published weights expect their own input preparation; flags given on the command line still win.
-  const pretrained = values.pretrained ? identifyPretrained(values.pretrained) : undefined;
+  const pretrained = values.pretrained ? await identifyPretrained(values.pretrained, err) : undefined;
   const known = pretrained?.known?.preprocessing;
   const data = await loadData(known ? flagsExpecting(values, { size: known.size, channels: 3, resize: 'shorter-side' }) : values, { onWarning: err });
   try {
