@@ -81,15 +81,34 @@ export interface Safetensors {
   metadata: Record<string, string>;
 }
 
-/** Parses a safetensors file; every inconsistency raises `DataFormatError` naming the byte offset. */
+/** Largest safetensors header accepted (the format's reference reader uses the same 100 MB bound). */
+const MAX_SAFETENSORS_HEADER = 100_000_000;
+
+/** Names that would reach an object's prototype chain if used as keys of a plain object. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** A JSON value that must be a non-negative safe integer; returns it or throws naming `what`. */
+function safeCount(v: unknown, file: string, what: string, offset: number): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new DataFormatError(file, `${what} is not a non-negative integer`, { offset, found: JSON.stringify(v) });
+  return v;
+}
+
+/**
+ * Parses a safetensors file. Everything the header claims is checked before any tensor is
+ * allocated: offsets are non-negative integers inside the file, the tensors tile the data section
+ * exactly (no overlaps, no gaps, as the format requires), byte lengths match shapes, names cannot
+ * reach object prototypes, and metadata is a string-to-string map. Every problem raises
+ * `DataFormatError` naming the file and byte offset.
+ */
 export function decodeSafetensors(bytes: Uint8Array, file = '<safetensors>'): Safetensors {
   if (bytes.length < 8) throw new DataFormatError(file, 'file too short for a safetensors header', { offset: 0, expected: '>= 8 bytes', found: `${bytes.length}` });
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const hlen = Number(dv.getBigUint64(0, true));
-  if (hlen > bytes.length - 8) {
-    throw new DataFormatError(file, 'safetensors header length runs past the end of the file', { offset: 0, expected: `<= ${bytes.length - 8}`, found: `${hlen}` });
+  const hlen64 = dv.getBigUint64(0, true);
+  if (hlen64 > BigInt(Math.min(bytes.length - 8, MAX_SAFETENSORS_HEADER))) {
+    throw new DataFormatError(file, 'safetensors header length runs past the end of the file (or the 100 MB limit)', { offset: 0, expected: `<= ${Math.min(bytes.length - 8, MAX_SAFETENSORS_HEADER)}`, found: `${hlen64}` });
   }
-  let header: Record<string, any>;
+  const hlen = Number(hlen64);
+  let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + hlen)));
   } catch (e) {
@@ -99,32 +118,56 @@ export function decodeSafetensors(bytes: Uint8Array, file = '<safetensors>'): Sa
     throw new DataFormatError(file, 'safetensors header is not a JSON object', { offset: 8 });
   }
   const base = 8 + hlen;
-  const tensors: Record<string, HostTensor> = {};
-  let metadata: Record<string, string> = {};
-  for (const [name, entry] of Object.entries(header)) {
+  const dataLength = bytes.length - base;
+  const metadata: Record<string, string> = Object.create(null);
+  const entries: { name: string; dtype: DType; shape: number[]; begin: number; end: number }[] = [];
+  for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
+    if (FORBIDDEN_KEYS.has(name)) throw new DataFormatError(file, `safetensors header uses the reserved name '${name}'`, { offset: 8, expected: 'tensor names other than __proto__, constructor, prototype' });
     if (name === '__metadata__') {
-      metadata = (entry ?? {}) as Record<string, string>;
+      if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw new DataFormatError(file, 'safetensors __metadata__ is not an object', { offset: 8, found: JSON.stringify(entry)?.slice(0, 80) });
+      for (const [k, v] of Object.entries(entry as Record<string, unknown>)) {
+        if (FORBIDDEN_KEYS.has(k)) throw new DataFormatError(file, `safetensors metadata uses the reserved key '${k}'`, { offset: 8 });
+        if (typeof v !== 'string') throw new DataFormatError(file, `safetensors metadata '${k}' is not a string`, { offset: 8, expected: 'string values (the format allows no others)', found: typeof v });
+        metadata[k] = v;
+      }
       continue;
     }
-    const dtype = SAFETENSORS_DTYPES[entry?.dtype];
-    if (!dtype) throw new DataFormatError(file, `tensor '${name}' has an unsupported dtype`, { offset: 8, expected: Object.keys(SAFETENSORS_DTYPES).join('|'), found: String(entry?.dtype) });
-    const shape = entry.shape;
-    const range = entry.data_offsets;
-    if (!Array.isArray(shape) || !shape.every((d: unknown) => Number.isInteger(d) && (d as number) >= 0)) {
-      throw new DataFormatError(file, `tensor '${name}' has an invalid shape`, { offset: 8, found: JSON.stringify(shape) });
+    if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw new DataFormatError(file, `tensor '${name}' has no dtype/shape/data_offsets object`, { offset: 8 });
+    const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    const dtype = typeof e.dtype === 'string' && Object.hasOwn(SAFETENSORS_DTYPES, e.dtype) ? SAFETENSORS_DTYPES[e.dtype] : undefined;
+    if (!dtype) throw new DataFormatError(file, `tensor '${name}' has an unsupported dtype`, { offset: 8, expected: Object.keys(SAFETENSORS_DTYPES).join('|'), found: String(e.dtype) });
+    if (!Array.isArray(e.shape)) throw new DataFormatError(file, `tensor '${name}' has an invalid shape`, { offset: 8, found: JSON.stringify(e.shape) });
+    const shape = e.shape.map((d, i) => safeCount(d, file, `tensor '${name}' dimension ${i}`, 8));
+    const range = e.data_offsets;
+    if (!Array.isArray(range) || range.length !== 2) throw new DataFormatError(file, `tensor '${name}' data_offsets is not a pair`, { offset: 8, found: JSON.stringify(range) });
+    const begin = safeCount(range[0], file, `tensor '${name}' start offset`, 8);
+    const end = safeCount(range[1], file, `tensor '${name}' end offset`, 8);
+    if (begin > end || end > dataLength) {
+      throw new DataFormatError(file, `tensor '${name}' data range is outside the file`, { offset: base, expected: `0 <= start <= end <= ${dataLength}`, found: JSON.stringify(range) });
     }
-    if (!Array.isArray(range) || range.length !== 2 || !(range[0] <= range[1]) || base + range[1] > bytes.length) {
-      throw new DataFormatError(file, `tensor '${name}' data range is outside the file`, { offset: base, found: JSON.stringify(range) });
-    }
-    if (range[1] - range[0] !== numel(shape) * BYTES[dtype]) {
+    // The element count must be exact before it is compared, so a huge shape cannot round into a match.
+    const elements = shape.reduce((a, b) => a * b, 1);
+    if (!Number.isSafeInteger(elements) || elements * BYTES[dtype] !== end - begin) {
       throw new DataFormatError(file, `tensor '${name}' byte length does not match its shape`, {
-        offset: base + range[0],
-        expected: `${numel(shape) * BYTES[dtype]} bytes`,
-        found: `${range[1] - range[0]}`,
+        offset: base + begin,
+        expected: `${Number.isSafeInteger(elements) ? elements * BYTES[dtype] : 'a representable number of'} bytes`,
+        found: `${end - begin}`,
       });
     }
-    tensors[name] = { dtype, shape, data: view(dtype, bytes.subarray(base + range[0], base + range[1])) };
+    entries.push({ name, dtype, shape, begin, end });
   }
+  // The data section is tiled exactly by the tensors: sorted by start, each begins where the last ended.
+  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  for (const t of sorted) {
+    if (t.begin !== at) {
+      throw new DataFormatError(file, t.begin < at ? `tensor '${t.name}' overlaps the previous tensor's bytes` : `a gap of unused bytes precedes tensor '${t.name}'`, { offset: base + t.begin, expected: `start offset ${at}`, found: `${t.begin}` });
+    }
+    at = t.end;
+  }
+  if (at !== dataLength) throw new DataFormatError(file, 'bytes after the last tensor are not described by the header', { offset: base + at, expected: 'no trailing bytes', found: `${dataLength - at} bytes` });
+  const tensors: Record<string, HostTensor> = Object.create(null);
+  for (const t of entries) tensors[t.name] = { dtype: t.dtype, shape: t.shape, data: view(t.dtype, bytes.subarray(base + t.begin, base + t.end)) };
   return { tensors, metadata };
 }
 
@@ -132,8 +175,15 @@ const NPY_MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 const NPY_DESCR: Record<string, DType> = { '<f4': 'float32', '<i4': 'int32', '|u1': 'uint8', '<u1': 'uint8', '|b1': 'bool', '<f8': 'float64', '<i8': 'int64' };
 const DTYPE_TO_NPY: Record<DType, string> = { float32: '<f4', int32: '<i4', uint8: '|u1', bool: '|b1', float64: '<f8', int64: '<i8' };
 
-/** Reads a NumPy `.npy` file (format versions 1–3, little-endian, C order). */
+/** Largest `.npy` header accepted (NumPy itself refuses headers over 10 000 bytes by default). */
+const MAX_NPY_HEADER = 1 << 16;
+
+/**
+ * Reads a NumPy `.npy` file (format versions 1–3, little-endian, C order). The header is checked
+ * field by field and the data length against the shape before anything is allocated.
+ */
 export function decodeNpy(bytes: Uint8Array, file = '<npy>'): HostTensor {
+  if (bytes.length < 10) throw new DataFormatError(file, 'not a .npy file (too short)', { offset: 0, expected: 'at least 10 bytes', found: `${bytes.length}` });
   for (let i = 0; i < NPY_MAGIC.length; i++) {
     if (bytes[i] !== NPY_MAGIC[i]) throw new DataFormatError(file, 'not a .npy file (bad magic)', { offset: i, expected: '\\x93NUMPY' });
   }
@@ -145,29 +195,35 @@ export function decodeNpy(bytes: Uint8Array, file = '<npy>'): HostTensor {
     hlen = dv.getUint16(8, true);
     hstart = 10;
   } else if (major === 2 || major === 3) {
+    if (bytes.length < 12) throw new DataFormatError(file, '.npy header runs past the end of the file', { offset: 8 });
     hlen = dv.getUint32(8, true);
     hstart = 12;
   } else {
     throw new DataFormatError(file, 'unsupported .npy version', { offset: 6, expected: '1, 2 or 3', found: String(major) });
   }
-  if (hstart + hlen > bytes.length) throw new DataFormatError(file, '.npy header runs past the end of the file', { offset: 8 });
+  if (hlen > MAX_NPY_HEADER || hstart + hlen > bytes.length) throw new DataFormatError(file, '.npy header runs past the end of the file', { offset: 8, expected: `<= ${Math.min(MAX_NPY_HEADER, bytes.length - hstart)} bytes`, found: `${hlen}` });
   const header = new TextDecoder().decode(bytes.subarray(hstart, hstart + hlen));
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (!descr || !fortran || shapeText === undefined) throw new DataFormatError(file, '.npy header is malformed', { offset: hstart, found: header.trim() });
-  const dtype = NPY_DESCR[descr];
+  if (!descr || !fortran || shapeText === undefined) throw new DataFormatError(file, '.npy header is malformed', { offset: hstart, found: header.trim().slice(0, 200) });
+  const dtype = Object.hasOwn(NPY_DESCR, descr) ? NPY_DESCR[descr] : undefined;
   if (!dtype) throw new DataFormatError(file, 'unsupported .npy dtype', { offset: hstart, expected: Object.keys(NPY_DESCR).join(', '), found: descr });
   if (fortran === 'True') throw new DataFormatError(file, 'Fortran-ordered .npy arrays are not supported', { offset: hstart, hint: 'save with np.ascontiguousarray(x)' });
-  const shape = shapeText
+  const dims = shapeText
     .split(',')
     .map((s) => s.trim())
-    .filter((s) => s.length > 0)
-    .map(Number);
+    .filter((s) => s.length > 0);
+  const shape = dims.map((d) => {
+    const n = /^\d+L?$/.test(d) ? Number(d.replace('L', '')) : NaN;
+    if (!Number.isSafeInteger(n)) throw new DataFormatError(file, '.npy shape has a dimension that is not a non-negative integer', { offset: hstart, found: `(${shapeText})` });
+    return n;
+  });
   const start = hstart + hlen;
-  const need = numel(shape) * BYTES[dtype];
-  if (bytes.length - start < need) {
-    throw new DataFormatError(file, '.npy data is truncated', { offset: start, expected: `${need} bytes`, found: `${bytes.length - start}` });
+  const elements = numel(shape);
+  const need = elements * BYTES[dtype];
+  if (!Number.isSafeInteger(need) || bytes.length - start < need) {
+    throw new DataFormatError(file, '.npy data is truncated', { offset: start, expected: `${Number.isSafeInteger(need) ? need : 'a representable number of'} bytes`, found: `${bytes.length - start}` });
   }
   return { dtype, shape, data: view(dtype, bytes.subarray(start, start + need)) };
 }

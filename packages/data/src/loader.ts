@@ -97,6 +97,8 @@ export class DataLoader<E extends AnyExample = AnyExample> implements Iterable<B
   /** The declared shape of a flat `x` (see `DataLoaderOptions.exampleShape`), if any. */
   readonly exampleShape?: number[];
   readonly prefetch: number;
+  /** True when the caller chose the generator (`seed` or `rng`); a Trainer seeds the others from its own `seed`. */
+  readonly seeded: boolean;
   private readonly declared: { x?: Schema; y?: Schema };
   private resolved?: ExampleSchema;
   private readonly numClasses?: number;
@@ -116,6 +118,7 @@ export class DataLoader<E extends AnyExample = AnyExample> implements Iterable<B
     if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new ConfigError('DataLoader.batchSize', 'a positive integer', options.batchSize);
     this.dropLast = options.dropLast ?? false;
     this.rng = options.rng ?? new Rng(options.seed ?? 0);
+    this.seeded = options.rng !== undefined || options.seed !== undefined;
     this.sampler = options.sampler ?? (options.shuffle ? new RandomSampler(dataset.length) : new SequentialSampler(dataset.length));
     const own = ownSchema(dataset);
     if (options.exampleShape) checkSchema({ shape: options.exampleShape, dtype: 'float32' }, 'DataLoader.exampleShape');
@@ -142,6 +145,12 @@ export class DataLoader<E extends AnyExample = AnyExample> implements Iterable<B
     if (!Number.isInteger(this.prefetch) || this.prefetch < 0) throw new ConfigError('DataLoader.prefetch', 'an integer >= 0', options.prefetch);
     this.transform = options.transform;
     this.batchTransform = options.batchTransform;
+    this.epochStart = this.rng.getState();
+  }
+
+  /** Reseeds the loader's generator, as if it had been built with `seed` (before its first epoch). */
+  manualSeed(seed: number): void {
+    this.rng.setState(new Rng(seed).getState());
     this.epochStart = this.rng.getState();
   }
 

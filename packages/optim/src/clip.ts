@@ -17,19 +17,27 @@ export interface ClipGradNormResult {
 /**
  * Rescales all gradients together so their global L2 norm is at most `maxNorm`, as PyTorch's
  * `clip_grad_norm_`: g ← g · min(1, maxNorm / (‖g‖ + 1e-6)). Scaling jointly keeps the direction of
- * the update. The inputs are left untouched.
+ * the update. The scale stays on the device (no host read, so asynchronous backends such as
+ * WebGPU are not stalled); the norm is returned as a scalar tensor. The inputs are left untouched;
+ * the caller disposes the returned tensors.
  */
-export function clipGradNorm(grads: tf.NamedTensorMap, maxNorm: number): ClipGradNormResult {
+export function clipGradNormOnDevice(grads: tf.NamedTensorMap, maxNorm: number): { grads: tf.NamedTensorMap; totalNorm: tf.Scalar } {
   if (!(Number.isFinite(maxNorm) && maxNorm > 0)) throw new ConfigError('clipGradNorm.maxNorm', 'a finite number > 0', maxNorm);
-  const norm = globalNorm(grads);
-  const totalNorm = norm.dataSync()[0];
-  norm.dispose();
-  const scale = Math.min(1, maxNorm / (totalNorm + 1e-6));
+  const totalNorm = globalNorm(grads);
   const out: tf.NamedTensorMap = {};
   tf.tidy(() => {
-    for (const [k, g] of Object.entries(grads)) out[k] = tf.keep(scale === 1 ? tf.clone(g) : tf.mul(g, scale));
+    const scale = tf.minimum(1, tf.div(maxNorm, tf.add(totalNorm, 1e-6)));
+    for (const [k, g] of Object.entries(grads)) out[k] = tf.keep(tf.mul(g, scale));
   });
   return { grads: out, totalNorm };
+}
+
+/** {@link clipGradNormOnDevice} with the norm read back as a number, as PyTorch's `clip_grad_norm_` returns it. */
+export function clipGradNorm(grads: tf.NamedTensorMap, maxNorm: number): ClipGradNormResult {
+  const r = clipGradNormOnDevice(grads, maxNorm);
+  const totalNorm = r.totalNorm.dataSync()[0];
+  r.totalNorm.dispose();
+  return { grads: r.grads, totalNorm };
 }
 
 /** Clamps every gradient element to [−clipValue, clipValue] (PyTorch's `clip_grad_value_`). New tensors. */
@@ -39,5 +47,13 @@ export function clipGradValue(grads: tf.NamedTensorMap, clipValue: number): tf.N
   tf.tidy(() => {
     for (const [k, g] of Object.entries(grads)) out[k] = tf.keep(tf.clipByValue(g, -clipValue, clipValue));
   });
+  return out;
+}
+
+/** Clipping as a trainer option names it: by global norm (on the device) or by value. New tensors. */
+export function clipGradients(grads: tf.NamedTensorMap, value: number, algorithm: 'norm' | 'value' = 'norm'): tf.NamedTensorMap {
+  if (algorithm === 'value') return clipGradValue(grads, value);
+  const { grads: out, totalNorm } = clipGradNormOnDevice(grads, value);
+  totalNorm.dispose();
   return out;
 }

@@ -16,6 +16,11 @@ export interface FindLrOptions {
   smoothing?: number;
   /** Stop once the smoothed loss exceeds this multiple of the best one seen. Default 4. */
   divergenceThreshold?: number;
+  /**
+   * Other variables the sweep's forward passes change, put back afterwards with the weights: a
+   * model's buffers, such as batch-norm running statistics (`model.namedBuffers().map(([, b]) => b)`).
+   */
+  restore?: tf.Variable[];
 }
 
 export interface FindLrResult {
@@ -35,7 +40,8 @@ export interface FindLrResult {
  * Learning-rate range test (Smith, 2017): trains for up to `numSteps` batches with the rate growing
  * exponentially from `startLr` to `endLr`, records the loss, and suggests the rate at the steepest
  * descent of the smoothed loss, which sits below the rate where training blows up. The model's
- * variables and the optimizer (slots, step count, rates) are restored afterwards.
+ * variables, the optimizer (slots, step count, rates) and the `restore` variables (batch-norm
+ * statistics) are restored afterwards.
  */
 export async function findLr(options: FindLrOptions): Promise<FindLrResult> {
   const { loss, optimizer, startLr = 1e-7, endLr = 10, numSteps = 100, smoothing = 0.98, divergenceThreshold = 4 } = options ?? ({} as FindLrOptions);
@@ -48,7 +54,10 @@ export async function findLr(options: FindLrOptions): Promise<FindLrResult> {
   if (!(divergenceThreshold > 1)) throw new ConfigError('findLr.divergenceThreshold', 'a number > 1', divergenceThreshold);
 
   const vars = optimizer.paramGroups.flatMap((g) => g.params).filter((p) => p.trainable);
+  const extra = options.restore ?? [];
+  if (!Array.isArray(extra)) throw new ConfigError('findLr.restore', 'an array of variables', extra);
   const savedWeights = vars.map((v) => tf.clone(v));
+  const savedExtra = extra.map((v) => tf.clone(v));
   const saved = optimizer.stateDict();
   const savedState = { ...saved, groups: saved.groups.map((g) => ({ ...g, hyper: { ...g.hyper } })), slots: Object.fromEntries(Object.entries(saved.slots).map(([k, t]) => [k, tf.clone(t)])) };
 
@@ -81,7 +90,8 @@ export async function findLr(options: FindLrOptions): Promise<FindLrResult> {
     }
   } finally {
     vars.forEach((v, i) => v.assign(savedWeights[i]));
-    tf.dispose(savedWeights);
+    extra.forEach((v, i) => v.assign(savedExtra[i]));
+    tf.dispose([...savedWeights, ...savedExtra]);
     // loadStateDict replaces every slot, so slots the sweep created do not survive it.
     optimizer.loadStateDict(savedState);
     tf.dispose(Object.values(savedState.slots));

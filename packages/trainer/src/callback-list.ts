@@ -1,3 +1,4 @@
+import { tf } from '@kiln/core';
 import type { Callback } from './callback.js';
 
 /**
@@ -31,6 +32,29 @@ export class CallbackList {
     const out: Record<string, Record<string, unknown>> = {};
     for (const cb of this.callbacks) if (cb.stateDict) out[keyOf(cb)] = cb.stateDict();
     return out;
+  }
+
+  /** Tensors of every callback that has some: `{ [stateKey]: { [name]: tensor } }` (still owned by the callbacks). */
+  stateTensors(): Record<string, Record<string, tf.Tensor>> {
+    const out: Record<string, Record<string, tf.Tensor>> = {};
+    for (const cb of this.callbacks) {
+      const t = cb.stateTensors?.();
+      if (t && Object.keys(t).length > 0) out[keyOf(cb)] = t;
+    }
+    return out;
+  }
+
+  /** Hands each callback its tensors from a checkpoint; tensors no callback takes are disposed. */
+  loadStateTensors(byKey: Record<string, Record<string, tf.Tensor>>): void {
+    const taken = new Set<string>();
+    for (const cb of this.callbacks) {
+      const key = keyOf(cb);
+      if (byKey[key] && cb.loadStateTensors) {
+        cb.loadStateTensors(byKey[key]);
+        taken.add(key);
+      }
+    }
+    for (const [key, t] of Object.entries(byKey)) if (!taken.has(key)) tf.dispose(Object.values(t));
   }
 
   loadStateDict(states: Record<string, Record<string, unknown>>): void {

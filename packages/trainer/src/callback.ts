@@ -71,6 +71,13 @@ export interface Callback {
 
   stateDict?(): Record<string, unknown>;
   loadStateDict?(state: Record<string, unknown>): void;
+  /**
+   * Tensors the callback's state holds (EarlyStopping's best weights, an average of weights),
+   * stored in the checkpoint's tensor section beside the model. Read, not taken: the callback keeps them.
+   */
+  stateTensors?(): Record<string, tf.Tensor>;
+  /** The tensors `stateTensors` returned, from a checkpoint; the callback takes ownership. */
+  loadStateTensors?(tensors: Record<string, tf.Tensor>): void;
 }
 
 /** Names of hooks that take only (trainer, module). */

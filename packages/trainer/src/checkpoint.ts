@@ -1,9 +1,12 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import path from 'node:path';
-import { tf, DataFormatError, NotFoundError, decodeSafetensors, encodeSafetensors, fromHost, type HostTensor } from '@kiln/core';
+import { tf, DataFormatError, decodeSafetensors, encodeSafetensors, fromHost, type HostTensor } from '@kiln/core';
+import { readFileChecked, writeFileAtomic } from '@kiln/core/node';
+import { crc32c } from './loggers/crc32c.js';
+import { validateCheckpointMeta } from './checkpoint-schema.js';
+
+export { writeFileAtomic };
 
 /** Version of the checkpoint layout below; bumped when a reader would misread an older file. */
-export const CHECKPOINT_FORMAT = 1;
+export const CHECKPOINT_FORMAT = 2;
 /** The safetensors metadata key holding the JSON metadata (safetensors metadata values are strings). */
 const META_KEY = 'kiln';
 
@@ -21,11 +24,15 @@ export interface CheckpointMeta {
   /** Running sums of the interrupted epoch's train metrics (mid-epoch checkpoints only). */
   epochMetrics?: { sums: Record<string, number>; count: number } | null;
   optimizer?: { step: number; groups: unknown[] };
+  /** The second and later optimizers (manual optimization) and their schedulers; slots are `optimizer@<i>.<slot>`. */
+  extraOptimizers?: { step: number; groups: unknown[]; scheduler: Record<string, unknown> | null }[];
   scheduler?: Record<string, unknown> | null;
   loader?: unknown;
   rng?: unknown;
   /** `stateDict()` of every callback that has one, by its state key. */
   callbacks: Record<string, Record<string, unknown>>;
+  /** Names of the tensors each callback stored (`stateTensors`), by state key; the tensors are `callback.<i>` in this order. */
+  callbackTensors?: Record<string, string[]>;
   model: { class: string; parameters: number; hparams: Record<string, unknown> };
   versions: Record<string, string>;
   [extra: string]: unknown;
@@ -37,21 +44,89 @@ export interface Checkpoint {
   modelState: Record<string, tf.Tensor>;
   /** Optimizer slots by `<paramIndex>.<slot>`, as `Optimizer.loadStateDict` expects. */
   optimizerSlots: Record<string, tf.Tensor>;
+  /** Slots of the second and later optimizers (manual optimization), in order. */
+  extraOptimizerSlots: Record<string, tf.Tensor>[];
+  /** Callback tensors by state key and name (see `Callback.stateTensors`). */
+  callbackTensors: Record<string, Record<string, tf.Tensor>>;
   meta: CheckpointMeta;
 }
 
+/** Every tensor of a checkpoint read back, for disposal. */
+export function checkpointTensors(ck: Checkpoint): tf.Tensor[] {
+  return [
+    ...Object.values(ck.modelState),
+    ...Object.values(ck.optimizerSlots),
+    ...ck.extraOptimizerSlots.flatMap((t) => Object.values(t)),
+    ...Object.values(ck.callbackTensors).flatMap((t) => Object.values(t)),
+  ];
+}
+
+/** Metadata key of the checksum: CRC-32C of the whole file with these 8 hex digits read as '0'. */
+const CHECKSUM_KEY = 'kiln_crc32c';
+const CHECKSUM_PLACEHOLDER = '00000000';
+
 /**
  * Writes one safetensors file: `model.<name>` and `optimizer.<slot>` tensors plus the JSON
- * metadata under one key. The bytes go to a temporary file in the same directory, are fsynced, and
- * the file is renamed over `file` — rename is atomic on POSIX filesystems, so a crash at any point
- * leaves either the previous checkpoint or the new one, never a torn file.
+ * metadata under one key, and a CRC-32C over every byte of the file (header, metadata and tensor
+ * data), checked by `readCheckpoint`. The file is written with {@link writeFileAtomic}, so a crash at
+ * any point leaves either the previous checkpoint or the new one, never a torn file.
  */
-export async function saveCheckpoint(file: string, parts: { model: Record<string, tf.Tensor>; optimizerSlots?: Record<string, tf.Tensor>; meta: CheckpointMeta }): Promise<void> {
+export interface CheckpointParts {
+  model: Record<string, tf.Tensor>;
+  optimizerSlots?: Record<string, tf.Tensor>;
+  /** Slots of the second and later optimizers, in order. */
+  extraOptimizerSlots?: Record<string, tf.Tensor>[];
+  /** Callback tensors by state key and name; their names are recorded in `meta.callbackTensors`. */
+  callbackTensors?: Record<string, Record<string, tf.Tensor>>;
+  meta: CheckpointMeta;
+}
+
+export async function saveCheckpoint(file: string, parts: CheckpointParts): Promise<void> {
+  writeFileAtomic(file, await encodeCheckpoint(parts));
+}
+
+/** The bytes `saveCheckpoint` writes: the same everywhere (Node, browsers), so checkpoints move between hosts. */
+export async function encodeCheckpoint(parts: CheckpointParts): Promise<Uint8Array> {
   const tensors: Record<string, HostTensor> = {};
   for (const [k, t] of Object.entries(parts.model)) tensors[`model.${k}`] = await hostCopy(t);
   for (const [k, t] of Object.entries(parts.optimizerSlots ?? {})) tensors[`optimizer.${k}`] = await hostCopy(t);
-  const bytes = encodeSafetensors(tensors, { [META_KEY]: JSON.stringify(parts.meta) });
-  writeFileAtomic(file, bytes);
+  for (const [i, slots] of (parts.extraOptimizerSlots ?? []).entries()) for (const [k, t] of Object.entries(slots)) tensors[`optimizer@${i + 1}.${k}`] = await hostCopy(t);
+  // Callback tensors are numbered, their (key, name) pairs kept in the metadata: state keys and
+  // tensor names may both contain dots, so no single separator could split them back apart.
+  const names: Record<string, string[]> = {};
+  let i = 0;
+  for (const [key, byName] of Object.entries(parts.callbackTensors ?? {})) {
+    names[key] = Object.keys(byName);
+    for (const t of Object.values(byName)) tensors[`callback.${i++}`] = await hostCopy(t);
+  }
+  const meta = i > 0 ? { ...parts.meta, callbackTensors: names } : parts.meta;
+  const bytes = encodeSafetensors(tensors, { [META_KEY]: JSON.stringify(meta), [CHECKSUM_KEY]: CHECKSUM_PLACEHOLDER });
+  const at = checksumOffset(bytes);
+  const hex = checksumOf(bytes, at).toString(16).padStart(8, '0');
+  bytes.set(new TextEncoder().encode(hex), at);
+  return bytes;
+}
+
+/** Byte offset of the checksum's 8 hex digits inside the header, or -1 when the file has none. */
+function checksumOffset(bytes: Uint8Array): number {
+  if (bytes.length < 8) return -1;
+  const hlen = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+  const end = Math.min(bytes.length, 8 + hlen);
+  // Inside the JSON-encoded metadata string every quote is escaped, so this key-value opening can
+  // only be the real entry.
+  const needle = new TextEncoder().encode(`"${CHECKSUM_KEY}":"`);
+  outer: for (let i = 8; i + needle.length + 8 <= end; i++) {
+    for (let j = 0; j < needle.length; j++) if (bytes[i + j] !== needle[j]) continue outer;
+    return i + needle.length;
+  }
+  return -1;
+}
+
+/** CRC-32C of `bytes` with the 8 digits at `at` read as '0', computed piecewise (no copy of the file). */
+function checksumOf(bytes: Uint8Array, at: number): number {
+  let c = crc32c(bytes.subarray(0, at));
+  c = crc32c(new TextEncoder().encode(CHECKSUM_PLACEHOLDER), c);
+  return crc32c(bytes.subarray(at + 8), c);
 }
 
 /** A tensor's values on the host, read asynchronously (WebGPU in Node has no synchronous readback). */
@@ -62,52 +137,72 @@ async function hostCopy(t: tf.Tensor): Promise<HostTensor> {
   return { dtype, shape: [...t.shape], data: data as HostTensor['data'] };
 }
 
-/** Temporary name in the target's directory, fsync, rename. */
-export function writeFileAtomic(file: string, bytes: Uint8Array | string): void {
-  mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, typeof bytes === 'string' ? Buffer.from(bytes) : bytes);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    renameSync(tmp, file);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
+/** A checkpoint whose bytes changed after it was written (disk, copy or transfer damage). */
+export class CheckpointIntegrityError extends DataFormatError {
+  constructor(file: string, problem: string, details: { expected?: string; found?: string } = {}) {
+    super(file, problem, { ...details, hint: 'the file is damaged; resume from another checkpoint (last.ckpt, best.ckpt or an epoch file)' });
   }
 }
 
-/** Reads a checkpoint written by `saveCheckpoint` (or `ModelCheckpoint`). */
+/** Reads a checkpoint written by `saveCheckpoint` (or `ModelCheckpoint`); damage or a malformed file gives a typed error naming it. */
 export function readCheckpoint(file: string): Checkpoint {
-  let bytes: Uint8Array;
-  try {
-    // A plain Uint8Array copy: a Node Buffer's slice() shares memory, which decodeSafetensors' aligned copy relies on not doing.
-    bytes = new Uint8Array(readFileSync(file));
-  } catch (e) {
-    throw new NotFoundError(`checkpoint ${file}`, [file], (e as Error).message);
+  return decodeCheckpoint(readFileChecked(file, { what: 'checkpoint' }), file);
+}
+
+/** Parses checkpoint bytes: checksum first, then the safetensors structure, then the metadata against its schema. */
+export function decodeCheckpoint(bytes: Uint8Array, file: string): Checkpoint {
+  // The checksum is checked before anything in the file is believed.
+  const at = checksumOffset(bytes);
+  if (at >= 0) {
+    const stored = new TextDecoder().decode(bytes.subarray(at, at + 8));
+    const actual = checksumOf(bytes, at).toString(16).padStart(8, '0');
+    if (actual !== stored) throw new CheckpointIntegrityError(file, 'checkpoint checksum mismatch: the file was modified or damaged after it was written', { expected: `CRC-32C ${stored}`, found: actual });
   }
   const { tensors, metadata } = decodeSafetensors(bytes, file);
   if (!metadata[META_KEY]) throw new DataFormatError(file, `not a Kiln checkpoint: the safetensors metadata has no '${META_KEY}' entry`);
-  let meta: CheckpointMeta;
+  let raw: unknown;
   try {
-    meta = JSON.parse(metadata[META_KEY]);
+    raw = JSON.parse(metadata[META_KEY]);
   } catch (e) {
     throw new DataFormatError(file, `checkpoint metadata is not valid JSON (${(e as Error).message})`);
   }
-  if (meta.format !== CHECKPOINT_FORMAT) {
-    throw new DataFormatError(file, 'unsupported checkpoint format version', { expected: String(CHECKPOINT_FORMAT), found: String(meta.format) });
+  const format = (raw as { format?: unknown } | null)?.format;
+  if (format !== CHECKPOINT_FORMAT && format !== 1) {
+    throw new DataFormatError(file, 'unsupported checkpoint format version', { expected: `1 or ${CHECKPOINT_FORMAT}`, found: JSON.stringify(format) });
   }
+  // Format 1 predates checksums; from format 2 on a checksum is required.
+  if (format !== 1 && at < 0) throw new CheckpointIntegrityError(file, 'checkpoint has no checksum', { expected: `8 hex digits under '${CHECKSUM_KEY}' in the safetensors metadata` });
+  const meta = validateCheckpointMeta(raw, file);
   const modelState: Record<string, tf.Tensor> = {};
   const optimizerSlots: Record<string, tf.Tensor> = {};
-  for (const [k, h] of Object.entries(tensors)) {
-    if (k.startsWith('model.')) modelState[k.slice(6)] = fromHost(h);
-    else if (k.startsWith('optimizer.')) optimizerSlots[k.slice(10)] = fromHost(h);
+  const callbackTensors: Record<string, Record<string, tf.Tensor>> = {};
+  const extraOptimizerSlots: Record<string, tf.Tensor>[] = (meta.extraOptimizers ?? []).map(() => ({}));
+  const ck = { modelState, optimizerSlots, extraOptimizerSlots, callbackTensors, meta };
+  try {
+    for (const [k, h] of Object.entries(tensors)) {
+      if (k.startsWith('model.')) modelState[k.slice(6)] = fromHost(h);
+      else if (k.startsWith('optimizer.')) optimizerSlots[k.slice(10)] = fromHost(h);
+      else if (k.startsWith('optimizer@')) {
+        const m = /^optimizer@(\d+)\.(.+)$/.exec(k);
+        const slots = m ? extraOptimizerSlots[Number(m[1]) - 1] : undefined;
+        if (!slots) throw new DataFormatError(file, `checkpoint tensor '${k}' belongs to no optimizer the metadata lists`, { expected: `optimizer@1 … optimizer@${extraOptimizerSlots.length}` });
+        slots[m![2]] = fromHost(h);
+      }
+    }
+    let i = 0;
+    for (const [key, names] of Object.entries(meta.callbackTensors ?? {})) {
+      callbackTensors[key] = {};
+      for (const name of names) {
+        const h = tensors[`callback.${i++}`];
+        if (!h) throw new DataFormatError(file, `checkpoint metadata lists callback tensor '${name}' of ${key}, which the file does not hold`, { expected: `a tensor named callback.${i - 1}` });
+        callbackTensors[key][name] = fromHost(h);
+      }
+    }
+  } catch (e) {
+    tf.dispose(checkpointTensors(ck));
+    throw e;
   }
-  return { modelState, optimizerSlots, meta };
+  return ck;
 }
 
 /** Loads a checkpoint's weights into a module (strict by default); returns the metadata. */
@@ -116,7 +211,7 @@ export function loadCheckpoint(file: string, model: { loadStateDict(sd: Record<s
   try {
     model.loadStateDict(ck.modelState, options);
   } finally {
-    tf.dispose([...Object.values(ck.modelState), ...Object.values(ck.optimizerSlots)]);
+    tf.dispose(checkpointTensors(ck));
   }
   return ck.meta;
 }

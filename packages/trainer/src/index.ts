@@ -9,7 +9,6 @@ export * from './optimizer-options.js';
 export * from './regression-module.js';
 export * from './multi-label-module.js';
 export * from './trainer.js';
-export * from './clip.js';
 export * from './logger.js';
 export * from './tokens.js';
 export * from './create-trainer.js';

@@ -1,15 +1,16 @@
-import { tf, ConfigError, KilnError, defaultRng, manualSeed, type RngState } from '@kiln/core';
+import { tf, ConfigError, DataFormatError, KilnError, defaultRng, manualSeed, type RngState } from '@kiln/core';
 import { DataLoader, subsetDataset, type LoaderState } from '@kiln/data';
+import { GradientAccumulator } from '@kiln/optim';
 import { injectable, inject, injectAll } from 'tsyringe';
 import type { Callback, Stage } from './callback.js';
 import { CallbackList } from './callback-list.js';
 import type { Logger } from './logger.js';
 import type { OptimizerConfig, StepOutput, TrainingModule } from './training-module.js';
 import { CALLBACKS, LOGGERS, TRAINER_OPTIONS } from './tokens.js';
-import { clipGradients } from './clip.js';
-import { CHECKPOINT_FORMAT, readCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
+import { CHECKPOINT_FORMAT, checkpointTensors, readCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
 import { MetricAverager } from './metric-averager.js';
 import { ProgressBar } from './callbacks/progress-bar.js';
+import { Monitor } from './callbacks/monitor.js';
 
 export interface TrainerOptions {
   /** Stop after this many epochs (default 1000 unless maxSteps is set, as in Lightning). */
@@ -81,13 +82,24 @@ export class Trainer {
   shouldStop = false;
   /** Latest epoch-level metrics: `train_loss`, `val_acc`, … */
   callbackMetrics: Record<string, number> = {};
+  /**
+   * Names in `callbackMetrics` computed during the current epoch (its training means, its
+   * validations). Metric-watching callbacks decide only on these, never on a value left over from
+   * an epoch that did not validate.
+   */
+  freshMetrics = new Set<string>();
+  /** True while the running `fit` has a validation loader. */
+  validationEnabled = false;
   /** The last training step's logged values (`train_loss`, …) as numbers: read these instead of syncing tensors. */
   lastTrainMetrics: Record<string, number> = {};
   /** Set while a sanity check runs. */
   sanityChecking = false;
   /** Stage being run, null between runs. */
   stage: Stage | null = null;
+  /** The first (in automatic optimization, the only) optimizer configuration of the running fit. */
   optimizerConfig?: OptimizerConfig;
+  /** Every optimizer configuration `configureOptimizers` returned, in order. */
+  optimizerConfigs: OptimizerConfig[] = [];
   /** The module of the current (or last) run. */
   module?: TrainingModule;
   /** Training batches the current epoch will run (after `limitTrainBatches`). */
@@ -102,6 +114,11 @@ export class Trainer {
   accumulateGradBatches = 1;
   /** Training throughput of the last epoch (examples per second, excluding validation). */
   trainSamplesPerSec = 0;
+  /**
+   * Set by a callback in `onAfterBackward` (TerminateOnNaN) to drop the current batch's gradients:
+   * they are neither accumulated nor applied. Reset after each batch.
+   */
+  skipOptimizerStep = false;
 
   private trainLoader?: DataLoader;
   private epochSums = new MetricAverager();
@@ -184,9 +201,12 @@ export class Trainer {
     this.globalStep = 0;
     this.callbackMetrics = {};
     this.module = module;
+    module.trainer = this;
     this.accumulateGradBatches = this.options.accumulateGradBatches;
     if (this.options.overfitBatches > 0) {
-      const n = this.limit(train.length, this.options.overfitBatches);
+      // A count from 1 up (1 = one batch, as in Lightning), a fraction below 1.
+      const ov = this.options.overfitBatches;
+      const n = ov >= 1 ? Math.min(train.length, Math.floor(ov)) : Math.max(1, Math.floor(train.length * ov));
       const first = Int32Array.from({ length: Math.min(train.dataset.length, n * train.batchSize) }, (_, i) => i);
       const subset = subsetDataset(train.dataset, first);
       const opts = { batchSize: train.batchSize, exampleShape: train.exampleShape, schema: train.schema };
@@ -194,13 +214,22 @@ export class Trainer {
       val = new DataLoader(subset, opts);
     }
     this.trainLoader = train;
-    if (this.options.seed !== undefined) manualSeed(this.options.seed);
+    this.validationEnabled = !!val;
+    if (this.options.seed !== undefined) {
+      manualSeed(this.options.seed);
+      // A loader built without its own seed draws its order from the run's seed (a resume then
+      // restores the loader's saved generator over this).
+      if (!train.seeded) train.manualSeed(this.options.seed);
+    }
     const cbs = this.callbacks;
     try {
       await cbs.call('setup', module, this, module, 'fit');
-      this.optimizerConfig = module.configureOptimizers();
+      this.optimizerConfigs = this.configureOptimizers(module);
+      this.optimizerConfig = this.optimizerConfigs[0];
       // The generator is restored after the sanity check, so whatever that check draws cannot shift it.
       const rng = ckptPath ? await this.restore(ckptPath, module, train) : undefined;
+      // Loggers forget what the interrupted run logged after the checkpoint, so the logs read as one run.
+      if (ckptPath) for (const l of this.loggers) await l.onResume?.(this.globalStep, this.resumeBatch > 0);
       await cbs.call('onFitStart', module, this, module);
       for (const l of this.loggers) await l.logHyperparams?.(module.hparams());
       if (val && this.options.numSanityValSteps > 0) {
@@ -249,6 +278,7 @@ export class Trainer {
     if (start === 0) this.epochSums = new MetricAverager();
     this.batchesDone = start;
     this.epochTrainingDone = false;
+    this.freshMetrics = new Set();
     const vci = this.options.valCheckInterval;
     const valEvery = vci <= 1 && !Number.isInteger(vci) ? Math.max(1, Math.floor(limit * vci)) : vci === 1 ? limit : vci;
     const valThisEpoch = !!val && (this.currentEpoch + 1) % this.options.checkValEveryNEpoch === 0;
@@ -256,6 +286,10 @@ export class Trainer {
     const step = new StepRunner(this, module, cfg, limit);
     let examples = 0;
     const t0 = performance.now();
+    // A checkpoint written after the epoch's last batch but before its end (validation, logging,
+    // epoch callbacks) resumes here with nothing left to train: the loader only has to move past
+    // the epoch, drawing its order (and augmentation seed) as the interrupted run did.
+    if (start > 0 && start >= limit) train.skipEpoch();
     // Asynchronous iteration keeps the loader's next batches loading while this step runs.
     const it = train[Symbol.asyncIterator]();
     try {
@@ -282,17 +316,20 @@ export class Trainer {
         if (this.shouldStop && this.currentEpoch + 1 >= this.options.minEpochs) break;
       }
       // A loader used to its end is asked once more, so it closes its epoch (its state then points at the next one).
-      if (this.batchesDone === train.length) await it.next();
+      if (this.batchesDone === train.length && start < limit) await it.next();
     } finally {
       step.dispose();
       await it.return?.();
     }
     this.epochTrainingDone = true;
     this.trainSamplesPerSec = examples / ((performance.now() - t0) / 1000);
-    this.callbackMetrics = { ...this.callbackMetrics, ...this.epochSums.means(), epoch: this.currentEpoch };
+    const means = this.epochSums.means();
+    this.callbackMetrics = { ...this.callbackMetrics, ...means, epoch: this.currentEpoch };
+    for (const k of Object.keys(means)) this.freshMetrics.add(k);
     if (valThisEpoch) await this.runValidation(module, val!);
-    if (cfg.scheduler && (cfg.interval ?? 'epoch') === 'epoch') cfg.scheduler.step(this.callbackMetrics);
-    await cbs.call('onTrainEpochEnd', module, this, module);
+    // The epoch's row is logged before the epoch-end callbacks write checkpoints, so a checkpoint
+    // never precedes its own epoch's row (a resume from it neither loses nor repeats the row), and
+    // `lr` is the rate this epoch trained with, logged before the epoch schedule steps.
     const row = { ...this.callbackMetrics, epoch: this.currentEpoch, lr: cfg.optimizer.getLr(), train_samples_per_sec: this.trainSamplesPerSec };
     for (const l of this.loggers) await l.logMetrics(row, this.globalStep);
     const hist = this.loggers.filter((l) => l.logHistograms);
@@ -302,6 +339,36 @@ export class Trainer {
       for (const [n, p] of module.model.namedParameters()) named[n] = (await p.variable.data()) as Float32Array;
       for (const l of hist) await l.logHistograms!(named, this.globalStep);
     }
+    for (const c of this.optimizerConfigs) if (c.scheduler && (c.interval ?? 'epoch') === 'epoch') this.stepScheduler(c, 'epoch');
+    await cbs.call('onTrainEpochEnd', module, this, module);
+  }
+
+  /** `configureOptimizers`' answer as a list, checked against the module's optimization mode. */
+  private configureOptimizers(module: TrainingModule): OptimizerConfig[] {
+    const c = module.configureOptimizers();
+    const list = Array.isArray(c) ? c : [c];
+    if (list.length === 0 || list.some((x) => !x || typeof x.optimizer?.step !== 'function')) {
+      throw new ConfigError(`${module.constructor.name}.configureOptimizers()`, 'an { optimizer, scheduler? } configuration, or a list of them', c);
+    }
+    if (list.length > 1 && module.automaticOptimization) {
+      throw new ConfigError(`${module.constructor.name}.configureOptimizers()`, 'one optimizer configuration with automatic optimization', `${list.length} configurations`, 'set automaticOptimization = false and step each optimizer in trainingStep (this.optimizers(), this.manualBackward, this.stepOptimizer)');
+    }
+    return list;
+  }
+
+  /**
+   * Steps the configured scheduler. With `OptimizerConfig.monitor` a plateau scheduler gets that
+   * metric's value, and at epoch ends only when it was computed this epoch (an epoch that did not
+   * validate does not count towards its patience); a metric that will never come is an error
+   * naming the metrics that exist.
+   * @internal
+   */
+  stepScheduler(cfg: OptimizerConfig, interval: 'epoch' | 'step'): void {
+    const scheduler = cfg.scheduler!;
+    if (!cfg.monitor) return scheduler.step(this.callbackMetrics);
+    const monitor = new Monitor({ monitor: cfg.monitor }, 'configureOptimizers');
+    const value = interval === 'step' ? (this.lastTrainMetrics[cfg.monitor] ?? monitor.read(this, 'the scheduler of configureOptimizers')) : monitor.current(this, 'the scheduler of configureOptimizers');
+    if (value !== undefined) scheduler.step(value);
   }
 
   private async runValidation(module: TrainingModule, val: DataLoader): Promise<void> {
@@ -345,7 +412,11 @@ export class Trainer {
       await it.return?.();
     }
     const means = sums.means();
-    if (!this.sanityChecking) Object.assign(this.callbackMetrics, means);
+    if (!this.sanityChecking) {
+      Object.assign(this.callbackMetrics, means);
+      // Before onValidationEnd, so callbacks acting on a mid-epoch validation see its values as current.
+      for (const k of Object.keys(means)) this.freshMetrics.add(k);
+    }
     await cbs.call(`on${V}EpochEnd` as keyof Callback, module, this, module);
     await cbs.call(`on${V}End` as keyof Callback, module, this, module);
     return means;
@@ -370,7 +441,13 @@ export class Trainer {
       await cbs.call('onPredictEpochStart', module, this, module);
       const outs: tf.Tensor[] = [];
       let i = 0;
+      // A fastDevRun predicts its n batches only, like the other loops.
+      const limit = this.devBatches > 0 ? Math.min(loader.length, this.devBatches) : loader.length;
       for await (const batch of loader) {
+        if (i >= limit) {
+          tf.dispose([batch.x, batch.y]);
+          break;
+        }
         try {
           await cbs.call('onPredictBatchStart', module, this, module, batch, i);
           const y = tf.tidy(() => module.predictStep(batch, i));
@@ -391,6 +468,7 @@ export class Trainer {
     const cbs = this.callbacks;
     this.stage = stage;
     this.module = module;
+    module.trainer = this;
     try {
       await cbs.call('setup', module, this, module, stage);
       return await body();
@@ -411,8 +489,11 @@ export class Trainer {
     const module = this.module;
     const cfg = this.optimizerConfig;
     if (!module || !cfg || this.stage !== 'fit') throw new KilnError('E_NO_RUN', 'saveCheckpoint needs a running fit', { hint: 'call it from a callback hook during trainer.fit' });
-    const done = this.epochTrainingDone || this.batchesDone >= this.numTrainingBatches;
+    // Saved after the last batch but before the epoch end ran (everyNSteps), the epoch is not done:
+    // the resume re-enters it to validate, log and run the epoch-end callbacks.
+    const done = this.epochTrainingDone;
     const optim = cfg.optimizer.stateDict();
+    const extra = this.optimizerConfigs.slice(1).map((c) => ({ state: c.optimizer.stateDict(), scheduler: c.scheduler?.stateDict?.() ?? null }));
     const meta: CheckpointMeta = {
       format: CHECKPOINT_FORMAT,
       epoch: done ? this.currentEpoch + 1 : this.currentEpoch,
@@ -422,6 +503,7 @@ export class Trainer {
       epochMetrics: done ? null : this.epochSums.stateDict(),
       optimizer: { step: optim.step, groups: optim.groups },
       scheduler: cfg.scheduler?.stateDict?.() ?? null,
+      ...(extra.length > 0 ? { extraOptimizers: extra.map((e) => ({ step: e.state.step, groups: e.state.groups, scheduler: e.scheduler })) } : {}),
       loader: this.trainLoader ? loaderCheckpoint(this.trainLoader, done) : null,
       rng: defaultRng().getState(),
       callbacks: this.callbacks.stateDict(),
@@ -429,7 +511,7 @@ export class Trainer {
       versions: { checkpoint: String(CHECKPOINT_FORMAT), tfjs: tf.version_core },
     };
     await this.callbacks.call('onSaveCheckpoint', module, this, module, meta);
-    await saveCheckpoint(file, { model: module.model.stateDict(), optimizerSlots: optim.slots, meta });
+    await saveCheckpoint(file, { model: module.model.stateDict(), optimizerSlots: optim.slots, extraOptimizerSlots: extra.map((e) => e.state.slots), callbackTensors: this.callbacks.stateTensors(), meta });
   }
 
   /** Puts a checkpoint's state back; returns the generator state to apply once training starts. */
@@ -443,10 +525,21 @@ export class Trainer {
       module.model.loadStateDict(ck.modelState);
       await this.callbacks.call('onLoadCheckpoint', module, this, module, meta);
       this.callbacks.loadStateDict(meta.callbacks ?? {});
+      this.callbacks.loadStateTensors(ck.callbackTensors);
+      ck.callbackTensors = {};
       // In a tidy scope: temporaries made while creating slot variables are freed (variables survive tidy).
       if (meta.optimizer) tf.tidy(() => cfg.optimizer.loadStateDict({ ...(meta.optimizer as { step: number; groups: never[] }), slots: ck.optimizerSlots }));
+      const saved = meta.extraOptimizers ?? [];
+      if (saved.length !== this.optimizerConfigs.length - 1) {
+        throw new DataFormatError(file, 'the checkpoint was written with another number of optimizers', { expected: `${this.optimizerConfigs.length} (what configureOptimizers returns now)`, found: `${saved.length + 1}` });
+      }
+      saved.forEach((o, i) => {
+        const c = this.optimizerConfigs[i + 1];
+        tf.tidy(() => c.optimizer.loadStateDict({ step: o.step, groups: o.groups as never[], slots: ck.extraOptimizerSlots[i] ?? {} }));
+        if (o.scheduler && c.scheduler?.loadStateDict) c.scheduler.loadStateDict(o.scheduler);
+      });
     } finally {
-      tf.dispose([...Object.values(ck.modelState), ...Object.values(ck.optimizerSlots)]);
+      tf.dispose(checkpointTensors(ck));
     }
     if (meta.scheduler && cfg.scheduler?.loadStateDict) cfg.scheduler.loadStateDict(meta.scheduler);
     if (meta.loader) restoreLoader(train, meta.loader as SavedLoader);
@@ -487,10 +580,11 @@ function restoreLoader(loader: DataLoader, saved: SavedLoader): void {
  * differentiates in a single tape), accumulation, clipping, the optimizer step and step-interval
  * schedules. `onBeforeZeroGrad` and `onBeforeBackward` fire synchronously inside the tape, after
  * the forward pass, because tfjs offers no point between recording and differentiating.
+ * Accumulation is `@kiln/optim`'s GradientAccumulator: the step applies the mean of the gradients
+ * of the batches in its window, also for a last window cut short by the epoch's end.
  */
 class StepRunner {
-  private accumulated: tf.NamedTensorMap | null = null;
-  private pending = 0;
+  private accumulator: GradientAccumulator | null = null;
 
   constructor(
     private readonly trainer: Trainer,
@@ -500,20 +594,22 @@ class StepRunner {
   ) {}
 
   async run(batch: Parameters<TrainingModule['trainingStep']>[0], batchIdx: number): Promise<StepOutput> {
+    if (!this.module.automaticOptimization) return this.runManual(batch, batchIdx);
     const { trainer, module, cfg } = this;
     const cbs = trainer.callbacks;
     const accumulate = trainer.accumulateGradBatches;
+    const pending = this.accumulator?.count ?? 0;
     let kept: StepOutput | undefined;
     const { value, grads } = tf.variableGrads(() => {
       const o = module.trainingStep(batch, batchIdx);
+      if (o instanceof Promise) throw new KilnError('E_ASYNC_STEP', `${module.constructor.name}.trainingStep returned a promise`, { hint: 'an async trainingStep needs automaticOptimization = false (the automatic loop records it under the gradient tape, which cannot wait)' });
       if (!o.loss) throw new KilnError('E_NO_LOSS', 'trainingStep returned no loss', { where: `${module.constructor.name}.trainingStep`, hint: 'return { loss, logs, batchSize }' });
       kept = { ...o, logs: Object.fromEntries(Object.entries(o.logs).map(([k, v]) => [k, tf.keep(tf.clone(v))])) };
       let loss = o.loss;
       const penalty = regularization(module);
       if (penalty) loss = tf.add(loss, penalty) as tf.Scalar;
-      if (accumulate > 1) loss = tf.div(loss, accumulate) as tf.Scalar;
       cbs.callSync('onBeforeZeroGrad', module, trainer, module);
-      if (this.pending === 0) cfg.optimizer.zeroGrad();
+      if (pending === 0) cfg.optimizer.zeroGrad();
       cbs.callSync('onBeforeBackward', module, trainer, module, loss);
       return loss;
     }, module.model.trainableVariables());
@@ -523,34 +619,71 @@ class StepRunner {
     } catch (e) {
       tf.dispose(Object.values(grads));
       tf.dispose(Object.values(kept!.logs));
+      trainer.skipOptimizerStep = false;
       throw e;
     }
-    this.accumulated = this.accumulated ? addGrads(this.accumulated, grads) : grads;
-    this.pending++;
-    trainer.atOptimizerStepBoundary = false;
-    if (this.pending === accumulate || batchIdx + 1 === this.limit) {
-      const acc = this.accumulated;
-      try {
-        await cbs.call('onBeforeOptimizerStep', module, trainer, module, acc);
-        const clip = trainer.options.gradientClipVal;
-        const clipped = clip !== undefined ? clipGradients(acc, clip, trainer.options.gradientClipAlgorithm) : acc;
-        cfg.optimizer.step(clipped);
-        if (clipped !== acc) tf.dispose(Object.values(clipped));
-      } finally {
-        tf.dispose(Object.values(acc));
-        this.accumulated = null;
-        this.pending = 0;
-      }
-      trainer.globalStep++;
-      trainer.atOptimizerStepBoundary = true;
-      if (cfg.scheduler && cfg.interval === 'step') cfg.scheduler.step(trainer.callbackMetrics);
+    if (trainer.skipOptimizerStep) {
+      trainer.skipOptimizerStep = false;
+      tf.dispose(Object.values(grads));
+      return kept!;
     }
+    const windowEnds = pending + 1 >= accumulate || batchIdx + 1 === this.limit;
+    let acc: tf.NamedTensorMap;
+    if (pending === 0 && windowEnds) {
+      // No accumulation in progress: the batch's gradients are the step's, without a copy.
+      acc = grads;
+    } else {
+      this.accumulator ??= new GradientAccumulator({ steps: accumulate });
+      this.accumulator.add(grads);
+      tf.dispose(Object.values(grads));
+      trainer.atOptimizerStepBoundary = false;
+      if (!windowEnds) return kept!;
+      acc = this.accumulator.take();
+    }
+    try {
+      await cbs.call('onBeforeOptimizerStep', module, trainer, module, acc);
+      const clipped = module.configureGradientClipping(acc, trainer.options.gradientClipVal, trainer.options.gradientClipAlgorithm);
+      try {
+        module.optimizerStep(cfg.optimizer, clipped);
+      } finally {
+        if (clipped !== acc) tf.dispose(Object.values(clipped));
+      }
+    } finally {
+      tf.dispose(Object.values(acc));
+    }
+    trainer.globalStep++;
+    trainer.atOptimizerStepBoundary = true;
+    if (cfg.scheduler && cfg.interval === 'step') trainer.stepScheduler(cfg, 'step');
     return kept!;
   }
 
+  /**
+   * Manual optimization: the module's (possibly async) `trainingStep` computes gradients and steps
+   * its optimizers itself. It runs in an engine scope, so its temporaries are freed like a tidy's;
+   * only the logged scalars are kept. Nothing else creates tensors while it runs: the loader reads
+   * ahead as plain arrays and makes a batch's tensors only when it hands the batch out.
+   */
+  private async runManual(batch: Parameters<TrainingModule['trainingStep']>[0], batchIdx: number): Promise<StepOutput> {
+    const { trainer, module } = this;
+    if (trainer.accumulateGradBatches > 1) throw new ConfigError('Trainer.accumulateGradBatches', '1 with manual optimization (accumulate in trainingStep)', trainer.accumulateGradBatches);
+    let out: StepOutput;
+    tf.engine().startScope();
+    try {
+      const o = await module.trainingStep(batch, batchIdx);
+      out = { ...o, loss: undefined, logs: Object.fromEntries(Object.entries(o.logs).map(([k, v]) => [k, tf.keep(tf.clone(v))])) };
+    } finally {
+      tf.engine().endScope();
+      trainer.skipOptimizerStep = false;
+    }
+    trainer.globalStep++;
+    trainer.atOptimizerStepBoundary = true;
+    for (const c of trainer.optimizerConfigs) if (c.scheduler && c.interval === 'step') trainer.stepScheduler(c, 'step');
+    return out;
+  }
+
   dispose(): void {
-    if (this.accumulated) tf.dispose(Object.values(this.accumulated));
-    this.accumulated = null;
+    this.accumulator?.reset();
+    this.accumulator = null;
     this.trainer.atOptimizerStepBoundary = true;
   }
 }
@@ -564,12 +697,4 @@ function regularization(module: TrainingModule): tf.Scalar | null {
     total = total ? (tf.add(total, pen) as tf.Scalar) : pen;
   }
   return total;
-}
-
-function addGrads(a: tf.NamedTensorMap, b: tf.NamedTensorMap): tf.NamedTensorMap {
-  const out: tf.NamedTensorMap = {};
-  for (const k of Object.keys(a)) out[k] = b[k] ? tf.add(a[k], b[k]) : tf.clone(a[k]);
-  for (const k of Object.keys(b)) if (!a[k]) out[k] = tf.clone(b[k]);
-  tf.dispose([...Object.values(a), ...Object.values(b)]);
-  return out;
 }

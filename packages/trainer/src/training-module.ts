@@ -1,7 +1,8 @@
-import { tf, ConfigError } from '@kiln/core';
+import { tf, ConfigError, KilnError } from '@kiln/core';
 import type { Module } from '@kiln/layers';
-import type { Optimizer } from '@kiln/optim';
+import { clipGradients, type Optimizer } from '@kiln/optim';
 import type { AnyBatch } from '@kiln/data';
+import type { Trainer } from './trainer.js';
 
 /** What a step returns: the loss to differentiate (training) and scalars to log, averaged per epoch. */
 export interface StepOutput {
@@ -14,8 +15,11 @@ export interface StepOutput {
 
 /** A learning-rate scheduler as the trainer drives it (implemented in @kiln/optim). */
 export interface SchedulerLike {
-  /** Called once per epoch (`epoch`) or per optimizer step (`step`). */
-  step(metrics?: Record<string, number>): void;
+  /**
+   * Called once per epoch (`epoch`) or per optimizer step (`step`), with the epoch's metrics, or
+   * with the monitored value alone when `OptimizerConfig.monitor` names one.
+   */
+  step(metrics?: Record<string, number> | number): void;
   stateDict?(): Record<string, unknown>;
   loadStateDict?(state: Record<string, unknown>): void;
 }
@@ -25,7 +29,10 @@ export interface OptimizerConfig {
   scheduler?: SchedulerLike;
   /** When the scheduler steps. Default `epoch`. */
   interval?: 'epoch' | 'step';
-  /** Metric a plateau scheduler watches (e.g. `val_loss`). */
+  /**
+   * Metric a plateau scheduler watches (e.g. `val_loss`): the scheduler is stepped with its value,
+   * and only in epochs that computed it.
+   */
   monitor?: string;
 }
 
@@ -38,11 +45,27 @@ export abstract class TrainingModule {
   abstract readonly model: Module;
 
   /**
+   * The trainer running this module (set from the start of `fit`, `validate`, `test` or
+   * `predict`), for module hooks that need its state: `this.trainer.currentEpoch`, its loggers.
+   */
+  trainer?: Trainer;
+
+  /**
+   * With `false`, `trainingStep` optimizes by itself (Lightning's manual optimization): it takes
+   * its optimizers from `this.optimizers()`, computes gradients with `this.manualBackward(...)` and
+   * applies them with `this.stepOptimizer(...)`, any number of times per batch (GANs, several
+   * optimizers, custom schedules of updates). The trainer then only counts the batch as one step
+   * (`globalStep` counts training batches), logs its outputs and steps `interval: 'step'` schedulers.
+   * A manual `trainingStep` may be `async`.
+   */
+  automaticOptimization = true;
+
+  /**
    * Forward pass and loss for one training batch; runs inside the gradient tape. A module declares
    * the batch it expects (`Batch` for one input and one target tensor, `Batch<{ image; mask }>` for
    * records): the loader's examples decide what arrives.
    */
-  abstract trainingStep(batch: AnyBatch, batchIdx: number): StepOutput;
+  abstract trainingStep(batch: AnyBatch, batchIdx: number): StepOutput | Promise<StepOutput>;
 
   validationStep?(batch: AnyBatch, batchIdx: number): StepOutput;
   testStep?(batch: AnyBatch, batchIdx: number): StepOutput;
@@ -57,7 +80,84 @@ export abstract class TrainingModule {
     return this.model.forward(batch.x as tf.Tensor);
   }
 
-  abstract configureOptimizers(): OptimizerConfig;
+  /** One optimizer (with an optional schedule), or several for manual optimization. */
+  abstract configureOptimizers(): OptimizerConfig | OptimizerConfig[];
+
+  /**
+   * The optimizers `configureOptimizers` returned, in order, for manual optimization (valid while
+   * `fit` runs).
+   */
+  optimizers(): Optimizer[] {
+    const cfgs = this.trainer?.optimizerConfigs;
+    if (!cfgs || cfgs.length === 0) throw new KilnError('E_NO_RUN', `${this.constructor.name}.optimizers() is only available while trainer.fit runs`);
+    return cfgs.map((c) => c.optimizer);
+  }
+
+  /**
+   * Manual optimization's backward pass: evaluates `lossFn` under the gradient tape and returns the
+   * gradients with respect to `variables` (default: the model's trainable parameters), firing
+   * `onBeforeBackward` and `onAfterBackward` as the automatic loop does. tfjs records and
+   * differentiates in one call, so the forward pass goes in the closure. The caller owns the
+   * gradients (`stepOptimizer` disposes them) and the returned loss.
+   */
+  async manualBackward(lossFn: () => tf.Scalar, variables: tf.Variable[] = this.model.trainableVariables()): Promise<{ loss: tf.Scalar; grads: tf.NamedTensorMap }> {
+    const trainer = this.requireTrainer('manualBackward');
+    const { value, grads } = tf.variableGrads(() => {
+      const loss = lossFn();
+      trainer.callbacks.callSync('onBeforeBackward', this, trainer, this, loss);
+      return loss;
+    }, variables);
+    try {
+      await trainer.callbacks.call('onAfterBackward', this, trainer, this, grads);
+    } catch (e) {
+      tf.dispose([value, ...Object.values(grads)]);
+      throw e;
+    }
+    return { loss: value, grads };
+  }
+
+  /**
+   * Manual optimization's update: fires `onBeforeOptimizerStep`, clips as the trainer is
+   * configured (through `configureGradientClipping`), applies `optimizerStep` and disposes `grads`.
+   * A callback that vetoed the update (TerminateOnNaN on a non-finite gradient) makes it a no-op.
+   */
+  async stepOptimizer(optimizer: Optimizer, grads: tf.NamedTensorMap): Promise<void> {
+    const trainer = this.requireTrainer('stepOptimizer');
+    try {
+      if (trainer.skipOptimizerStep) return;
+      await trainer.callbacks.call('onBeforeOptimizerStep', this, trainer, this, grads);
+      const clipped = this.configureGradientClipping(grads, trainer.options.gradientClipVal, trainer.options.gradientClipAlgorithm);
+      try {
+        this.optimizerStep(optimizer, clipped);
+      } finally {
+        if (clipped !== grads) tf.dispose(Object.values(clipped));
+      }
+    } finally {
+      tf.dispose(Object.values(grads));
+    }
+  }
+
+  /**
+   * Applies gradients with an optimizer. Override to change how the update is made (a warm-up
+   * that scales the rate, skipping some steps); the trainer calls it in automatic optimization too.
+   */
+  optimizerStep(optimizer: Optimizer, grads: tf.NamedTensorMap): void {
+    optimizer.step(grads);
+  }
+
+  /**
+   * Clips gradients before `optimizerStep`: by default the trainer's `gradientClipVal` /
+   * `gradientClipAlgorithm`. Override to clip per parameter group, or not at all. Returns the
+   * gradients to apply (new tensors when clipped; the inputs are disposed by the caller).
+   */
+  configureGradientClipping(grads: tf.NamedTensorMap, clipVal: number | undefined, algorithm: 'norm' | 'value'): tf.NamedTensorMap {
+    return clipVal === undefined ? grads : clipGradients(grads, clipVal, algorithm);
+  }
+
+  private requireTrainer(what: string): Trainer {
+    if (!this.trainer || this.trainer.stage !== 'fit') throw new KilnError('E_NO_RUN', `${this.constructor.name}.${what}() is only available while trainer.fit runs`, { hint: 'call it from trainingStep with automaticOptimization = false' });
+    return this.trainer;
+  }
 
   /** Hyper-parameters logged once at the start of `fit`. */
   hparams(): Record<string, unknown> {

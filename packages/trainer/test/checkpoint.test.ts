@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { tf, DataFormatError, decodeSafetensors } from '@kiln/core';
 import { wasmBackend } from '@kiln/backend-cpu';
 import { readFileSync } from 'node:fs';
-import { EarlyStopping, ModelCheckpoint, Trainer, loadCheckpoint, readCheckpoint, type Callback } from '../src/index.js';
+import { CHECKPOINT_FORMAT, EarlyStopping, ModelCheckpoint, Trainer, loadCheckpoint, readCheckpoint, type Callback } from '../src/index.js';
 import { loaders, maxAbsDiff, tinyModule, weights } from './helpers.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'kiln-ckpt-'));
@@ -58,7 +58,7 @@ describe('checkpoints', () => {
     for (let i = 0; i < 4; i++) expect(slots).toEqual(expect.arrayContaining([`optimizer.${i}.exp_avg`, `optimizer.${i}.exp_avg_sq`]));
     expect(slots.every((n) => /^optimizer\.[0-3]\.\w+$/.test(n))).toBe(true);
     const ck = readCheckpoint(path.join(dir, 'last.ckpt'));
-    expect(ck.meta).toMatchObject({ format: 1, epoch: 2, batch: 0, globalStep: 10, model: { class: 'Sequential' } });
+    expect(ck.meta).toMatchObject({ format: CHECKPOINT_FORMAT, epoch: 2, batch: 0, globalStep: 10, model: { class: 'Sequential' } });
     expect(ck.meta.callbacks.Counter).toEqual({ epochs: 2 });
     expect(ck.meta.rng).toHaveProperty('s');
     expect(ck.meta.loader).toMatchObject({ state: { epoch: 2, position: 0 }, replay: false });

@@ -3,7 +3,8 @@ import { tf, Rng } from '@kiln/core';
 import { GoogLeNet, InceptionV3, forwardWithAuxiliary } from '@kiln/zoo';
 import { wasmBackend } from '@kiln/backend-cpu';
 import type { Batch } from '@kiln/data';
-import { ClassificationModule, accuracy, clipGradients, topKAccuracy } from '../src/index.js';
+import { clipGradients } from '@kiln/optim';
+import { ClassificationModule, accuracy, topKAccuracy } from '../src/index.js';
 
 beforeAll(async () => {
   await wasmBackend().init();

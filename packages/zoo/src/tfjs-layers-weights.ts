@@ -23,11 +23,25 @@ function kerasOrder(m: Module): [string, string][] | undefined {
 
 const BYTES: Record<string, number> = { float32: 4, int32: 4, uint8: 1, uint16: 2 };
 
-/** Reads the weights of a manifest from the concatenated shard bytes, dequantizing uint8/uint16. */
-function readManifest(manifest: { paths: string[]; weights: ManifestWeight[] }[], readFile: (path: string) => Uint8Array, file: string): { name: string; host: HostTensor }[] {
+/** A manifest shard path must name a file beside model.json or below it: no absolute paths, no `..`, no NUL. */
+function checkShardPath(p: unknown, file: string): string {
+  if (typeof p !== 'string' || p.length === 0 || p.includes('\0') || p.startsWith('/') || /^[a-zA-Z]:/.test(p) || p.split(/[\\/]/).includes('..')) {
+    throw new DataFormatError(file, 'weightsManifest names a shard outside the model directory', { expected: 'a relative path without ..', found: JSON.stringify(p)?.slice(0, 120) });
+  }
+  return p;
+}
+
+/**
+ * Reads the weights of a manifest from the concatenated shard bytes, dequantizing uint8/uint16.
+ * Every entry is checked (names, shapes, types, sizes against the bytes actually there) before
+ * anything is allocated for it.
+ */
+function readManifest(manifest: unknown[], readFile: (path: string) => Uint8Array, file: string): { name: string; host: HostTensor }[] {
   const out: { name: string; host: HostTensor }[] = [];
-  for (const group of manifest) {
-    const parts = group.paths.map((p) => readFile(p));
+  for (const [gi, g] of manifest.entries()) {
+    const group = g as { paths?: unknown; weights?: unknown };
+    if (!group || !Array.isArray(group.paths) || !Array.isArray(group.weights)) throw new DataFormatError(file, `weightsManifest[${gi}] is not a { paths, weights } group`);
+    const parts = group.paths.map((p) => readFile(checkShardPath(p, file)));
     const total = parts.reduce((n, p) => n + p.length, 0);
     const bytes = new Uint8Array(total);
     let at = 0;
@@ -36,20 +50,25 @@ function readManifest(manifest: { paths: string[]; weights: ManifestWeight[] }[]
       at += p.length;
     }
     let offset = 0;
-    for (const w of group.weights) {
+    for (const entry of group.weights as unknown[]) {
+      const w = entry as ManifestWeight;
+      if (!w || typeof w.name !== 'string' || !Array.isArray(w.shape) || !w.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+        throw new DataFormatError(file, `weightsManifest[${gi}] has an entry without a name and a shape of non-negative integers`, { found: JSON.stringify(entry)?.slice(0, 120) });
+      }
       const n = w.shape.reduce((a, b) => a * b, 1);
       const stored = w.quantization?.dtype ?? w.dtype;
-      const size = BYTES[stored];
+      const size = Object.hasOwn(BYTES, stored) ? BYTES[stored] : undefined;
       if (!size || (w.dtype !== 'float32' && w.dtype !== 'int32')) {
         throw new DataFormatError(file, `weight '${w.name}' has a type Kiln cannot read`, { expected: 'float32/int32, optionally quantized to uint8/uint16', found: `${w.dtype}${w.quantization ? ` quantized as ${stored}` : ''}` });
       }
-      if (offset + n * size > total) throw new DataFormatError(file, `weight files end before '${w.name}'`, { offset, expected: `${n * size} more bytes`, found: `${total - offset}` });
+      if (!Number.isSafeInteger(n * size) || offset + n * size > total) throw new DataFormatError(file, `weight files end before '${w.name}'`, { offset, expected: `${n * size} more bytes`, found: `${total - offset}` });
       const raw = bytes.slice(offset, offset + n * size).buffer;
       offset += n * size;
       let data: Float32Array | Int32Array;
       if (w.quantization) {
         const q = stored === 'uint8' ? new Uint8Array(raw) : new Uint16Array(raw);
         const { scale = 1, min = 0 } = w.quantization;
+        if (!Number.isFinite(scale) || !Number.isFinite(min)) throw new DataFormatError(file, `weight '${w.name}' has a non-numeric quantization scale or minimum`, { found: JSON.stringify(w.quantization) });
         data = Float32Array.from(q, (v) => v * scale + min);
       } else {
         data = w.dtype === 'int32' ? new Int32Array(raw) : new Float32Array(raw);
@@ -77,7 +96,7 @@ export function loadTfjsLayersWeights(
   const file = options.file ?? 'model.json';
   const manifest = (modelJson as { weightsManifest?: unknown })?.weightsManifest;
   if (!Array.isArray(manifest)) throw new DataFormatError(file, 'not a tfjs model.json', { expected: 'an object with a weightsManifest array', found: typeof modelJson });
-  const source = readManifest(manifest as { paths: string[]; weights: ManifestWeight[] }[], readFile, file);
+  const source = readManifest(manifest, readFile, file);
   const targets: { key: string; suffix: string }[] = [];
   const problems: StateDictProblem[] = [];
   for (const [path, m] of model.namedModules()) {

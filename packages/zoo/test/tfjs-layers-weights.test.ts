@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { tf, DataFormatError, Rng } from '@kiln/core';
+import { tf, DataFormatError, KilnError, Rng } from '@kiln/core';
+import fc from 'fast-check';
 import { wasmBackend } from '@kiln/backend-cpu';
 import { StateDictMismatchError } from '@kiln/layers';
 import { LeNet5, createModel, loadTfjsLayersWeights } from '../src/index.js';
@@ -95,5 +96,43 @@ describe('loading tfjs-layers weights', () => {
     expect(() => loadTfjsLayersWeights(model, { modelTopology: {} }, read, { file: 'x.json' })).toThrow(DataFormatError);
     model.dispose();
     target.dispose();
+  });
+});
+
+describe('hostile model.json files', () => {
+  it('refuses shard paths outside the model directory before reading them', () => {
+    const model = new LeNet5({ skipInit: true });
+    const { json, read } = kerasExport(model);
+    const asked: string[] = [];
+    for (const bad of ['../../etc/passwd', '/etc/passwd', 'a/../../x.bin', 'C:\\x.bin', 'a\0b']) {
+      json.weightsManifest[0].paths = [bad];
+      expect(() => loadTfjsLayersWeights(model, json, (p) => (asked.push(p), read(p)))).toThrow(/outside the model directory/);
+    }
+    expect(asked).toEqual([]);
+    model.dispose();
+  });
+
+  it('gives only typed errors for mutated manifests (property)', () => {
+    const model = new LeNet5({ skipInit: true });
+    const { json, read } = kerasExport(model);
+    const entry = fc.record({
+      name: fc.oneof(fc.string(), fc.constant('conv2d/kernel'), fc.constant(1)),
+      shape: fc.oneof(fc.array(fc.oneof(fc.integer({ min: -3, max: 3000 }), fc.double(), fc.constant(2 ** 40)), { maxLength: 4 }), fc.constant('x')),
+      dtype: fc.constantFrom('float32', 'int32', 'float16', 'string', '__proto__'),
+      quantization: fc.option(fc.record({ dtype: fc.constantFrom('uint8', 'uint16', 'int4', 'constructor'), scale: fc.double(), min: fc.double() }), { nil: undefined }),
+    });
+    fc.assert(
+      fc.property(fc.array(entry, { maxLength: 6 }), fc.boolean(), (weights, keepPaths) => {
+        const mutated = { ...json, weightsManifest: [{ paths: keepPaths ? json.weightsManifest[0].paths : ['missing.bin'], weights }] };
+        try {
+          loadTfjsLayersWeights(model, mutated, (p) => read(p) ?? new Uint8Array(0), { strict: false });
+          return true;
+        } catch (e) {
+          return e instanceof KilnError;
+        }
+      }),
+      { numRuns: 300 },
+    );
+    model.dispose();
   });
 });

@@ -86,8 +86,22 @@ export class EarlyStopping implements Callback {
   }
 
   onTrainEpochEnd(trainer: Trainer, module: TrainingModule): void {
+    this.check(trainer, module);
+  }
+
+  /**
+   * A validation inside the epoch (`valCheckInterval`) is checked like an epoch end, as Lightning
+   * checks at every validation: patience counts validations.
+   */
+  onValidationEnd(trainer: Trainer, module: TrainingModule): void {
+    if (trainer.stage === 'fit' && !trainer.sanityChecking && !trainer.epochTrainingDone) this.check(trainer, module);
+  }
+
+  private check(trainer: Trainer, module: TrainingModule): void {
     if (trainer.currentEpoch < (this.options.startFromEpoch ?? 0)) return;
-    const current = this.monitor.read(trainer, 'EarlyStopping');
+    // Nothing new to judge in an epoch that did not validate (checkValEveryNEpoch > 1).
+    const current = this.monitor.current(trainer, 'EarlyStopping');
+    if (current === undefined) return;
     const d = this.evaluate(current);
     if (d.improved) {
       this.best = current;
@@ -122,6 +136,16 @@ export class EarlyStopping implements Callback {
   private dropWeights(): void {
     if (this.bestWeights) tf.dispose(Object.values(this.bestWeights));
     this.bestWeights = null;
+  }
+
+  /** The best epoch's weights travel in checkpoints, so a resumed run restores the same weights at its end. */
+  stateTensors(): Record<string, tf.Tensor> {
+    return this.options.restoreBestWeights && this.bestWeights ? this.bestWeights : {};
+  }
+
+  loadStateTensors(tensors: Record<string, tf.Tensor>): void {
+    this.dropWeights();
+    this.bestWeights = Object.keys(tensors).length > 0 ? tensors : null;
   }
 
   stateDict(): Record<string, unknown> {

@@ -4,6 +4,8 @@ import type { Trainer } from '../trainer.js';
 export interface LearningRateMonitorOptions {
   /** Log at every optimizer step or once per epoch (default `epoch`). */
   loggingInterval?: 'step' | 'epoch';
+  /** Entries kept in `history` (the most recent; default 1000), so a long run's memory stays flat. */
+  historyLimit?: number;
 }
 
 /**
@@ -11,7 +13,7 @@ export interface LearningRateMonitorOptions {
  * be checked against the loss curve.
  */
 export class LearningRateMonitor implements Callback {
-  /** Every value logged, for inspection. */
+  /** The most recent values logged (at most `historyLimit`), for inspection. */
   readonly history: { step: number; lrs: Record<string, number> }[] = [];
 
   constructor(private readonly options: LearningRateMonitorOptions = {}) {}
@@ -21,6 +23,8 @@ export class LearningRateMonitor implements Callback {
     const lrs: Record<string, number> = {};
     opt.paramGroups.forEach((g, i) => (lrs[`lr-${g.name || i}`] = opt.getLr(i)));
     this.history.push({ step: trainer.globalStep, lrs });
+    const limit = this.options.historyLimit ?? 1000;
+    if (this.history.length > limit) this.history.splice(0, this.history.length - limit);
     for (const l of trainer.loggers) await l.logMetrics(lrs, trainer.globalStep);
   }
 

@@ -1,6 +1,7 @@
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigError } from '@kiln/core';
+import { tf, ConfigError } from '@kiln/core';
+import { removeStaleTempFiles, resolveInside } from '@kiln/core/node';
 import type { Callback } from '../callback.js';
 import type { Trainer } from '../trainer.js';
 import type { TrainingModule, StepOutput } from '../training-module.js';
@@ -48,6 +49,8 @@ export class ModelCheckpoint implements Callback {
   bestModelPath = '';
   bestModelScore: number | null = null;
   lastModelPath = '';
+  /** Saves refused because the weights were not finite. */
+  skippedNonFinite = 0;
 
   constructor(private readonly options: ModelCheckpointOptions = {}) {
     this.monitor = options.monitor ? new Monitor(options, 'ModelCheckpoint') : null;
@@ -58,7 +61,15 @@ export class ModelCheckpoint implements Callback {
       const v = options[f];
       if (v !== undefined && !(Number.isInteger(v) && v >= 0)) throw new ConfigError(`ModelCheckpoint.${f}`, 'a non-negative integer', v);
     }
+    // Templates are checked once with placeholders filled by harmless values, and every name again at save time.
+    if (options.filename !== undefined) resolveInside(this.dirpath, `${options.filename.replace(/\{[^}]*\}/g, '0')}.ckpt`, 'ModelCheckpoint.filename');
+    if (options.bestName) resolveInside(this.dirpath, `${options.bestName}.ckpt`, 'ModelCheckpoint.bestName');
     this.stateKey = `ModelCheckpoint{dir=${this.dirpath},monitor=${options.monitor ?? ''}}`;
+  }
+
+  /** A run killed while writing a checkpoint left its temporary file behind: remove it. */
+  setup(): void {
+    removeStaleTempFiles(this.dirpath);
   }
 
   async onTrainBatchEnd(trainer: Trainer, _m: TrainingModule, _o: StepOutput, _b: Batch, _i: number): Promise<void> {
@@ -67,6 +78,11 @@ export class ModelCheckpoint implements Callback {
     if (n > 0 && trainer.atOptimizerStepBoundary && trainer.globalStep > 0 && trainer.globalStep % n === 0 && !trainer.epochTrainingDone) {
       await this.save(trainer, false);
     }
+  }
+
+  /** A validation inside the epoch (`valCheckInterval`) is a moment to keep a better model, as in Lightning. */
+  async onValidationEnd(trainer: Trainer): Promise<void> {
+    if (this.monitor && trainer.stage === 'fit' && !trainer.sanityChecking && !trainer.epochTrainingDone && trainer.freshMetrics.has(this.monitor.monitor)) await this.save(trainer, false);
   }
 
   async onTrainEpochEnd(trainer: Trainer): Promise<void> {
@@ -87,12 +103,22 @@ export class ModelCheckpoint implements Callback {
   private async save(trainer: Trainer, epochEnd: boolean): Promise<void> {
     // A fastDevRun checks the code path only: like its loggers, it writes no checkpoints.
     if (trainer.options.fastDevRun) return;
-    // Before the first validation a mid-epoch save has no score yet: it can only update last.ckpt.
-    const pending = this.monitor && !epochEnd && trainer.callbackMetrics[this.monitor.monitor] === undefined;
-    const score = this.monitor && !pending ? this.monitor.read(trainer, 'ModelCheckpoint') : null;
+    // Without a current value of the monitored metric (a step-interval save between validations, an
+    // epoch that did not validate) the save has no score: it can only update last.ckpt, so best.ckpt
+    // is always weights that were validated.
+    const current = this.monitor ? this.monitor.current(trainer, 'ModelCheckpoint') : undefined;
+    const pending = !!this.monitor && current === undefined;
+    const score = this.monitor && !pending ? (current as number) : null;
     const topK = pending ? 0 : (this.options.saveTopK ?? 1);
-    let file = path.join(this.dirpath, `${this.formatName(trainer)}.ckpt`);
-    if (!epochEnd && !this.options.filename) file = path.join(this.dirpath, `epoch=${trainer.currentEpoch}-step=${trainer.globalStep}.ckpt`);
+    const name = !epochEnd && !this.options.filename ? `epoch=${trainer.currentEpoch}-step=${trainer.globalStep}` : this.formatName(trainer);
+    // A metric value cannot smuggle a path in either ('{val_loss}' filled with '../' is refused).
+    const file = path.join(this.dirpath, path.relative(this.dirpath, resolveInside(this.dirpath, `${name}.ckpt`, 'ModelCheckpoint.filename')));
+    // Weights that went NaN/Inf are never written as a checkpoint: last.ckpt and best.ckpt stay the last good ones.
+    if (!(await weightsFinite(trainer))) {
+      this.skippedNonFinite++;
+      console.warn(`warning: ModelCheckpoint: not saving at epoch ${trainer.currentEpoch}, step ${trainer.globalStep}: the model's weights are not finite (NaN or Inf); the last good checkpoint is kept`);
+      return;
+    }
     const keep = topK !== 0 && (topK === -1 || this.saved.length < topK || this.beats(score, this.worstSaved()));
     // State first, so the file itself records this callback's decision.
     if (keep) {
@@ -104,7 +130,7 @@ export class ModelCheckpoint implements Callback {
       const evict = topK > 0 && this.saved.length > topK ? this.worstSaved() : null;
       if (evict) this.saved = this.saved.filter((s) => s !== evict);
       await trainer.saveCheckpoint(file);
-      if (evict && evict.file !== file && existsSync(evict.file)) rmSync(evict.file, { force: true });
+      if (evict && evict.file !== file && this.ownsFile(evict.file)) rmSync(evict.file, { force: true });
       if (this.bestModelPath === file && (this.options.bestName ?? 'best')) await trainer.saveCheckpoint(path.join(this.dirpath, `${this.options.bestName ?? 'best'}.ckpt`));
     }
     if (this.options.saveLast) {
@@ -135,11 +161,44 @@ export class ModelCheckpoint implements Callback {
     return { saved: this.saved, bestModelPath: this.bestModelPath, bestModelScore: this.bestModelScore, dirpath: this.dirpath };
   }
 
+  /**
+   * Restores the kept-files list. The list comes from a file, so it is not trusted: only entries
+   * naming a `.ckpt` regular file directly inside this callback's directory survive (this callback
+   * deletes evicted files, and a crafted list must not make it delete anything else). Files removed
+   * since (by hand or by a later run) are forgotten.
+   */
   loadStateDict(s: Record<string, unknown>): void {
-    // Files removed since (by hand or by a later run) are forgotten.
-    const present = existsSync(this.dirpath) ? new Set(readdirSync(this.dirpath).map((f) => path.join(this.dirpath, f))) : new Set<string>();
-    this.saved = ((s.saved as Saved[]) ?? []).filter((x) => present.has(x.file));
-    this.bestModelPath = String(s.bestModelPath ?? '');
-    this.bestModelScore = (s.bestModelScore as number | null) ?? null;
+    const saved = Array.isArray(s.saved) ? (s.saved as unknown[]) : [];
+    this.saved = saved.filter((x): x is Saved => {
+      if (x === null || typeof x !== 'object') return false;
+      const { file, score } = x as Partial<Saved>;
+      return typeof file === 'string' && (score === null || typeof score === 'number') && this.ownsFile(file);
+    });
+    const best = typeof s.bestModelPath === 'string' && this.ownsFile(s.bestModelPath) ? s.bestModelPath : '';
+    this.bestModelPath = best;
+    this.bestModelScore = best && typeof s.bestModelScore === 'number' ? s.bestModelScore : null;
+  }
+
+  /** True when `file` is an existing regular `.ckpt` file directly inside `dirpath` (no links out, no sub-directories). */
+  private ownsFile(file: string): boolean {
+    if (!file.endsWith('.ckpt') || file.includes('\0')) return false;
+    if (path.resolve(path.dirname(file)) !== path.resolve(this.dirpath)) return false;
+    try {
+      return existsSync(file) && lstatSync(file).isFile();
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** One host read of a single flag: are all of the model's parameters finite? */
+async function weightsFinite(trainer: Trainer): Promise<boolean> {
+  const params = trainer.module?.model.parameters() ?? [];
+  if (params.length === 0) return true;
+  const flag = tf.tidy(() => tf.all(tf.stack(params.map((p) => tf.all(tf.isFinite(p.variable))))));
+  try {
+    return (await flag.data())[0] === 1;
+  } finally {
+    flag.dispose();
   }
 }

@@ -40,6 +40,22 @@ export class Monitor {
     return this.mode === 'min' ? current < best - this.minDelta : current > best + this.minDelta;
   }
 
+  /**
+   * The monitored value when it was computed in the current epoch (this epoch's training means or
+   * validation); `undefined` when it is not due this epoch (validation every N epochs, or a value
+   * only left over from an earlier epoch), so that no decision is made on a stale or missing value;
+   * an error naming the metrics that exist when the metric will never come.
+   */
+  current(trainer: Trainer, owner: string): number | undefined {
+    const fresh = trainer.freshMetrics as Set<string> | undefined;
+    // Outside a trainer's fit (a hook called directly), every metric counts as current.
+    if (!fresh) return this.read(trainer, owner);
+    if (fresh.has(this.monitor)) return this.read(trainer, owner);
+    const later = this.monitor.startsWith('val_') && trainer.validationEnabled;
+    if (later || trainer.callbackMetrics[this.monitor] !== undefined) return undefined;
+    return this.read(trainer, owner);
+  }
+
   /** The monitored value now, or an error naming the metrics that do exist. */
   read(trainer: Trainer, owner: string): number {
     const v = trainer.callbackMetrics[this.monitor];

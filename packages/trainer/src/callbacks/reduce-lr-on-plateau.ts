@@ -54,7 +54,9 @@ export class ReduceLROnPlateau implements Callback {
   }
 
   onTrainEpochEnd(trainer: Trainer): void {
-    const current = this.monitor.read(trainer, 'ReduceLROnPlateau');
+    // Epochs without a fresh value (no validation this epoch) do not count towards patience.
+    const current = this.monitor.current(trainer, 'ReduceLROnPlateau');
+    if (current === undefined) return;
     if (!this.schedule) {
       this.schedule = new PlateauSchedule(trainer.optimizerConfig!.optimizer, this.scheduleOptions);
       if (this.pending) this.schedule.loadStateDict(this.pending);

@@ -11,7 +11,10 @@ export interface TensorLeakCheckOptions {
 
 /**
  * Fails fast when the live tensor count grows from one training step to the next — a leak that
- * would otherwise surface hours later as an out-of-memory error.
+ * would otherwise surface hours later as an out-of-memory error. The baseline is taken afresh in
+ * every epoch (after `warmupSteps` steps), because callbacks legitimately allocate once at epoch
+ * boundaries (StochasticWeightAveraging's running average, a new parameter group's optimizer
+ * slots); what must never happen is growth from step to step within an epoch.
  */
 export class TensorLeakCheck implements Callback {
   private baseline = -1;
@@ -22,7 +25,7 @@ export class TensorLeakCheck implements Callback {
     if (!Number.isInteger(w) || w < 1) throw new ConfigError('TensorLeakCheck.warmupSteps', 'a positive integer', options.warmupSteps);
   }
 
-  onTrainStart(): void {
+  onTrainEpochStart(): void {
     this.baseline = -1;
     this.seen = 0;
   }

@@ -35,6 +35,13 @@ export class Timer implements Callback {
     return this.offsetMs + (this.startedAt === null ? 0 : this.now() - this.startedAt);
   }
 
+  /** A new `fit` starts from zero; a resumed one gets its elapsed time back from the checkpoint afterwards. */
+  setup(_t: Trainer, _m: unknown, stage: string): void {
+    if (stage !== 'fit') return;
+    this.offsetMs = 0;
+    this.startedAt = null;
+  }
+
   onTrainStart(): void {
     this.startedAt = this.now();
   }

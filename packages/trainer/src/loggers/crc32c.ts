@@ -13,8 +13,12 @@ const TABLE = (() => {
   return t;
 })();
 
-export function crc32c(bytes: Uint8Array): number {
-  let c = 0xffffffff;
+/**
+ * CRC-32C of `bytes`; pass the CRC of the bytes before them as `previous` to checksum a sequence of
+ * pieces without joining them (crc32c(a ++ b) === crc32c(b, crc32c(a))).
+ */
+export function crc32c(bytes: Uint8Array, previous = 0): number {
+  let c = (previous ^ 0xffffffff) >>> 0;
   for (let i = 0; i < bytes.length; i++) c = TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }

@@ -1,5 +1,6 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { removeStaleTempFiles } from '@kiln/core/node';
 import type { Logger } from '../logger.js';
 import { writeFileAtomic } from '../checkpoint.js';
 import { learningCurvesSvg } from './learning-curves.js';
@@ -27,11 +28,14 @@ export class CsvLogger implements Logger {
   constructor(private readonly options: CsvLoggerOptions) {
     mkdirSync(options.dir, { recursive: true });
     this.file = path.join(options.dir, options.filename ?? 'metrics.csv');
+    removeStaleTempFiles(options.dir);
     if (existsSync(this.file)) this.load();
   }
 
   private load(): void {
-    const lines = readFileSync(this.file, 'utf8').split('\n').filter(Boolean);
+    const text = readFileSync(this.file, 'utf8');
+    // A process killed mid-append leaves a last line without its newline: that row was never complete.
+    const lines = text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter(Boolean);
     if (lines.length === 0) return;
     this.columns = lines[0].split(',');
     this.rows = lines.slice(1).map((l) => Object.fromEntries(l.split(',').map((v, i) => [this.columns[i], v === '' ? NaN : Number(v)])));
@@ -44,10 +48,19 @@ export class CsvLogger implements Logger {
     const fresh = Object.keys(row).filter((k) => !this.columns.includes(k));
     if (fresh.length > 0 || !existsSync(this.file)) {
       this.columns.push(...fresh);
-      writeFileSync(this.file, [this.columns.join(','), ...this.rows.map((r) => this.format(r))].join('\n') + '\n');
+      // A new column rewrites the whole file: atomically, so a crash leaves the old file or the new one.
+      writeFileAtomic(this.file, [this.columns.join(','), ...this.rows.map((r) => this.format(r))].join('\n') + '\n');
     } else {
       appendFileSync(this.file, this.format(row) + '\n');
     }
+  }
+
+  /** Drops rows an interrupted run logged after its checkpoint (see `Logger.onResume`), rewriting the file atomically. */
+  onResume(step: number, midEpoch: boolean): void {
+    const kept = this.rows.filter((r) => !(r.step > step || (midEpoch && r.step === step && Number.isFinite(r.epoch))));
+    if (kept.length === this.rows.length && existsSync(this.file)) return;
+    this.rows = kept;
+    writeFileAtomic(this.file, [this.columns.join(','), ...this.rows.map((r) => this.format(r))].join('\n') + '\n');
   }
 
   /** Writes the learning curves of every epoch row logged so far. */

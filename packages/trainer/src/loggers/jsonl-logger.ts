@@ -1,5 +1,6 @@
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { removeStaleTempFiles, writeFileAtomic } from '@kiln/core/node';
 import type { Logger } from '../logger.js';
 
 export interface JsonlLoggerOptions {
@@ -20,6 +21,7 @@ export class JsonlLogger implements Logger {
   constructor(options: JsonlLoggerOptions) {
     mkdirSync(options.dir, { recursive: true });
     this.file = path.join(options.dir, options.filename ?? 'metrics.jsonl');
+    removeStaleTempFiles(options.dir);
   }
 
   logHyperparams(params: Record<string, unknown>): void {
@@ -30,6 +32,27 @@ export class JsonlLogger implements Logger {
     // JSON has no NaN/Infinity; write them as strings so no row is lost.
     const clean = Object.fromEntries(Object.entries(metrics).map(([k, v]) => [k, Number.isFinite(v) ? v : String(v)]));
     appendFileSync(this.file, JSON.stringify({ type: 'metrics', step, wall_time: Date.now() / 1000, ...clean }) + '\n');
+  }
+
+  /**
+   * Drops metric lines an interrupted run logged after its checkpoint (see `Logger.onResume`), and
+   * a torn last line (a process killed mid-append), rewriting the file atomically. Other lines
+   * (hparams, run ends) stay.
+   */
+  onResume(step: number, midEpoch: boolean): void {
+    if (!existsSync(this.file)) return;
+    const text = readFileSync(this.file, 'utf8');
+    const lines = text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter(Boolean);
+    const kept = lines.filter((l) => {
+      try {
+        const o = JSON.parse(l) as { type?: string; step?: number; epoch?: unknown };
+        if (o.type !== 'metrics' || typeof o.step !== 'number') return true;
+        return !(o.step > step || (midEpoch && o.step === step && o.epoch !== undefined));
+      } catch {
+        return false;
+      }
+    });
+    writeFileAtomic(this.file, kept.map((l) => l + '\n').join(''));
   }
 
   finalize(status: 'success' | 'failed' | 'interrupted'): void {

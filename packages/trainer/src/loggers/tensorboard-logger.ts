@@ -103,6 +103,17 @@ export class TensorBoardLogger implements Logger {
     this.write(event(0, (e) => e.message(5, new ProtoWriter().message(1, value))));
   }
 
+  /**
+   * Marks a resume: an Event with `session_log` = 7 { status = 1 (START) } at step + 1. TensorBoard
+   * purges, on reading it, every event of earlier files at that step or later, which the interrupted
+   * run logged and the resumed run logs again. (A checkpoint taken inside an epoch may leave that
+   * epoch's point at `step` shown twice, with the same value: purging `step` would also purge the
+   * step-level point logged before the checkpoint, which is not logged again.)
+   */
+  onResume(step: number): void {
+    this.write(event(step + 1, (e) => e.message(7, new ProtoWriter().int(1, 1))));
+  }
+
   finalize(): void {
     if (this.fd === null) return;
     fsyncSync(this.fd);
