@@ -11,7 +11,7 @@ train=(dataset-fashion-mnist libdnnl-dev g++)
 # PyTorch for the reference fixtures; Chromium for the browser test and its SwiftShader Vulkan
 # driver (the WebGPU tests run on it in Node); the Vulkan loader Dawn opens (Chromium's own copy
 # is not on the library path).
-test=("${train[@]}" python3-torch python3-torchvision chromium libvulkan1)
+test=("${train[@]}" python3-torch python3-torchvision python3-sklearn chromium libvulkan1)
 
 case "${1:-}" in
   train) wanted=("${train[@]}") ;;

@@ -36,3 +36,4 @@ export * from './callbacks/gradient-accumulation-scheduler.js';
 export * from './callbacks/backbone-finetuning.js';
 export * from './callbacks/model-summary.js';
 export * from './callbacks/stochastic-weight-averaging.js';
+export * from './metrics/index.js';

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { TensorBoardLogger, crc32c, maskedCrc32c, tfRecord } from '../src/index.js';
+import { TensorBoardLogger, confusionMatrixPng, crc32c, maskedCrc32c, tfRecord } from '../src/index.js';
 import { readProto } from '../src/loggers/protobuf.js';
 
 const ascii = (s: string) => new TextEncoder().encode(s);
@@ -75,5 +75,29 @@ describe('TensorBoardLogger', () => {
     const doubles = (b: Uint8Array) => Array.from(new Float64Array(b.slice().buffer));
     expect(doubles(histo.get(6)![0] as Uint8Array)).toEqual([1.75, 3.5, 5.25, 7]);
     expect(doubles(histo.get(7)![0] as Uint8Array)).toEqual([2, 2, 2, 2]);
+  });
+});
+
+describe('TensorBoardLogger.logImage', () => {
+  it('writes Summary.Value.image with the PNG size, colorspace and the PNG bytes', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-tb-img-'));
+    const tb = new TensorBoardLogger({ dir });
+    const png = confusionMatrixPng([[3, 1], [0, 4]], ['yes', 'no']);
+    tb.logImage('test/confusion_matrix', png, 7);
+    expect(() => tb.logImage('bad', new Uint8Array(40), 7)).toThrow(/PNG/);
+    tb.finalize();
+    const evs = records(new Uint8Array(readFileSync(tb.file))).map(readProto);
+    expect(evs).toHaveLength(2);
+    expect(evs[1].get(2)![0]).toBe(7n);
+    const value = readProto(readProto(evs[1].get(5)![0] as Uint8Array).get(1)![0] as Uint8Array);
+    expect(new TextDecoder().decode(value.get(1)![0] as Uint8Array)).toBe('test/confusion_matrix');
+    const image = readProto(value.get(4)![0] as Uint8Array);
+    const dv = new DataView(png.buffer, png.byteOffset);
+    expect(image.get(1)![0]).toBe(BigInt(dv.getUint32(20)));
+    expect(image.get(2)![0]).toBe(BigInt(dv.getUint32(16)));
+    // encodePng writes RGBA (PNG colour type 6), TensorBoard's colorspace 4.
+    expect(png[25]).toBe(6);
+    expect(image.get(3)![0]).toBe(4n);
+    expect(Array.from(image.get(4)![0] as Uint8Array)).toEqual(Array.from(png));
   });
 });

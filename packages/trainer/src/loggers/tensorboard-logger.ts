@@ -1,6 +1,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ConfigError } from '@kiln/core';
 import type { Logger } from '../logger.js';
 import { maskedCrc32c } from './crc32c.js';
 import { ProtoWriter } from './protobuf.js';
@@ -55,6 +56,17 @@ export function histogramProto(values: ArrayLike<number>, buckets = 30): ProtoWr
   return new ProtoWriter().double(1, min).double(2, max).double(3, values.length).double(4, sum).double(5, sq).packedDoubles(6, limits).packedDoubles(7, counts);
 }
 
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/** Size and TensorBoard colorspace (1 grey, 2 grey+alpha, 3 RGB, 4 RGBA) from a PNG's IHDR chunk. */
+function pngHeader(png: Uint8Array, tag: string): { width: number; height: number; colorspace: number } {
+  if (png.length < 29 || PNG_SIGNATURE.some((b, i) => png[i] !== b)) throw new ConfigError(`TensorBoardLogger.logImage(${JSON.stringify(tag)}).png`, 'the bytes of a PNG file', `${png.length} bytes without the PNG signature`);
+  const dv = new DataView(png.buffer, png.byteOffset, png.byteLength);
+  // PNG colour types: 0 grey, 2 RGB, 3 palette (decoded as RGB), 4 grey+alpha, 6 RGBA.
+  const colorspace = ({ 0: 1, 2: 3, 3: 3, 4: 2, 6: 4 } as Record<number, number>)[png[25]] ?? 3;
+  return { width: dv.getUint32(16), height: dv.getUint32(20), colorspace };
+}
+
 /**
  * Writes TensorBoard event files by hand (no TensorFlow needed): scalars as `simple_value`,
  * histograms as `HistogramProto`, hyper-parameters once as a text summary. Records are appended
@@ -89,6 +101,16 @@ export class TensorBoardLogger implements Logger {
     const summary = new ProtoWriter();
     for (const [tag, vs] of Object.entries(named)) summary.message(1, new ProtoWriter().string(1, tag).message(5, histogramProto(vs, this.options.histogramBuckets)));
     this.write(event(step, (e) => e.message(5, summary)));
+  }
+
+  /**
+   * One PNG image (Value.image = 4: Image { height = 1, width = 2, colorspace = 3, encoded_image_string
+   * = 4 }), shown in TensorBoard's Images tab. Width and height are read from the PNG's IHDR chunk.
+   */
+  logImage(tag: string, png: Uint8Array, step: number): void {
+    const { width, height, colorspace } = pngHeader(png, tag);
+    const image = new ProtoWriter().int(1, height).int(2, width).int(3, colorspace).bytes(4, png);
+    this.write(event(step, (e) => e.message(5, new ProtoWriter().message(1, new ProtoWriter().string(1, tag).message(4, image)))));
   }
 
   /**
