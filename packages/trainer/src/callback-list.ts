@@ -2,29 +2,76 @@ import { tf } from '@kiln/core';
 import type { Callback } from './callback.js';
 
 /**
+ * Told around every hook the CallbackList dispatches: `owner` is the callback or the module whose
+ * hook runs. Calls nest only when a hook itself dispatches hooks (it never does in the Trainer).
+ */
+export interface HookObserver {
+  hookStart(hook: keyof Callback, owner: object, kind: 'callback' | 'module'): void;
+  hookEnd(hook: keyof Callback, owner: object, kind: 'callback' | 'module'): void;
+}
+
+/**
  * The only place hooks are dispatched: each callback in registration order, then the module's hook
  * of the same name (Lightning's order: callbacks before the LightningModule).
  */
 export class CallbackList {
   constructor(readonly callbacks: Callback[]) {}
 
+  /**
+   * Observers told when each hook of a callback or of the module starts and ends (the Profiler is
+   * one). With none registered, `run` only calls the hook: no timing work unless someone observes.
+   */
+  private observers: HookObserver[] = [];
+
+  /** Registers an observer of hook dispatch; returns the function that removes it. */
+  observe(observer: HookObserver): () => void {
+    this.observers = [...this.observers, observer];
+    return () => {
+      this.observers = this.observers.filter((o) => o !== observer);
+    };
+  }
+
   async call<K extends keyof Callback>(hook: K, module: object, ...args: unknown[]): Promise<void> {
     for (const cb of this.callbacks) {
       const fn = cb[hook] as unknown as ((...a: unknown[]) => unknown) | undefined;
-      if (typeof fn === 'function') await fn.apply(cb, args);
+      if (typeof fn === 'function') await this.run(hook, cb, 'callback', () => fn.apply(cb, args));
     }
     const own = (module as Record<string, unknown>)[hook];
-    if (typeof own === 'function') await (own as (...a: unknown[]) => unknown).apply(module, args.slice(2));
+    if (typeof own === 'function') await this.run(hook, module, 'module', () => (own as (...a: unknown[]) => unknown).apply(module, args.slice(2)));
   }
 
   /** Synchronous dispatch for hooks that run inside the gradient tape. */
   callSync<K extends keyof Callback>(hook: K, module: object, ...args: unknown[]): void {
     for (const cb of this.callbacks) {
       const fn = cb[hook] as unknown as ((...a: unknown[]) => unknown) | undefined;
-      if (typeof fn === 'function') fn.apply(cb, args);
+      if (typeof fn === 'function') this.run(hook, cb, 'callback', () => fn.apply(cb, args));
     }
     const own = (module as Record<string, unknown>)[hook];
-    if (typeof own === 'function') (own as (...a: unknown[]) => unknown).apply(module, args.slice(2));
+    if (typeof own === 'function') this.run(hook, module, 'module', () => (own as (...a: unknown[]) => unknown).apply(module, args.slice(2)));
+  }
+
+  /**
+   * Runs one hook, between the observers' hookStart and hookEnd (for an asynchronous hook, when its
+   * promise settles). Without observers it only runs the hook.
+   */
+  private run(hook: keyof Callback, owner: object, kind: 'callback' | 'module', f: () => unknown): unknown {
+    // A copy: an observer that removes itself inside a hook (the Profiler's teardown) still gets its hookEnd.
+    const observers = this.observers;
+    if (observers.length === 0) return f();
+    for (const o of observers) o.hookStart(hook, owner, kind);
+    const end = () => {
+      for (const o of observers) o.hookEnd(hook, owner, kind);
+    };
+    let out: unknown;
+    try {
+      out = f();
+    } catch (e) {
+      end();
+      throw e;
+    }
+    if (typeof (out as PromiseLike<unknown> | undefined)?.then === 'function') return Promise.resolve(out).finally(end);
+    end();
+    return out;
   }
 
   /** State of every callback that has some, keyed by its `stateKey` (default: class name). */

@@ -37,3 +37,6 @@ export * from './callbacks/backbone-finetuning.js';
 export * from './callbacks/model-summary.js';
 export * from './callbacks/stochastic-weight-averaging.js';
 export * from './metrics/index.js';
+export * from './callbacks/ema.js';
+export * from './callbacks/profiler.js';
+export * from './callbacks/device-stats-monitor.js';

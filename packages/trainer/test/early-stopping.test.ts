@@ -1,6 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, KilnError } from '@kiln/core';
-import { EarlyStopping, type Trainer, type TrainingModule } from '../src/index.js';
+import { wasmBackend } from '@kiln/backend-cpu';
+import { EarlyStopping, Trainer, type TrainingModule } from '../src/index.js';
+import { loaders, tinyModule } from './helpers.js';
 
 /** Feeds a sequence of epoch metrics through the hook; returns the epoch at which it stopped (or -1). */
 function drive(es: EarlyStopping, values: number[], key = 'val_loss'): number {
@@ -65,5 +67,53 @@ describe('EarlyStopping', () => {
     expect(() => es.onTrainEpochEnd(trainer, {} as TrainingModule)).toThrow(/train_loss/);
     expect(() => new EarlyStopping({ patience: -1 })).toThrow(ConfigError);
     expect(() => new EarlyStopping({ mode: 'up' as 'min' })).toThrow(ConfigError);
+  });
+
+  it('checkFinite: false lets a NaN epoch count as one without improvement', () => {
+    const es = new EarlyStopping({ patience: 2, checkFinite: false });
+    expect(es.evaluate(NaN, 0, 1)).toEqual({ shouldStop: false, improved: false });
+    expect(drive(es, [1, NaN, 0.5, NaN, NaN])).toBe(4);
+  });
+
+  it('divergenceThreshold: stops at once when the metric is worse than it (pure decision)', () => {
+    const min = new EarlyStopping({ patience: 100, divergenceThreshold: 10 });
+    expect(min.evaluate(10.5, 0, 11)).toMatchObject({ shouldStop: true, improved: false, reason: expect.stringMatching(/diverged/) });
+    expect(min.evaluate(10, 0, 11)).toEqual({ shouldStop: false, improved: true }); // equal is not worse
+    expect(min.evaluate(9, 0, 1)).toEqual({ shouldStop: false, improved: false });
+    const max = new EarlyStopping({ monitor: 'val_acc', patience: 100, divergenceThreshold: 0.2 });
+    expect(max.evaluate(0.1, 0, 0)).toMatchObject({ shouldStop: true, improved: false });
+    expect(max.evaluate(0.3, 0, 0)).toEqual({ shouldStop: false, improved: true });
+    // Patience does not matter: the first diverged epoch stops.
+    expect(drive(new EarlyStopping({ patience: 100, divergenceThreshold: 5 }), [1, 0.5, 7, 0.1])).toBe(2);
+    expect(() => new EarlyStopping({ divergenceThreshold: NaN })).toThrow(ConfigError);
+  });
+
+  describe('in a real fit', () => {
+    beforeAll(async () => {
+      await wasmBackend().init();
+    });
+
+    async function fit(es: EarlyStopping) {
+      const module = tinyModule(0);
+      const { train, val } = loaders(64, 32, 16);
+      const trainer = new Trainer({ maxEpochs: 4, seed: 5, numSanityValSteps: 0 }, [es]);
+      await trainer.fit(module, train, val);
+      trainer.optimizerConfig!.optimizer.dispose();
+      module.model.dispose();
+      return trainer;
+    }
+
+    it('divergenceThreshold ends fit after the first epoch worse than it', async () => {
+      // A 3-class problem starts near ln 3 ≈ 1.1: a threshold of 0.01 is crossed at once…
+      const es = new EarlyStopping({ monitor: 'val_loss', patience: 100, divergenceThreshold: 0.01 });
+      const t = await fit(es);
+      expect(es.stoppedEpoch).toBe(0);
+      expect(es.stoppedReason).toMatch(/divergence threshold 0.01/);
+      expect(t.currentEpoch).toBe(1);
+      // …a threshold of 100 never is, and all epochs run.
+      const calm = new EarlyStopping({ monitor: 'val_loss', patience: 100, divergenceThreshold: 100 });
+      expect((await fit(calm)).currentEpoch).toBe(4);
+      expect(calm.stoppedEpoch).toBe(-1);
+    });
   });
 });

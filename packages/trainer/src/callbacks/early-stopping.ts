@@ -17,6 +17,12 @@ export interface EarlyStoppingOptions extends MonitorOptions {
   checkFinite?: boolean;
   /** Stop as soon as the metric passes this value (default: none). */
   stoppingThreshold?: number;
+  /**
+   * Stop at once when the metric is worse than this value — above it in `min` mode, below it in
+   * `max` mode — however much patience is left: a run whose loss exploded will not come back
+   * (Lightning's `divergence_threshold`; default: none).
+   */
+  divergenceThreshold?: number;
 }
 
 /** Result of one decision: whether to stop and why. */
@@ -45,6 +51,10 @@ export class EarlyStopping implements Callback {
     this.monitor = new Monitor(options, 'EarlyStopping');
     this.patience = options.patience ?? 3;
     if (!Number.isInteger(this.patience) || this.patience < 0) throw new ConfigError('EarlyStopping.patience', 'a non-negative integer', options.patience);
+    for (const k of ['stoppingThreshold', 'divergenceThreshold', 'baseline'] as const) {
+      const v = options[k];
+      if (v !== undefined && !Number.isFinite(v)) throw new ConfigError(`EarlyStopping.${k}`, 'a finite number', v);
+    }
     this.best = this.initialBest();
     this.stateKey = `EarlyStopping{monitor=${this.monitor.monitor},mode=${this.monitor.mode}}`;
   }
@@ -67,6 +77,10 @@ export class EarlyStopping implements Callback {
     const t = this.options.stoppingThreshold;
     if (t !== undefined && (m.mode === 'min' ? current < t : current > t)) {
       return { shouldStop: true, improved: true, reason: `${m.monitor} = ${current} reached the stopping threshold ${t}` };
+    }
+    const dv = this.options.divergenceThreshold;
+    if (dv !== undefined && (m.mode === 'min' ? current > dv : current < dv)) {
+      return { shouldStop: true, improved: false, reason: `${m.monitor} = ${current} diverged: worse than the divergence threshold ${dv}` };
     }
     if (m.improved(current, best)) return { shouldStop: false, improved: true };
     if (wait + 1 >= this.patience) {
