@@ -8,10 +8,11 @@ set -euo pipefail
 
 # Fashion-MNIST's IDX files; oneDNN and the compiler for @kiln/backend-cpu's native kernels.
 train=(dataset-fashion-mnist libdnnl-dev g++)
-# PyTorch for the reference fixtures; Chromium for the browser test and its SwiftShader Vulkan
+# PyTorch for the reference fixtures, scikit-learn for the metric fixtures; Redis for the study
+# queue tests; Chromium for the browser test and its SwiftShader Vulkan
 # driver (the WebGPU tests run on it in Node); the Vulkan loader Dawn opens (Chromium's own copy
 # is not on the library path).
-test=("${train[@]}" python3-torch python3-torchvision python3-sklearn chromium libvulkan1)
+test=("${train[@]}" python3-torch python3-torchvision python3-sklearn chromium libvulkan1 redis-server)
 
 case "${1:-}" in
   train) wanted=("${train[@]}") ;;

@@ -6,6 +6,8 @@ import { summaryCommand } from './summary.js';
 import { importWeightsCommand } from './import-weights.js';
 import { predictCommand } from './predict.js';
 import { fineTuneCommand } from './fine-tune.js';
+import { searchCommand } from './search.js';
+import { workerCommand } from './worker.js';
 
 /** Every `kiln` sub-command, in the order `kiln --help` lists them. */
-export const COMMANDS: Command[] = [trainCommand, evaluateCommand, summaryCommand, importWeightsCommand, predictCommand, fineTuneCommand, dataPreviewCommand];
+export const COMMANDS: Command[] = [trainCommand, evaluateCommand, summaryCommand, importWeightsCommand, predictCommand, fineTuneCommand, dataPreviewCommand, searchCommand, workerCommand];

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { tf, manualSeed, liveTensors, ConfigError, type Plugin } from '@kiln/core';
-import { DataLoader, parseAugmentations, AUGMENTATION_NAMES, type Dataset, type Example } from '@kiln/data';
+import { DataLoader, kFold, parseAugmentations, subsetDataset, AUGMENTATION_NAMES, type Dataset, type Example } from '@kiln/data';
 import { MODELS, chooseVariant } from '@kiln/zoo';
 import { Adagrad, Adam, AdamW, LrScheduler, RAdam, RMSprop, SGD, cosineAnnealingLr, exponentialLr, oneCycleLr, stepLr, type Optimizer } from '@kiln/optim';
 import type { Module } from '@kiln/layers';
@@ -36,6 +36,7 @@ ${DATA_USAGE}
   --limit-train N       train on N training examples drawn at random (under --seed) only
   --val-split X         fraction (or count) of the training set held out for validation (default 5000,
                         at most a tenth; a folder's val/ sub-folder is used instead when it has one)
+  --folds K --fold I    validate on fold I (0-based) of K folds of the training set instead of --val-split
   --out DIR             output directory (default runs/<timestamp>)
   --backend NAME        auto, wasm, cpu, … (default auto)
   --optimizer NAME      ${OPTIMIZERS.join(', ')} (default adam)
@@ -98,7 +99,7 @@ function makeSchedule(spec: string, optimizer: Optimizer, epochs: number, stepsP
   }
 }
 
-const TRAIN_OPTIONS = {
+export const TRAIN_OPTIONS = {
   model: { type: 'string' },
   ...DATA_OPTIONS,
   epochs: { type: 'string' },
@@ -107,6 +108,8 @@ const TRAIN_OPTIONS = {
   seed: { type: 'string' },
   'limit-train': { type: 'string' },
   'val-split': { type: 'string' },
+  folds: { type: 'string' },
+  fold: { type: 'string' },
   out: { type: 'string' },
   backend: { type: 'string' },
   optimizer: { type: 'string' },
@@ -178,13 +181,19 @@ function timestamp(): string {
 }
 
 /** Writes JSON atomically (temporary file, then rename). */
-function writeJson(file: string, value: unknown): void {
+export function writeJson(file: string, value: unknown): void {
   const tmp = `${file}.tmp-${process.pid}`;
   writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
   renameSync(tmp, file);
 }
 
-export async function train(argv: string[], out: (line: string) => void, err: (line: string) => void): Promise<TrainSummary> {
+/** What a caller running `kiln train` as a library (a study's trial) may add to the run. */
+export interface TrainExtras {
+  /** Callbacks after the command's own (e.g. one reporting epoch metrics to a study). */
+  callbacks?: Callback[];
+}
+
+export async function train(argv: string[], out: (line: string) => void, err: (line: string) => void, extras: TrainExtras = {}): Promise<TrainSummary> {
   const started = performance.now();
   const values = trainFlags(argv);
   if (!values.model) throw new UsageError('--model is required', `e.g. --model lenet5\n${TRAIN_USAGE}`);
@@ -197,6 +206,10 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
   const valSplitGiven = values['val-split'] !== undefined;
   const valSplit = floatArg('val-split', values['val-split'], 5000, (n) => n >= 0);
   const outDir = values.out ?? path.join('runs', timestamp());
+  const folds = values.folds === undefined ? undefined : intArg('folds', values.folds, 0, 2);
+  if ((folds === undefined) !== (values.fold === undefined)) throw new ConfigError('--folds/--fold', 'both flags together', values.folds ?? values.fold);
+  const fold = intArg('fold', values.fold, 0, 0);
+  if (folds !== undefined && fold >= folds) throw new ConfigError('--fold', `0 … ${folds - 1} (--folds ${folds})`, values.fold);
   const optimizerName = choiceArg('optimizer', values.optimizer, 'adam', OPTIMIZERS);
   const momentum = values.momentum === undefined ? undefined : floatArg('momentum', values.momentum, 0, (n) => n >= 0 && n < 1);
   if (momentum !== undefined && optimizerName !== 'sgd' && optimizerName !== 'rmsprop') throw new ConfigError('--momentum', 'to be used with --optimizer sgd or rmsprop', values.momentum);
@@ -216,8 +229,15 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
   const data = await loadData(known ? flagsExpecting(values, { size: known.size, channels: 3, resize: 'shorter-side' }) : values, { onWarning: err });
   try {
     let trainSet: Dataset<Example> = limitTrain !== undefined ? sampleDataset(data.train, limitTrain, seed) : data.train;
-    // Default: 5,000 held-out examples, at most a tenth of the training set; an explicit value is used as given.
-    const [trainPart, valSet] = splitValidation(trainSet, data.val, valSplitGiven ? valSplit : Math.min(valSplit, Math.floor(trainSet.length / 10)), seed);
+    let [trainPart, valSet]: [Dataset<Example>, Dataset<Example> | undefined] = [trainSet, undefined];
+    if (folds !== undefined) {
+      // The same kFold assignment for every fold of a study (seeded by --seed), so the folds partition the set.
+      const split = kFold(trainSet.length, folds, { seed })[fold];
+      [trainPart, valSet] = [subsetDataset(trainSet, split.train), subsetDataset(trainSet, split.val)];
+    } else {
+      // Default: 5,000 held-out examples, at most a tenth of the training set; an explicit value is used as given.
+      [trainPart, valSet] = splitValidation(trainSet, data.val, valSplitGiven ? valSplit : Math.min(valSplit, Math.floor(trainSet.length / 10)), seed);
+    }
     trainSet = trainPart;
     const testSet = data.test;
     // Standardise with statistics of the training split only; the same numbers are applied to
@@ -256,6 +276,7 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
     const earlyStopping = patience !== undefined ? new EarlyStopping({ monitor, patience }) : undefined;
     const plugins: Plugin[] = [callback(new ProgressBar()), callback(recordInfo(info)), callback(checkpoints)];
     if (earlyStopping) plugins.push(callback(earlyStopping));
+    for (const c of extras.callbacks ?? []) plugins.push(callback(c));
     for (const name of loggerNames) {
       if (name === 'csv') plugins.push(logger(new CsvLogger({ dir: outDir })));
       if (name === 'console') plugins.push(logger(new ConsoleLogger(err)));

@@ -1,5 +1,5 @@
 import { ConfigError, Rng } from '@kiln/core';
-import { formatTable } from './summary-table.js';
+import { runStudy, type SearchResult, type StudyOptions } from './study.js';
 
 /** One dimension of a search space: draws a value from a generator. */
 export interface Distribution<T = number> {
@@ -35,63 +35,25 @@ export function choice<T>(values: readonly T[]): Distribution<T> {
 export type SearchSpace = Record<string, Distribution<unknown>>;
 export type Params<S extends SearchSpace> = { [K in keyof S]: S[K] extends Distribution<infer T> ? T : never };
 
-export interface RandomSearchOptions<S extends SearchSpace> {
+export interface RandomSearchOptions<S extends SearchSpace> extends StudyOptions<Params<S>> {
   space: S;
   trials: number;
-  /** Trains with the given parameters and returns its metrics (e.g. `trainer.callbackMetrics`). */
-  objective: (params: Params<S>, trial: number) => Promise<Record<string, number>>;
-  /** Metric ranking the trials (default `val_loss`). */
-  monitor?: string;
-  /** Default: `max` for names containing `acc`, else `min`. */
-  mode?: 'min' | 'max';
   /** Seed of the sampler (default 0). */
   seed?: number;
 }
 
-export interface Trial<S extends SearchSpace> {
-  trial: number;
-  params: Params<S>;
-  metrics: Record<string, number>;
-}
-
-export interface RandomSearchResult<S extends SearchSpace> {
-  /** In the order they ran. */
-  trials: Trial<S>[];
-  best: Trial<S>;
-  /** Trials ranked best first, one row each. */
-  table(): string;
-}
+export type RandomSearchResult<S extends SearchSpace> = SearchResult<Params<S>>;
 
 /**
  * Random search (Bergstra & Bengio, 2012): sample each trial's hyper-parameters independently from
- * the space, run the objective, rank by the monitored metric. Trials with a non-finite score rank last.
+ * the space, run the objective on the executor, rank by the monitored metric. Trials with a
+ * non-finite score rank last among their status. The samples depend only on the seed, so the same
+ * study on any executor trains the same trials.
  */
 export async function randomSearch<S extends SearchSpace>(options: RandomSearchOptions<S>): Promise<RandomSearchResult<S>> {
-  const { space, trials: n, objective } = options;
+  const { space, trials: n } = options;
   if (!Number.isInteger(n) || n < 1) throw new ConfigError('randomSearch.trials', 'a positive integer', n);
-  const monitor = options.monitor ?? 'val_loss';
-  const mode = options.mode ?? (/acc/.test(monitor) ? 'max' : 'min');
   const rng = new Rng(options.seed ?? 0);
-  const trials: Trial<S>[] = [];
-  for (let t = 0; t < n; t++) {
-    const params = Object.fromEntries(Object.entries(space).map(([k, d]) => [k, d.sample(rng)])) as Params<S>;
-    trials.push({ trial: t, params, metrics: await objective(params, t) });
-  }
-  const score = (x: Trial<S>) => {
-    const v = x.metrics[monitor];
-    if (v === undefined) throw new ConfigError('randomSearch.monitor', `a metric the objective returns (${Object.keys(x.metrics).join(', ')})`, monitor);
-    return Number.isFinite(v) ? (mode === 'min' ? v : -v) : Infinity;
-  };
-  const ranked = [...trials].sort((a, b) => score(a) - score(b) || a.trial - b.trial);
-  const keys = Object.keys(space);
-  const metricKeys = [...new Set(trials.flatMap((x) => Object.keys(x.metrics)))].filter((k) => k !== 'epoch');
-  return {
-    trials,
-    best: ranked[0],
-    table: () =>
-      formatTable(
-        ['rank', 'trial', ...keys, ...metricKeys],
-        ranked.map((x, i) => [i + 1, x.trial, ...keys.map((k) => x.params[k] as string | number), ...metricKeys.map((k) => x.metrics[k])]),
-      ),
-  };
+  const paramsList = Array.from({ length: n }, () => Object.fromEntries(Object.entries(space).map(([k, d]) => [k, d.sample(rng)])) as Params<S>);
+  return runStudy(paramsList, Object.keys(space), options);
 }
