@@ -4,7 +4,7 @@ import { tf, DataFormatError, NotFoundError } from '@kiln/core';
 import { StateDictMismatchError } from '@kiln/layers';
 import type { ChannelStats } from '@kiln/data';
 import { createModel, identifyTorchvisionWeights, loadPretrained, modelEntry, type TorchvisionWeights, type ZooModel } from '@kiln/zoo';
-import { readCheckpoint, type Callback, type CheckpointMeta } from '@kiln/trainer';
+import { checkpointTensors, readCheckpoint, type Callback, type CheckpointMeta } from '@kiln/trainer';
 import type { Preprocessing } from './datasets.js';
 import { KNOWN_WEIGHTS, resolveWeightsFile } from './pretrained-file.js';
 
@@ -46,12 +46,38 @@ export interface ResolvedInfo extends Required<Omit<CliCheckpointInfo, 'normaliz
 /** Reads the `cli` record of a checkpoint (no tensors are kept). */
 export function readCliInfo(file: string): { info: ResolvedInfo; meta: CheckpointMeta } {
   const ck = readCheckpoint(file);
-  tf.dispose([...Object.values(ck.modelState), ...Object.values(ck.optimizerSlots)]);
+  tf.dispose(checkpointTensors(ck));
   const raw = ck.meta.cli as Partial<CliCheckpointInfo> | undefined;
   if (!raw?.model || !raw.normalization) {
     throw new DataFormatError(file, 'the checkpoint has no record of its model and input preprocessing', { hint: 'use a checkpoint written by `kiln train` or `kiln fine-tune`' });
   }
+  validateCliInfo(raw, file);
   return { info: resolveInfo(raw as CliCheckpointInfo), meta: ck.meta };
+}
+
+/** Most classes a recorded model may declare: sizes come from the file, so they are bounded before anything is built. */
+export const MAX_CLASSES = 100_000;
+
+/**
+ * Checks a checkpoint's CLI record before it decides anything: model sizes (classes, input shape)
+ * within bounds, class names and statistics consistent with them, statistics finite with positive
+ * spread. A damaged or crafted record gives a DataFormatError naming the field, not a stack trace
+ * or a multi-gigabyte allocation.
+ */
+export function validateCliInfo(raw: Partial<CliCheckpointInfo>, file: string): void {
+  const bad = (field: string, expected: string, found: unknown): never => {
+    throw new DataFormatError(file, `checkpoint field 'cli.${field}' is invalid`, { expected, found: JSON.stringify(found)?.slice(0, 120) ?? String(found) });
+  };
+  const int = (v: unknown, lo: number, hi: number) => typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi;
+  if (typeof raw.model !== 'string') bad('model', 'a zoo model name', raw.model);
+  if (!int(raw.numClasses, 1, MAX_CLASSES)) bad('numClasses', `an integer in 1…${MAX_CLASSES}`, raw.numClasses);
+  if (raw.classes !== undefined && !(Array.isArray(raw.classes) && raw.classes.length === raw.numClasses && raw.classes.every((c) => typeof c === 'string'))) bad('classes', `${raw.numClasses} class names`, raw.classes);
+  if (raw.inputShape !== undefined && !(Array.isArray(raw.inputShape) && raw.inputShape.length === 3 && int(raw.inputShape[0], 1, 8192) && int(raw.inputShape[1], 1, 8192) && int(raw.inputShape[2], 1, 4))) bad('inputShape', '[height, width, channels] with sides in 1…8192 and 1…4 channels', raw.inputShape);
+  const { mean, std } = raw.normalization ?? ({} as { mean?: unknown; std?: unknown });
+  const channels = raw.inputShape?.[2];
+  const finiteList = (v: unknown) => Array.isArray(v) && v.length >= 1 && v.length <= 4 && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+  if (!finiteList(mean) || (channels !== undefined && (mean as number[]).length !== channels && (mean as number[]).length !== 1)) bad('normalization.mean', `${channels ?? '1–4'} finite numbers`, mean);
+  if (!finiteList(std) || (std as number[]).some((x) => x <= 0) || (std as number[]).length !== (mean as number[]).length) bad('normalization.std', 'as many positive finite numbers as the mean', std);
 }
 
 /** Fills what older checkpoints did not record: they were Fashion-MNIST runs at the model's own input size. */
@@ -148,8 +174,10 @@ export async function loadPretrainedWeights(model: ZooModel, source: PretrainedS
 function kilnCheckpointState(file: string): Record<string, tf.Tensor> | undefined {
   try {
     const ck = readCheckpoint(file);
-    tf.dispose(Object.values(ck.optimizerSlots));
-    return ck.modelState;
+    const model = ck.modelState;
+    ck.modelState = {};
+    tf.dispose(checkpointTensors(ck));
+    return model;
   } catch (e) {
     if (e instanceof DataFormatError) return undefined;
     throw e;

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, DataFormatError } from '@kiln/core';
 import { DataLoader } from '@kiln/data';
@@ -7,6 +8,7 @@ import { cliBackends } from '../backends.js';
 import { UsageError } from '../errors.js';
 import { DATA_OPTIONS, DATA_USAGE, flagsExpecting, inputPipeline, loadData } from '../datasets.js';
 import { modelFor, readCliInfo } from '../checkpoint-info.js';
+import { testReport, type TestReport } from '../test-report.js';
 import type { Command } from '../command.js';
 
 export const EVALUATE_USAGE = `usage: kiln evaluate --weights CKPT [--dataset SPEC] [options]
@@ -19,9 +21,10 @@ options:
 ${DATA_USAGE}
   --batch-size B        examples per batch (default 256)
   --backend NAME        auto, wasm, cpu, … (default auto)
+  --out DIR             where to write the confusion matrix PNG (default: the checkpoint's run directory)
 `;
 
-export interface EvaluateSummary {
+export interface EvaluateSummary extends TestReport {
   model: string;
   dataset: string;
   weights: string;
@@ -35,7 +38,7 @@ export interface EvaluateSummary {
 export async function evaluate(argv: string[], err: (line: string) => void): Promise<EvaluateSummary> {
   const { values } = parseArgs({
     args: argv,
-    options: { weights: { type: 'string' }, ...DATA_OPTIONS, 'batch-size': { type: 'string' }, backend: { type: 'string' } },
+    options: { weights: { type: 'string' }, ...DATA_OPTIONS, 'batch-size': { type: 'string' }, backend: { type: 'string' }, out: { type: 'string' } },
     strict: true,
   });
   if (!values.weights) throw new UsageError('--weights is required', `e.g. --weights runs/<run>/checkpoints/best.ckpt\n${EVALUATE_USAGE}`);
@@ -59,6 +62,10 @@ export async function evaluate(argv: string[], err: (line: string) => void): Pro
     const module = new ClassificationModule(model);
     const loader = new DataLoader(data.test, { batchSize, exampleShape: data.shape, transform: inputPipeline(data.convert, { mean: pre.mean, std: pre.std }) });
     const metrics = await createTrainer({}).test(module, loader);
+    // Beside the run the checkpoint belongs to (OUT/checkpoints/x.ckpt → OUT), named after the checkpoint.
+    const ckptDir = path.dirname(values.weights);
+    const dir = values.out ?? (path.basename(ckptDir) === 'checkpoints' ? path.dirname(ckptDir) : ckptDir);
+    const report = await testReport(module, loader, info.classes, path.join(dir, `confusion_matrix-${path.basename(values.weights, '.ckpt')}.png`), [], meta.globalStep, err);
     model.dispose();
     return {
       model: info.model,
@@ -69,6 +76,7 @@ export async function evaluate(argv: string[], err: (line: string) => void): Pro
       examples: data.test.length,
       test_accuracy: metrics.test_acc,
       test_loss: metrics.test_loss,
+      ...report,
     };
   } finally {
     await data.close();

@@ -8,7 +8,7 @@ import { cliBackends } from '../backends.js';
 import { UsageError } from '../errors.js';
 import type { Command } from '../command.js';
 import { listImageFiles } from '../datasets.js';
-import { modelFor, readCliInfo, topClasses } from '../checkpoint-info.js';
+import { MAX_CLASSES, modelFor, readCliInfo, topClasses } from '../checkpoint-info.js';
 import { readFileOrExplain, writeFileAtomic } from './import-weights.js';
 import { MODEL_FLAGS, MODEL_FLAGS_USAGE, modelOptionsFromFlags } from './summary.js';
 
@@ -36,11 +36,23 @@ ${MODEL_FLAGS_USAGE}
 /** Options a weight file records about the model it was written from (numClasses, smallInput, …). */
 function recordedOptions(metadata: Record<string, string>, file: string): ZooOptions {
   if (!metadata.options) return {};
+  let o: unknown;
   try {
-    return JSON.parse(metadata.options) as ZooOptions;
+    o = JSON.parse(metadata.options);
   } catch {
     throw new DataFormatError(file, 'the metadata entry "options" is not JSON', { found: metadata.options.slice(0, 80) });
   }
+  // Sizes come from the file: bounded before any model is built from them.
+  const opts = (o && typeof o === 'object' ? o : {}) as Record<string, unknown>;
+  const bounded = (key: string, hi: number) => {
+    const v = opts[key];
+    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= hi)) {
+      throw new DataFormatError(file, `the metadata entry "options.${key}" is out of range`, { expected: `an integer in 1…${hi}`, found: JSON.stringify(v)?.slice(0, 40) });
+    }
+  };
+  bounded('numClasses', MAX_CLASSES);
+  bounded('inChannels', 4);
+  return opts as ZooOptions;
 }
 
 export const predictCommand: Command = {
@@ -66,6 +78,10 @@ export const predictCommand: Command = {
     const { name, options } = modelOptionsFromFlags(values, recordedOptions(metadata, weightFile));
     if (metadata.model && metadata.model !== name) err(`warning: ${weightFile} was written for '${metadata.model}', loading it into '${name}'`);
     const images = decodeNpy(readFileOrExplain(values.input!, 'input file'), values.input);
+    if (images.dtype !== 'float32' && images.dtype !== 'float64') {
+      throw new DataFormatError(values.input!, 'expected floating-point images', { expected: 'float32 (or float64) values', found: images.dtype, hint: images.dtype === 'uint8' ? 'save the pixels as float32 scaled the way the model was trained (e.g. x.astype(np.float32) / 255)' : undefined });
+    }
+    if (images.shape.length === 4 && images.shape[0] === 0) throw new DataFormatError(values.input!, 'the array holds no images', { expected: 'at least one image', found: `[${images.shape.join(', ')}]` });
     if (images.shape.length !== 4) throw new DataFormatError(values.input!, 'expected a batch of images', { expected: `4 dimensions (${layout.toUpperCase()})`, found: `[${images.shape.join(', ')}]` });
     const channels = layout === 'nchw' ? images.shape[1] : images.shape[3];
     if (channels !== options.inChannels) {

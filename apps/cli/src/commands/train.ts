@@ -1,15 +1,19 @@
 import { parseArgs } from 'node:util';
-import { existsSync, mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { tf, manualSeed, liveTensors, ConfigError, type Plugin } from '@kiln/core';
+import { runDirectory } from '../run-dir.js';
+import { testReport, type TestReport } from '../test-report.js';
 import { DataLoader, kFold, parseAugmentations, subsetDataset, AUGMENTATION_NAMES, type Dataset, type Example } from '@kiln/data';
 import { MODELS, chooseVariant } from '@kiln/zoo';
 import { Adagrad, Adam, AdamW, LrScheduler, RAdam, RMSprop, SGD, cosineAnnealingLr, exponentialLr, oneCycleLr, stepLr, type Optimizer } from '@kiln/optim';
 import type { Module } from '@kiln/layers';
 import {
   ClassificationModule, ConsoleLogger, CsvLogger, EarlyStopping, JsonlLogger, ModelCheckpoint, ProgressBar, TensorBoardLogger,
-  callback, createTrainer, loadCheckpoint, logger, readCheckpoint, type Trainer,
+  TerminateOnNaN, callback, checkpointTensors, createTrainer, loadCheckpoint, logger, readCheckpoint,
+  type Callback, type Trainer,
 } from '@kiln/trainer';
+import { writeFileAtomic } from '@kiln/core/node';
 import { choiceArg, floatArg, intArg } from '../args.js';
 import { readRunConfig, type FlagValues } from './run-config.js';
 import { cliBackends } from '../backends.js';
@@ -37,7 +41,8 @@ ${DATA_USAGE}
   --val-split X         fraction (or count) of the training set held out for validation (default 5000,
                         at most a tenth; a folder's val/ sub-folder is used instead when it has one)
   --folds K --fold I    validate on fold I (0-based) of K folds of the training set instead of --val-split
-  --out DIR             output directory (default runs/<timestamp>)
+  --out DIR             output directory (default runs/<timestamp>); one that holds an earlier run
+                        is not overwritten: the run goes to DIR/version_N
   --backend NAME        auto, wasm, cpu, … (default auto)
   --optimizer NAME      ${OPTIMIZERS.join(', ')} (default adam)
   --momentum M          SGD/RMSprop momentum (default 0.9 for sgd, 0 for rmsprop)
@@ -48,7 +53,11 @@ ${DATA_USAGE}
   --early-stopping P    stop after P epochs without val_loss improvement (train_loss without validation)
   --checkpoint-every N  also checkpoint every N optimizer steps (default: at epoch ends only);
                         checkpoints go to OUT/checkpoints (last.ckpt, best.ckpt)
-  --resume CKPT         continue a run exactly from a checkpoint (same data flags and seed)
+  --resume CKPT         continue a run exactly from a checkpoint (same data flags and seed; a
+                        checkpoint written with other data flags is refused, naming them)
+  --on-nan stop|skip    a NaN or Inf loss or gradient stops the run before it reaches the weights
+                        (exit 1, naming the step, learning rate and parameter; checkpoints stay the
+                        last good ones), or skips that update (default stop)
   --pretrained FILE     start from these weights (.pth/.pt, .safetensors, a Kiln checkpoint, or a torchvision
                         weight name such as resnet18, fetched like import-weights --weights); the head
                         is left new when its classes differ. Published torchvision weights are recognised
@@ -119,6 +128,7 @@ export const TRAIN_OPTIONS = {
   'early-stopping': { type: 'string' },
   'checkpoint-every': { type: 'string' },
   resume: { type: 'string' },
+  'on-nan': { type: 'string' },
   pretrained: { type: 'string' },
   logger: { type: 'string' },
   config: { type: 'string' },
@@ -141,7 +151,7 @@ function trainFlags(argv: string[]): Record<string, string | undefined> {
 
 export type { CliCheckpointInfo };
 
-export interface TrainSummary {
+export interface TrainSummary extends Partial<TestReport> {
   model: string;
   dataset: string;
   backend: string;
@@ -180,11 +190,9 @@ function timestamp(): string {
   return new Date().toISOString().replace(/[:.]/g, '-').replace('T', '_').slice(0, 19);
 }
 
-/** Writes JSON atomically (temporary file, then rename). */
+/** Writes JSON atomically (fsynced temporary file, then rename): a crash leaves the old file or the new one. */
 export function writeJson(file: string, value: unknown): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
-  renameSync(tmp, file);
+  writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
 }
 
 /** What a caller running `kiln train` as a library (a study's trial) may add to the run. */
@@ -205,7 +213,8 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
   const limitTrain = values['limit-train'] === undefined ? undefined : intArg('limit-train', values['limit-train'], 1);
   const valSplitGiven = values['val-split'] !== undefined;
   const valSplit = floatArg('val-split', values['val-split'], 5000, (n) => n >= 0);
-  const outDir = values.out ?? path.join('runs', timestamp());
+  const outDir = runDirectory(values.out ?? path.join('runs', timestamp()), values.resume, err);
+  const onNan = choiceArg('on-nan', values['on-nan'], 'stop', ['stop', 'skip'] as const);
   const folds = values.folds === undefined ? undefined : intArg('folds', values.folds, 0, 2);
   if ((folds === undefined) !== (values.fold === undefined)) throw new ConfigError('--folds/--fold', 'both flags together', values.folds ?? values.fold);
   const fold = intArg('fold', values.fold, 0, 0);
@@ -258,13 +267,30 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
       preprocessing,
       normalization: stats,
     };
+    const runHparams: Record<string, unknown> = {
+      zoo_model: modelName,
+      dataset: preprocessing.dataset,
+      optimizer: optimizerName,
+      momentum: momentum ?? null,
+      schedule: values.schedule ?? 'none',
+      augment: values.augment ?? 'none',
+      batch_size: batchSize,
+      epochs,
+      seed,
+      limit_train: limitTrain ?? null,
+      val_split: folds === undefined ? (valSplitGiven ? valSplit : 'default') : null,
+      folds: folds ?? null,
+      fold: folds === undefined ? null : fold,
+      input_shape: data.inputShape,
+    };
+    if (values.resume) checkResumeFlags(values.resume, runHparams);
     const model = modelFor({ model: modelName, inputShape: data.inputShape, numClasses: data.classes.length });
     err(`model: ${modelName}: ${chooseVariant(modelName, { inputShape: data.inputShape }).reason}`);
     if (pretrained) await loadPretrainedWeights(model, pretrained, err);
     const trainLoader = new DataLoader(trainSet, { batchSize, shuffle: true, seed, exampleShape: data.shape, transform: inputPipeline(data.convert, stats, augment) });
     const module = new ClassificationModule(model, {
       lr,
-      hparams: { zoo_model: modelName, dataset: preprocessing.dataset, optimizer: optimizerName, momentum: momentum ?? null, schedule: values.schedule ?? 'none', augment: values.augment ?? 'none', batch_size: batchSize, epochs, seed },
+      hparams: runHparams,
       configureOptimizers: (m) => {
         const optimizer = makeOptimizer(optimizerName, m, lr, momentum);
         return values.schedule && values.schedule !== 'none' ? { optimizer, ...makeSchedule(values.schedule, optimizer, epochs, trainLoader.length) } : { optimizer };
@@ -274,7 +300,9 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
     const monitor = valSet ? 'val_loss' : 'train_loss';
     const checkpoints = new ModelCheckpoint({ dirpath: path.join(outDir, 'checkpoints'), monitor: valSet ? 'val_acc' : 'train_loss', saveTopK: 1, saveLast: true, everyNSteps: checkpointEvery, everyNEpochs: 1 });
     const earlyStopping = patience !== undefined ? new EarlyStopping({ monitor, patience }) : undefined;
-    const plugins: Plugin[] = [callback(new ProgressBar()), callback(recordInfo(info)), callback(checkpoints)];
+    // A NaN/Inf gradient is caught before the optimizer applies it: stop (exit 1) or skip that update.
+    const nanGuard = new TerminateOnNaN({ checkGradients: true, raise: onNan === 'stop', onNonFinite: onNan });
+    const plugins: Plugin[] = [callback(new ProgressBar()), callback(recordInfo(info)), callback(nanGuard), callback(checkpoints)];
     if (earlyStopping) plugins.push(callback(earlyStopping));
     for (const c of extras.callbacks ?? []) plugins.push(callback(c));
     for (const name of loggerNames) {
@@ -291,6 +319,7 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
     const epochsRun = trainer.currentEpoch;
     const testLoader = testSet ? new DataLoader(testSet, { batchSize: 256, exampleShape: data.shape, transform: evalTransform }) : undefined;
     const testMetrics = testLoader ? await trainer.test(module, testLoader) : undefined;
+    const report = testLoader ? await testReport(module, testLoader, data.classes, path.join(outDir, 'confusion_matrix.png'), trainer.loggers, trainer.globalStep, err) : {};
     const best = await testBest(trainer, module, testLoader, checkpoints.bestModelPath, testMetrics, err);
     // Optimizer slots are the only tensors training may legitimately add; anything else is a leak.
     trainer.optimizerConfig?.optimizer.dispose();
@@ -318,6 +347,7 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
       test_accuracy: testMetrics?.test_acc ?? null,
       test_loss: testMetrics?.test_loss ?? null,
       ...best,
+      ...report,
       train_samples_per_sec: trainer.trainSamplesPerSec,
       wall_seconds: (performance.now() - started) / 1000,
       parameters: model.numParameters(),
@@ -351,7 +381,7 @@ async function testBest(
   const ck = readCheckpoint(file);
   const { epoch } = ck.meta.callbackMetrics;
   const sameAsLast = ck.meta.globalStep === trainer.globalStep;
-  tf.dispose([...Object.values(ck.modelState), ...Object.values(ck.optimizerSlots)]);
+  tf.dispose(checkpointTensors(ck));
   const out = { ...none, best_checkpoint: file, best_epoch: epoch ?? null };
   if (!testLoader) return out;
   let metrics = last;
@@ -361,6 +391,34 @@ async function testBest(
     err(`best checkpoint (epoch ${epoch}): test_acc ${metrics.test_acc.toFixed(4)}`);
   }
   return { ...out, best_test_accuracy: metrics.test_acc, best_test_loss: metrics.test_loss };
+}
+
+/** Flags that change what a run trains on; a resume with other values could not continue the same run. */
+const RESUME_FLAGS: Record<string, string> = {
+  zoo_model: '--model',
+  dataset: '--dataset',
+  batch_size: '--batch-size',
+  seed: '--seed',
+  augment: '--augment',
+  limit_train: '--limit-train',
+  val_split: '--val-split',
+  folds: '--folds',
+  fold: '--fold',
+  input_shape: '--image-size/--channels',
+  optimizer: '--optimizer',
+};
+
+/** Refuses a resume whose data flags differ from the ones its checkpoint was written with, naming each. */
+function checkResumeFlags(ckpt: string, now: Record<string, unknown>): void {
+  const ck = readCheckpoint(ckpt);
+  tf.dispose(checkpointTensors(ck));
+  const then = ck.meta.model.hparams ?? {};
+  const differ = Object.entries(RESUME_FLAGS)
+    .filter(([k]) => k in then && JSON.stringify(then[k]) !== JSON.stringify(now[k]))
+    .map(([k, flag]) => `${flag}: ${JSON.stringify(then[k])} in the checkpoint, ${JSON.stringify(now[k])} now`);
+  if (differ.length > 0) {
+    throw new ConfigError('--resume', 'the data flags the checkpoint was written with', differ.join('; '), 'resume with the same flags, or start a new run without --resume');
+  }
 }
 
 export const trainCommand: Command = {
