@@ -13,6 +13,15 @@ export function reportError(e: unknown, write: (s: string) => void = (s) => proc
     write(`kiln: error: ${e.message}\n`);
     return e instanceof UsageError || e.code === 'E_CONFIG' ? 2 : 1;
   }
+  if (e instanceof WebAssembly.RuntimeError && /memory access out of bounds|out of memory/i.test(e.message)) {
+    // tfjs-backend-wasm reports an exhausted heap (at most 4 GiB) this way, e.g. VGG's 130M
+    // parameters with Adam's two slots and their gradients.
+    write(
+      `kiln: error: the WebAssembly backend ran out of memory (${e.message})\n` +
+        '  fix: a smaller --batch-size or --image-size, an optimizer with less state (--optimizer sgd), or another backend (--backend cpu, cpu-native, cuda)\n',
+    );
+    return 1;
+  }
   write(`kiln: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   return 1;
 }

@@ -24,10 +24,9 @@ describe('kiln data preview', () => {
     expect(c.status, c.stderr).toBe(0);
     const bytes = readFileSync(path.join(dir, 'a.png'));
     const png = PNG.sync.read(bytes);
-    // 16 images of 28×28 in a 4×4 grid (plus any separators): at least 112 px on each side.
-    expect(png.width).toBeGreaterThanOrEqual(4 * 28);
-    expect(png.height).toBeGreaterThanOrEqual(4 * 28);
-    expect(png.width).toBeLessThan(4 * 28 + 40);
+    // 16 images in a 4×4 grid, 28 px enlarged 3× so a class name fits under each, 2 px apart.
+    expect(png.width).toBe(4 * (84 + 2) + 2);
+    expect(png.height).toBe(4 * (84 + 11 + 1 + 2) + 2);
     // Not a blank image: Fashion-MNIST items are bright on a dark background.
     let bright = 0;
     for (let i = 0; i < png.data.length; i += 4) if (png.data[i] > 128) bright++;
@@ -35,7 +34,7 @@ describe('kiln data preview', () => {
     expect(readFileSync(path.join(dir, 'b.png')).equals(bytes)).toBe(true);
     expect(readFileSync(path.join(dir, 'c.png')).equals(bytes)).toBe(false);
     expect(JSON.parse(a.stdout.trim().split('\n').pop()!)).toMatchObject({ images: 16, augment: 'flip,rotate:15,crop:4', seed: 1 });
-  });
+   }, 120_000);
 
   it('names an unknown augmentation and lists the known ones', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-preview-'));

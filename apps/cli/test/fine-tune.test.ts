@@ -43,7 +43,8 @@ describe('kiln fine-tune', () => {
         expect(tf.max(tf.abs(tf.sub(a.modelState[key], b.modelState[key]))).dataSync()[0], key).toBe(0);
       }
       expect(b.modelState['classifier.4.weight'].shape).toEqual([84, 5]);
-      expect((b.meta.cli as { classes: number[] }).classes).toEqual([5, 6, 7, 8, 9]);
+      expect(b.meta.cli).toMatchObject({ classes: ['Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'], classIndices: [5, 6, 7, 8, 9] });
+      expect(ft.summary.class_names).toEqual(['Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']);
       tf.dispose([...Object.values(a.modelState), ...Object.values(b.modelState), ...Object.values(a.optimizerSlots), ...Object.values(b.optimizerSlots)]);
     },
     300_000,
@@ -58,6 +59,6 @@ describe('kiln fine-tune', () => {
   });
 
   it('needs exactly one starting point', async () => {
-    await expect(run('--dataset', 'fashion-mnist')).rejects.toThrow(/--from CKPT and --scratch/);
+    await expect(run('--dataset', 'fashion-mnist')).rejects.toThrow(/exactly one of --from CKPT, --pretrained FILE and --scratch/);
   });
 });

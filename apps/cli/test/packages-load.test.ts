@@ -31,10 +31,12 @@ describe('every built package loads from plain Node', () => {
   }
 
   it('each package ships its declared files', () => {
+    // Export targets, through nested conditions ({ browser: { import, require } }).
+    const files = (target: unknown): string[] => (typeof target === 'string' ? [target] : typeof target === 'object' && target !== null ? Object.values(target).flatMap(files) : []);
     for (const { dir, pkg } of packages) {
-      for (const target of Object.values(pkg.exports as Record<string, unknown>)) {
-        if (typeof target !== 'object' || target === null) continue;
-        for (const file of Object.values(target as Record<string, string>)) expect(existsSync(path.join(root, dir, file)), `${pkg.name}: ${file}`).toBe(true);
+      for (const [key, target] of Object.entries(pkg.exports as Record<string, unknown>)) {
+        if (key === './package.json') continue;
+        for (const file of files(target)) expect(existsSync(path.join(root, dir, file)), `${pkg.name}: ${file}`).toBe(true);
       }
       expect(readdirSync(path.join(root, dir, 'dist')).length).toBeGreaterThan(0);
     }

@@ -34,8 +34,9 @@ export interface LocateOptions {
 }
 
 export class DatasetUnavailableError extends KilnError {
-  constructor(dataset: string, tried: string[], hint: string) {
-    super('E_DATASET_UNAVAILABLE', `${dataset} could not be found or downloaded`, { expected: `the IDX files in one of:\n    ${tried.join('\n    ')}`, hint });
+  /** `files` says what was looked for (default: the IDX files, as Fashion-MNIST has them). */
+  constructor(dataset: string, tried: string[], hint: string, files = 'the IDX files') {
+    super('E_DATASET_UNAVAILABLE', `${dataset} could not be found or downloaded`, { expected: `${files} in one of:\n    ${tried.join('\n    ')}`, hint });
   }
 }
 

@@ -30,6 +30,7 @@ export * from './dataset-ops.js';
 export * from './idx.js';
 export * from './files.js';
 export * from './cifar.js';
+export { readTar, type TarEntry } from './tar.js';
 export * from './csv.js';
 export { decodeImage, type DecodeImageOptions } from './image-decode.js';
 export { imageFolder, listImageFolder, loadImages, type LoadImagesOptions } from './image-folder.js';

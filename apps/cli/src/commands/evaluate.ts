@@ -1,28 +1,30 @@
+import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DataFormatError } from '@kiln/core';
-import { DataLoader, fashionMnist, normalizeDataset } from '@kiln/data';
-import { createModel, MODELS } from '@kiln/zoo';
-import { ClassificationModule, createTrainer, loadCheckpoint, readCheckpoint } from '@kiln/trainer';
-import { choiceArg, intArg } from '../args.js';
+import { ConfigError, DataFormatError } from '@kiln/core';
+import { DataLoader } from '@kiln/data';
+import { ClassificationModule, createTrainer, loadCheckpoint } from '@kiln/trainer';
+import { intArg } from '../args.js';
 import { cliBackends } from '../backends.js';
 import { UsageError } from '../errors.js';
+import { DATA_OPTIONS, DATA_USAGE, flagsExpecting, inputPipeline, loadData } from '../datasets.js';
+import { modelFor, readCliInfo } from '../checkpoint-info.js';
+import { testReport, type TestReport } from '../test-report.js';
 import type { Command } from '../command.js';
-import type { CliCheckpointInfo } from './train.js';
 
-export const EVALUATE_USAGE = `usage: kiln evaluate --weights CKPT --dataset fashion-mnist [options]
+export const EVALUATE_USAGE = `usage: kiln evaluate --weights CKPT [--dataset SPEC] [options]
 
 Evaluates a checkpoint written by \`kiln train\` on a dataset's test split and prints the result as JSON.
+The dataset, image size, channels and normalisation default to those the checkpoint records.
 
 options:
   --weights CKPT        checkpoint file (e.g. runs/<run>/checkpoints/best.ckpt)
-  --dataset NAME        fashion-mnist
-  --model NAME          zoo model (default: the one recorded in the checkpoint)
+${DATA_USAGE}
   --batch-size B        examples per batch (default 256)
-  --data-dir D          directory with the dataset files
   --backend NAME        auto, wasm, cpu, … (default auto)
+  --out DIR             where to write the confusion matrix PNG (default: the checkpoint's run directory)
 `;
 
-export interface EvaluateSummary {
+export interface EvaluateSummary extends TestReport {
   model: string;
   dataset: string;
   weights: string;
@@ -36,39 +38,49 @@ export interface EvaluateSummary {
 export async function evaluate(argv: string[], err: (line: string) => void): Promise<EvaluateSummary> {
   const { values } = parseArgs({
     args: argv,
-    options: { weights: { type: 'string' }, dataset: { type: 'string' }, model: { type: 'string' }, 'batch-size': { type: 'string' }, 'data-dir': { type: 'string' }, backend: { type: 'string' } },
+    options: { weights: { type: 'string' }, ...DATA_OPTIONS, 'batch-size': { type: 'string' }, backend: { type: 'string' }, out: { type: 'string' } },
     strict: true,
   });
   if (!values.weights) throw new UsageError('--weights is required', `e.g. --weights runs/<run>/checkpoints/best.ckpt\n${EVALUATE_USAGE}`);
-  const dataset = choiceArg('dataset', values.dataset ?? 'fashion-mnist', 'fashion-mnist', ['fashion-mnist'] as const);
   const batchSize = intArg('batch-size', values['batch-size'], 256);
   const choice = await cliBackends().use(values.backend ?? 'auto');
   err(`backend: ${choice.name} — ${choice.info.device} (${choice.reason})`);
 
-  // The metadata first, to know which model to build.
-  const probe = readCheckpoint(values.weights);
-  for (const t of [...Object.values(probe.modelState), ...Object.values(probe.optimizerSlots)]) t.dispose();
-  const info = probe.meta.cli as CliCheckpointInfo | undefined;
-  const modelName = choiceArg('model', values.model ?? info?.model, 'lenet5', Object.keys(MODELS));
-  if (!info?.normalization) {
-    throw new DataFormatError(values.weights, 'checkpoint has no input normalization recorded', { hint: 'evaluate checkpoints written by `kiln train`' });
+  // The metadata first, to know which model to build and how its input was prepared.
+  const { info } = readCliInfo(values.weights);
+  const pre = info.preprocessing;
+  const data = await loadData(flagsExpecting(values, pre), { splits: ['test'], onWarning: err });
+  try {
+    if (!data.test) throw new DataFormatError(values.dataset ?? pre.dataset, 'the dataset has no test split to evaluate on', { hint: 'a folder needs a test/ sub-folder; a CSV a *test* file beside its *train* file' });
+    if (data.inputShape.some((v, i) => v !== info.inputShape[i])) {
+      throw new ConfigError('--image-size/--channels', `input ${info.inputShape.join('×')}, as ${values.weights} was trained on`, data.inputShape.join('×'));
+    }
+    if (data.classes.length !== info.numClasses) throw new DataFormatError(values.dataset ?? pre.dataset, `the dataset has ${data.classes.length} classes, the checkpoint's model ${info.numClasses}`);
+    if (data.classes.some((c, i) => c !== info.classes[i])) err(`warning: class names differ from the checkpoint's (${info.classes.slice(0, 5).join(', ')}, …)`);
+    const model = modelFor(info, { skipInit: true });
+    const meta = loadCheckpoint(values.weights, model);
+    const module = new ClassificationModule(model);
+    const loader = new DataLoader(data.test, { batchSize, exampleShape: data.shape, transform: inputPipeline(data.convert, { mean: pre.mean, std: pre.std }) });
+    const metrics = await createTrainer({}).test(module, loader);
+    // Beside the run the checkpoint belongs to (OUT/checkpoints/x.ckpt → OUT), named after the checkpoint.
+    const ckptDir = path.dirname(values.weights);
+    const dir = values.out ?? (path.basename(ckptDir) === 'checkpoints' ? path.dirname(ckptDir) : ckptDir);
+    const report = await testReport(module, loader, info.classes, path.join(dir, `confusion_matrix-${path.basename(values.weights, '.ckpt')}.png`), [], meta.globalStep, err);
+    model.dispose();
+    return {
+      model: info.model,
+      dataset: values.dataset ?? pre.dataset,
+      weights: values.weights,
+      backend: choice.name,
+      epoch: meta.epoch,
+      examples: data.test.length,
+      test_accuracy: metrics.test_acc,
+      test_loss: metrics.test_loss,
+      ...report,
+    };
+  } finally {
+    await data.close();
   }
-  const model = createModel(modelName, { numClasses: info.numClasses ?? 10, inChannels: MODELS[modelName].inputShape[2] });
-  const meta = loadCheckpoint(values.weights, model);
-  const test = normalizeDataset(await fashionMnist('test', { dataDir: values['data-dir'] }), info.normalization);
-  const module = new ClassificationModule(model);
-  const metrics = await createTrainer({}).test(module, new DataLoader(test, { batchSize }));
-  model.dispose();
-  return {
-    model: modelName,
-    dataset,
-    weights: values.weights,
-    backend: choice.name,
-    epoch: meta.epoch,
-    examples: test.length,
-    test_accuracy: metrics.test_acc,
-    test_loss: metrics.test_loss,
-  };
 }
 
 export const evaluateCommand: Command = {

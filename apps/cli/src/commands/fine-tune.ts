@@ -1,38 +1,45 @@
 import { parseArgs } from 'node:util';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { tf, ConfigError, DataFormatError, Rng, liveTensors, manualSeed } from '@kiln/core';
-import { ArrayDataset, DataLoader, channelStats, fashionMnist, holdOut, normalizeDataset } from '@kiln/data';
-import { createModel, modelEntry } from '@kiln/zoo';
-import { ClassificationModule, ConsoleLogger, CsvLogger, ModelCheckpoint, ProgressBar, callback, createTrainer, logger, readCheckpoint, type Callback } from '@kiln/trainer';
+import { ConfigError, Rng, liveTensors, manualSeed } from '@kiln/core';
+import { DataLoader, type Dataset, type Example } from '@kiln/data';
+import { ClassificationModule, ConsoleLogger, CsvLogger, ModelCheckpoint, ProgressBar, callback, createTrainer, loadCheckpoint, logger } from '@kiln/trainer';
+import type { ZooModel } from '@kiln/zoo';
 import { floatArg, intArg } from '../args.js';
 import { cliBackends } from '../backends.js';
 import { UsageError } from '../errors.js';
+import { DATA_OPTIONS, DATA_USAGE, flagsExpecting, inputPipeline, inputStats, loadData, preprocessingOf, sampleDataset, selectClasses, splitValidation } from '../datasets.js';
+import { identifyPretrained, loadPretrainedWeights, modelFor, readCliInfo, recordInfo, type CliCheckpointInfo, type ResolvedInfo } from '../checkpoint-info.js';
 import type { Command } from '../command.js';
-import type { CliCheckpointInfo } from './train.js';
 
-export const FINE_TUNE_USAGE = `usage: kiln fine-tune --from RUN/checkpoints/best.ckpt --dataset fashion-mnist [options]
-       kiln fine-tune --scratch --model NAME --dataset fashion-mnist [options]
+export const FINE_TUNE_USAGE = `usage: kiln fine-tune --from RUN/checkpoints/best.ckpt [--dataset SPEC] [options]
+       kiln fine-tune --pretrained FILE --model NAME --dataset SPEC [options]
+       kiln fine-tune --scratch --model NAME --dataset SPEC [options]
 
 Trains a zoo model on some classes of a dataset, starting from a checkpoint written by 'kiln train'
-or 'kiln fine-tune' (or, with --scratch, from random weights — the baseline to compare with).
+or 'kiln fine-tune', from pretrained weights (e.g. torchvision's .pth), or, with --scratch, from
+random weights — the baseline to compare with.
 When the classes differ in number from the checkpoint's head, the head is replaced by a fresh one.
 
 options:
-  --from CKPT           checkpoint to start from (its model, classes and input scaling are reused)
+  --from CKPT           checkpoint to start from (its model, input size, channels and scaling are
+                        reused; the dataset defaults to the one it was trained on)
+  --pretrained FILE     start from these weights (needs --model): .pth/.pt, .safetensors, Kiln weights or a
+                        checkpoint, or a torchvision weight name such as resnet18; published torchvision
+                        weights bring their preprocessing (size, mean/std)
   --scratch             start from random weights instead (needs --model)
-  --model NAME          zoo model (with --scratch; otherwise read from the checkpoint)
-  --dataset NAME        fashion-mnist
+  --model NAME          zoo model (with --pretrained or --scratch; otherwise read from the checkpoint)
+${DATA_USAGE}
   --classes LIST        classes to train on, relabelled 0..k-1: "5-9" or "0,2,4" (default all)
   --freeze-backbone     train the head only
   --new-head            replace the head even when the number of classes is unchanged
   --epochs N            epochs (default 2)
   --batch-size B        examples per batch (default 64)
   --lr X                Adam learning rate (default 0.001)
-  --limit-train N       use the first N training examples of the chosen classes only
-  --val-split X         fraction (or count) of them held out for validation (default 0.1)
+  --limit-train N       use N training examples of the chosen classes, drawn at random under --seed
+  --val-split X         fraction (or count) of them held out for validation (default 0.1; a folder's
+                        val/ sub-folder is used instead when it has one)
   --seed S              seed for the new head, shuffling and the split (default 0)
-  --data-dir D          directory with the dataset files
   --out DIR             output directory (default runs/fine-tune-<timestamp>); checkpoints in DIR/checkpoints
   --backend NAME        auto, wasm, cpu, … (default auto)
 `;
@@ -51,20 +58,13 @@ export function parseClasses(text: string | undefined, n: number): number[] {
   return [...out].sort((a, b) => a - b);
 }
 
-/** The examples of `classes`, relabelled by their position in `classes`. */
-export function selectClasses(ds: ArrayDataset, classes: number[]): ArrayDataset {
-  const position = new Map(classes.map((c, i) => [c, i]));
-  const indices: number[] = [];
-  for (let i = 0; i < ds.length; i++) if (position.has(ds.y[i])) indices.push(i);
-  const sub = ds.subset(indices);
-  const y = Int32Array.from(sub.y, (c) => position.get(c)!);
-  return new ArrayDataset(sub.x, y, sub.shape, classes.map((c) => ds.classes?.[c] ?? String(c)));
-}
-
 export interface FineTuneSummary {
   model: string;
   from: string | null;
+  pretrained: string | null;
+  /** Class indices of the dataset trained on, and their names (the new head's outputs, in order). */
   classes: number[];
+  class_names: string[];
   freeze_backbone: boolean;
   new_head: boolean;
   epochs: number;
@@ -73,8 +73,8 @@ export interface FineTuneSummary {
   parameters: number;
   trainable_parameters: number;
   val_accuracy: number | null;
-  test_accuracy: number;
-  test_loss: number;
+  test_accuracy: number | null;
+  test_loss: number | null;
   wall_seconds: number;
   out: string;
 }
@@ -86,8 +86,9 @@ export async function fineTune(argv: string[], err: (line: string) => void): Pro
     options: {
       from: { type: 'string' },
       scratch: { type: 'boolean' },
+      pretrained: { type: 'string' },
       model: { type: 'string' },
-      dataset: { type: 'string' },
+      ...DATA_OPTIONS,
       classes: { type: 'string' },
       'freeze-backbone': { type: 'boolean' },
       'new-head': { type: 'boolean' },
@@ -97,14 +98,13 @@ export async function fineTune(argv: string[], err: (line: string) => void): Pro
       'limit-train': { type: 'string' },
       'val-split': { type: 'string' },
       seed: { type: 'string' },
-      'data-dir': { type: 'string' },
       out: { type: 'string' },
       backend: { type: 'string' },
     },
     strict: true,
   });
-  if (!values.from === !values.scratch) throw new UsageError('give exactly one of --from CKPT and --scratch', FINE_TUNE_USAGE);
-  if ((values.dataset ?? 'fashion-mnist') !== 'fashion-mnist') throw new ConfigError('--dataset', 'fashion-mnist', values.dataset);
+  if ([values.from, values.pretrained, values.scratch].filter(Boolean).length !== 1) throw new UsageError('give exactly one of --from CKPT, --pretrained FILE and --scratch', FINE_TUNE_USAGE);
+  if (!values.from && !values.model) throw new UsageError(`${values.scratch ? '--scratch' : '--pretrained'} needs --model`, FINE_TUNE_USAGE);
   const epochs = intArg('epochs', values.epochs, 2);
   const batchSize = intArg('batch-size', values['batch-size'], 64);
   const lr = floatArg('lr', values.lr, 1e-3);
@@ -116,99 +116,106 @@ export async function fineTune(argv: string[], err: (line: string) => void): Pro
   const choice = await cliBackends().use(values.backend ?? 'auto');
   err(`backend: ${choice.name} — ${choice.info.device} (${choice.reason})`);
 
-  // The starting point: a checkpoint's model and input scaling, or random weights.
-  manualSeed(seed);
-  let info: CliCheckpointInfo | undefined;
-  let modelName: string;
-  let model;
-  if (values.from) {
-    const ck = readCheckpoint(values.from);
-    try {
-      info = ck.meta.cli as CliCheckpointInfo | undefined;
-      modelName = values.model ?? info?.model ?? '';
-      if (!modelName) throw new DataFormatError(values.from, 'the checkpoint does not say which zoo model it holds', { hint: 'pass --model NAME' });
-      const entry = modelEntry(modelName);
-      const probe = entry.create({ numClasses: 1, skipInit: true });
-      const headWeight = ck.modelState[`${probe.headPath}.weight`];
-      probe.dispose();
-      model = entry.create({ numClasses: info?.numClasses ?? headWeight?.shape[1], inChannels: entry.inputShape[2], skipInit: true });
-      model.loadStateDict(ck.modelState);
-    } finally {
-      tf.dispose([...Object.values(ck.modelState), ...Object.values(ck.optimizerSlots)]);
+  // The starting point: a checkpoint's model, input size and scaling, or random weights.
+  const from: ResolvedInfo | undefined = values.from ? readCliInfo(values.from).info : undefined;
+  if (from && values.model && values.model !== from.model) throw new ConfigError('--model', `the checkpoint's model (${from.model}) or nothing`, values.model);
+  const pre = from?.preprocessing;
+  // Published weights expect their own input preparation; flags given on the command line still win.
+  const pretrained = values.pretrained ? await identifyPretrained(values.pretrained, err) : undefined;
+  const known = pretrained?.known?.preprocessing;
+  const expected = pre ?? (known ? { size: known.size, channels: 3, resize: 'shorter-side' as const } : undefined);
+  const data = await loadData(expected ? flagsExpecting(values, expected) : values, { onWarning: err });
+  let owned: ZooModel | undefined;
+  try {
+    if (from && data.inputShape.some((v, i) => v !== from.inputShape[i])) {
+      throw new ConfigError('--image-size/--channels', `input ${from.inputShape.join('×')}, as the checkpoint's backbone was built for`, data.inputShape.join('×'));
     }
-    err(`from: ${values.from} (${modelName}, ${model.numClasses} classes)`);
-  } else {
-    if (!values.model) throw new UsageError('--scratch needs --model', FINE_TUNE_USAGE);
-    modelName = values.model;
-    model = createModel(modelName, { numClasses: 1, inChannels: modelEntry(modelName).inputShape[2] });
+    manualSeed(seed);
+    const modelName = from?.model ?? (values.model as string);
+    const classes = parseClasses(values.classes, data.classes.length);
+    const model = from ? modelFor(from, { skipInit: true }) : modelFor({ model: modelName, inputShape: data.inputShape, numClasses: classes.length });
+    owned = model;
+    if (from) {
+      loadCheckpoint(values.from as string, model);
+      err(`from: ${values.from} (${modelName}, ${model.numClasses} classes)`);
+    } else if (pretrained) await loadPretrainedWeights(model, pretrained, err);
+
+    const names = classes.map((c) => data.classes[c]);
+    let trainSet: Dataset<Example> = selectClasses(data.train, classes, data.classes);
+    if (limitTrain !== undefined) trainSet = sampleDataset(trainSet, limitTrain, seed);
+    const [trainPart, valSet] = splitValidation(trainSet, data.val ? selectClasses(data.val, classes, data.classes) : undefined, valSplit, seed);
+    trainSet = trainPart;
+    const testSet = data.test ? selectClasses(data.test, classes, data.classes) : undefined;
+    // Keep the scaling the backbone was trained with; a fresh model gets this training split's.
+    const given = pre ?? known;
+    const stats = given ? { mean: [...given.mean], std: [...given.std] } : await inputStats(data, trainSet, seed);
+    const preprocessing = preprocessingOf(data, stats);
+    const evalTransform = inputPipeline(data.convert, stats);
+    err(`data: classes ${classes.join(',')}: train ${trainSet.length}, val ${valSet?.length ?? 0}, test ${testSet?.length ?? 0}`);
+
+    const newHead = values.scratch === true || values['new-head'] === true || model.numClasses !== classes.length;
+    if (newHead) model.replaceHead(classes.length, { rng: new Rng(seed) });
+    if (values['freeze-backbone']) model.freezeBackbone();
+    err(`model: ${modelName}, ${model.numParameters().toLocaleString('en-US')} parameters, ${model.numParameters({ trainableOnly: true }).toLocaleString('en-US')} trainable${newHead ? ', new head' : ''}`);
+
+    const module = new ClassificationModule(model, { lr });
+    mkdirSync(outDir, { recursive: true });
+    const ckInfo: CliCheckpointInfo & { classIndices: number[] } = {
+      model: modelName,
+      dataset: preprocessing.dataset,
+      numClasses: classes.length,
+      classes: names,
+      classIndices: classes,
+      inputShape: data.inputShape,
+      preprocessing,
+      normalization: stats,
+    };
+    const trainer = createTrainer({
+      maxEpochs: epochs,
+      seed,
+      plugins: [
+        callback(new ProgressBar()),
+        callback(recordInfo(ckInfo)),
+        callback(new ModelCheckpoint({ dirpath: path.join(outDir, 'checkpoints'), monitor: valSet ? 'val_acc' : 'train_loss', saveTopK: 1, saveLast: true, everyNEpochs: 1 })),
+        logger(new CsvLogger({ dir: outDir })),
+        logger(new ConsoleLogger(err)),
+      ],
+    });
+    const before = liveTensors();
+    const loader = (ds: Dataset<Example>, train: boolean) => new DataLoader(ds, { batchSize: train ? batchSize : 256, shuffle: train, seed, exampleShape: data.shape, transform: evalTransform });
+    await trainer.fit(module, loader(trainSet, true), valSet ? loader(valSet, false) : undefined);
+    const testMetrics = testSet ? await trainer.test(module, loader(testSet, false)) : undefined;
+    trainer.optimizerConfig?.optimizer.dispose();
+    const leaked = liveTensors() - before;
+    if (leaked > 0) err(`warning: ${leaked} tensors were not released during fine-tuning`);
+
+    const summary: FineTuneSummary = {
+      model: modelName,
+      from: values.from ?? null,
+      pretrained: values.pretrained ?? null,
+      classes,
+      class_names: names,
+      freeze_backbone: values['freeze-backbone'] === true,
+      new_head: newHead,
+      epochs,
+      train_examples: trainSet.length,
+      val_examples: valSet?.length ?? 0,
+      parameters: model.numParameters(),
+      trainable_parameters: model.numParameters({ trainableOnly: true }),
+      val_accuracy: trainer.callbackMetrics.val_acc ?? null,
+      test_accuracy: testMetrics?.test_acc ?? null,
+      test_loss: testMetrics?.test_loss ?? null,
+      wall_seconds: (performance.now() - started) / 1000,
+      out: outDir,
+    };
+    const file = path.join(outDir, 'summary.json');
+    writeFileSync(`${file}.tmp-${process.pid}`, JSON.stringify(summary, null, 2) + '\n');
+    renameSync(`${file}.tmp-${process.pid}`, file);
+    return summary;
+  } finally {
+    owned?.dispose();
+    await data.close();
   }
-
-  const [trainFull, testFull] = await Promise.all([fashionMnist('train', { dataDir: values['data-dir'] }), fashionMnist('test', { dataDir: values['data-dir'] })]);
-  const classes = parseClasses(values.classes, trainFull.classes?.length ?? 10);
-  let trainSet = selectClasses(trainFull, classes);
-  if (limitTrain !== undefined) trainSet = trainSet.take(limitTrain);
-  let valSet: ArrayDataset | undefined;
-  if (valSplit > 0) [trainSet, valSet] = holdOut(trainSet, valSplit, seed);
-  // Keep the scaling the backbone was trained with; a fresh model gets this training split's.
-  const stats = info?.normalization ?? channelStats(trainSet);
-  trainSet = normalizeDataset(trainSet, stats);
-  if (valSet) valSet = normalizeDataset(valSet, stats);
-  const testSet = normalizeDataset(selectClasses(testFull, classes), stats);
-  err(`data: classes ${classes.join(',')}: train ${trainSet.length}, val ${valSet?.length ?? 0}, test ${testSet.length}`);
-
-  const newHead = values.scratch || values['new-head'] === true || model.numClasses !== classes.length;
-  if (newHead) model.replaceHead(classes.length, { rng: new Rng(seed) });
-  if (values['freeze-backbone']) model.freezeBackbone();
-  err(`model: ${modelName}, ${model.numParameters().toLocaleString('en-US')} parameters, ${model.numParameters({ trainableOnly: true }).toLocaleString('en-US')} trainable${newHead ? ', new head' : ''}`);
-
-  const module = new ClassificationModule(model, { lr });
-  mkdirSync(outDir, { recursive: true });
-  const ckInfo: CliCheckpointInfo & { classes: number[] } = { model: modelName, dataset: 'fashion-mnist', numClasses: classes.length, normalization: stats, classes };
-  const recordInfo: Callback = {
-    onSaveCheckpoint: (_t, _m, checkpoint) => {
-      checkpoint.cli = ckInfo;
-    },
-  };
-  const trainer = createTrainer({
-    maxEpochs: epochs,
-    seed,
-    plugins: [
-      callback(new ProgressBar()),
-      callback(recordInfo),
-      callback(new ModelCheckpoint({ dirpath: path.join(outDir, 'checkpoints'), monitor: valSet ? 'val_acc' : 'train_loss', saveTopK: 1, saveLast: true, everyNEpochs: 1 })),
-      logger(new CsvLogger({ dir: outDir })),
-      logger(new ConsoleLogger(err)),
-    ],
-  });
-  const before = liveTensors();
-  await trainer.fit(module, new DataLoader(trainSet, { batchSize, shuffle: true, seed }), valSet ? new DataLoader(valSet, { batchSize: 256 }) : undefined);
-  const testMetrics = await trainer.test(module, new DataLoader(testSet, { batchSize: 256 }));
-  trainer.optimizerConfig?.optimizer.dispose();
-  const leaked = liveTensors() - before;
-  if (leaked > 0) err(`warning: ${leaked} tensors were not released during fine-tuning`);
-
-  const summary: FineTuneSummary = {
-    model: modelName,
-    from: values.from ?? null,
-    classes,
-    freeze_backbone: values['freeze-backbone'] === true,
-    new_head: newHead,
-    epochs,
-    train_examples: trainSet.length,
-    val_examples: valSet?.length ?? 0,
-    parameters: model.numParameters(),
-    trainable_parameters: model.numParameters({ trainableOnly: true }),
-    val_accuracy: trainer.callbackMetrics.val_acc ?? null,
-    test_accuracy: testMetrics.test_acc,
-    test_loss: testMetrics.test_loss,
-    wall_seconds: (performance.now() - started) / 1000,
-    out: outDir,
-  };
-  const file = path.join(outDir, 'summary.json');
-  writeFileSync(`${file}.tmp-${process.pid}`, JSON.stringify(summary, null, 2) + '\n');
-  renameSync(`${file}.tmp-${process.pid}`, file);
-  model.dispose();
-  return summary;
 }
 
 export const fineTuneCommand: Command = {

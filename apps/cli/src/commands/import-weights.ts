@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileChecked, writeFileAtomic } from '@kiln/core/node';
 import path from 'node:path';
-import { DataFormatError, NotFoundError } from '@kiln/core';
+import { DataFormatError } from '@kiln/core';
 import { decodeWeightFile, loadPretrained, loadTfjsLayersWeights, modelEntry, saveWeights, selectStateDict, type ZooOptions } from '@kiln/zoo';
 import { choiceArg } from '../args.js';
 import { cliBackends } from '../backends.js';
@@ -27,21 +27,12 @@ ${MODEL_FLAGS_USAGE}
   --out FILE            where to write the Kiln weight file
 `;
 
+/** Reads a file the user named: regular files only (no FIFOs or devices), missing ones named in a typed error. */
 export function readFileOrExplain(file: string, what: string): Uint8Array {
-  try {
-    return new Uint8Array(readFileSync(file));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`${what} '${file}'`, [path.resolve(file)]);
-    throw e;
-  }
+  return readFileChecked(file, { what });
 }
 
-/** Writes bytes atomically (temporary file, then rename) so a crash never leaves half a file. */
-export function writeFileAtomic(file: string, bytes: Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, bytes);
-  renameSync(tmp, file);
-}
+export { writeFileAtomic };
 
 export const importWeightsCommand: Command = {
   name: 'import-weights',

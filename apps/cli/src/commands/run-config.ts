@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { ConfigError, DataFormatError, NotFoundError } from '@kiln/core';
+import { ConfigError, DataFormatError } from '@kiln/core';
+import { readFileChecked } from '@kiln/core/node';
 
 /** A config value as the flags take it: strings (numbers and lists are written back as text). */
 export type FlagValues = Record<string, string | boolean | undefined>;
@@ -10,14 +10,10 @@ export type FlagValues = Record<string, string | boolean | undefined>;
  * a config file and the command line are checked by the same code; flags given on the command line win.
  */
 export function readRunConfig(file: string, known: readonly string[]): FlagValues {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new NotFoundError(`config file ${file}`, [file], (e as Error).message);
-  }
+  // A config is small: a FIFO, a device or a huge file is refused before it is read.
+  const text = new TextDecoder('utf-8').decode(readFileChecked(file, { what: 'config file', maxBytes: 1 << 20 }));
   const raw = /\.json$/i.test(file) || /^\s*\{/.test(text) ? parseJson(text, file) : parseFlatYaml(text, file);
-  const out: FlagValues = {};
+  const out: FlagValues = Object.create(null);
   for (const [k, v] of Object.entries(raw)) {
     if (!known.includes(k)) throw new ConfigError(`${file}: ${k}`, `one of: ${known.join(', ')}`, k);
     out[k] = typeof v === 'boolean' ? v : Array.isArray(v) ? v.join(',') : v === null ? undefined : String(v);

@@ -1,37 +1,48 @@
 import { parseArgs } from 'node:util';
-import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { manualSeed, liveTensors, ConfigError, type Plugin } from '@kiln/core';
-import { DataLoader, channelStats, fashionMnist, holdOut, kFold, normalizeDataset, parseAugmentations, AUGMENTATION_NAMES } from '@kiln/data';
-import { createModel, MODELS } from '@kiln/zoo';
+import { tf, manualSeed, liveTensors, ConfigError, type Plugin } from '@kiln/core';
+import { runDirectory } from '../run-dir.js';
+import { testReport, type TestReport } from '../test-report.js';
+import { DataLoader, kFold, parseAugmentations, subsetDataset, AUGMENTATION_NAMES, type Dataset, type Example } from '@kiln/data';
+import { MODELS, chooseVariant } from '@kiln/zoo';
 import { Adagrad, Adam, AdamW, LrScheduler, RAdam, RMSprop, SGD, cosineAnnealingLr, exponentialLr, oneCycleLr, stepLr, type Optimizer } from '@kiln/optim';
 import type { Module } from '@kiln/layers';
 import {
   ClassificationModule, ConsoleLogger, CsvLogger, EarlyStopping, JsonlLogger, ModelCheckpoint, ProgressBar, TensorBoardLogger,
-  callback, createTrainer, logger, type Callback,
+  TerminateOnNaN, callback, checkpointTensors, createTrainer, loadCheckpoint, logger, readCheckpoint,
+  type Callback, type Trainer,
 } from '@kiln/trainer';
+import { writeFileAtomic } from '@kiln/core/node';
 import { choiceArg, floatArg, intArg } from '../args.js';
 import { readRunConfig, type FlagValues } from './run-config.js';
 import { cliBackends } from '../backends.js';
+import { DATA_OPTIONS, DATA_USAGE, flagsExpecting, inputPipeline, inputStats, loadData, preprocessingOf, sampleDataset, splitValidation, type Preprocessing } from '../datasets.js';
+import { identifyPretrained, loadPretrainedWeights, modelFor, recordInfo, type CliCheckpointInfo } from '../checkpoint-info.js';
 import { UsageError } from '../errors.js';
 import type { Command } from '../command.js';
 
 const OPTIMIZERS = ['adam', 'adamw', 'sgd', 'rmsprop', 'adagrad', 'radam'] as const;
 
 export const TRAIN_USAGE = `usage: kiln train --model lenet5 --dataset fashion-mnist [options]
+       kiln train --model resnet18 --dataset folder:photos --image-size 64x64 [options]
+
+Input channels follow the data; images smaller than a model's usual input get its small-input
+variant (e.g. ResNet's 3×3 stem without max-pool) unless --image-size resizes them.
 
 options:
   --model NAME          model from the zoo (${Object.keys(MODELS).join(', ')})
-  --dataset NAME        fashion-mnist
+${DATA_USAGE}
   --epochs N            epochs to train (default 2)
   --batch-size B        examples per batch (default 64)
   --lr X                Adam learning rate (default 0.001)
   --seed S              seed for initial weights and shuffling (default 0)
-  --data-dir D          directory with the dataset files (else $KILN_DATA_DIR, /usr/share/datasets/fashion-mnist, download)
-  --limit-train N       train on the first N training examples only
-  --val-split X         fraction (or count) of the training set held out for validation (default 5000)
+  --limit-train N       train on N training examples drawn at random (under --seed) only
+  --val-split X         fraction (or count) of the training set held out for validation (default 5000,
+                        at most a tenth; a folder's val/ sub-folder is used instead when it has one)
   --folds K --fold I    validate on fold I (0-based) of K folds of the training set instead of --val-split
-  --out DIR             output directory (default runs/<timestamp>)
+  --out DIR             output directory (default runs/<timestamp>); one that holds an earlier run
+                        is not overwritten: the run goes to DIR/version_N
   --backend NAME        auto, wasm, cpu, … (default auto)
   --optimizer NAME      ${OPTIMIZERS.join(', ')} (default adam)
   --momentum M          SGD/RMSprop momentum (default 0.9 for sgd, 0 for rmsprop)
@@ -42,7 +53,15 @@ options:
   --early-stopping P    stop after P epochs without val_loss improvement (train_loss without validation)
   --checkpoint-every N  also checkpoint every N optimizer steps (default: at epoch ends only);
                         checkpoints go to OUT/checkpoints (last.ckpt, best.ckpt)
-  --resume CKPT         continue a run exactly from a checkpoint (same data flags and seed)
+  --resume CKPT         continue a run exactly from a checkpoint (same data flags and seed; a
+                        checkpoint written with other data flags is refused, naming them)
+  --on-nan stop|skip    a NaN or Inf loss or gradient stops the run before it reaches the weights
+                        (exit 1, naming the step, learning rate and parameter; checkpoints stay the
+                        last good ones), or skips that update (default stop)
+  --pretrained FILE     start from these weights (.pth/.pt, .safetensors, a Kiln checkpoint, or a torchvision
+                        weight name such as resnet18, fetched like import-weights --weights); the head
+                        is left new when its classes differ. Published torchvision weights are recognised
+                        and the data prepared as they expect (size, shorter-side resize, their mean/std)
   --logger LIST         comma-separated: csv, console, jsonl, tensorboard (default csv,console)
   --config FILE         JSON or YAML object of these flags (e.g. {"epochs": 5}); flags on the command line win
 `;
@@ -91,12 +110,11 @@ function makeSchedule(spec: string, optimizer: Optimizer, epochs: number, stepsP
 
 export const TRAIN_OPTIONS = {
   model: { type: 'string' },
-  dataset: { type: 'string' },
+  ...DATA_OPTIONS,
   epochs: { type: 'string' },
   'batch-size': { type: 'string' },
   lr: { type: 'string' },
   seed: { type: 'string' },
-  'data-dir': { type: 'string' },
   'limit-train': { type: 'string' },
   'val-split': { type: 'string' },
   folds: { type: 'string' },
@@ -110,6 +128,8 @@ export const TRAIN_OPTIONS = {
   'early-stopping': { type: 'string' },
   'checkpoint-every': { type: 'string' },
   resume: { type: 'string' },
+  'on-nan': { type: 'string' },
+  pretrained: { type: 'string' },
   logger: { type: 'string' },
   config: { type: 'string' },
 } as const;
@@ -129,32 +149,40 @@ function trainFlags(argv: string[]): Record<string, string | undefined> {
   return merged;
 }
 
-/** What a checkpoint written by `kiln train` records so that `kiln evaluate` can rebuild the model and its input scaling. */
-export interface CliCheckpointInfo {
-  model: string;
-  dataset: string;
-  numClasses: number;
-  normalization: { mean: number[]; std: number[] };
-}
+export type { CliCheckpointInfo };
 
-export interface TrainSummary {
+export interface TrainSummary extends Partial<TestReport> {
   model: string;
   dataset: string;
   backend: string;
   device: string;
+  /** Epochs asked for, epochs trained (fewer when early stopping ended the run), and whether it did. */
   epochs: number;
+  epochs_run: number;
+  stopped_early: boolean;
   batch_size: number;
   lr: number;
   seed: number;
+  classes: string[];
+  /** [H, W, C] of the model's input. */
+  input_shape: [number, number, number];
   train_examples: number;
   val_examples: number;
+  test_examples: number;
   val_accuracy: number | null;
-  test_accuracy: number;
-  test_loss: number;
+  /** Test metrics of the weights at the end of training (null without a test split). */
+  test_accuracy: number | null;
+  test_loss: number | null;
+  /** The best checkpoint by validation accuracy (or training loss), its epoch (0-based) and its test metrics. */
+  best_checkpoint: string | null;
+  best_epoch: number | null;
+  best_test_accuracy: number | null;
+  best_test_loss: number | null;
   train_samples_per_sec: number;
   wall_seconds: number;
   parameters: number;
   normalization: { mean: number[]; std: number[] };
+  preprocessing: Preprocessing;
   out: string;
 }
 
@@ -162,11 +190,9 @@ function timestamp(): string {
   return new Date().toISOString().replace(/[:.]/g, '-').replace('T', '_').slice(0, 19);
 }
 
-/** Writes JSON atomically (temporary file, then rename). */
+/** Writes JSON atomically (fsynced temporary file, then rename): a crash leaves the old file or the new one. */
 export function writeJson(file: string, value: unknown): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
-  renameSync(tmp, file);
+  writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
 }
 
 /** What a caller running `kiln train` as a library (a study's trial) may add to the run. */
@@ -180,16 +206,15 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
   const values = trainFlags(argv);
   if (!values.model) throw new UsageError('--model is required', `e.g. --model lenet5\n${TRAIN_USAGE}`);
   const modelName = choiceArg('model', values.model, 'lenet5', Object.keys(MODELS));
-  const dataset = choiceArg('dataset', values.dataset ?? 'fashion-mnist', 'fashion-mnist', ['fashion-mnist'] as const);
   const epochs = intArg('epochs', values.epochs, 2);
   const batchSize = intArg('batch-size', values['batch-size'], 64);
   const lr = floatArg('lr', values.lr, 1e-3);
   const seed = intArg('seed', values.seed, 0, 0);
-  const limitTrain = values['limit-train'] === undefined ? undefined : intArg('limit-train', values['limit-train'], 0);
-  // Default: 5,000 held-out examples, at most a tenth of the training set; an explicit value is used as given.
+  const limitTrain = values['limit-train'] === undefined ? undefined : intArg('limit-train', values['limit-train'], 1);
   const valSplitGiven = values['val-split'] !== undefined;
   const valSplit = floatArg('val-split', values['val-split'], 5000, (n) => n >= 0);
-  const outDir = values.out ?? path.join('runs', timestamp());
+  const outDir = runDirectory(values.out ?? path.join('runs', timestamp()), values.resume, err);
+  const onNan = choiceArg('on-nan', values['on-nan'], 'stop', ['stop', 'skip'] as const);
   const folds = values.folds === undefined ? undefined : intArg('folds', values.folds, 0, 2);
   if ((folds === undefined) !== (values.fold === undefined)) throw new ConfigError('--folds/--fold', 'both flags together', values.folds ?? values.fold);
   const fold = intArg('fold', values.fold, 0, 0);
@@ -207,92 +232,193 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
   const choice = await registry.use(values.backend ?? 'auto');
   err(`backend: ${choice.name} — ${choice.info.device} (${choice.reason})`);
 
-  const [trainFull, test] = await Promise.all([fashionMnist('train', { dataDir: values['data-dir'] }), fashionMnist('test', { dataDir: values['data-dir'] })]);
-  let trainSet = limitTrain !== undefined ? trainFull.take(limitTrain) : trainFull;
-  let valSet: typeof trainSet | undefined;
-  if (folds !== undefined) {
-    // The same kFold assignment for every fold of a study (seeded by --seed), so the folds partition the set.
-    const split = kFold(trainSet.length, folds, { seed })[fold];
-    [trainSet, valSet] = [trainSet.subset(split.train), trainSet.subset(split.val)];
-  } else if (valSplit > 0 && trainSet.length > 1) {
-    const fraction = valSplit >= 1 && !valSplitGiven ? Math.min(valSplit, Math.floor(trainSet.length / 10)) : valSplit;
-    [trainSet, valSet] = holdOut(trainSet, fraction, seed);
-  }
-  // Standardise with statistics of the training split only; the same numbers are applied to
-  // validation and test data and recorded in the summary.
-  const stats = channelStats(trainSet);
-  trainSet = normalizeDataset(trainSet, stats);
-  if (valSet) valSet = normalizeDataset(valSet, stats);
-  const testSet = normalizeDataset(test, stats);
-  err(`data: ${dataset} train ${trainSet.length}, val ${valSet?.length ?? 0}, test ${test.length}`);
+  // Published weights expect their own input preparation; flags given on the command line still win.
+  const pretrained = values.pretrained ? await identifyPretrained(values.pretrained, err) : undefined;
+  const known = pretrained?.known?.preprocessing;
+  const data = await loadData(known ? flagsExpecting(values, { size: known.size, channels: 3, resize: 'shorter-side' }) : values, { onWarning: err });
+  try {
+    let trainSet: Dataset<Example> = limitTrain !== undefined ? sampleDataset(data.train, limitTrain, seed) : data.train;
+    let [trainPart, valSet]: [Dataset<Example>, Dataset<Example> | undefined] = [trainSet, undefined];
+    if (folds !== undefined) {
+      // The same kFold assignment for every fold of a study (seeded by --seed), so the folds partition the set.
+      const split = kFold(trainSet.length, folds, { seed })[fold];
+      [trainPart, valSet] = [subsetDataset(trainSet, split.train), subsetDataset(trainSet, split.val)];
+    } else {
+      // Default: 5,000 held-out examples, at most a tenth of the training set; an explicit value is used as given.
+      [trainPart, valSet] = splitValidation(trainSet, data.val, valSplitGiven ? valSplit : Math.min(valSplit, Math.floor(trainSet.length / 10)), seed);
+    }
+    trainSet = trainPart;
+    const testSet = data.test;
+    // Standardise with statistics of the training split only; the same numbers are applied to
+    // validation, test and prediction inputs and recorded in every checkpoint.
+    const stats = known ? { mean: [...known.mean], std: [...known.std] } : await inputStats(data, trainSet, seed);
+    const preprocessing = preprocessingOf(data, stats);
+    const evalTransform = inputPipeline(data.convert, stats);
+    for (const note of data.notes) err(`data: ${note}`);
+    err(`data: ${values.dataset ?? 'fashion-mnist'}: ${data.classes.length} classes, train ${trainSet.length}, val ${valSet?.length ?? 0}, test ${testSet?.length ?? 0}, input ${data.inputShape.join('×')}`);
 
-  manualSeed(seed);
-  const entry = MODELS[modelName];
-  const model = createModel(modelName, { numClasses: 10, inChannels: entry.inputShape[2] });
-  const trainLoader = new DataLoader(trainSet, { batchSize, shuffle: true, seed, transform: augment });
-  const module = new ClassificationModule(model, {
-    lr,
-    hparams: { zoo_model: modelName, dataset, optimizer: optimizerName, momentum: momentum ?? null, schedule: values.schedule ?? 'none', augment: values.augment ?? 'none', batch_size: batchSize, epochs, seed },
-    configureOptimizers: (m) => {
-      const optimizer = makeOptimizer(optimizerName, m, lr, momentum);
-      return values.schedule && values.schedule !== 'none' ? { optimizer, ...makeSchedule(values.schedule, optimizer, epochs, trainLoader.length) } : { optimizer };
-    },
-  });
-  mkdirSync(outDir, { recursive: true });
-  const info: CliCheckpointInfo = { model: modelName, dataset, numClasses: 10, normalization: stats };
-  // Records in every checkpoint what `kiln evaluate` needs to rebuild the model and scale its input.
-  const cliInfo: Callback = {
-    onSaveCheckpoint: (_t, _m, checkpoint) => {
-      checkpoint.cli = info;
-    },
-  };
-  const monitor = valSet ? 'val_loss' : 'train_loss';
-  const plugins: Plugin[] = [
-    callback(new ProgressBar()),
-    callback(cliInfo),
-    callback(new ModelCheckpoint({ dirpath: path.join(outDir, 'checkpoints'), monitor: valSet ? 'val_acc' : 'train_loss', saveTopK: 1, saveLast: true, everyNSteps: checkpointEvery, everyNEpochs: 1 })),
-  ];
-  if (patience !== undefined) plugins.push(callback(new EarlyStopping({ monitor, patience })));
-  for (const c of extras.callbacks ?? []) plugins.push(callback(c));
-  for (const name of loggerNames) {
-    if (name === 'csv') plugins.push(logger(new CsvLogger({ dir: outDir })));
-    if (name === 'console') plugins.push(logger(new ConsoleLogger(err)));
-    if (name === 'jsonl') plugins.push(logger(new JsonlLogger({ dir: outDir })));
-    if (name === 'tensorboard') plugins.push(logger(new TensorBoardLogger({ dir: path.join(outDir, 'tensorboard') })));
-  }
-  const trainer = createTrainer({ maxEpochs: epochs, seed, plugins });
-  const valLoader = valSet ? new DataLoader(valSet, { batchSize: 256 }) : undefined;
-  const tensorsBefore = liveTensors();
-  if (values.resume) err(`resuming from ${values.resume}`);
-  await trainer.fit(module, trainLoader, valLoader, values.resume);
-  const testMetrics = await trainer.test(module, new DataLoader(testSet, { batchSize: 256 }));
-  // Optimizer slots are the only tensors training may legitimately add; anything else is a leak.
-  trainer.optimizerConfig?.optimizer.dispose();
-  const leaked = liveTensors() - tensorsBefore;
-  if (leaked > 0) err(`warning: ${leaked} tensors were not released during training`);
+    manualSeed(seed);
+    const info: CliCheckpointInfo = {
+      model: modelName,
+      dataset: preprocessing.dataset,
+      numClasses: data.classes.length,
+      classes: data.classes,
+      inputShape: data.inputShape,
+      preprocessing,
+      normalization: stats,
+    };
+    const runHparams: Record<string, unknown> = {
+      zoo_model: modelName,
+      dataset: preprocessing.dataset,
+      optimizer: optimizerName,
+      momentum: momentum ?? null,
+      schedule: values.schedule ?? 'none',
+      augment: values.augment ?? 'none',
+      batch_size: batchSize,
+      epochs,
+      seed,
+      limit_train: limitTrain ?? null,
+      val_split: folds === undefined ? (valSplitGiven ? valSplit : 'default') : null,
+      folds: folds ?? null,
+      fold: folds === undefined ? null : fold,
+      input_shape: data.inputShape,
+    };
+    if (values.resume) checkResumeFlags(values.resume, runHparams);
+    const model = modelFor({ model: modelName, inputShape: data.inputShape, numClasses: data.classes.length });
+    err(`model: ${modelName}: ${chooseVariant(modelName, { inputShape: data.inputShape }).reason}`);
+    if (pretrained) await loadPretrainedWeights(model, pretrained, err);
+    const trainLoader = new DataLoader(trainSet, { batchSize, shuffle: true, seed, exampleShape: data.shape, transform: inputPipeline(data.convert, stats, augment) });
+    const module = new ClassificationModule(model, {
+      lr,
+      hparams: runHparams,
+      configureOptimizers: (m) => {
+        const optimizer = makeOptimizer(optimizerName, m, lr, momentum);
+        return values.schedule && values.schedule !== 'none' ? { optimizer, ...makeSchedule(values.schedule, optimizer, epochs, trainLoader.length) } : { optimizer };
+      },
+    });
+    mkdirSync(outDir, { recursive: true });
+    const monitor = valSet ? 'val_loss' : 'train_loss';
+    const checkpoints = new ModelCheckpoint({ dirpath: path.join(outDir, 'checkpoints'), monitor: valSet ? 'val_acc' : 'train_loss', saveTopK: 1, saveLast: true, everyNSteps: checkpointEvery, everyNEpochs: 1 });
+    const earlyStopping = patience !== undefined ? new EarlyStopping({ monitor, patience }) : undefined;
+    // A NaN/Inf gradient is caught before the optimizer applies it: stop (exit 1) or skip that update.
+    const nanGuard = new TerminateOnNaN({ checkGradients: true, raise: onNan === 'stop', onNonFinite: onNan });
+    const plugins: Plugin[] = [callback(new ProgressBar()), callback(recordInfo(info)), callback(nanGuard), callback(checkpoints)];
+    if (earlyStopping) plugins.push(callback(earlyStopping));
+    for (const c of extras.callbacks ?? []) plugins.push(callback(c));
+    for (const name of loggerNames) {
+      if (name === 'csv') plugins.push(logger(new CsvLogger({ dir: outDir })));
+      if (name === 'console') plugins.push(logger(new ConsoleLogger(err)));
+      if (name === 'jsonl') plugins.push(logger(new JsonlLogger({ dir: outDir })));
+      if (name === 'tensorboard') plugins.push(logger(new TensorBoardLogger({ dir: path.join(outDir, 'tensorboard') })));
+    }
+    const trainer = createTrainer({ maxEpochs: epochs, seed, plugins });
+    const valLoader = valSet ? new DataLoader(valSet, { batchSize: 256, exampleShape: data.shape, transform: evalTransform }) : undefined;
+    const tensorsBefore = liveTensors();
+    if (values.resume) err(`resuming from ${values.resume}`);
+    await trainer.fit(module, trainLoader, valLoader, values.resume);
+    const epochsRun = trainer.currentEpoch;
+    const testLoader = testSet ? new DataLoader(testSet, { batchSize: 256, exampleShape: data.shape, transform: evalTransform }) : undefined;
+    const testMetrics = testLoader ? await trainer.test(module, testLoader) : undefined;
+    const report = testLoader ? await testReport(module, testLoader, data.classes, path.join(outDir, 'confusion_matrix.png'), trainer.loggers, trainer.globalStep, err) : {};
+    const best = await testBest(trainer, module, testLoader, checkpoints.bestModelPath, testMetrics, err);
+    // Optimizer slots are the only tensors training may legitimately add; anything else is a leak.
+    trainer.optimizerConfig?.optimizer.dispose();
+    const leaked = liveTensors() - tensorsBefore;
+    if (leaked > 0) err(`warning: ${leaked} tensors were not released during training`);
+    if (!testLoader) err('no test split: test metrics are null');
 
-  const summary: TrainSummary = {
-    model: modelName,
-    dataset,
-    backend: choice.name,
-    device: choice.info.device,
-    epochs,
-    batch_size: batchSize,
-    lr,
-    seed,
-    train_examples: trainSet.length,
-    val_examples: valSet?.length ?? 0,
-    val_accuracy: trainer.callbackMetrics.val_acc ?? null,
-    test_accuracy: testMetrics.test_acc,
-    test_loss: testMetrics.test_loss,
-    train_samples_per_sec: trainer.trainSamplesPerSec,
-    wall_seconds: (performance.now() - started) / 1000,
-    parameters: model.numParameters(),
-    normalization: stats,
-    out: outDir,
-  };
-  writeJson(path.join(outDir, 'summary.json'), summary);
-  return summary;
+    const summary: TrainSummary = {
+      model: modelName,
+      dataset: preprocessing.dataset,
+      backend: choice.name,
+      device: choice.info.device,
+      epochs,
+      epochs_run: epochsRun,
+      stopped_early: (earlyStopping?.stoppedEpoch ?? -1) >= 0,
+      batch_size: batchSize,
+      lr,
+      seed,
+      classes: data.classes,
+      input_shape: data.inputShape,
+      train_examples: trainSet.length,
+      val_examples: valSet?.length ?? 0,
+      test_examples: testSet?.length ?? 0,
+      val_accuracy: trainer.callbackMetrics.val_acc ?? null,
+      test_accuracy: testMetrics?.test_acc ?? null,
+      test_loss: testMetrics?.test_loss ?? null,
+      ...best,
+      ...report,
+      train_samples_per_sec: trainer.trainSamplesPerSec,
+      wall_seconds: (performance.now() - started) / 1000,
+      parameters: model.numParameters(),
+      normalization: stats,
+      preprocessing,
+      out: outDir,
+    };
+    writeJson(path.join(outDir, 'summary.json'), summary);
+    model.dispose();
+    return summary;
+  } finally {
+    await data.close();
+  }
+}
+
+/**
+ * Test metrics of the best checkpoint: its epoch, and its test metrics when it is not the weights
+ * just tested (then the model is left holding the best weights).
+ */
+async function testBest(
+  trainer: Trainer,
+  module: ClassificationModule,
+  testLoader: DataLoader | undefined,
+  bestPath: string,
+  last: Record<string, number> | undefined,
+  err: (line: string) => void,
+): Promise<Pick<TrainSummary, 'best_checkpoint' | 'best_epoch' | 'best_test_accuracy' | 'best_test_loss'>> {
+  const none = { best_checkpoint: null, best_epoch: null, best_test_accuracy: null, best_test_loss: null };
+  const file = bestPath ? path.join(path.dirname(bestPath), 'best.ckpt') : '';
+  if (!file || !existsSync(file)) return none;
+  const ck = readCheckpoint(file);
+  const { epoch } = ck.meta.callbackMetrics;
+  const sameAsLast = ck.meta.globalStep === trainer.globalStep;
+  tf.dispose(checkpointTensors(ck));
+  const out = { ...none, best_checkpoint: file, best_epoch: epoch ?? null };
+  if (!testLoader) return out;
+  let metrics = last;
+  if (!sameAsLast || !metrics) {
+    loadCheckpoint(file, module.model);
+    metrics = await trainer.test(module, testLoader);
+    err(`best checkpoint (epoch ${epoch}): test_acc ${metrics.test_acc.toFixed(4)}`);
+  }
+  return { ...out, best_test_accuracy: metrics.test_acc, best_test_loss: metrics.test_loss };
+}
+
+/** Flags that change what a run trains on; a resume with other values could not continue the same run. */
+const RESUME_FLAGS: Record<string, string> = {
+  zoo_model: '--model',
+  dataset: '--dataset',
+  batch_size: '--batch-size',
+  seed: '--seed',
+  augment: '--augment',
+  limit_train: '--limit-train',
+  val_split: '--val-split',
+  folds: '--folds',
+  fold: '--fold',
+  input_shape: '--image-size/--channels',
+  optimizer: '--optimizer',
+};
+
+/** Refuses a resume whose data flags differ from the ones its checkpoint was written with, naming each. */
+function checkResumeFlags(ckpt: string, now: Record<string, unknown>): void {
+  const ck = readCheckpoint(ckpt);
+  tf.dispose(checkpointTensors(ck));
+  const then = ck.meta.model.hparams ?? {};
+  const differ = Object.entries(RESUME_FLAGS)
+    .filter(([k]) => k in then && JSON.stringify(then[k]) !== JSON.stringify(now[k]))
+    .map(([k, flag]) => `${flag}: ${JSON.stringify(then[k])} in the checkpoint, ${JSON.stringify(now[k])} now`);
+  if (differ.length > 0) {
+    throw new ConfigError('--resume', 'the data flags the checkpoint was written with', differ.join('; '), 'resume with the same flags, or start a new run without --resume');
+  }
 }
 
 export const trainCommand: Command = {
