@@ -4,9 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
+import { requireOrSkip } from '../../../tools/testing/require-or-skip.js';
+import { missingFashionMnist } from './fashion-mnist.js';
 
 const cli = path.resolve(__dirname, '../dist/cli.js');
-const hasData = existsSync('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz') || !!process.env.KILN_DATA_DIR;
 const preview = (out: string, seed: string) =>
   spawnSync(process.execPath, [cli, 'data', 'preview', '--dataset', 'fashion-mnist', '--augment', 'flip,rotate:15,crop:4', '--count', '16', '--seed', seed, '--backend', 'wasm', '--out', out], {
     encoding: 'utf8',
@@ -14,7 +15,8 @@ const preview = (out: string, seed: string) =>
   });
 
 describe('kiln data preview', () => {
-  it.skipIf(!hasData)('writes a PNG grid of augmented images, reproducible under a seed', () => {
+  it('writes a PNG grid of augmented images, reproducible under a seed', (ctx) => {
+    requireOrSkip(ctx, missingFashionMnist);
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-preview-'));
     const a = preview(path.join(dir, 'a.png'), '1');
     expect(a.status, a.stderr).toBe(0);
