@@ -14,6 +14,7 @@
 // `it.skip`/`skipIf` would otherwise pass CI without running what it guards.
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { underCi } from '../testing/under-ci.mjs';
 
 const REPORT = '.vitest-report.json';
 const args = process.argv.slice(2);
@@ -23,7 +24,7 @@ const option = (name) => {
 };
 const only = option('--projects')?.split(',').map((s) => s.replace(/^@kiln\//, ''));
 const label = option('--label');
-const ci = !!process.env.CI && !['0', 'false'].includes(process.env.CI.toLowerCase());
+const ci = underCi();
 
 const root = process.cwd();
 const packages = [];

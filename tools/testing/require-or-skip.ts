@@ -10,6 +10,9 @@
  * that did not come through here (a bare `it.skip`/`skipIf`).
  */
 import type { TestContext } from 'vitest';
+import { underCi } from './under-ci.mjs';
+
+export { underCi };
 
 declare module 'vitest' {
   interface TaskMeta {
@@ -20,10 +23,13 @@ declare module 'vitest' {
   }
 }
 
-/** Skips that stand under CI too, and why no CI machine can run them. */
+/**
+ * Skips that stand under CI too, and why. A machine either has one of the optional native tfjs
+ * packages or not, so the tests of its presence and of its absence cannot both run there.
+ */
 export const ALLOWED_SKIPS = {
-  'tfjs-node': '@tensorflow/tfjs-node is an optional package whose install downloads libtensorflow; CI has no network for it',
-  'tfjs-node-gpu': '@tensorflow/tfjs-node-gpu needs an NVIDIA GPU with CUDA, which CI machines do not have',
+  'tfjs-node': '@tensorflow/tfjs-node is optional and CI does not install it (its install step downloads libtensorflow from outside the npm registry); the tests of it installed skip, and where it is installed, those simulating its absence',
+  'tfjs-node-gpu': '@tensorflow/tfjs-node-gpu needs an NVIDIA GPU with CUDA, which CI machines do not have; where it is installed, the tests of its absence skip instead',
   'dnnl-off': 'KILN_DNNL=0 turns the oneDNN kernels off: the CI pass that tests the WASM kernels alone',
 } as const;
 
@@ -31,12 +37,6 @@ export type AllowedSkip = keyof typeof ALLOWED_SKIPS;
 
 /** 'dnnl-off' when KILN_DNNL=0 turned oneDNN off on purpose, for the tests that need its kernels. */
 export const whenDnnlOff: AllowedSkip | undefined = process.env.KILN_DNNL === '0' ? 'dnnl-off' : undefined;
-
-/** True under CI: `CI` is set to anything but '', '0' or 'false'. */
-export function underCi(env: Readonly<Record<string, string | undefined>> = process.env): boolean {
-  const v = env.CI;
-  return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false';
-}
 
 /** The error a missing requirement raises under CI. */
 export class MissingRequirementError extends Error {
