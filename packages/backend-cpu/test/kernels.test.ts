@@ -17,6 +17,14 @@ type Tensor = import('@kiln/core').Tensor;
 type Pad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
 type Pair = number | [number, number];
 
+/**
+ * Largest |wasm − cpu| allowed. Both compute the same float32 sums in different orders (oneDNN's
+ * AVX-512 or AVX2 blocking, XNNPACK's, the reference backend's straight loops), and two orders of
+ * a sum of n random-sign terms differ by about u·√n times its partial sums (u = 2⁻²⁴): ≈ 7e-6 for
+ * the largest sums here (n = 12,800, kept of order one by `cotangent`), and 1e-5 on the unscaled
+ * dense-layer products, whose values reach 31. Measured worst on AVX-512, AVX2 and without oneDNN:
+ * 1.7e-5 (matMul 64×400·400×120). An indexing or padding error shows at order one.
+ */
 const TOLERANCE = 1e-4;
 const wasm = wasmBackend();
 const cpu = cpuBackend();
