@@ -31,12 +31,13 @@ describe('findLr', () => {
     const opt = new O.SGD([p.W, p.b], { lr: 0.05 });
     // 133 steps from 1e-5 to 1e3 put the rates on the grid of a 100-step sweep to 10 (ratio 10^(6/99) a
     // step) and carry it on to 1000. Which step the loss blows up at is not fixed by the math: past
-    // 2/λmax, gradient descent amplifies the error along the top eigenvector by |1 − lr·λmax| a step,
-    // but that error starts as float32 rounding noise, whose size depends on the order of the sums
-    // (AVX-512, AVX2 and WASM kernels differ, and so do thread counts). Over the steps from 2/λmax to
-    // 1000 the squared amplification exceeds 10^160 on this fixture (λmax ≈ 1.68), more than the
-    // 10^76 that takes any non-zero float32 error (≥ 1e-38) past float32's range, so the sweep must
-    // stop as diverged, wherever it does.
+    // 2/λmax, gradient descent multiplies the error along the top eigenvector by |1 − lr·λmax| a step,
+    // but near the minimum that error is float32 rounding noise, whose size depends on the order of
+    // the sums (AVX-512, AVX2 and WASM kernels differ, and so do thread counts). What is fixed: each
+    // step's rounding leaves an error of order u·|w| ≈ 1e-8 (u = 2⁻²⁴); growing the loss ~10^55-fold
+    // from there would overflow float32 (passing 4× its best takes far less), and over the steps from
+    // 2/λmax to 1000 the squared amplification is 10^169 on this fixture (λmax ≈ 1.68). So the sweep
+    // must stop as diverged, wherever it does.
     const result = await O.findLr({ loss: all, optimizer: opt, startLr: 1e-5, endLr: 1e3, numSteps: 133 });
     const limit = 2 / hessianTopEigenvalue();
     expect(result.diverged).toBe(true);
