@@ -37,7 +37,8 @@ describe('kiln data preview', () => {
     expect(readFileSync(path.join(dir, 'b.png')).equals(bytes)).toBe(true);
     expect(readFileSync(path.join(dir, 'c.png')).equals(bytes)).toBe(false);
     expect(JSON.parse(a.stdout.trim().split('\n').pop()!)).toMatchObject({ images: 16, augment: 'flip,rotate:15,crop:4', seed: 1 });
-  });
+    // Three CLI processes, each starting tfjs and reading the dataset: seconds each on a loaded machine.
+  }, 60_000);
 
   it('names an unknown augmentation and lists the known ones', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-preview-'));

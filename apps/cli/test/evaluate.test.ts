@@ -51,7 +51,8 @@ describe('kiln train checkpoints, loggers and config; kiln evaluate', () => {
     const e = run('evaluate', '--dataset', 'fashion-mnist');
     expect(e.status).toBe(2);
     expect(e.stderr).toMatch(/--weights/);
-  });
+    // Three CLI processes: seconds each on a loaded machine.
+  }, 60_000);
 
   it('parses the flat YAML subset', () => {
     expect(parseFlatYaml('a: 1\nb: "x y" # note\nc: [csv, tensorboard]\nd:\n  - 1\n  - 2\ne: true\n')).toEqual({ a: '1', b: 'x y', c: ['csv', 'tensorboard'], d: ['1', '2'], e: true });

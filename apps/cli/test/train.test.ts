@@ -50,5 +50,6 @@ describe('kiln train', () => {
     const m = run('train', '--model', 'resnet9000');
     expect(m.status).toBe(2);
     expect(m.stderr).toMatch(/one of: lenet5/);
-  });
+    // Three CLI processes: seconds each on a loaded machine.
+  }, 60_000);
 });
