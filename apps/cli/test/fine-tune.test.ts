@@ -2,11 +2,11 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { requireOrSkip } from '../../../tools/testing/require-or-skip.js';
 import { tf } from '@kiln/core';
 import { readCheckpoint } from '@kiln/trainer';
 import { fineTuneCommand, parseClasses } from '../src/commands/fine-tune.js';
-
-const hasData = existsSync('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz') || !!process.env.KILN_DATA_DIR;
+import { missingFashionMnist } from './fashion-mnist.js';
 
 async function run(...argv: string[]) {
   const out: string[] = [];
@@ -16,9 +16,10 @@ async function run(...argv: string[]) {
 }
 
 describe('kiln fine-tune', () => {
-  it.skipIf(!hasData)(
+  it(
     'trains on classes 0–4, then fine-tunes a new head on classes 5–9 with the backbone frozen',
-    async () => {
+    async (ctx) => {
+      requireOrSkip(ctx, missingFashionMnist);
       const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-ft-'));
       const base = await run('--scratch', '--model', 'lenet5', '--dataset', 'fashion-mnist', '--classes', '0-4', '--limit-train', '3000', '--epochs', '1', '--out', path.join(dir, 'base'), '--backend', 'wasm');
       expect(base.code).toBe(0);

@@ -2,7 +2,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { requireOrSkip } from '../../../tools/testing/require-or-skip.js';
 import { decodeNpy, encodeNpy } from '@kiln/core';
 import { importWeightsCommand } from '../src/commands/import-weights.js';
 import { predictCommand } from '../src/commands/predict.js';
@@ -21,7 +22,6 @@ function fixtures(): string | undefined {
   return undefined;
 }
 const missing = fixtures();
-if (missing) console.warn(`SKIPPING kiln import-weights/predict parity: ${missing}`);
 
 async function run(command: Command, ...argv: string[]) {
   const out: string[] = [];
@@ -30,7 +30,8 @@ async function run(command: Command, ...argv: string[]) {
   return { code, out, err, result: JSON.parse(out[out.length - 1] ?? 'null') };
 }
 
-describe.skipIf(!!missing)('kiln import-weights + kiln predict reproduce torchvision logits', () => {
+describe('kiln import-weights + kiln predict reproduce torchvision logits', () => {
+  beforeEach((ctx) => requireOrSkip(ctx, missing));
   it.each(['resnet18', 'lenet5'])('%s', async (name) => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-predict-'));
     const ckpt = path.join(dir, `${name}.ckpt`);

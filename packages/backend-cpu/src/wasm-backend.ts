@@ -18,7 +18,8 @@ export interface WasmBackendOptions {
    * idle when the backend starts: the core count minus the 1-minute load average, rounded, at
    * least 1. (A pool of spinning threads on cores other processes are using is several times
    * slower than one thread: see docs/benchmarks.md.) With 1, the single-threaded SIMD build runs
-   * and no workers start. Results do not depend on the thread count.
+   * and no workers start. Results do not depend on the thread count, up to float32 rounding where
+   * oneDNN splits a sum between threads (filter gradients).
    */
   numThreads?: number;
   /**

@@ -1,6 +1,7 @@
 import { BackendRegistry, BackendUnavailableError, tf } from '@kiln/core';
 import { createRequire } from 'node:module';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { requireOrSkip } from '../../../tools/testing/require-or-skip.js';
 import { cpuBackend } from '../src/cpu-backend.js';
 import { classifyTfjsNodeLoadError, cpuNativeBackend, TfjsNodeBackendConflictError, TfjsNodeIncompleteError, TfjsNodeLibtensorflowError, TfjsNodeMissingError } from '../src/native-backend.js';
 
@@ -28,7 +29,8 @@ afterEach(() => {
   if (!installed && tf.findBackendFactory('tensorflow')) tf.removeBackend('tensorflow');
 });
 
-describe.skipIf(installed)('cpuNativeBackend with tfjs-node absent or simulated', () => {
+describe('cpuNativeBackend with tfjs-node absent or simulated', () => {
+  beforeEach((ctx) => requireOrSkip(ctx, installed && '@tensorflow/tfjs-node is installed here, so it cannot be simulated', 'tfjs-node'));
   it('package not installed (the real import, here): unavailable with the npm command; the registry and init both say so', async () => {
     const p = cpuNativeBackend();
     const a = await p.availability!();
@@ -105,10 +107,10 @@ describe.skipIf(installed)('cpuNativeBackend with tfjs-node absent or simulated'
 // The real backend: only where @tensorflow/tfjs-node is installed and libtensorflow loads.
 const real = cpuNativeBackend();
 const realAvailability = await real.availability!();
-if (!realAvailability.available) console.log(`[backend-cpu] cpu-native real-backend test skipped: ${realAvailability.reason}`);
 
 describe('cpu-native on the real tfjs-node', () => {
-  it.skipIf(!realAvailability.available)('conv gradients match the reference cpu backend, and a small CNN trains', async () => {
+  it('conv gradients match the reference cpu backend, and a small CNN trains', async (ctx) => {
+    requireOrSkip(ctx, !realAvailability.available && `cpu-native unavailable: ${realAvailability.reason}`, 'tfjs-node');
     const x = tf.tidy(() => tf.randomNormal([2, 6, 6, 3], 0, 1, 'float32', 11));
     const k = tf.tidy(() => tf.randomNormal([3, 3, 3, 4], 0, 0.3, 'float32', 12));
     const f = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.relu(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'))));

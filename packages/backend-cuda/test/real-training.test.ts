@@ -1,15 +1,16 @@
 import { tf } from '@kiln/core';
 import { describe, expect, it } from 'vitest';
+import { requireOrSkip } from '../../../tools/testing/require-or-skip.js';
 import { cudaBackend } from '../src/cuda-backend.js';
 
 // Runs only where @tensorflow/tfjs-node-gpu is installed and a supported GPU is visible; otherwise
-// the skip reason is the backend's own diagnosis, printed so CI logs say why.
+// the skip reason is the backend's own diagnosis, which the test summary lists.
 const plugin = cudaBackend();
 const availability = await plugin.availability!();
-if (!availability.available) console.log(`[backend-cuda] real-GPU training skipped: ${availability.reason}`);
 
 describe('cuda backend on a real GPU', () => {
-  it.skipIf(!availability.available)('gradients match the closed form and a small CNN trains', async () => {
+  it('gradients match the closed form and a small CNN trains', async (ctx) => {
+    requireOrSkip(ctx, !availability.available && `cuda unavailable: ${availability.reason}`, 'tfjs-node-gpu');
     await plugin.init();
     expect(tf.getBackend()).toBe('tensorflow');
     console.log('[backend-cuda]', JSON.stringify(plugin.describe()));

@@ -7,7 +7,7 @@
  * evaluates transcendental functions with its own approximations; agreement is typically 1e-6.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { core, cpuPkg, host, layers, maxRelativeError, requireWebGpu, skipWebGpu, tf, webgpu, zoo, type HostTensor } from './webgpu-test-env.js';
+import { core, cpuPkg, host, layers, maxRelativeError, requireWebGpu, skipWhenOptedOut, webGpuOptOut, tf, webgpu, zoo, type HostTensor } from './webgpu-test-env.js';
 
 const TOLERANCE = 1e-3;
 type Module = import('@kiln/layers').Module;
@@ -68,11 +68,13 @@ const CASES: [string, () => Module, number[]][] = [
 // Their layers are all covered by the cases above.
 const ZOO_CASES = process.env.KILN_WEBGPU_FULL === '1' ? ['lenet5', 'lenet5-classic', 'resnet18', 'googlenet', 'inception-v3'] : ['lenet5', 'lenet5-classic'];
 
-describe.skipIf(skipWebGpu)('training kernels on WebGPU match the CPU backend', () => {
+describe('training kernels on WebGPU match the CPU backend', () => {
+  skipWhenOptedOut();
   const gpu = webgpu.webgpuBackend();
   const cpu = cpuPkg.cpuBackend();
   const wasm = cpuPkg.wasmBackend();
   beforeAll(async () => {
+    if (webGpuOptOut) return;
     await requireWebGpu(gpu);
   }, 60_000);
 

@@ -7,7 +7,7 @@
  * through the updates; measured on SwiftShader they stay below 3e-7.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { core, cpuPkg, data, layers, optim, requireWebGpu, skipWebGpu, tf, webgpu, zoo } from './webgpu-test-env.js';
+import { core, cpuPkg, data, layers, optim, requireWebGpu, skipWhenOptedOut, webGpuOptOut, tf, webgpu, zoo } from './webgpu-test-env.js';
 
 const STEPS = 8;
 const BATCH = 16;
@@ -30,11 +30,13 @@ async function train(dataset: import('@kiln/data').ArrayDataset): Promise<number
   return losses;
 }
 
-describe.skipIf(skipWebGpu)(`LeNet-5, ${STEPS} Adam steps: WebGPU vs CPU`, () => {
+describe(`LeNet-5, ${STEPS} Adam steps: WebGPU vs CPU`, () => {
+  skipWhenOptedOut();
   const gpu = webgpu.webgpuBackend();
   let subset: import('@kiln/data').ArrayDataset;
 
   beforeAll(async () => {
+    if (webGpuOptOut) return;
     await requireWebGpu(gpu);
     subset = (await data.fashionMnist('train')).take(STEPS * BATCH);
   }, 60_000);

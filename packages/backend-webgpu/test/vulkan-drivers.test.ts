@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { requireOrSkip } from '../../../tools/testing/require-or-skip.js';
 import { findSwiftShader, inspectVulkan } from '../src/vulkan-drivers.js';
 import { explainNoAdapter } from '../src/acquire-adapter.js';
 
@@ -35,7 +36,8 @@ describe('inspectVulkan', () => {
 });
 
 describe('explainNoAdapter', () => {
-  it.skipIf(process.platform !== 'linux')('distinguishes no loader, no driver, and unusable drivers', () => {
+  it('distinguishes no loader, no driver, and unusable drivers', (ctx) => {
+    requireOrSkip(ctx, process.platform !== 'linux' && `Linux only (its library paths), not ${process.platform}`);
     expect(explainNoAdapter({ icds: [], fromEnvironment: false }).reason).toMatch(/Vulkan loader \(libvulkan\.so\.1\) is not installed/);
     const noIcd = explainNoAdapter({ loader: '/usr/lib/libvulkan.so.1', icds: [], fromEnvironment: false });
     expect(noIcd.reason).toMatch(/no Vulkan driver \(ICD\) is installed/);

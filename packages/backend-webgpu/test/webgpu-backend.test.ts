@@ -3,12 +3,14 @@
  * it against the CPU backends, and that a hardware adapter outranks them all.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { core, cpuPkg, requireWebGpu, skipWebGpu, tf, webgpu } from './webgpu-test-env.js';
+import { core, cpuPkg, requireWebGpu, skipWhenOptedOut, webGpuOptOut, tf, webgpu } from './webgpu-test-env.js';
 
-describe.skipIf(skipWebGpu)('webgpuBackend on this machine', () => {
+describe('webgpuBackend on this machine', () => {
+  skipWhenOptedOut();
   let availability: import('@kiln/core').Availability;
 
   beforeAll(async () => {
+    if (webGpuOptOut) return;
     ({ availability } = await requireWebGpu());
   }, 60_000);
 
@@ -44,7 +46,8 @@ describe.skipIf(skipWebGpu)('webgpuBackend on this machine', () => {
   }, 60_000);
 });
 
-describe.skipIf(skipWebGpu)('adapter preference', () => {
+describe('adapter preference', () => {
+  skipWhenOptedOut();
   it('a hardware adapter outranks WASM under --backend auto and is named in the choice', async () => {
     // A real SwiftShader adapter dressed up as an NVIDIA GPU: the ranking logic sees hardware,
     // and the device it hands to tfjs still works.

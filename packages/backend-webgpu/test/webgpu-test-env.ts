@@ -4,9 +4,12 @@
  * instance (the CPU package's ESM bundle cannot start WASM under vitest; see its kernels test).
  *
  * They need a WebGPU adapter: in CI, SwiftShader from Debian's `chromium` package, which the
- * backend finds by itself. Without one they fail with the reason, unless KILN_SKIP_WEBGPU=1.
+ * backend finds by itself. Without one they fail with the reason, unless KILN_SKIP_WEBGPU=1 (which
+ * CI refuses: see tools/testing/require-or-skip.ts).
  */
 import { createRequire } from 'node:module';
+import { beforeEach } from 'vitest';
+import { requireOrSkip } from '../../../tools/testing/require-or-skip.js';
 
 const require = createRequire(import.meta.url);
 export const core = require('@kiln/core') as typeof import('@kiln/core');
@@ -18,7 +21,16 @@ export const zoo = require('@kiln/zoo') as typeof import('@kiln/zoo');
 export const optim = require('@kiln/optim') as typeof import('@kiln/optim');
 export const data = require('@kiln/data') as typeof import('@kiln/data');
 
-export const skipWebGpu = process.env.KILN_SKIP_WEBGPU === '1';
+/** Why the real-adapter tests skip here, or undefined: KILN_SKIP_WEBGPU=1 opts out of them. */
+export const webGpuOptOut = process.env.KILN_SKIP_WEBGPU === '1' ? 'KILN_SKIP_WEBGPU=1 opts out of the real-adapter tests' : undefined;
+
+/**
+ * Call inside a describe of real-adapter tests: skips each of them under KILN_SKIP_WEBGPU=1, or fails
+ * it under CI. (The describe's beforeAll must return early when webGpuOptOut is set.)
+ */
+export function skipWhenOptedOut(): void {
+  beforeEach((ctx) => requireOrSkip(ctx, webGpuOptOut));
+}
 
 /** Initialises the WebGPU plugin, or throws with the reason it is unavailable. */
 export async function requireWebGpu(plugin = webgpu.webgpuBackend()) {

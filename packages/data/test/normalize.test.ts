@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { requireOrSkip } from '../../../tools/testing/require-or-skip.js';
 import { DataFormatError } from '@kiln/core';
 import { ArrayDataset, DEBIAN_FASHION_MNIST_DIR, channelStats, fashionMnist, normalizeDataset, parseChannelStats } from '@kiln/data';
 
@@ -23,7 +24,8 @@ describe('per-channel normalisation', () => {
     expect(() => parseChannelStats('{', 'stats.json')).toThrow(DataFormatError);
   });
 
-  it.skipIf(!existsSync(DEBIAN_FASHION_MNIST_DIR))('Fashion-MNIST test split: 10,000 images of 28×28, statistics near the known values', async () => {
+  it('Fashion-MNIST test split: 10,000 images of 28×28, statistics near the known values', async (ctx) => {
+    requireOrSkip(ctx, !existsSync(DEBIAN_FASHION_MNIST_DIR) && `Fashion-MNIST not found in ${DEBIAN_FASHION_MNIST_DIR} (apt-get install dataset-fashion-mnist)`);
     const test = await fashionMnist('test', { download: false });
     expect(test.length).toBe(10000);
     expect(test.shape).toEqual([28, 28, 1]);

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { requireOrSkip } from '../../../tools/testing/require-or-skip.js';
 
 // The WASM backend picks its thread count from the machine's idle cores; pin it so the killed,
 // the resumed and the uninterrupted runs compute with the same reduction order.
@@ -31,7 +32,8 @@ function runAndKill(dir: string, step: number): Promise<NodeJS.Signals | null> {
 }
 
 describe('resume after SIGKILL', () => {
-  it.skipIf(!built)('a run killed mid-epoch and resumed from its last checkpoint ends identical to an uninterrupted run', async () => {
+  it('a run killed mid-epoch and resumed from its last checkpoint ends identical to an uninterrupted run', async (ctx) => {
+    requireOrSkip(ctx, !built && 'packages/trainer/dist is not built (the child process runs it): npm run build');
     const fullDir = mkdtempSync(path.join(os.tmpdir(), 'kiln-full-'));
     const full = spawnSync(process.execPath, [child, fullDir], { encoding: 'utf8', timeout: 60_000, env: pinned });
     expect(full.status, full.stderr).toBe(0);

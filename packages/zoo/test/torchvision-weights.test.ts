@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { requireOrSkip } from '../../../tools/testing/require-or-skip.js';
 import { tf, decodeNpy, decodeSafetensors, encodeSafetensors, fromHost } from '@kiln/core';
 import { wasmBackend } from '@kiln/backend-cpu';
 import { StateDictMismatchError } from '@kiln/layers';
@@ -8,7 +9,6 @@ import { ensureTorchvisionFixtures, fixtureFile } from './fixtures.js';
 
 const MODELS = ['lenet5', 'alexnet', 'vgg11', 'resnet18', 'resnet50', 'googlenet'];
 const { manifest, reason } = ensureTorchvisionFixtures(MODELS);
-if (!manifest) console.warn(`SKIPPING torchvision parity tests: ${reason}`);
 
 beforeAll(async () => {
   await wasmBackend().init();
@@ -33,7 +33,8 @@ function kilnLogits(name: string): { got: Float32Array; want: Float32Array } {
   }
 }
 
-describe.skipIf(!manifest)('torchvision weights give torchvision logits (eval mode, |Δ| ≤ 1e-4, logits scaled to max |y| = 4)', () => {
+describe('torchvision weights give torchvision logits (eval mode, |Δ| ≤ 1e-4, logits scaled to max |y| = 4)', () => {
+  beforeEach((ctx) => requireOrSkip(ctx, reason));
   it.each(MODELS)('%s', (name) => {
     const before = tf.memory().numTensors;
     const { got, want } = kilnLogits(name);

@@ -26,7 +26,8 @@ describe("Kiln's own weight files (safetensors)", () => {
     tf.dispose([x, ya, yb]);
     a.dispose();
     b.dispose();
-  });
+    // Seeded initialisation of ResNet-18's 11M parameters takes seconds on a loaded 2-core machine.
+  }, 60_000);
 
   it('loads a model stored under a prefix (as inside a checkpoint)', () => {
     const a = createModel('lenet5', { rng: new Rng(1) });
