@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFil
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { underCi } from '../../../tools/testing/require-or-skip.js';
 import { decodeNpy, decodeSafetensors } from '@kiln/core';
 import { DownloadError } from '@kiln/data';
 import { importWeightsCommand } from '../src/commands/import-weights.js';
@@ -27,7 +28,8 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   return worst;
 }
 
-describe.skipIf(!have)('kiln import-weights --from torchvision with torch.save files', () => {
+// Under CI the requirement must be met: the block runs (and fails) rather than skipping silently.
+describe.skipIf(!underCi() && (!have))('kiln import-weights --from torchvision with torch.save files', () => {
   it.each([
     ['lenet5', 'lenet5.checkpoint.pth', 10],
     ['resnet18', 'resnet18.pth', 1000],
@@ -52,7 +54,8 @@ describe.skipIf(!have)('kiln import-weights --from torchvision with torch.save f
   }, 300_000);
 });
 
-describe.skipIf(!have)('kiln import-weights --weights NAME', () => {
+// Under CI the requirement must be met: the block runs (and fails) rather than skipping silently.
+describe.skipIf(!underCi() && (!have))('kiln import-weights --weights NAME', () => {
   it("refuses a cached file whose SHA-256 is not the published one's", async () => {
     const root = mkdtempSync(path.join(os.tmpdir(), 'kiln-hub-'));
     const hub = path.join(root, 'hub', 'checkpoints');

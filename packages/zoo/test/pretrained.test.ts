@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { underCi } from '../../../tools/testing/require-or-skip.js';
 import { tf, DataFormatError, NotFoundError, decodeNpy, encodeSafetensors, fromHost } from '@kiln/core';
 import { wasmBackend } from '@kiln/backend-cpu';
 import { StateDictMismatchError } from '@kiln/layers';
@@ -48,7 +49,8 @@ function relativeError(got: Float32Array, want: Float32Array): number {
   return worst / scale;
 }
 
-describe.skipIf(!manifest)('loadPretrained(.pth) gives torchvision logits (eval mode, max |Δ| ≤ 1e-4 × max |y|)', () => {
+// Under CI the requirement must be met: the block runs (and fails) rather than skipping silently.
+describe.skipIf(!underCi() && (!manifest))('loadPretrained(.pth) gives torchvision logits (eval mode, max |Δ| ≤ 1e-4 × max |y|)', () => {
   it.each(PTH_MODELS)('%s', async (name) => {
     const spec = manifest!.models[name];
     const before = tf.memory().numTensors;
@@ -89,7 +91,8 @@ async function sameWeights(a: ZooModel, b: ZooModel) {
   }
 }
 
-describe.skipIf(!manifest)('loadPretrained finds and prepares the weights', () => {
+// Under CI the requirement must be met: the block runs (and fails) rather than skipping silently.
+describe.skipIf(!underCi() && (!manifest))('loadPretrained finds and prepares the weights', () => {
   it('unwraps a training checkpoint of a DataParallel model (state_dict.module.*) and ignores the optimizer', async () => {
     const model = createModel('lenet5', { skipInit: true });
     const result = await loadPretrained(model, fixtureFile('lenet5.checkpoint.pth'));
