@@ -1,4 +1,4 @@
-import { activateTfjsBackend, BackendUnavailableError, tf, type Availability, type BackendInfo, type BackendPlugin } from '@kiln/core';
+import { activateTfjsBackend, BackendUnavailableError, nodeBuiltin, tf, type Availability, type BackendInfo, type BackendPlugin } from '@kiln/core';
 
 /**
  * `cpu-native`: TensorFlow's own C++ CPU kernels through `@tensorflow/tfjs-node`, an optional peer
@@ -160,7 +160,7 @@ export function cpuNativeBackend(options: CpuNativeBackendOptions = {}): Backend
       await activateTfjsBackend(TFJS_BACKEND);
       const backend = tf.backend() as unknown as { isGPUPackage?: boolean; binding?: { TF_Version?: string } };
       if (backend.isGPUPackage === true) throw new TfjsNodeBackendConflictError();
-      const os = (globalThis as any).process?.getBuiltinModule?.('os');
+      const os = nodeBuiltin<typeof import('node:os')>('os');
       const details: Record<string, string | number> = {};
       if (backend.binding?.TF_Version) details.libtensorflow = backend.binding.TF_Version;
       if (mod.version?.['tfjs-node']) details[PACKAGE] = mod.version['tfjs-node'];

@@ -1,3 +1,4 @@
+import { nodeBuiltin } from '@kiln/core';
 import { adapterInfo, classifyAdapter, type AdapterKind } from './adapter-kind.js';
 import { loadDawn, type DawnModule } from './dawn.js';
 import type { AdapterInfoLike, GpuAdapterLike, GpuLike } from './gpu-types.js';
@@ -130,7 +131,7 @@ export async function acquireAdapter(options: AcquireOptions = {}): Promise<Acqu
 export function hasGpuDeviceNode(): boolean {
   const p = proc();
   if (p?.platform !== 'linux') return true;
-  const fs = (p as unknown as { getBuiltinModule?: (m: string) => typeof import('node:fs') }).getBuiltinModule?.('fs');
+  const fs = nodeBuiltin<typeof import('node:fs')>('fs');
   if (!fs) return true;
   if (fs.existsSync('/dev/nvidia0') || fs.existsSync('/dev/nvidiactl')) return true;
   try {
@@ -145,7 +146,7 @@ async function tryDawn(dawn: DawnModule, flags: string[]): Promise<AcquiredAdapt
   // Wayland display); compute needs no display, so point it at the temp directory while probing.
   const env = proc()!.env;
   const hadXdg = env.XDG_RUNTIME_DIR !== undefined;
-  if (!hadXdg) env.XDG_RUNTIME_DIR = (globalThis as any).process?.getBuiltinModule?.('os')?.tmpdir?.() ?? '/tmp';
+  if (!hadXdg) env.XDG_RUNTIME_DIR = nodeBuiltin<typeof import('node:os')>('os')?.tmpdir() ?? '/tmp';
   try {
     let gpu: GpuLike;
     try {

@@ -17,5 +17,7 @@ export * from './memory.js';
 export * from './tokens.js';
 export * from './tensor-files.js';
 export * from './host.js';
+export * from './node-builtins.js';
+export * from './no-backend.js';
 export * from './global-rng.js';
 export * from './fused-kernels.js';

@@ -9,7 +9,7 @@
  * Each kernel here handles NHWC float32 tensors and hands anything else (NCHW, other dtypes,
  * activations oneDNN is not asked to fuse, broadcasting it does not do) to the kernel it replaced.
  */
-import { tf, BATCH_NORM_TRAINING_GRAD_KERNEL, BATCH_NORM_TRAINING_KERNEL, ShapeMismatchError } from '@kiln/core';
+import { tf, nodeBuiltin, BATCH_NORM_TRAINING_GRAD_KERNEL, BATCH_NORM_TRAINING_KERNEL, ShapeMismatchError } from '@kiln/core';
 import { f32View, type BackendWasm, type WasmKernelArgs } from './wasm-heap.js';
 
 /** What the native addon exports. */
@@ -28,7 +28,11 @@ export interface DnnlAddon {
   info(): { version: string; cpuIsa: string; maxThreads: number };
 }
 
-export type DnnlStatus = { loaded: true; addon: DnnlAddon; path: string } | { loaded: false; reason: string };
+/** Why the addon is off, when it is: `deliberate` when the user turned it off or the runtime is not Node. */
+export type DnnlStatus = { loaded: true; addon: DnnlAddon; path: string } | { loaded: false; reason: string; deliberate?: boolean };
+
+/** The commands that build the addon where it was not built: oneDNN's headers, a compiler, then the build. */
+export const DNNL_ENABLE_COMMAND = 'apt-get install libdnnl-dev g++ && npx kiln-build-dnnl';
 
 let status: DnnlStatus | undefined;
 
@@ -38,12 +42,13 @@ let status: DnnlStatus | undefined;
  */
 export function loadDnnl(): DnnlStatus {
   if (status) return status;
-  const proc = (globalThis as { process?: { env?: Record<string, string | undefined>; versions?: { node?: string }; getBuiltinModule?: (m: string) => any } }).process;
-  if (!proc?.versions?.node || !proc.getBuiltinModule) return (status = { loaded: false, reason: 'not running in Node' });
-  if (proc.env?.KILN_DNNL === '0') return (status = { loaded: false, reason: 'turned off by KILN_DNNL=0' });
-  const { createRequire } = proc.getBuiltinModule('module');
-  const path = proc.getBuiltinModule('path');
-  const fs = proc.getBuiltinModule('fs');
+  const proc = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
+  const module = nodeBuiltin<typeof import('node:module')>('module');
+  const path = nodeBuiltin<typeof import('node:path')>('path');
+  const fs = nodeBuiltin<typeof import('node:fs')>('fs');
+  if (!proc || !module || !path || !fs) return (status = { loaded: false, reason: 'not running in Node', deliberate: true });
+  if (proc.env?.KILN_DNNL === '0') return (status = { loaded: false, reason: 'turned off by KILN_DNNL=0', deliberate: true });
+  const { createRequire } = module;
   const here = typeof __filename === 'string' ? __filename : import.meta.url;
   const req = createRequire(here);
   let file: string;
@@ -57,7 +62,10 @@ export function loadDnnl(): DnnlStatus {
     }
   }
   if (!fs.existsSync(file)) {
-    return (status = { loaded: false, reason: `${file} was not built (apt-get install libdnnl-dev g++, then rebuild @kiln/backend-cpu or run npx kiln-build-dnnl)` });
+    // native/build.mjs leaves the reason it skipped beside the addon's place.
+    const skipped = file.replace(/\.node$/, '.skipped');
+    const why = fs.existsSync(skipped) ? fs.readFileSync(skipped, 'utf8').trim() : 'no build was attempted';
+    return (status = { loaded: false, reason: `the addon was not built: ${why}` });
   }
   // libgomp reads its wait policy when it loads. Idle OpenMP threads that spin hold cores other
   // work needs (measured: several times slower on a busy 2-core machine), so they sleep unless the
@@ -68,6 +76,17 @@ export function loadDnnl(): DnnlStatus {
   } catch (e) {
     return (status = { loaded: false, reason: `${file} failed to load: ${(e as Error).message}` });
   }
+}
+
+/**
+ * The line a user sees once when the WASM backend starts without oneDNN in Node: that it is off,
+ * why, and the command that turns it on. Nothing when it was turned off on purpose. Installing
+ * @kiln/backend-cpu builds the addon where it can and stays quiet where it cannot (npm hides
+ * install output), so this line is where a user learns that training runs on the slower kernels.
+ */
+export function dnnlOffNotice(s: DnnlStatus): string | undefined {
+  if (s.loaded || s.deliberate) return undefined;
+  return `kiln: oneDNN kernels are off (${s.reason}); WASM runs the convolutions, more slowly. Enable: ${DNNL_ENABLE_COMMAND} (KILN_DNNL=0 silences this)`;
 }
 
 type Conv2DAttrs = {
