@@ -64,7 +64,11 @@ export function loadDnnl(): DnnlStatus {
   if (!fs.existsSync(file)) {
     // native/build.mjs leaves the reason it skipped beside the addon's place.
     const skipped = file.replace(/\.node$/, '.skipped');
-    const why = fs.existsSync(skipped) ? fs.readFileSync(skipped, 'utf8').trim() : 'no build was attempted';
+    // No note: the install script never ran (npm 11 runs a dependency's install script only once
+    // the project allows it).
+    const why = fs.existsSync(skipped)
+      ? fs.readFileSync(skipped, 'utf8').trim()
+      : 'its install script did not run (allow it with: npm install-scripts approve @kiln/backend-cpu)';
     return (status = { loaded: false, reason: `the addon was not built: ${why}` });
   }
   // libgomp reads its wait policy when it loads. Idle OpenMP threads that spin hold cores other
