@@ -126,12 +126,15 @@ execFileSync(process.execPath, [tsc, '-p', tsconfig, '--emitDeclarationOnly', '-
 // (moduleResolution node16/nodenext) need declarations that say CommonJS, or every import of the
 // package fails with TS1479. Each `.d.ts` gets a `.d.cts` twin whose relative imports name the twins.
 // tsc keeps side-effect imports (`import '@tensorflow/tfjs-backend-cpu/dist/base.js'`) in
-// declarations, where they mean nothing but would send a user's type check into packages that are
-// bundled, not installed: they go.
+// declarations. Those of bundled packages would send a user's type check into packages that are
+// not installed, and add no types: they go. Those of dependencies stay (tfjs-core's chained ops
+// declare their methods through one).
+const installed = new Set(['dependencies', 'peerDependencies', 'optionalDependencies'].flatMap((k) => Object.keys(pkg[k] ?? {})));
 const typesDir = path.join(cwd, 'dist', 'types');
 for (const file of readdirSync(typesDir, { recursive: true })) {
   if (!String(file).endsWith('.d.ts')) continue;
-  const text = readFileSync(path.join(typesDir, file), 'utf8').replace(/^import\s*['"][^'".][^'"]*['"];\n/gm, '');
+  const text = readFileSync(path.join(typesDir, file), 'utf8').replace(/^import\s*['"]([^'".][^'"]*)['"];\n/gm, (line, spec) =>
+    installed.has(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]) ? line : '');
   writeFileSync(path.join(typesDir, file), text);
   const cts = text.replace(/((?:from|import)\s*\(?\s*['"])(\.{1,2}\/[^'"]*?)\.js(['"])/g, '$1$2.cjs$3');
   writeFileSync(path.join(typesDir, String(file).replace(/\.d\.ts$/, '.d.cts')), cts);
