@@ -107,7 +107,8 @@ for (const [name, file] of Object.entries(tarballOf)) {
 
 const attw = path.join(root, 'node_modules', '@arethetypeswrong', 'cli', 'dist', 'index.js');
 for (const [name, file] of Object.entries(tarballOf)) {
-  const { messages, pkg } = await publint({ pkgDir: path.join(extracted, name, 'package'), pack: { tarball: readFileSync(file).buffer }, level: 'suggestion', strict: true });
+  // The extracted tarball is exactly what is published, so publint reads it as it is.
+  const { messages, pkg } = await publint({ pkgDir: path.join(extracted, name, 'package'), pack: false, level: 'suggestion', strict: true });
   for (const m of messages) fail(`${name}: publint ${m.type}: ${formatMessage(m, pkg, { color: false })}`);
   const r = run(process.execPath, [attw, file, '--format', 'ascii', '--no-color', '--no-emoji']);
   if (r.status !== 0) fail(`${name}: @arethetypeswrong/cli reports problems:\n${r.stdout}${r.stderr}`);
@@ -117,13 +118,14 @@ log(`publint and @arethetypeswrong/cli on ${packed.length} tarballs: ${failures.
 // ── 2. A project with every package ──────────────────────────────────────────────────────────────
 const kilnDeps = Object.fromEntries(Object.entries(tarballOf).map(([name, file]) => [name, `file:${file}`]));
 
-function makeProject(name, dependencies) {
+function makeProject(name, dependencies, extra = {}) {
   const dir = path.join(work, name);
   cpSync(projectFiles, dir, { recursive: true });
   // `overrides` makes every @kiln/* dependency of a package resolve to the local tarball too,
   // never to a registry.
   const kiln = Object.fromEntries(Object.entries(dependencies).filter(([n]) => n.startsWith('@kiln/')));
-  writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: `kiln-consumer-${name}`, private: true, dependencies, overrides: kiln }, null, 2));
+  const manifest = { name: `kiln-consumer-${name}`, private: true, dependencies, overrides: kiln, ...extra };
+  writeFileSync(path.join(dir, 'package.json'), JSON.stringify(manifest, null, 2));
   return dir;
 }
 
@@ -131,10 +133,11 @@ function install(dir, extraArgs = []) {
   return expectOk(`npm install in ${path.basename(dir)} ${extraArgs.join(' ')}`.trim(), npm, ['install', '--no-audit', '--no-fund', '--no-package-lock', ...extraArgs], { cwd: dir });
 }
 
-const full = makeProject('full', { ...kilnDeps, '@types/node': rootPkg.devDependencies['@types/node'] });
-// npm 11 runs a dependency's install script only when the project allows it; users who want the
-// oneDNN kernels built on install do the same.
-install(full, ['--allow-scripts=@kiln/backend-cpu', '--foreground-scripts']);
+// npm 11 runs a dependency's install script only when the project allows it (`allowScripts`, as
+// `npm install-scripts approve @kiln/backend-cpu` writes it); users who want the oneDNN kernels
+// built on install do the same. Older npm runs it anyway.
+const full = makeProject('full', { ...kilnDeps, '@types/node': rootPkg.devDependencies['@types/node'] }, { allowScripts: { '@kiln/backend-cpu': true } });
+install(full, ['--foreground-scripts']);
 const addon = path.join(full, 'node_modules', '@kiln', 'backend-cpu', 'dist', 'native', 'kiln_dnnl.node');
 const canBuild = existsSync('/usr/include/dnnl.hpp');
 if (canBuild && !existsSync(addon)) fail(`@kiln/backend-cpu's install did not build ${addon} although libdnnl-dev is installed`);
