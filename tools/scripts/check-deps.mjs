@@ -31,21 +31,23 @@ export function packageOf(spec) {
 
 // import … from 'x' · export … from 'x' · import 'x' · import('x') · require('x') · require.resolve('x')
 // · /// <reference types="x" />
+const REFERENCE_TYPES = /\/\/\/\s*<reference\s+types\s*=\s*(['"])([^'"]+)\1/g;
 const IMPORT_PATTERNS = [
   /\b(?:import|export)\s[^'"`;]*?\bfrom\s*(['"])([^'"]+)\1/g,
   /\bimport\s*(['"])([^'"]+)\1/g,
   /\b(?:import|require|__require|require\.resolve|resolve)\s*\(\s*(['"])([^'"]+)\1\s*\)/g,
-  /\/\/\/\s*<reference\s+types\s*=\s*(['"])([^'"]+)\1/g,
+  REFERENCE_TYPES,
 ];
 
 /** The packages a piece of JavaScript or TypeScript imports. Comments are stripped first, so doc examples do not count. */
 export function importsOf(text) {
-  const code = text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:\\'"])\/\/(?!\/\s*<reference).*$/gm, '$1');
+  const code = text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:\\'"/])\/\/(?!\/).*$/gm, '$1');
   const found = new Set();
   for (const re of IMPORT_PATTERNS) {
     for (const m of code.matchAll(re)) {
       const name = packageOf(m[2]);
-      if (name) found.add(name);
+      // `/// <reference types="long" />` is satisfied by @types/long.
+      if (name) found.add(re === REFERENCE_TYPES && !name.startsWith('@types/') ? `@types/${name.replace(/^@(.*)\/(.*)$/, '$1__$2')}` : name);
     }
   }
   return found;

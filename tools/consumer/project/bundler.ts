@@ -10,8 +10,8 @@ import { Conv2d, Module } from '@kiln/layers';
 export async function start(): Promise<string> {
   const { name } = await new BackendRegistry([webgpuBackend(), wasmBackend({ wasmPaths: '/wasm/' })]).use('auto');
   const model = new LeNet5();
-  const extra: Module = new Conv2d(1, 4, 3);
-  const opt = new Adam(model.parameters(), { lr: 1e-3 });
+  const extra: Module = new Conv2d({ inChannels: 1, outChannels: 4, kernelSize: 3 });
+  const opt = new Adam(model.trainableVariables(), { lr: 1e-3 });
   const y = tf.tidy(() => model.forward(tf.zeros([1, 28, 28, 1])));
   y.dispose();
   void extra;

@@ -22,7 +22,7 @@ const d = synthetic(64, 10, 3);
 const model: ZooModel = new LeNet5();
 const counter = new StepCounter();
 const trainer = createTrainer({ maxEpochs: 1, limitTrainBatches: 3, numSanityValSteps: 0, plugins: [callback(counter)] });
-const module = new ClassificationModule(model, { optimizer: (m) => new Adam(m.parameters(), { lr: 1e-3 }) });
+const module = new ClassificationModule(model, { optimizer: (m) => new Adam(m.trainableVariables(), { lr: 1e-3 }) });
 await trainer.fit(module, new DataLoader(new ArrayDataset(d.x, d.y, d.shape), { batchSize: 16 }));
 if (counter.steps !== 3) throw new Error(`expected 3 steps, got ${counter.steps}`);
 console.log(`train.mts: ok on ${name} (node ${process.version})`);
