@@ -146,7 +146,7 @@ log(`oneDNN addon after install: ${existsSync(addon) ? 'built on this machine' :
 const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 const ckpt = path.join(work, 'checkpoints');
 function consumerRuns(node, label) {
-  expectOk(`${label} train.mjs (ESM, custom callback)`, node, ['train.mjs', ckpt], { cwd: full });
+  expectOk(`${label} train.mjs (ESM, custom callback)`, node, ['train.mjs', ckpt], { cwd: full, env: { KILN_EXPECT_DNNL: existsSync(addon) ? '1' : '0' } });
   expectOk(`${label} fine-tune.cjs (CommonJS, from the checkpoint)`, node, ['fine-tune.cjs', ckpt], { cwd: full });
   expectOk(`${label} data.mjs with-backend`, node, ['data.mjs', 'with-backend'], { cwd: full });
   expectOk(`${label} out-node16/train.mjs (compiled TypeScript)`, node, [path.join('out-node16', 'train.mjs')], { cwd: full });

@@ -2,7 +2,7 @@
 //   node train.mjs <checkpoint-dir>
 import assert from 'node:assert/strict';
 import { BackendRegistry, tf } from '@kiln/core';
-import { wasmBackend } from '@kiln/backend-cpu';
+import { loadDnnl, wasmBackend } from '@kiln/backend-cpu';
 import { ArrayDataset, DataLoader } from '@kiln/data';
 import { LeNet5 } from '@kiln/zoo';
 import { ClassificationModule, ModelCheckpoint, callback, createTrainer } from '@kiln/trainer';
@@ -37,6 +37,11 @@ const module = new ClassificationModule(new LeNet5(), { lr: 3e-3 });
 const before = tf.memory().numTensors;
 await trainer.fit(module, new DataLoader(train, { batchSize: 32, shuffle: true }));
 
+// The runner sets this when backend-cpu's install built the oneDNN addon: it must load here.
+if (process.env.KILN_EXPECT_DNNL === '1') {
+  const dnnl = loadDnnl();
+  assert.ok(dnnl.loaded, `the addon built on install does not load: ${dnnl.loaded || dnnl.reason}`);
+}
 assert.deepEqual(recorder.hooks, ['onFitStart', 'onTrainEpochStart', 'onTrainEpochEnd', 'onTrainEpochStart', 'onTrainEpochEnd', 'onFitEnd']);
 assert.equal(recorder.losses.length, 24);
 assert.ok(recorder.losses.every(Number.isFinite), `losses: ${recorder.losses}`);
