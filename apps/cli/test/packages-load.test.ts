@@ -32,10 +32,10 @@ describe('every built package loads from plain Node', () => {
 
   it('each package ships its declared files', () => {
     for (const { dir, pkg } of packages) {
-      for (const target of Object.values(pkg.exports as Record<string, unknown>)) {
-        if (typeof target !== 'object' || target === null) continue;
-        for (const file of Object.values(target as Record<string, string>)) expect(existsSync(path.join(root, dir, file)), `${pkg.name}: ${file}`).toBe(true);
-      }
+      // Conditions nest (`import` → `types`, `node`, `default`): every leaf is a shipped file.
+      const files = (target: unknown): string[] =>
+        typeof target === 'string' ? [target] : target && typeof target === 'object' ? Object.values(target).flatMap(files) : [];
+      for (const file of files(pkg.exports)) expect(existsSync(path.join(root, dir, file)), `${pkg.name}: ${file}`).toBe(true);
       expect(readdirSync(path.join(root, dir, 'dist')).length).toBeGreaterThan(0);
     }
   });
