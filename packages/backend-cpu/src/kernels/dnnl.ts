@@ -14,22 +14,54 @@ import { f32View, type BackendWasm, type WasmKernelArgs } from './wasm-heap.js';
 
 /** What the native addon exports. */
 export interface DnnlAddon {
+  /** 2-D convolution (optionally + bias and ReLU) into `y`; `geometry` as built by `geometry()` below. */
   conv2dForward(geometry: Int32Array, x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, relu: boolean): void;
+  /** Gradient of a convolution with respect to its input, into `dx`. */
   conv2dBackwardData(geometry: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
+  /** Gradient of a convolution with respect to its filter, into `dw`. */
   conv2dBackwardFilter(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
+  /** Gradient of a 2-D max pool with respect to its input, into `dx`. */
   maxPoolBackward(geometry: Int32Array, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  /** Batched matrix product `c = a · b` (either side transposed or broadcast over the batch). */
   matMul(geometry: Int32Array, a: Float32Array, b: Float32Array, c: Float32Array): void;
+  /** Training-mode batch norm: normalises `x` with its batch statistics into `y`, returning them in `mean` and `variance`. */
   batchNormForward(geometry: Int32Array, epsilon: number, x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, mean: Float32Array, variance: Float32Array): void;
+  /** Gradients of training-mode batch norm with respect to `x`, `gamma` and `beta`. */
   batchNormBackward(
     geometry: Int32Array, epsilon: number, x: Float32Array, dy: Float32Array, mean: Float32Array, variance: Float32Array,
     gamma: Float32Array, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array,
   ): void;
+  /** Size of oneDNN's OpenMP thread pool. */
   setNumThreads(n: number): void;
-  info(): { version: string; cpuIsa: string; maxThreads: number };
+  /** What the loaded library is and runs on. */
+  info(): {
+    /** oneDNN's version (`2.6.3`). */
+    version: string;
+    /** The instruction set oneDNN dispatches to (`avx2`, `avx512_core`, …). */
+    cpuIsa: string;
+    /** Threads in its pool. */
+    maxThreads: number;
+  };
 }
 
 /** Why the addon is off, when it is: `deliberate` when the user turned it off or the runtime is not Node. */
-export type DnnlStatus = { loaded: true; addon: DnnlAddon; path: string } | { loaded: false; reason: string; deliberate?: boolean };
+export type DnnlStatus =
+  | {
+      /** The addon loaded. */
+      loaded: true;
+      /** Its functions. */
+      addon: DnnlAddon;
+      /** The file it was loaded from. */
+      path: string;
+    }
+  | {
+      /** The addon is off. */
+      loaded: false;
+      /** Why, in one sentence. */
+      reason: string;
+      /** True when the user turned it off or this is not Node: nothing to report then. */
+      deliberate?: boolean;
+    };
 
 /** The commands that build the addon where it was not built: oneDNN's headers, a compiler, then the build. */
 export const DNNL_ENABLE_COMMAND = 'apt-get install libdnnl-dev g++ && npx kiln-build-dnnl';
@@ -122,7 +154,15 @@ const counts = new Map<string, { native: number; fallback: number }>();
  * How many calls of each wrapped kernel oneDNN ran, and how many it handed back to the kernel it
  * wraps (NCHW, other dtypes, unsupported activations or broadcasts), since the process started.
  */
-export function dnnlCallCounts(): Record<string, { native: number; fallback: number }> {
+export function dnnlCallCounts(): Record<
+  string,
+  {
+    /** Calls oneDNN ran. */
+    native: number;
+    /** Calls handed back to the wrapped kernel. */
+    fallback: number;
+  }
+> {
   return Object.fromEntries([...counts].map(([k, v]) => [k, { ...v }]));
 }
 
