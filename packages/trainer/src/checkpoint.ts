@@ -12,21 +12,48 @@ const META_KEY = 'kiln';
  * continue it. Callbacks may add their own keys in `onSaveCheckpoint`.
  */
 export interface CheckpointMeta {
+  /** Version of this layout (`CHECKPOINT_FORMAT`). */
   format: number;
   /** Epoch to continue in (0-based) and the batches of it already trained. */
   epoch: number;
+  /** Batches of `epoch` already trained (0 at an epoch boundary). */
   batch: number;
+  /** Optimizer steps taken so far. */
   globalStep: number;
+  /** The trainer's `callbackMetrics` when saved (epoch means: `train_loss`, `val_acc`, …). */
   callbackMetrics: Record<string, number>;
   /** Running sums of the interrupted epoch's train metrics (mid-epoch checkpoints only). */
-  epochMetrics?: { sums: Record<string, number>; count: number } | null;
-  optimizer?: { step: number; groups: unknown[] };
+  epochMetrics?: {
+    /** Sum of each metric over the batches trained. */
+    sums: Record<string, number>;
+    /** Batches summed. */
+    count: number;
+  } | null;
+  /** The optimizer's step count and groups (its slot tensors are stored beside the model's). */
+  optimizer?: {
+    /** `step()` calls so far. */
+    step: number;
+    /** Each group's name, hyperparameters and starting rate. */
+    groups: unknown[];
+  };
+  /** The learning-rate scheduler's state, when there is one. */
   scheduler?: Record<string, unknown> | null;
+  /** The training loader's position and shuffling state, so a resume continues mid-epoch exactly. */
   loader?: unknown;
+  /** The default generator's state. */
   rng?: unknown;
   /** `stateDict()` of every callback that has one, by its state key. */
   callbacks: Record<string, Record<string, unknown>>;
-  model: { class: string; parameters: number; hparams: Record<string, unknown> };
+  /** What was trained: the module's class, its parameter count and hyperparameters. */
+  model: {
+    /** Class name of the model. */
+    class: string;
+    /** Number of parameter values. */
+    parameters: number;
+    /** The module's hyperparameters (zoo model name, classes, input scaling, …). */
+    hparams: Record<string, unknown>;
+  };
+  /** Versions that wrote it: the checkpoint format and tfjs-core. */
   versions: Record<string, string>;
   [extra: string]: unknown;
 }
@@ -37,6 +64,7 @@ export interface Checkpoint {
   modelState: Record<string, tf.Tensor>;
   /** Optimizer slots by `<paramIndex>.<slot>`, as `Optimizer.loadStateDict` expects. */
   optimizerSlots: Record<string, tf.Tensor>;
+  /** Everything else: epoch, step, callback, scheduler and generator state, versions. */
   meta: CheckpointMeta;
 }
 
