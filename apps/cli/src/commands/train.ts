@@ -18,6 +18,7 @@ import type { Command } from '../command.js';
 
 const OPTIMIZERS = ['adam', 'adamw', 'sgd', 'rmsprop', 'adagrad', 'radam'] as const;
 
+/** `kiln train --help`. */
 export const TRAIN_USAGE = `usage: kiln train --model lenet5 --dataset fashion-mnist [options]
 
 options:
@@ -134,24 +135,48 @@ export interface CliCheckpointInfo {
   normalization: { mean: number[]; std: number[] };
 }
 
+/** What `kiln train` prints as its last line and writes to `OUT/summary.json`. */
 export interface TrainSummary {
+  /** Zoo model name (`lenet5`). */
   model: string;
+  /** Dataset name (`fashion-mnist`). */
   dataset: string;
+  /** Backend the run used (`wasm`, `webgpu`, …). */
   backend: string;
+  /** The backend's device line. */
   device: string;
+  /** Epochs trained. */
   epochs: number;
+  /** Training batch size. */
   batch_size: number;
+  /** Learning rate. */
   lr: number;
+  /** Seed of the run. */
   seed: number;
+  /** Training examples used. */
   train_examples: number;
+  /** Validation examples held out. */
   val_examples: number;
+  /** Final validation accuracy, or null without a validation split. */
   val_accuracy: number | null;
+  /** Accuracy on the test split. */
   test_accuracy: number;
+  /** Mean loss on the test split. */
   test_loss: number;
+  /** Training throughput, samples per second. */
   train_samples_per_sec: number;
+  /** Wall-clock seconds the command took. */
   wall_seconds: number;
+  /** Parameter values in the model. */
   parameters: number;
-  normalization: { mean: number[]; std: number[] };
+  /** Per-channel input scaling the model was trained with. */
+  normalization: {
+    /** Channel means subtracted. */
+    mean: number[];
+    /** Channel standard deviations divided by. */
+    std: number[];
+  };
+  /** The run directory. */
   out: string;
 }
 
@@ -166,6 +191,7 @@ function writeJson(file: string, value: unknown): void {
   renameSync(tmp, file);
 }
 
+/** Runs `kiln train` with its arguments; progress goes to `err`, results to `out`. */
 export async function train(argv: string[], out: (line: string) => void, err: (line: string) => void): Promise<TrainSummary> {
   const started = performance.now();
   const values = trainFlags(argv);
