@@ -2,7 +2,9 @@ import { ConfigError, KilnError } from '@kiln/core';
 
 /** An indexable collection of examples. */
 export interface Dataset<T> {
+  /** Number of examples. */
   readonly length: number;
+  /** The example at `index`, in [0, length). */
   get(index: number): T;
 }
 
@@ -10,6 +12,7 @@ export interface Dataset<T> {
 export interface Example {
   /** Values in row-major order of `shape`. */
   x: Float32Array;
+  /** Integer class label. */
   y: number;
 }
 
@@ -18,11 +21,15 @@ export interface Example {
  * Batches are assembled by copying rows, with no per-example objects on the hot path.
  */
 export class ArrayDataset implements Dataset<Example> {
+  /** Number of examples. */
   readonly length: number;
+  /** Values per example: the product of `shape`. */
   readonly exampleSize: number;
 
   constructor(
+    /** All examples' values, [N, ...shape] row-major. */
     readonly x: Float32Array,
+    /** Integer labels, one per example. */
     readonly y: Int32Array,
     /** Shape of one example, e.g. [28, 28, 1] (NHWC without N). */
     readonly shape: number[],

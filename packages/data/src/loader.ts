@@ -3,6 +3,7 @@ import { ArrayDataset, type Dataset, type Example } from './dataset.js';
 import { RandomSampler, SequentialSampler, type Sampler } from './sampler.js';
 import type { Augmentation, BatchAugmentation } from './augment/augmentation.js';
 
+/** One batch as the loader yields it. */
 export interface Batch {
   /** [B, ...exampleShape] float32 */
   x: tf.Tensor;
@@ -12,6 +13,7 @@ export interface Batch {
   indices: Int32Array;
 }
 
+/** Options of {@link DataLoader}. */
 export interface DataLoaderOptions {
   /** Examples per batch (default 32). */
   batchSize?: number;
@@ -37,6 +39,7 @@ export interface DataLoaderOptions {
 
 /** Where a loader is in its stream: enough to continue mid-epoch exactly. */
 export interface LoaderState {
+  /** Epochs completed so far. */
   epoch: number;
   /** Batches already yielded in the current epoch. */
   position: number;
@@ -64,10 +67,15 @@ function collate(ds: Dataset<Example>, indices: Int32Array, size: number): { x: 
  * prepares the next `prefetch` batches in the background while the caller works on the current one.
  */
 export class DataLoader implements Iterable<Batch>, AsyncIterable<Batch> {
+  /** Examples per batch. */
   readonly batchSize: number;
+  /** Whether a last, smaller batch is dropped. */
   readonly dropLast: boolean;
+  /** The order examples are visited in. */
   readonly sampler: Sampler;
+  /** Shape of one example (a batch's `x` is [B, ...exampleShape]). */
   readonly exampleShape: number[];
+  /** Batches prepared ahead when iterating with `for await`. */
   readonly prefetch: number;
   private readonly rng: Rng;
   private readonly transform?: Augmentation;
@@ -78,6 +86,7 @@ export class DataLoader implements Iterable<Batch>, AsyncIterable<Batch> {
   private resumeAt: number | null = null;
 
   constructor(
+    /** The examples batched. */
     readonly dataset: Dataset<Example>,
     options: DataLoaderOptions = {},
   ) {
@@ -211,6 +220,7 @@ export class DataLoader implements Iterable<Batch>, AsyncIterable<Batch> {
     }
   }
 
+  /** The loader's epoch, position and generator state, for checkpoints. */
   stateDict(): LoaderState {
     return { epoch: this.epoch, position: this.position, rng: this.epochStart };
   }
