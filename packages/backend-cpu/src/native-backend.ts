@@ -13,6 +13,7 @@ const LIBTENSORFLOW = '2.9.1';
 const TFJS_BACKEND = 'tensorflow';
 const DOCS = 'docs/backends.md ("cpu-native")';
 
+/** Options of {@link cpuNativeBackend}. */
 export interface CpuNativeBackendOptions {
   /** Loads `@tensorflow/tfjs-node`. Default: `import()`. Tests pass a fake that throws what Node throws. */
   importer?: (specifier: string) => Promise<unknown>;
@@ -23,6 +24,7 @@ export type CpuNativeFailure = 'package-missing' | 'package-incomplete' | 'libte
 
 /** Why `cpu-native` cannot start; one subclass per failure, all `BackendUnavailableError`s. */
 export abstract class CpuNativeBackendError extends BackendUnavailableError {
+  /** Which failure, for code that branches on it. */
   abstract readonly failure: CpuNativeFailure;
   declare readonly fix: string;
   constructor(reason: string, fix: string, cause?: unknown) {
@@ -47,6 +49,7 @@ export class TfjsNodeIncompleteError extends CpuNativeBackendError {
 /** See `LibtensorflowProblem` in @kiln/backend-cuda: the same three ways the native half fails. */
 export class TfjsNodeLibtensorflowError extends CpuNativeBackendError {
   readonly failure = 'libtensorflow' as const;
+  /** The addon is missing, libtensorflow is missing, or loading it failed. */
   readonly problem: 'binding-missing' | 'library-missing' | 'load-failed';
   constructor(problem: 'binding-missing' | 'library-missing' | 'load-failed', detail: string, cause?: unknown) {
     const what = {
