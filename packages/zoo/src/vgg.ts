@@ -11,8 +11,10 @@ export const VGG_CONFIGS = {
   19: [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M', 512, 512, 512, 512, 'M', 512, 512, 512, 512, 'M'],
 } as const satisfies Record<number, readonly (number | 'M')[]>;
 
+/** The VGG depths of Simonyan & Zisserman (2015). */
 export type VggDepth = keyof typeof VGG_CONFIGS;
 
+/** Options of {@link Vgg}. */
 export interface VggOptions {
   /** 11, 13, 16 or 19 weight layers. */
   depth: VggDepth;
@@ -39,8 +41,11 @@ export interface VggOptions {
 export class Vgg extends ZooModel {
   readonly headPath = 'classifier.6';
   override readonly flattenedInputs: Record<string, [number, number, number]> = { 'classifier.0': [512, 7, 7] };
+  /** The convolution stack, registered as `features`. */
   readonly convs: Sequential;
+  /** Average pool to 7×7 before the classifier. */
   readonly avgpool: AdaptiveAvgPool2d;
+  /** Three dense layers with dropout. */
   readonly classifier: Sequential;
 
   constructor(options: VggOptions) {
