@@ -3,7 +3,9 @@ import { formatTable } from './summary-table.js';
 
 /** One dimension of a search space: draws a value from a generator. */
 export interface Distribution<T = number> {
+  /** How it prints in tables (`logUniform(0.0001, 0.1)`). */
   readonly describe: string;
+  /** One draw. */
   sample(rng: Rng): T;
 }
 
@@ -32,11 +34,16 @@ export function choice<T>(values: readonly T[]): Distribution<T> {
   return { describe: `choice(${values.join(', ')})`, sample: (r) => values[r.int(values.length)] };
 }
 
+/** Hyperparameter name → the distribution it is drawn from. */
 export type SearchSpace = Record<string, Distribution<unknown>>;
+/** One draw from a search space: a value per hyperparameter. */
 export type Params<S extends SearchSpace> = { [K in keyof S]: S[K] extends Distribution<infer T> ? T : never };
 
+/** Options of {@link randomSearch}. */
 export interface RandomSearchOptions<S extends SearchSpace> {
+  /** What to draw. */
   space: S;
+  /** How many trials to run. */
   trials: number;
   /** Trains with the given parameters and returns its metrics (e.g. `trainer.callbackMetrics`). */
   objective: (params: Params<S>, trial: number) => Promise<Record<string, number>>;
@@ -48,15 +55,21 @@ export interface RandomSearchOptions<S extends SearchSpace> {
   seed?: number;
 }
 
+/** One trial of a search. */
 export interface Trial<S extends SearchSpace> {
+  /** Its index, from 0. */
   trial: number;
+  /** The hyperparameters drawn. */
   params: Params<S>;
+  /** What the objective returned. */
   metrics: Record<string, number>;
 }
 
+/** What {@link randomSearch} returns. */
 export interface RandomSearchResult<S extends SearchSpace> {
   /** In the order they ran. */
   trials: Trial<S>[];
+  /** The trial with the best `monitor` value. */
   best: Trial<S>;
   /** Trials ranked best first, one row each. */
   table(): string;
