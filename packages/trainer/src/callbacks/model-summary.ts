@@ -2,6 +2,7 @@ import type { Callback } from '../callback.js';
 import type { Trainer } from '../trainer.js';
 import type { TrainingModule } from '../training-module.js';
 
+/** Options of {@link ModelSummary}. */
 export interface ModelSummaryOptions {
   /** Depth of modules listed (1: direct children; default 1). */
   maxDepth?: number;
@@ -11,9 +12,13 @@ export interface ModelSummaryOptions {
 
 /** One row of the summary. */
 export interface SummaryRow {
+  /** Dotted path of the module. */
   name: string;
+  /** Its class. */
   type: string;
+  /** Parameter values below it. */
   params: number;
+  /** Of those, the trainable ones. */
   trainable: number;
 }
 
