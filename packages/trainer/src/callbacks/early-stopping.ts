@@ -60,7 +60,7 @@ export class EarlyStopping implements Callback {
     return this.options.baseline ?? this.monitor.worst;
   }
 
-  /** Best value of the monitored metric so far (±Infinity before the first). */
+  /** Best value of the monitored metric so far (before the first: the `baseline`, or the worst value). */
   get bestScore(): number {
     return this.best;
   }
