@@ -3,6 +3,7 @@ import { Module, type Tensor } from './module.js';
 import type { Parameter } from './parameter.js';
 import { pair } from './conv.js';
 
+/** Options of {@link Subsampling}. */
 export interface SubsamplingOptions {
   /** Number of feature maps (channels). */
   channels: number;
@@ -19,8 +20,18 @@ export interface SubsamplingOptions {
  * (The paper sums the four inputs; the mean differs only by a constant absorbed into a_c.)
  */
 export class Subsampling extends Module {
-  readonly config: { channels: number; kernelSize: [number, number]; stride: [number, number] };
+  /** The options with every default filled in. */
+  readonly config: {
+    /** Feature maps. */
+    channels: number;
+    /** Window [h, w]. */
+    kernelSize: [number, number];
+    /** Step [h, w]. */
+    stride: [number, number];
+  };
+  /** The coefficient a_c of each map, `[channels]`. */
   readonly weight: Parameter;
+  /** The bias b_c of each map, `[channels]`. */
   readonly bias: Parameter;
 
   constructor(options: SubsamplingOptions) {
