@@ -20,6 +20,7 @@ export interface DecodeReply {
   error?: { problem: string; offset?: number; expected?: string; found?: string };
 }
 
+/** Options of {@link imageFolder}. */
 export interface ImageFolderOptions {
   /** Channels of the decoded images: 1 (grey) or 3 (RGB, default). */
   channels?: 1 | 3;
@@ -34,7 +35,20 @@ export interface ImageFolderOptions {
 }
 
 /** The image files of `root/<class>/…`, classes in sorted order. */
-export function listImageFolder(root: string, extensions = ['.png', '.jpg', '.jpeg']): { classes: string[]; files: { file: string; label: number }[] } {
+export function listImageFolder(
+  root: string,
+  extensions = ['.png', '.jpg', '.jpeg'],
+): {
+  /** Class names: the sub-directory names, sorted. */
+  classes: string[];
+  /** Every image file with its label. */
+  files: {
+    /** Path of the image. */
+    file: string;
+    /** Index of its class in `classes`. */
+    label: number;
+  }[];
+} {
   if (!existsSync(root) || !statSync(root).isDirectory()) throw new NotFoundError(`image folder '${root}'`, [root], 'pass a directory with one sub-directory of images per class');
   const classes = readdirSync(root, { withFileTypes: true })
     .filter((d) => d.isDirectory())
