@@ -33,6 +33,7 @@ export abstract class CpuNativeBackendError extends BackendUnavailableError {
 }
 
 export class TfjsNodeMissingError extends CpuNativeBackendError {
+  /** Which failure this is. */
   readonly failure = 'package-missing' as const;
   constructor(cause?: unknown) {
     super(`${PACKAGE} is not installed`, `npm install ${PACKAGE}@${VERSION_RANGE} (its install step downloads libtensorflow ${LIBTENSORFLOW}; offline or behind a mirror, see ${DOCS})`, cause);
@@ -40,6 +41,7 @@ export class TfjsNodeMissingError extends CpuNativeBackendError {
 }
 
 export class TfjsNodeIncompleteError extends CpuNativeBackendError {
+  /** Which failure this is. */
   readonly failure = 'package-incomplete' as const;
   constructor(missing: string, cause?: unknown) {
     super(`${PACKAGE} is installed but its dependency '${missing}' cannot be found`, `reinstall it: npm install ${PACKAGE}@${VERSION_RANGE}`, cause);
@@ -48,6 +50,7 @@ export class TfjsNodeIncompleteError extends CpuNativeBackendError {
 
 /** See `LibtensorflowProblem` in @kiln/backend-cuda: the same three ways the native half fails. */
 export class TfjsNodeLibtensorflowError extends CpuNativeBackendError {
+  /** Which failure this is. */
   readonly failure = 'libtensorflow' as const;
   /** The addon is missing, libtensorflow is missing, or loading it failed. */
   readonly problem: 'binding-missing' | 'library-missing' | 'load-failed';
@@ -69,6 +72,7 @@ export class TfjsNodeLibtensorflowError extends CpuNativeBackendError {
 }
 
 export class TfjsNodeBackendConflictError extends CpuNativeBackendError {
+  /** Which failure this is. */
   readonly failure = 'backend-conflict' as const;
   constructor() {
     super(
