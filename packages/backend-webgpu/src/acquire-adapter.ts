@@ -5,11 +5,17 @@ import type { AdapterInfoLike, GpuAdapterLike, GpuLike } from './gpu-types.js';
 import { findSwiftShader, inspectVulkan } from './vulkan-drivers.js';
 
 /** Where the adapter came from and what it is. */
+/** An adapter was found. */
 export interface AcquiredAdapter {
+  /** Found. */
   ok: true;
+  /** The `navigator.gpu` (or Dawn's) object it came from. */
   gpu: GpuLike;
+  /** The adapter. */
   adapter: GpuAdapterLike;
+  /** What it says about itself. */
   info: AdapterInfoLike;
+  /** Hardware or software (SwiftShader), which sets the backend's priority. */
   kind: AdapterKind;
   /** `navigator.gpu`, `dawn (system Vulkan drivers)`, `dawn (SwiftShader at …)`. */
   via: string;
@@ -17,12 +23,17 @@ export interface AcquiredAdapter {
   globals?: Record<string, unknown>;
 }
 
+/** No adapter: why, and what would fix it. */
 export interface NoAdapter {
+  /** Not found. */
   ok: false;
+  /** Why, in one sentence. */
   reason: string;
+  /** The command or setting that would give one. */
   install?: string;
 }
 
+/** Options of {@link acquireAdapter}. */
 export interface AcquireOptions {
   /** Dawn toggles passed to `create()` in Node, e.g. `['backend=vulkan']`. */
   dawnFlags?: string[];
