@@ -6,6 +6,7 @@ import { dnnlKernelsActive, registerWasmTrainingKernels } from './kernels/index.
 import { dnnlOffNotice, loadDnnl } from './kernels/dnnl.js';
 import { createThreadedNodeBackend } from './wasm-threaded-node.js';
 
+/** Options of `wasmBackend`. */
 export interface WasmBackendOptions {
   /**
    * Directory (ending in `/`) or URL prefix holding `tfjs-backend-wasm*.wasm`. Defaults, in Node, to
