@@ -11,7 +11,7 @@ export interface RngState {
   spare: number | null;
 }
 
-/** A seeded xoshiro128** generator: uniform, normal and integer draws, shuffles, and a state to save and restore. */
+/** A seeded xoshiro128** generator: uniform, normal and integer draws, permutations, and a state to save and restore. */
 export class Rng {
   private s = new Uint32Array(4);
   private spare: number | null = null;

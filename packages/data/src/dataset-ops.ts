@@ -8,6 +8,7 @@ function checkIndex(name: string, index: number, length: number): void {
 /** A dataset whose examples are `fn(example, index)` of another's, computed on each access. */
 export class MappedDataset<T, U> implements Dataset<U> {
   constructor(
+    /** The dataset wrapped. */
     readonly source: Dataset<T>,
     private readonly fn: (example: T, index: number) => U,
   ) {}
@@ -22,8 +23,10 @@ export class MappedDataset<T, U> implements Dataset<U> {
 
 /** The examples of `source` at `indices`, in that order (a view: nothing is copied). */
 export class SubsetDataset<T> implements Dataset<T> {
+  /** The positions in `source` this subset exposes, in order. */
   readonly indices: Int32Array;
   constructor(
+    /** The dataset wrapped. */
     readonly source: Dataset<T>,
     indices: ArrayLike<number>,
   ) {
@@ -43,6 +46,7 @@ export class SubsetDataset<T> implements Dataset<T> {
 export class ConcatDataset<T> implements Dataset<T> {
   /** Cumulative lengths: part k holds indices [offsets[k], offsets[k + 1]). */
   private readonly offsets: number[];
+  /** Builds the concatenation of `parts`, in order. */
   constructor(readonly parts: Dataset<T>[]) {
     this.offsets = [0];
     for (const p of parts) this.offsets.push(this.offsets[this.offsets.length - 1] + p.length);
@@ -72,6 +76,7 @@ export class ConcatDataset<T> implements Dataset<T> {
 export class CachedDataset<T> implements Dataset<T> {
   private readonly cache: (T | undefined)[];
   private readonly filled: Uint8Array;
+  /** Caches the examples of `source` as they are first read. */
   constructor(readonly source: Dataset<T>) {
     this.cache = new Array<T | undefined>(source.length);
     this.filled = new Uint8Array(source.length);

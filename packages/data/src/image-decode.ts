@@ -4,9 +4,13 @@ import { ConfigError, DataFormatError } from '@kiln/core';
 
 /** A decoded image: `height × width × channels` values in [0, 1], row-major, channels last. */
 export interface DecodedImage {
+  /** Pixels per row. */
   width: number;
+  /** Rows. */
   height: number;
+  /** 1 (grey) or 3 (RGB). */
   channels: 1 | 3;
+  /** Values in [0, 1], HWC row-major. */
   data: Float32Array;
 }
 
