@@ -7,6 +7,7 @@ import type { Parameter } from './parameter.js';
  * with ops whose gradients tfjs defines, so every one of them trains.
  */
 
+/** x unchanged (a copy, so the caller may dispose either). */
 export const identity = (x: Tensor): Tensor => tf.clone(x);
 /** Heaviside step: 1 where x ≥ 0, else 0 (zero gradient; Rosenblatt's perceptron output). */
 export const binaryStep = (x: Tensor): Tensor => tf.tidy(() => tf.cast(tf.greaterEqual(x, 0), 'float32'));

@@ -1,6 +1,7 @@
 import { tf, KilnError, ShapeMismatchError } from '@kiln/core';
 import { Parameter } from './parameter.js';
 
+/** tfjs's tensor type, as layers take and return it. */
 export type Tensor = tf.Tensor;
 
 /** One mismatch between a state dict and a module. */
@@ -15,6 +16,7 @@ export interface StateDictProblem {
   found?: number[];
 }
 
+/** A state dict that does not fit the module: lists every missing, unexpected or mis-shaped key. */
 export class StateDictMismatchError extends KilnError {
   /** Every mismatch found, not only the first. */
   readonly problems: StateDictProblem[];
