@@ -1,6 +1,7 @@
 import { tf, ConfigError } from '@kiln/core';
 import type { Optimizer } from './optimizer.js';
 
+/** Options of `findLr`. */
 export interface FindLrOptions {
   /** Loss of the model on batch number `step` (runs under the gradient tape; must return a scalar). */
   loss: (step: number) => tf.Scalar;
@@ -18,6 +19,7 @@ export interface FindLrOptions {
   divergenceThreshold?: number;
 }
 
+/** What `findLr` returns. */
 export interface FindLrResult {
   /** Rate used at each step taken. */
   lrs: number[];
