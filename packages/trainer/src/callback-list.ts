@@ -5,8 +5,12 @@ import type { Callback } from './callback.js';
  * of the same name (Lightning's order: callbacks before the LightningModule).
  */
 export class CallbackList {
-  constructor(readonly callbacks: Callback[]) {}
+  constructor(
+    /** The callbacks, in the order their hooks fire. */
+    readonly callbacks: Callback[],
+  ) {}
 
+  /** Calls `hook` on every callback, then the module's hook of the same name (without the trainer and module arguments). */
   async call<K extends keyof Callback>(hook: K, module: object, ...args: unknown[]): Promise<void> {
     for (const cb of this.callbacks) {
       const fn = cb[hook] as unknown as ((...a: unknown[]) => unknown) | undefined;
@@ -33,6 +37,7 @@ export class CallbackList {
     return out;
   }
 
+  /** Gives each callback its state from a checkpoint, by `stateKey`. */
   loadStateDict(states: Record<string, Record<string, unknown>>): void {
     for (const cb of this.callbacks) {
       const s = states[keyOf(cb)];
@@ -41,6 +46,7 @@ export class CallbackList {
   }
 }
 
+/** The key a callback's state is saved under: its `stateKey`, or its class name. */
 export function keyOf(cb: Callback): string {
   return cb.stateKey ?? cb.constructor.name;
 }

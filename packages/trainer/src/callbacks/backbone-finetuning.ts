@@ -5,6 +5,7 @@ import type { Callback } from '../callback.js';
 import type { Trainer } from '../trainer.js';
 import type { TrainingModule } from '../training-module.js';
 
+/** Options of `BackboneFinetuning`. */
 export interface BackboneFinetuningOptions {
   /** Dotted path of the backbone inside the model (e.g. `features`), or a function returning it. */
   backbone: string | ((model: Module) => Module);
@@ -21,6 +22,7 @@ export interface BackboneFinetuningOptions {
  */
 export class BackboneFinetuning implements Callback {
   readonly stateKey = 'BackboneFinetuning';
+  /** The epoch (0-based) at which the backbone is unfrozen. */
   readonly unfreezeAtEpoch: number;
   private unfrozen = false;
 

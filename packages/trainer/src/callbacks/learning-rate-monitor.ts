@@ -1,6 +1,7 @@
 import type { Callback } from '../callback.js';
 import type { Trainer } from '../trainer.js';
 
+/** Options of `LearningRateMonitor`. */
 export interface LearningRateMonitorOptions {
   /** Log at every optimizer step or once per epoch (default `epoch`). */
   loggingInterval?: 'step' | 'epoch';
@@ -12,7 +13,12 @@ export interface LearningRateMonitorOptions {
  */
 export class LearningRateMonitor implements Callback {
   /** Every value logged, for inspection. */
-  readonly history: { step: number; lrs: Record<string, number> }[] = [];
+  readonly history: {
+    /** The optimizer step at which the rates were read. */
+    step: number;
+    /** Each group's rate, keyed `lr-<group name>`. */
+    lrs: Record<string, number>;
+  }[] = [];
 
   constructor(private readonly options: LearningRateMonitorOptions = {}) {}
 
