@@ -2,6 +2,7 @@ import { KilnError } from '@kiln/core';
 import type { Callback } from '../callback.js';
 import type { Trainer } from '../trainer.js';
 
+/** Options of `TerminateOnNaN`. */
 export interface TerminateOnNaNOptions {
   /** Metric of each training step to check (default `train_loss`). */
   monitor?: string;

@@ -13,12 +13,14 @@ const TABLE = (() => {
   return t;
 })();
 
+/** CRC-32C of `bytes`, as an unsigned 32-bit integer. */
 export function crc32c(bytes: Uint8Array): number {
   let c = 0xffffffff;
   for (let i = 0; i < bytes.length; i++) c = TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
 
+/** TensorFlow's masked CRC-32C of `bytes` (TFRecord framing). */
 export function maskedCrc32c(bytes: Uint8Array): number {
   const c = crc32c(bytes);
   return ((((c >>> 15) | (c << 17)) >>> 0) + 0xa282ead8) >>> 0;

@@ -2,6 +2,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../logger.js';
 
+/** Options of `JsonlLogger`. */
 export interface JsonlLoggerOptions {
   /** Directory for the file. */
   dir: string;
@@ -15,6 +16,7 @@ export interface JsonlLoggerOptions {
  */
 export class JsonlLogger implements Logger {
   readonly name = 'jsonl';
+  /** Path of the file written. */
   readonly file: string;
 
   constructor(options: JsonlLoggerOptions) {

@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js';
 import { maskedCrc32c } from './crc32c.js';
 import { ProtoWriter } from './protobuf.js';
 
+/** Options of `TensorBoardLogger`. */
 export interface TensorBoardLoggerOptions {
   /** Directory TensorBoard is pointed at (`tensorboard --logdir DIR`). */
   dir: string;
@@ -62,6 +63,7 @@ export function histogramProto(values: ArrayLike<number>, buckets = 30): ProtoWr
  */
 export class TensorBoardLogger implements Logger {
   readonly name = 'tensorboard';
+  /** Path of the event file written. */
   readonly file: string;
   private fd: number | null;
 
