@@ -55,7 +55,12 @@ export class ArrayDataset implements Dataset<Example> {
   }
 
   /** Copies the examples at `indices` into one batch buffer. */
-  gather(indices: ArrayLike<number>): { x: Float32Array; y: Int32Array } {
+  gather(indices: ArrayLike<number>): {
+    /** The examples' values, [indices.length, ...shape]. */
+    x: Float32Array;
+    /** Their labels. */
+    y: Int32Array;
+  } {
     const s = this.exampleSize;
     const x = new Float32Array(indices.length * s);
     const y = new Int32Array(indices.length);

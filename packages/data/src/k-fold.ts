@@ -109,7 +109,18 @@ export function groupKFold(groups: ArrayLike<number | string>, k: number): Fold[
  * k-fold cross-validation: yields (train, validation) dataset pairs, fold by fold. Pass `folds` from
  * `stratifiedKFold` or `groupKFold` to control the assignment; by default folds are `kFold`'s.
  */
-export function* crossValidation(ds: ArrayDataset, k: number, options: KFoldOptions & { folds?: Fold[] } = {}): Generator<{ fold: number; train: ArrayDataset; val: ArrayDataset }> {
+export function* crossValidation(
+  ds: ArrayDataset,
+  k: number,
+  options: KFoldOptions & { folds?: Fold[] } = {},
+): Generator<{
+  /** The fold's index, from 0. */
+  fold: number;
+  /** Its training examples. */
+  train: ArrayDataset;
+  /** Its held-out examples. */
+  val: ArrayDataset;
+}> {
   const folds = options.folds ?? kFold(ds.length, k, options);
   for (let f = 0; f < folds.length; f++) yield { fold: f, train: ds.subset(folds[f].train), val: ds.subset(folds[f].val) };
 }

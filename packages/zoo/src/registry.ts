@@ -28,11 +28,13 @@ export interface ZooOptions {
   rng?: Rng;
 }
 
+/** A zoo model as the registry knows it: its default input and how to build it. */
 export interface ZooEntry {
   /** Input shape [H, W, C] the model is meant for by default. */
   inputShape: [number, number, number];
   /** Smallest input height/width the architecture accepts. */
   minInputSize: number;
+  /** Builds a fresh instance. */
   create(options: ZooOptions): ZooModel;
 }
 
@@ -68,6 +70,7 @@ export function modelEntry(name: string): ZooEntry {
   return entry;
 }
 
+/** Builds the zoo model registered as `name` (`lenet5`, `resnet18`, …); throws `ConfigError` listing the names otherwise. */
 export function createModel(name: string, options: ZooOptions = {}): ZooModel {
   return modelEntry(name).create(options);
 }

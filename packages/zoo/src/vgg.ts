@@ -5,9 +5,13 @@ import { ZooModel, forwardUpTo, skipInitOptions } from './zoo-model.js';
 
 /** Conv widths per configuration, 'M' for a 2×2 max-pool (Simonyan & Zisserman, 2015, Table 1, A/B/D/E). */
 export const VGG_CONFIGS = {
+  /** VGG-11, configuration A. */
   11: [64, 'M', 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512, 'M'],
+  /** VGG-13, configuration B. */
   13: [64, 64, 'M', 128, 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512, 'M'],
+  /** VGG-16, configuration D. */
   16: [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M'],
+  /** VGG-19, configuration E. */
   19: [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M', 512, 512, 512, 512, 'M', 512, 512, 512, 512, 'M'],
 } as const satisfies Record<number, readonly (number | 'M')[]>;
 
