@@ -47,7 +47,10 @@ export class ConcatDataset<T> implements Dataset<T> {
   /** Cumulative lengths: part k holds indices [offsets[k], offsets[k + 1]). */
   private readonly offsets: number[];
   /** Builds the concatenation of `parts`, in order. */
-  constructor(readonly parts: Dataset<T>[]) {
+  constructor(
+    /** The datasets joined, in order. */
+    readonly parts: Dataset<T>[],
+  ) {
     this.offsets = [0];
     for (const p of parts) this.offsets.push(this.offsets[this.offsets.length - 1] + p.length);
   }
@@ -77,7 +80,10 @@ export class CachedDataset<T> implements Dataset<T> {
   private readonly cache: (T | undefined)[];
   private readonly filled: Uint8Array;
   /** Caches the examples of `source` as they are first read. */
-  constructor(readonly source: Dataset<T>) {
+  constructor(
+    /** The dataset whose examples are cached. */
+    readonly source: Dataset<T>,
+  ) {
     this.cache = new Array<T | undefined>(source.length);
     this.filled = new Uint8Array(source.length);
   }
