@@ -18,6 +18,7 @@ const line = (write: (s: string) => unknown) => (l: string) => {
   write(l.endsWith('\n') ? l : l + '\n');
 };
 
+/** Runs the `kiln` command line `argv` (without `node kiln`); resolves to the exit code. */
 export async function runCli(
   argv: string[],
   out: (line: string) => void = line((s) => process.stdout.write(s)),

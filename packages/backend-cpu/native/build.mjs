@@ -4,14 +4,24 @@
 // libdnnl-dev. Without a compiler, headers or oneDNN the build is skipped with the reason, and the
 // WASM backend keeps its own convolution kernels; KILN_REQUIRE_DNNL=1 turns a skip into a failure
 // (CI sets it, so the native path cannot silently drop out of the tests).
+//
+// It runs as @kiln/backend-cpu's `install` script (with --on-install), so a user's `npm install`
+// builds the addon on their machine; nothing built elsewhere ships. A skip there never fails the
+// install, and its reason is written next to where the addon would be, for the backend to report
+// when it starts (npm hides install scripts' output). In the Kiln repository itself the package's
+// build does this instead, so the install step leaves it alone.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const out = path.join(here, '..', 'dist', 'native', 'kiln_dnnl.node');
+// Read by loadDnnl() in src/kernels/dnnl.ts: the reason the last build attempt skipped.
+const skippedNote = path.join(path.dirname(out), 'kiln_dnnl.skipped');
 const required = process.env.KILN_REQUIRE_DNNL === '1';
+
+if (process.argv.includes('--on-install') && existsSync(path.join(here, '..', 'src'))) process.exit(0);
 
 function skip(reason) {
   const line = `@kiln/backend-cpu: oneDNN kernels not built: ${reason}`;
@@ -19,6 +29,8 @@ function skip(reason) {
     console.error(`${line} (KILN_REQUIRE_DNNL=1)`);
     process.exit(1);
   }
+  mkdirSync(path.dirname(out), { recursive: true });
+  writeFileSync(skippedNote, reason + '\n');
   console.warn(`${line}; the WASM backend uses its own convolution kernels`);
   process.exit(0);
 }
@@ -33,7 +45,7 @@ if (!nodeInclude) skip(`node_api.h not found under ${nodeDirs.join(', ')} (insta
 
 const dnnlIncludes = ['/usr/include', '/usr/local/include', process.env.DNNL_ROOT && path.join(process.env.DNNL_ROOT, 'include')].filter(Boolean);
 const dnnlInclude = dnnlIncludes.find((d) => existsSync(path.join(d, 'dnnl.hpp')));
-if (!dnnlInclude) skip('dnnl.hpp not found (apt-get install libdnnl-dev)');
+if (!dnnlInclude) skip('oneDNN headers (dnnl.hpp) not found: libdnnl-dev is not installed');
 
 const cxx = process.env.CXX || 'g++';
 mkdirSync(path.dirname(out), { recursive: true });
@@ -49,6 +61,7 @@ const argv = [
 try {
   execFileSync(cxx, argv, { stdio: 'inherit' });
 } catch (e) {
-  skip(`${cxx} failed (${e.message.split('\n')[0]})`);
+  skip(e.code === 'ENOENT' ? `no C++ compiler: ${cxx} not found (apt-get install g++)` : `${cxx} failed (${e.message.split('\n')[0]})`);
 }
+rmSync(skippedNote, { force: true });
 console.log(`@kiln/backend-cpu: built ${path.relative(process.cwd(), out)}`);

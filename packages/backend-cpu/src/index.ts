@@ -11,7 +11,7 @@ import { cpuBackend } from './cpu-backend.js';
 export { wasmBackend, cpuBackend };
 export type { WasmBackendOptions };
 export { registerWasmTrainingKernels, type WasmKernelOptions } from './kernels/index.js';
-export { loadDnnl, dnnlCallCounts, type DnnlAddon, type DnnlStatus } from './kernels/dnnl.js';
+export { loadDnnl, dnnlCallCounts, dnnlOffNotice, DNNL_ENABLE_COMMAND, type DnnlAddon, type DnnlStatus } from './kernels/dnnl.js';
 export * from './native-backend.js';
 
 /** Registers every CPU backend of this package with a run's container. */

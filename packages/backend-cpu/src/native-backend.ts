@@ -1,4 +1,4 @@
-import { activateTfjsBackend, BackendUnavailableError, tf, type Availability, type BackendInfo, type BackendPlugin } from '@kiln/core';
+import { activateTfjsBackend, BackendUnavailableError, nodeBuiltin, tf, type Availability, type BackendInfo, type BackendPlugin } from '@kiln/core';
 
 /**
  * `cpu-native`: TensorFlow's own C++ CPU kernels through `@tensorflow/tfjs-node`, an optional peer
@@ -13,6 +13,7 @@ const LIBTENSORFLOW = '2.9.1';
 const TFJS_BACKEND = 'tensorflow';
 const DOCS = 'docs/backends.md ("cpu-native")';
 
+/** Options of {@link cpuNativeBackend}. */
 export interface CpuNativeBackendOptions {
   /** Loads `@tensorflow/tfjs-node`. Default: `import()`. Tests pass a fake that throws what Node throws. */
   importer?: (specifier: string) => Promise<unknown>;
@@ -23,6 +24,7 @@ export type CpuNativeFailure = 'package-missing' | 'package-incomplete' | 'libte
 
 /** Why `cpu-native` cannot start; one subclass per failure, all `BackendUnavailableError`s. */
 export abstract class CpuNativeBackendError extends BackendUnavailableError {
+  /** Which failure, for code that branches on it. */
   abstract readonly failure: CpuNativeFailure;
   declare readonly fix: string;
   constructor(reason: string, fix: string, cause?: unknown) {
@@ -31,6 +33,7 @@ export abstract class CpuNativeBackendError extends BackendUnavailableError {
 }
 
 export class TfjsNodeMissingError extends CpuNativeBackendError {
+  /** Which failure this is. */
   readonly failure = 'package-missing' as const;
   constructor(cause?: unknown) {
     super(`${PACKAGE} is not installed`, `npm install ${PACKAGE}@${VERSION_RANGE} (its install step downloads libtensorflow ${LIBTENSORFLOW}; offline or behind a mirror, see ${DOCS})`, cause);
@@ -38,6 +41,7 @@ export class TfjsNodeMissingError extends CpuNativeBackendError {
 }
 
 export class TfjsNodeIncompleteError extends CpuNativeBackendError {
+  /** Which failure this is. */
   readonly failure = 'package-incomplete' as const;
   constructor(missing: string, cause?: unknown) {
     super(`${PACKAGE} is installed but its dependency '${missing}' cannot be found`, `reinstall it: npm install ${PACKAGE}@${VERSION_RANGE}`, cause);
@@ -46,7 +50,9 @@ export class TfjsNodeIncompleteError extends CpuNativeBackendError {
 
 /** See `LibtensorflowProblem` in @kiln/backend-cuda: the same three ways the native half fails. */
 export class TfjsNodeLibtensorflowError extends CpuNativeBackendError {
+  /** Which failure this is. */
   readonly failure = 'libtensorflow' as const;
+  /** The addon is missing, libtensorflow is missing, or loading it failed. */
   readonly problem: 'binding-missing' | 'library-missing' | 'load-failed';
   constructor(problem: 'binding-missing' | 'library-missing' | 'load-failed', detail: string, cause?: unknown) {
     const what = {
@@ -66,6 +72,7 @@ export class TfjsNodeLibtensorflowError extends CpuNativeBackendError {
 }
 
 export class TfjsNodeBackendConflictError extends CpuNativeBackendError {
+  /** Which failure this is. */
   readonly failure = 'backend-conflict' as const;
   constructor() {
     super(
@@ -160,7 +167,7 @@ export function cpuNativeBackend(options: CpuNativeBackendOptions = {}): Backend
       await activateTfjsBackend(TFJS_BACKEND);
       const backend = tf.backend() as unknown as { isGPUPackage?: boolean; binding?: { TF_Version?: string } };
       if (backend.isGPUPackage === true) throw new TfjsNodeBackendConflictError();
-      const os = (globalThis as any).process?.getBuiltinModule?.('os');
+      const os = nodeBuiltin<typeof import('node:os')>('os');
       const details: Record<string, string | number> = {};
       if (backend.binding?.TF_Version) details.libtensorflow = backend.binding.TF_Version;
       if (mod.version?.['tfjs-node']) details[PACKAGE] = mod.version['tfjs-node'];

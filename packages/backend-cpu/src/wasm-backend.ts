@@ -1,11 +1,12 @@
-import { activateTfjsBackend, BackendUnavailableError, tf, type Availability, type BackendInfo, type BackendPlugin } from '@kiln/core';
+import { activateTfjsBackend, BackendUnavailableError, nodeBuiltin, tf, type Availability, type BackendInfo, type BackendPlugin } from '@kiln/core';
 import { setThreadsCount, setWasmPaths, getThreadsCount, BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { init as initSingleThreaded } from '@tensorflow/tfjs-backend-wasm/dist/backend_wasm.js';
 import { defaultWasmDirectory } from './wasm-files.js';
 import { dnnlKernelsActive, registerWasmTrainingKernels } from './kernels/index.js';
-import { loadDnnl } from './kernels/dnnl.js';
+import { dnnlOffNotice, loadDnnl } from './kernels/dnnl.js';
 import { createThreadedNodeBackend } from './wasm-threaded-node.js';
 
+/** Options of `wasmBackend`. */
 export interface WasmBackendOptions {
   /**
    * Directory (ending in `/`) or URL prefix holding `tfjs-backend-wasm*.wasm`. Defaults, in Node, to
@@ -33,11 +34,14 @@ export interface WasmBackendOptions {
 /** tfjs registers its WASM backend with this priority; the replacement keeps it. */
 const TFJS_WASM_PRIORITY = 2;
 
+/** The oneDNN-off line is printed once per process, however many backends start. */
+let dnnlNoticeShown = false;
+
 const isNode = () => typeof (globalThis as any).process?.versions?.node === 'string';
 
 /** Cores not busy with other work right now: cores − 1-minute load average, rounded, ≥ 1. */
 function idleCores(): number {
-  const os = (globalThis as any).process?.getBuiltinModule?.('os');
+  const os = nodeBuiltin<typeof import('node:os')>('os');
   const cores = Math.max(1, os?.availableParallelism?.() ?? os?.cpus?.().length ?? 1);
   const load = os?.loadavg?.()[0] ?? 0;
   return Math.min(cores, Math.max(1, Math.round(cores - load)));
@@ -111,6 +115,11 @@ export function wasmBackend(options: WasmBackendOptions = {}): BackendPlugin {
             // pool on the same cores only gets in its way (LeNet-5 at 2 threads: 6,100 samples/s
             // with one WASM thread, 4,850 with two; docs/benchmarks.md): the threads go to oneDNN.
             const dnnl = options.dnnl !== false ? loadDnnl() : undefined;
+            const notice = dnnl && dnnlOffNotice(dnnl);
+            if (notice && !dnnlNoticeShown) {
+              dnnlNoticeShown = true;
+              console.warn(notice);
+            }
             if (dnnl?.loaded) {
               dnnl.addon.setNumThreads(n);
             } else if (n > 1) {

@@ -9,7 +9,7 @@
  * result is wrapped the way tfjs's `init()` wraps it and handed to its `BackendWasm`, so every
  * kernel, Kiln's included, runs unchanged.
  */
-import { tf } from '@kiln/core';
+import { nodeBuiltin, tf } from '@kiln/core';
 import { BackendWasm, setThreadsCount } from '@tensorflow/tfjs-backend-wasm/dist/backend_wasm.js';
 import threadedFactoryImport from '@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js';
 // @ts-expect-error tfjs ships this CommonJS module, one exported string, without declarations.
@@ -27,11 +27,10 @@ type Factory = (config: Record<string, unknown>) => Promise<EmscriptenModule>;
 const wasmWorkerContents = (workerScript as string).replace(/\n/g, '\\n');
 const threadedFactory = ((threadedFactoryImport as unknown as { default?: Factory }).default ?? threadedFactoryImport) as unknown as Factory;
 
-// Node built-ins, reached through `process.getBuiltinModule` so that browser bundles of this
-// package never try to resolve them.
+// Node built-ins, reached through core's `nodeBuiltin` so that browser bundles of this package
+// never try to resolve them.
 function builtin<T>(name: string): T {
-  const proc = (globalThis as { process?: { getBuiltinModule?: (m: string) => unknown } }).process;
-  const mod = proc?.getBuiltinModule?.(name);
+  const mod = nodeBuiltin<T>(name);
   if (!mod) throw new Error(`node:${name} is not available in this runtime`);
   return mod as T;
 }

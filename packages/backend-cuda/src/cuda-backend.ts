@@ -20,12 +20,15 @@ export interface CudaBackendOptions {
 
 /** What a successful probe found; kept for `init` and `describe`. */
 export interface CudaProbeResult {
+  /** What the probe found: libraries, GPUs, driver. */
   report: CudaSystemReport;
+  /** The loaded `@tensorflow/tfjs-node-gpu`. */
   module: TfjsNodeModule;
 }
 
 /** The plugin, plus `diagnose()`: the probe's result, or the typed `CudaBackendError` it failed with. */
 export interface CudaBackendPlugin extends BackendPlugin {
+  /** Probes the CUDA stack; resolves to the report or rejects with the `CudaBackendError` that explains the failure. */
   diagnose(): Promise<CudaProbeResult>;
 }
 

@@ -39,11 +39,15 @@ export function nodeSystemAccess(env: Readonly<Record<string, string | undefined
 
 /** One GPU as nvidia-smi reports it. */
 export interface GpuDevice {
+  /** The device's index, as `CUDA_VISIBLE_DEVICES` counts. */
   index: number;
+  /** Its UUID (`GPU-…`). */
   uuid: string;
+  /** Its model name. */
   name: string;
   /** Total device memory in MiB. */
   memoryMiB: number;
+  /** The NVIDIA driver version. */
   driverVersion: string;
 }
 
@@ -69,6 +73,7 @@ export interface CudaSystemReport {
   cudnn?: LibraryFound;
   /** Other versions seen (e.g. `libcudart.so.12.4.127`), to say what is there instead. */
   otherCudaRuntimes: string[];
+  /** Other cuDNN versions seen, to say what is there instead. */
   otherCudnns: string[];
   /** Folders searched, loader path first. */
   searched: string[];

@@ -9,6 +9,7 @@ export type CudaFailure = 'package-missing' | 'package-incomplete' | 'libtensorf
  * `BackendUnavailableError`s, so code that only cares "can this backend run" catches one type.
  */
 export abstract class CudaBackendError extends BackendUnavailableError {
+  /** Which failure, for code that branches on it. */
   abstract readonly failure: CudaFailure;
   declare readonly fix: string;
 
@@ -21,6 +22,7 @@ const DOCS = 'docs/backends.md ("cuda")';
 
 /** `@tensorflow/tfjs-node-gpu` cannot be found from where Kiln is installed. */
 export class TfjsNodeGpuMissingError extends CudaBackendError {
+  /** Which failure this is. */
   readonly failure = 'package-missing' as const;
   /** `note`: a second finding worth knowing before installing (e.g. that no GPU is visible either). */
   constructor(note?: string, cause?: unknown) {
@@ -34,6 +36,7 @@ export class TfjsNodeGpuMissingError extends CudaBackendError {
 
 /** The package is there but one of its own dependencies is not (a partial or pruned install). */
 export class TfjsNodeGpuIncompleteError extends CudaBackendError {
+  /** Which failure this is. */
   readonly failure = 'package-incomplete' as const;
   constructor(missing: string, cause?: unknown) {
     super(
@@ -55,7 +58,9 @@ export type LibtensorflowProblem =
 
 /** The install step's download of libtensorflow (or of the addon) did not happen or did not load. */
 export class LibtensorflowLoadError extends CudaBackendError {
+  /** Which failure this is. */
   readonly failure = 'libtensorflow' as const;
+  /** The addon is missing, libtensorflow is missing, or loading it failed. */
   readonly problem: LibtensorflowProblem;
   constructor(problem: LibtensorflowProblem, detail: string, cause?: unknown) {
     const pkg = TFJS_NODE_GPU.packageName;
@@ -77,7 +82,9 @@ export class LibtensorflowLoadError extends CudaBackendError {
 
 /** A CUDA library TensorFlow needs is absent or of a version tfjs-node-gpu 4.x cannot use. */
 export class CudaVersionMismatchError extends CudaBackendError {
+  /** Which failure this is. */
   readonly failure = 'cuda-version' as const;
+  /** Which part of the CUDA stack has the wrong version. */
   readonly component: 'cuda' | 'cudnn' | 'driver';
   /** The versions that work, e.g. `11.x from 11.2 (libcudart.so.11.0)`. */
   readonly required: string;
@@ -94,6 +101,7 @@ export class CudaVersionMismatchError extends CudaBackendError {
 
 /** No CUDA device is visible to this process. */
 export class NoCudaDeviceError extends CudaBackendError {
+  /** Which failure this is. */
   readonly failure = 'no-gpu' as const;
   constructor(reason: string, fix: string) {
     super(reason, fix);
@@ -105,6 +113,7 @@ export class NoCudaDeviceError extends CudaBackendError {
  * loads first owns the name for the life of the process.
  */
 export class TensorflowBackendConflictError extends CudaBackendError {
+  /** Which failure this is. */
   readonly failure = 'backend-conflict' as const;
   constructor() {
     super(

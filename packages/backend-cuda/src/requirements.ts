@@ -7,12 +7,30 @@
  * one it was built with (8.1).
  */
 export const TFJS_NODE_GPU = {
+  /** The npm package. */
   packageName: '@tensorflow/tfjs-node-gpu',
   /** The range Kiln's engine (tfjs-core 4.22) is tested against. */
   versionRange: '^4.22.0',
+  /** The libtensorflow it downloads and loads. */
   libtensorflow: '2.9.1',
-  cuda: { major: 11, minMinor: 2, soname: 'libcudart.so.11.0' },
-  cudnn: { major: 8, minMinor: 1, soname: 'libcudnn.so.8' },
+  /** The CUDA runtime libtensorflow 2.9 was built against: 11.x with x ≥ 2, found by its soname. */
+  cuda: {
+    /** Major version. */
+    major: 11,
+    /** Oldest minor version. */
+    minMinor: 2,
+    /** The library file the loader looks for. */
+    soname: 'libcudart.so.11.0',
+  },
+  /** The cuDNN it needs: 8.x with x ≥ 1. */
+  cudnn: {
+    /** Major version. */
+    major: 8,
+    /** Oldest minor version. */
+    minMinor: 1,
+    /** The library file the loader looks for. */
+    soname: 'libcudnn.so.8',
+  },
   /** The oldest Linux driver CUDA 11.x runs on (CUDA minor-version compatibility). */
   minDriver: '450.80.02',
 } as const;

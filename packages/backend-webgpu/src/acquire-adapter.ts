@@ -1,14 +1,21 @@
+import { nodeBuiltin } from '@kiln/core';
 import { adapterInfo, classifyAdapter, type AdapterKind } from './adapter-kind.js';
 import { loadDawn, type DawnModule } from './dawn.js';
 import type { AdapterInfoLike, GpuAdapterLike, GpuLike } from './gpu-types.js';
 import { findSwiftShader, inspectVulkan } from './vulkan-drivers.js';
 
 /** Where the adapter came from and what it is. */
+/** An adapter was found. */
 export interface AcquiredAdapter {
+  /** Found. */
   ok: true;
+  /** The `navigator.gpu` (or Dawn's) object it came from. */
   gpu: GpuLike;
+  /** The adapter. */
   adapter: GpuAdapterLike;
+  /** What it says about itself. */
   info: AdapterInfoLike;
+  /** Hardware or software (SwiftShader), which sets the backend's priority. */
   kind: AdapterKind;
   /** `navigator.gpu`, `dawn (system Vulkan drivers)`, `dawn (SwiftShader at …)`. */
   via: string;
@@ -16,12 +23,17 @@ export interface AcquiredAdapter {
   globals?: Record<string, unknown>;
 }
 
+/** No adapter: why, and what would fix it. */
 export interface NoAdapter {
+  /** Not found. */
   ok: false;
+  /** Why, in one sentence. */
   reason: string;
+  /** The command or setting that would give one. */
   install?: string;
 }
 
+/** Options of {@link acquireAdapter}. */
 export interface AcquireOptions {
   /** Dawn toggles passed to `create()` in Node, e.g. `['backend=vulkan']`. */
   dawnFlags?: string[];
@@ -130,7 +142,7 @@ export async function acquireAdapter(options: AcquireOptions = {}): Promise<Acqu
 export function hasGpuDeviceNode(): boolean {
   const p = proc();
   if (p?.platform !== 'linux') return true;
-  const fs = (p as unknown as { getBuiltinModule?: (m: string) => typeof import('node:fs') }).getBuiltinModule?.('fs');
+  const fs = nodeBuiltin<typeof import('node:fs')>('fs');
   if (!fs) return true;
   if (fs.existsSync('/dev/nvidia0') || fs.existsSync('/dev/nvidiactl')) return true;
   try {
@@ -145,7 +157,7 @@ async function tryDawn(dawn: DawnModule, flags: string[]): Promise<AcquiredAdapt
   // Wayland display); compute needs no display, so point it at the temp directory while probing.
   const env = proc()!.env;
   const hadXdg = env.XDG_RUNTIME_DIR !== undefined;
-  if (!hadXdg) env.XDG_RUNTIME_DIR = (globalThis as any).process?.getBuiltinModule?.('os')?.tmpdir?.() ?? '/tmp';
+  if (!hadXdg) env.XDG_RUNTIME_DIR = nodeBuiltin<typeof import('node:os')>('os')?.tmpdir() ?? '/tmp';
   try {
     let gpu: GpuLike;
     try {

@@ -12,6 +12,7 @@ export type DawnLoad = { ok: true; dawn: DawnModule } | { ok: false; reason: str
 
 /** The optional dependency that provides WebGPU in Node, at the version this package is tested with. */
 export const DAWN_PACKAGE = 'webgpu';
+/** The command that installs it. */
 export const DAWN_INSTALL = 'npm install webgpu@0.6.2';
 
 let cached: Promise<DawnLoad> | undefined;

@@ -1,3 +1,5 @@
+import { nodeBuiltin } from '@kiln/core';
+
 /** What a Linux machine has of the Vulkan stack Dawn runs on. */
 export interface VulkanStack {
   /** Path of `libvulkan.so.1`, or undefined when no loader was found. */
@@ -35,8 +37,7 @@ function findLoader(env: Record<string, string | undefined>, fs: Fs): string | u
 }
 
 function nodeFs(): Fs | undefined {
-  const proc = (globalThis as { process?: { getBuiltinModule?: (m: string) => unknown } }).process;
-  return proc?.getBuiltinModule?.('fs') as Fs | undefined;
+  return nodeBuiltin<Fs>('fs');
 }
 
 /** Inspects the Vulkan loader and drivers, so "no adapter" can be explained. Linux only; elsewhere returns nothing found. */

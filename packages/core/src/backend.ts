@@ -15,6 +15,7 @@ export interface BackendInfo {
 
 /** Why a backend can or cannot run here. */
 export interface Availability {
+  /** Whether the backend can run here. */
   available: boolean;
   /** When unavailable: the reason in one sentence. */
   reason?: string;
@@ -30,6 +31,7 @@ export interface Availability {
  * `BackendRegistry`.
  */
 export interface BackendPlugin {
+  /** Kiln's name for it, as `use(name)` takes it. */
   readonly name: string;
   /** Higher wins under `auto`. Reference values: cuda 300, webgpu (hardware) 250, cpu-native 200, wasm 100, webgpu (software) 50, cpu 10. */
   readonly priority: number;
@@ -39,11 +41,15 @@ export interface BackendPlugin {
   availability?(): Promise<Availability>;
   /** Registers the tfjs backend and makes it current. Throws `BackendUnavailableError` when it cannot. */
   init(): Promise<void>;
+  /** What it runs on, once initialised. */
   describe(): BackendInfo;
 }
 
+/** What `BackendRegistry.use` picked. */
 export interface BackendChoice {
+  /** The backend's name. */
   name: string;
+  /** Its `describe()` after initialisation. */
   info: BackendInfo;
   /** Why this one: "requested", or the ranking under `auto` with the reasons others were skipped. */
   reason: string;
@@ -57,15 +63,18 @@ export class BackendRegistry {
     for (const p of plugins) this.add(p);
   }
 
+  /** Adds a plugin (replacing one of the same name). */
   add(plugin: BackendPlugin): this {
     this.plugins.set(plugin.name, plugin);
     return this;
   }
 
+  /** Names of the plugins held, in the order added. */
   names(): string[] {
     return [...this.plugins.keys()];
   }
 
+  /** The plugin called `name`, if held. */
   get(name: string): BackendPlugin | undefined {
     return this.plugins.get(name);
   }

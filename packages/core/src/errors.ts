@@ -12,14 +12,21 @@ export interface KilnErrorDetails {
   where?: string;
   /** What to do about it. */
   hint?: string;
+  /** The lower-level error behind this one (kept as the standard `Error.cause`). */
   cause?: unknown;
 }
 
+/** The base of Kiln's errors; its message lists where, expected, found and the fix, one per line. */
 export class KilnError extends Error {
+  /** Stable machine-readable kind (`E_CONFIG`, `E_SHAPE`, `E_DATA_FORMAT`, …). */
   readonly code: string;
+  /** What Kiln expected, in the user's terms. */
   readonly expected?: string;
+  /** What it found instead. */
   readonly found?: string;
+  /** Where: a file path (and byte offset), a layer path, an argument name. */
   readonly where?: string;
+  /** What to do about it. */
   readonly hint?: string;
 
   constructor(code: string, message: string, details: KilnErrorDetails = {}) {
@@ -63,7 +70,9 @@ export class ShapeMismatchError extends KilnError {
 
 /** A data, weight or checkpoint file that is not what it claims to be. */
 export class DataFormatError extends KilnError {
+  /** The file at fault. */
   readonly file: string;
+  /** Byte offset of the problem in the file, when it has one. */
   readonly offset?: number;
   constructor(file: string, problem: string, details: { offset?: number; expected?: string; found?: string; hint?: string } = {}) {
     const where = details.offset === undefined ? file : `${file} at byte ${details.offset}`;
@@ -75,6 +84,7 @@ export class DataFormatError extends KilnError {
 
 /** A requested backend cannot run here; carries the reason and the install step or setting that fixes it. */
 export class BackendUnavailableError extends KilnError {
+  /** The backend asked for (`auto` when none was registered at all). */
   readonly backend: string;
   /** The reason in one sentence, without the "backend is not available" preamble. */
   readonly reason: string;
@@ -95,6 +105,7 @@ export class NotFoundError extends KilnError {
   }
 }
 
+/** A value as it appears in an error message: JSON where it can be, `String(v)` otherwise. */
 export function describeValue(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v);
   if (typeof v === 'number' || typeof v === 'boolean' || v === null || v === undefined) return String(v);

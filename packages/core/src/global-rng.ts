@@ -7,10 +7,12 @@ import { Rng } from './rng.js';
  */
 const defaultGenerator = new Rng(0);
 
+/** The process-wide seeded generator that initializers, shuffling and dropout use unless given their own. */
 export function defaultRng(): Rng {
   return defaultGenerator;
 }
 
+/** Re-seeds the default generator (PyTorch's `manual_seed`) and returns it. */
 export function manualSeed(seed: number): Rng {
   defaultGenerator.reseed(seed);
   return defaultGenerator;

@@ -20,5 +20,7 @@ export * from './torch-file.js';
 export { unpickle, unpickleFirst, UnsafePickleError, PickleGlobal, type PickleValue, type PickleKey, type UnpickleOptions } from './pickle.js';
 export { ZipArchive, type ZipEntry, type ZipLimits } from './zip-reader.js';
 export * from './host.js';
+export * from './node-builtins.js';
+export * from './no-backend.js';
 export * from './global-rng.js';
 export * from './fused-kernels.js';

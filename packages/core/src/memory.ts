@@ -27,6 +27,7 @@ export class LeakDetector {
   private seen = 0;
   constructor(private readonly warmup = 1, private readonly tolerance = 0) {}
 
+  /** Forgets the counts seen so far, to start measuring afresh. */
   reset(): void {
     this.baseline = null;
     this.seen = 0;

@@ -5,11 +5,13 @@
  * the exact same stream.
  */
 export interface RngState {
+  /** The four 32-bit words of the xoshiro128** state. */
   s: [number, number, number, number];
   /** Second Box–Muller deviate waiting to be returned, or null. */
   spare: number | null;
 }
 
+/** A seeded xoshiro128** generator: uniform, normal and integer draws, permutations, and a state to save and restore. */
 export class Rng {
   private s = new Uint32Array(4);
   private spare: number | null = null;
@@ -112,10 +114,12 @@ export class Rng {
     return child;
   }
 
+  /** A copy of the generator's state, for checkpoints. */
   getState(): RngState {
     return { s: [this.s[0], this.s[1], this.s[2], this.s[3]], spare: this.spare };
   }
 
+  /** Continues from a state `getState` returned. */
   setState(state: RngState): void {
     if (!state || !Array.isArray(state.s) || state.s.length !== 4) {
       throw new TypeError('Rng.setState: expected { s: [4 uint32], spare: number | null }');

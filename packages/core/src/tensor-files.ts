@@ -6,11 +6,16 @@ import { DataFormatError } from './errors.js';
  * creating tensors.
  */
 export type DType = 'float32' | 'int32' | 'uint8' | 'bool' | 'float64' | 'int64';
+/** The typed arrays host tensors hold, one per {@link DType}. */
 export type TypedArrayOf = Float32Array | Int32Array | Uint8Array | Float64Array | BigInt64Array;
 
+/** A tensor's values in host memory, as tensor files store them. */
 export interface HostTensor {
+  /** Element type. */
   dtype: DType;
+  /** Dimensions, outermost first. */
   shape: number[];
+  /** Values in row-major order. */
   data: TypedArrayOf;
 }
 
@@ -76,8 +81,11 @@ export function encodeSafetensors(tensors: Record<string, HostTensor>, metadata?
   return out;
 }
 
+/** A decoded safetensors file. */
 export interface Safetensors {
+  /** Tensors by name. */
   tensors: Record<string, HostTensor>;
+  /** The file's `__metadata__` strings (empty when absent). */
   metadata: Record<string, string>;
 }
 

@@ -1,3 +1,9 @@
+// tfjs-core's declarations use DOM types (ImageData, HTMLImageElement, IDBFactory) and the global
+// `Long` of @types/long without referencing either, so a user's type check fails without
+// skipLibCheck unless their tsconfig happens to include both. These references travel into the
+// published declarations (`preserve`) and bring them along.
+/// <reference lib="dom" preserve="true" />
+/// <reference types="long" preserve="true" />
 // The one place Kiln loads TensorFlow.js's core. tfjs-core's published CJS bundle does not register
 // gradients or chained ops, and its ESM build uses extensionless imports that plain Node ESM refuses.
 // Kiln's build bundles this file from tfjs-core's ESM sources, side effects included, into

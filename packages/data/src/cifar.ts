@@ -14,10 +14,12 @@ import { readTar } from './tar.js';
  * blue, each row-major). CIFAR-10 has one label byte (0–9); CIFAR-100 two, coarse (0–19) then fine (0–99).
  */
 
+/** The ten CIFAR-10 class names, by label. */
 export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 
 const PIXELS = 32 * 32;
 
+/** Options of `parseCifar` and `readCifarFiles`. */
 export interface CifarOptions {
   /** 10 or 100 (default 10). */
   variant?: 10 | 100;

@@ -2,14 +2,17 @@ import { readFileSync, existsSync } from 'node:fs';
 import { ConfigError, DataFormatError, NotFoundError } from '@kiln/core';
 import { ArrayDataset, type AnyArrayDataset } from './dataset.js';
 
+/** A parsed CSV file: header and rows of strings. */
 export interface CsvTable {
   /** Column names (from the first row, or col0, col1, … without a header). */
   header: string[];
+  /** The data rows, each a list of fields. */
   rows: string[][];
   /** Byte offset of the start of each row, for error messages. */
   offsets: number[];
 }
 
+/** How to read a CSV file: the delimiter and whether there is a header row. */
 export interface CsvParseOptions {
   /** Field separator (default ','). */
   delimiter?: string;
@@ -93,6 +96,7 @@ export function parseCsv(bytes: Uint8Array | string, file: string, options: CsvP
   return { header, rows: hasHeader ? rows.slice(1) : rows, offsets: hasHeader ? offsets.slice(1) : offsets };
 }
 
+/** Options of `csvDataset` and `readCsvDataset`: parsing, plus the label column and class names. */
 export interface CsvDatasetOptions extends CsvParseOptions {
   /**
    * The target column(s) by name. One name: a class label or, with `targetDtype: 'float32'`, a

@@ -18,6 +18,7 @@ export class MappedDataset<T, U> implements Dataset<U> {
   /** Present when the source is an `AsyncDataset`: its batch, mapped. */
   readonly getMany?: (indices: ArrayLike<number>) => Promise<U[]>;
   constructor(
+    /** The dataset wrapped. */
     readonly source: Dataset<T>,
     private readonly fn: (example: T, index: number) => U,
   ) {
@@ -40,12 +41,14 @@ export class MappedDataset<T, U> implements Dataset<U> {
 
 /** The examples of `source` at `indices`, in that order (a view: nothing is copied). */
 export class SubsetDataset<T> implements Dataset<T> {
+  /** The positions in `source` this subset exposes, in order. */
   readonly indices: Int32Array;
   /** Present when the source is an `AsyncDataset`: the batch at the mapped indices. */
   readonly getMany?: (indices: ArrayLike<number>) => Promise<T[]>;
   /** The source's schema, when it declares one. */
   readonly schema?: ExampleSchema;
   constructor(
+    /** The dataset wrapped. */
     readonly source: Dataset<T>,
     indices: ArrayLike<number>,
   ) {

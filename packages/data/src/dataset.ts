@@ -3,7 +3,9 @@ import type { ExampleSchema, ExampleValue } from './collate.js';
 
 /** An indexable collection of examples. */
 export interface Dataset<T> {
+  /** Number of examples. */
   readonly length: number;
+  /** The example at `index`, in [0, length). */
   get(index: number): T;
 }
 
@@ -50,12 +52,15 @@ export type ArrayTarget<Y extends Int32Array | Float32Array> = Y extends Float32
  * assembled by copying rows, with no per-example objects on the hot path.
  */
 export class ArrayDataset<Y extends Int32Array | Float32Array = Int32Array> implements Dataset<Example<Float32Array, ArrayTarget<Y>>> {
+  /** Number of examples. */
   readonly length: number;
+  /** Values per example: the product of `shape`. */
   readonly exampleSize: number;
   /** Values per target (1 for class labels and scalar targets). */
   readonly targetSize: number;
 
   constructor(
+    /** All examples' values, [N, ...shape] row-major. */
     readonly x: Float32Array,
     readonly y: Y,
     /** Shape of one example, e.g. [28, 28, 1] (NHWC without N). */

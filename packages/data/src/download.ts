@@ -3,6 +3,7 @@ import { createReadStream, existsSync, mkdirSync, renameSync, statSync, createWr
 import path from 'node:path';
 import { KilnError } from '@kiln/core';
 
+/** A file to download: its name, mirrors and checksum. */
 export interface RemoteFile {
   /** File name inside the cache directory. */
   name: string;
@@ -20,12 +21,14 @@ export function sha256Matches(digest: string, recorded: string): boolean {
   return recorded.length >= 8 && digest.startsWith(recorded.toLowerCase());
 }
 
+/** A download failed; the message says why and, where there is one, the fix. */
 export class DownloadError extends KilnError {
   constructor(file: string, reason: string, hint?: string) {
     super('E_DOWNLOAD', `could not download ${file}: ${reason}`, { where: file, hint });
   }
 }
 
+/** Lower-case hex SHA-256 of a file's bytes. */
 export async function sha256File(file: string): Promise<string> {
   const h = createHash('sha256');
   await new Promise<void>((resolve, reject) => {

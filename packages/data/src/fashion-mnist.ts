@@ -6,8 +6,10 @@ import { ArrayDataset } from './dataset.js';
 import { readIdxFile } from './files.js';
 import { ensureDownloaded, type RemoteFile } from './download.js';
 
+/** Fashion-MNIST's two splits: 60,000 training and 10,000 test images. */
 export type Split = 'train' | 'test';
 
+/** The ten class names, by label. */
 export const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 
 const BASE = 'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/';
@@ -21,6 +23,7 @@ const FILES: Record<string, RemoteFile> = {
 /** Debian's `dataset-fashion-mnist` package installs the files here. */
 export const DEBIAN_FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
+/** Where {@link locateFashionMnist} and {@link fashionMnist} look, and whether they may download. */
 export interface LocateOptions {
   /** Explicit directory (CLI `--data-dir`); wins over everything. */
   dataDir?: string;
@@ -30,9 +33,11 @@ export interface LocateOptions {
   download?: boolean;
   /** Where downloads go (default `$KILN_CACHE_DIR` or `~/.cache/kiln/fashion-mnist`). */
   cacheDir?: string;
+  /** The `fetch` used for downloads (tests pass a fake). Default: the global one. */
   fetchImpl?: typeof fetch;
 }
 
+/** The dataset is in none of the places looked and could not be downloaded; lists where it looked. */
 export class DatasetUnavailableError extends KilnError {
   /** `files` says what was looked for (default: the IDX files, as Fashion-MNIST has them). */
   constructor(dataset: string, tried: string[], hint: string, files = 'the IDX files') {

@@ -6,8 +6,11 @@ import { DataFormatError } from '@kiln/core';
  * dimension, then the values in row-major order. Files may be gzip-compressed.
  */
 export interface IdxArray {
+  /** Element type, from the magic number. */
   dtype: 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
+  /** Dimensions, from the header. */
   shape: number[];
+  /** The values, row-major. */
   data: Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array | Float64Array;
 }
 

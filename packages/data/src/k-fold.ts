@@ -2,11 +2,15 @@ import { Rng, ConfigError } from '@kiln/core';
 import type { ArrayDataset } from './dataset.js';
 
 /** One fold: the indices to train on and the indices to validate on (disjoint, each sorted). */
+/** One split of a k-fold partition: example indices to train on and to validate on. */
 export interface Fold {
+  /** Indices of the training examples. */
   train: Int32Array;
+  /** Indices of the held-out examples. */
   val: Int32Array;
 }
 
+/** Options of {@link kFold}. */
 export interface KFoldOptions {
   /** Shuffle before assigning folds (default true); otherwise folds are consecutive blocks. */
   shuffle?: boolean;

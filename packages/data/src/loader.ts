@@ -25,6 +25,7 @@ export type AnyBatch = Batch<TensorTree, TensorTree>;
 /** The batch a loader over examples of type `E` yields. */
 export type BatchOf<E extends AnyExample> = Batch<Collated<E['x']>, Collated<E['y']>>;
 
+/** Options of {@link DataLoader}. */
 export interface DataLoaderOptions {
   /** Examples per batch (default 32). */
   batchSize?: number;
@@ -61,6 +62,7 @@ export interface DataLoaderOptions {
 
 /** Where a loader is in its stream: enough to continue mid-epoch exactly. */
 export interface LoaderState {
+  /** Epochs completed so far. */
   epoch: number;
   /** Batches already yielded in the current epoch. */
   position: number;
@@ -91,11 +93,15 @@ function numClassesOf(dataset: Dataset<AnyExample>): number | undefined {
  * prepares the next `prefetch` batches in the background while the caller works on the current one.
  */
 export class DataLoader<E extends AnyExample = AnyExample> implements Iterable<BatchOf<E>>, AsyncIterable<BatchOf<E>> {
+  /** Examples per batch. */
   readonly batchSize: number;
+  /** Whether a last, smaller batch is dropped. */
   readonly dropLast: boolean;
+  /** The order examples are visited in. */
   readonly sampler: Sampler;
   /** The declared shape of a flat `x` (see `DataLoaderOptions.exampleShape`), if any. */
   readonly exampleShape?: number[];
+  /** Batches prepared ahead when iterating with `for await`. */
   readonly prefetch: number;
   /** True when the caller chose the generator (`seed` or `rng`); a Trainer seeds the others from its own `seed`. */
   readonly seeded: boolean;
@@ -337,6 +343,7 @@ export class DataLoader<E extends AnyExample = AnyExample> implements Iterable<B
     this.epochStart = this.rng.getState();
   }
 
+  /** The loader's epoch, position and generator state, for checkpoints. */
   stateDict(): LoaderState {
     return { epoch: this.epoch, position: this.position, rng: this.epochStart };
   }

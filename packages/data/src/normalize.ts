@@ -3,7 +3,9 @@ import { ArrayDataset, type AnyArrayDataset } from './dataset.js';
 
 /** Per-channel statistics of a dataset whose examples are channels-last ([..., C]). */
 export interface ChannelStats {
+  /** Mean of each channel. */
   mean: number[];
+  /** Population standard deviation of each channel. */
   std: number[];
 }
 

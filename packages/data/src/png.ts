@@ -18,6 +18,7 @@ export function encodePng(pixels: Uint8Array, width: number, height: number, cha
   return new Uint8Array(PNG.sync.write(png));
 }
 
+/** Options of `imageGridPng`. */
 export interface ImageGridOptions {
   /** Images per row (default: ⌈√N⌉). */
   columns?: number;

@@ -21,6 +21,7 @@ export class SequentialSampler implements Sampler {
   }
 }
 
+/** Options of {@link RandomSampler}. */
 export interface RandomSamplerOptions {
   /** Draw with replacement (default false: a permutation). */
   replacement?: boolean;
@@ -31,8 +32,10 @@ export interface RandomSamplerOptions {
 /** A fresh random order every epoch: a permutation, or uniform draws with replacement. */
 export class RandomSampler implements Sampler {
   readonly length: number;
+  /** Whether indices are drawn with replacement. */
   readonly replacement: boolean;
   constructor(
+    /** Size of the dataset sampled. */
     readonly size: number,
     options: RandomSamplerOptions = {},
   ) {
@@ -51,6 +54,7 @@ export class RandomSampler implements Sampler {
   }
 }
 
+/** Options of {@link WeightedRandomSampler}. */
 export interface WeightedRandomSamplerOptions {
   /** Indices per epoch (default: the number of weights). */
   numSamples?: number;
@@ -65,6 +69,7 @@ export interface WeightedRandomSamplerOptions {
  */
 export class WeightedRandomSampler implements Sampler {
   readonly length: number;
+  /** Whether indices are drawn with replacement. */
   readonly replacement: boolean;
   private readonly weights: Float64Array;
   private readonly cdf: Float64Array;

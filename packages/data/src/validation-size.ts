@@ -30,7 +30,12 @@ export function validationFraction(freeParameters: number): number {
  * proportionality constant is taken to be 1. Returns the ratio and the matching validation
  * fraction v/(v + t).
  */
-export function guyonRatio(secondLevelComplexity: number, firstLevelComplexity: number): { ratio: number; fraction: number } {
+export function guyonRatio(secondLevelComplexity: number, firstLevelComplexity: number): {
+  /** Validation to training examples, v/t. */
+  ratio: number;
+  /** The validation share, v/(v + t). */
+  fraction: number;
+} {
   if (!(Number.isFinite(secondLevelComplexity) && secondLevelComplexity > 0)) throw new ConfigError('guyonRatio.secondLevelComplexity', 'a complexity > 0 (e.g. ln of the number of models compared)', secondLevelComplexity);
   if (!(Number.isFinite(firstLevelComplexity) && firstLevelComplexity > 0)) throw new ConfigError('guyonRatio.firstLevelComplexity', 'a complexity > 0 (e.g. the VC dimension or parameter count)', firstLevelComplexity);
   const ratio = Math.sqrt(secondLevelComplexity / firstLevelComplexity);

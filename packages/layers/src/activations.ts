@@ -7,18 +7,23 @@ import type { Parameter } from './parameter.js';
  * with ops whose gradients tfjs defines, so every one of them trains.
  */
 
+/** x unchanged (a copy, so the caller may dispose either). */
 export const identity = (x: Tensor): Tensor => tf.clone(x);
 /** Heaviside step: 1 where x ≥ 0, else 0 (zero gradient; Rosenblatt's perceptron output). */
 export const binaryStep = (x: Tensor): Tensor => tf.tidy(() => tf.cast(tf.greaterEqual(x, 0), 'float32'));
+/** Logistic sigmoid 1 / (1 + e^−x). */
 export const sigmoid = (x: Tensor): Tensor => tf.sigmoid(x);
+/** Hyperbolic tangent. */
 export const tanh = (x: Tensor): Tensor => tf.tanh(x);
 /** LeCun et al. (1998) "Efficient BackProp": f(x) = A·tanh(S·x) with A = 1.7159, S = 2/3, so f(±1) ≈ ±1. */
 export const lecunTanh = (x: Tensor): Tensor => tf.tidy(() => tf.mul(tf.tanh(tf.mul(x, 2 / 3)), 1.7159));
+/** arctan(x), a bounded S-curve in (−π/2, π/2). */
 export const arctan = (x: Tensor): Tensor => tf.atan(x);
 /** x / (1 + |x|) */
 export const softsign = (x: Tensor): Tensor => tf.tidy(() => tf.div(x, tf.add(tf.abs(x), 1)));
 /** log(1 + eˣ), computed stably. */
 export const softplus = (x: Tensor): Tensor => tf.softplus(x);
+/** max(0, x). */
 export const relu = (x: Tensor): Tensor => tf.relu(x);
 /** min(max(x, 0), 6) (MobileNet). */
 export const relu6 = (x: Tensor): Tensor => tf.relu6(x);
@@ -31,7 +36,9 @@ export const elu = (x: Tensor, alpha = 1): Tensor =>
   tf.tidy(() => tf.add(tf.relu(x), tf.mul(tf.sub(tf.exp(tf.minimum(x, 0)), 1), alpha)));
 /** Klambauer et al. (2017) constants, as PyTorch's SELU. */
 export const SELU_ALPHA = 1.6732632423543772;
+/** SELU's output scale λ (Klambauer et al., 2017). */
 export const SELU_SCALE = 1.0507009873554805;
+/** Scaled ELU (Klambauer et al., 2017): SELU_SCALE · elu(x, SELU_ALPHA), self-normalising. */
 export const selu = (x: Tensor): Tensor => tf.tidy(() => tf.mul(elu(x, SELU_ALPHA), SELU_SCALE));
 /**
  * Hendrycks & Gimpel (2016): x·Φ(x), exactly with erf, or PyTorch's `approximate='tanh'` form
@@ -62,7 +69,9 @@ export const mish = (x: Tensor): Tensor => tf.tidy(() => tf.mul(x, tf.tanh(tf.so
 export const hardtanh = (x: Tensor, min = -1, max = 1): Tensor => tf.tidy(() => tf.minimum(tf.maximum(x, min), max));
 /** log σ(x) = −softplus(−x), stable for large |x|. */
 export const logSigmoid = (x: Tensor): Tensor => tf.tidy(() => tf.neg(tf.softplus(tf.neg(x))));
+/** Softmax along `axis` (default the last). */
 export const softmax = (x: Tensor, axis = -1): Tensor => tf.softmax(x, axis);
+/** log(softmax(x)) along `axis`, computed stably. */
 export const logSoftmax = (x: Tensor, axis = -1): Tensor => tf.logSoftmax(x, axis);
 /**
  * Maxout (Goodfellow et al., 2013): the maximum over each run of `pieces` consecutive features of
@@ -76,55 +85,86 @@ export function maxout(x: Tensor, pieces: number): Tensor {
 
 /** An activation as a module with no state: the class below is one line per function. */
 abstract class Elementwise extends Module {
+  /** The element-wise function this module applies. */
   protected abstract apply(x: Tensor): Tensor;
   forward(x: Tensor): Tensor {
     return this.apply(x);
   }
 }
 
+/** The `identity` activation as a module. */
 export class Identity extends Elementwise {
+  /** Applies `identity`. */
   protected apply = identity;
 }
+/** The `binaryStep` activation as a module. */
 export class BinaryStep extends Elementwise {
+  /** Applies `binaryStep`. */
   protected apply = binaryStep;
 }
+/** The `sigmoid` activation as a module. */
 export class Sigmoid extends Elementwise {
+  /** Applies `sigmoid`. */
   protected apply = sigmoid;
 }
+/** The `tanh` activation as a module. */
 export class Tanh extends Elementwise {
+  /** Applies `tanh`. */
   protected apply = tanh;
 }
+/** The `lecunTanh` activation as a module. */
 export class LeCunTanh extends Elementwise {
+  /** Applies `lecunTanh`. */
   protected apply = lecunTanh;
 }
+/** The `arctan` activation as a module. */
 export class Arctan extends Elementwise {
+  /** Applies `arctan`. */
   protected apply = arctan;
 }
+/** The `softsign` activation as a module. */
 export class Softsign extends Elementwise {
+  /** Applies `softsign`. */
   protected apply = softsign;
 }
+/** The `softplus` activation as a module. */
 export class Softplus extends Elementwise {
+  /** Applies `softplus`. */
   protected apply = softplus;
 }
+/** The `relu` activation as a module. */
 export class ReLU extends Elementwise {
+  /** Applies `relu`. */
   protected apply = relu;
 }
+/** The `relu6` activation as a module. */
 export class ReLU6 extends Elementwise {
+  /** Applies `relu6`. */
   protected apply = relu6;
 }
+/** The `selu` activation as a module. */
 export class SELU extends Elementwise {
+  /** Applies `selu`. */
   protected apply = selu;
 }
+/** The `gaussian` activation as a module. */
 export class Gaussian extends Elementwise {
+  /** Applies `gaussian`. */
   protected apply = gaussian;
 }
+/** The `silu` activation as a module. */
 export class SiLU extends Elementwise {
+  /** Applies `silu`. */
   protected apply = silu;
 }
+/** The `mish` activation as a module. */
 export class Mish extends Elementwise {
+  /** Applies `mish`. */
   protected apply = mish;
 }
+/** The `logSigmoid` activation as a module. */
 export class LogSigmoid extends Elementwise {
+  /** Applies `logSigmoid`. */
   protected apply = logSigmoid;
 }
 
@@ -138,7 +178,9 @@ export class LeakyReLU extends Module {
   }
 }
 
+/** ELU (Clevert et al., 2015): x for x > 0, α(eˣ − 1) otherwise. */
 export class ELU extends Module {
+  /** @param alpha the negative saturation value −α (default 1). */
   constructor(readonly alpha = 1) {
     super();
   }
@@ -147,7 +189,9 @@ export class ELU extends Module {
   }
 }
 
+/** GELU (Hendrycks & Gimpel, 2016): x·Φ(x), exactly or with the tanh approximation. */
 export class GELU extends Module {
+  /** @param approximate `'none'` (erf, the default) or `'tanh'`, as in PyTorch. */
   constructor(readonly approximate: 'none' | 'tanh' = 'none') {
     super();
   }
@@ -156,7 +200,12 @@ export class GELU extends Module {
   }
 }
 
+/** x where x > threshold, else `value` (PyTorch's `Threshold`). */
 export class Threshold extends Module {
+  /**
+   * @param threshold inputs at or below it are replaced
+   * @param value what replaces them
+   */
   constructor(readonly threshold: number, readonly value: number) {
     super();
   }
@@ -165,7 +214,12 @@ export class Threshold extends Module {
   }
 }
 
+/** x clipped to [min, max]. */
 export class Hardtanh extends Module {
+  /**
+   * @param min lower bound (default −1)
+   * @param max upper bound (default 1)
+   */
   constructor(readonly min = -1, readonly max = 1) {
     super();
   }
@@ -205,6 +259,7 @@ export class LogSoftmax extends Module {
   }
 }
 
+/** Options of {@link PReLU}. */
 export interface PReLUOptions {
   /** 1 (one slope shared by all channels) or the channel count (one per channel, last axis). Default 1. */
   numParameters?: number;
@@ -214,7 +269,9 @@ export interface PReLUOptions {
 
 /** Parametric ReLU (He et al., 2015): max(0, x) + a·min(0, x) with a learned slope `weight`. */
 export class PReLU extends Module {
+  /** The learned negative slopes: one, or one per channel. */
   readonly weight: Parameter;
+  /** The options with their defaults filled in. */
   readonly config: Required<PReLUOptions>;
 
   constructor(options: PReLUOptions = {}) {
@@ -231,6 +288,7 @@ export class PReLU extends Module {
   }
 }
 
+/** Options of {@link RReLU}. */
 export interface RReLUOptions {
   /** Lower bound of the random slope. Default 1/8. */
   lower?: number;
@@ -245,7 +303,9 @@ export interface RReLUOptions {
  * U(lower, upper); in eval the slope is the mean (lower + upper) / 2.
  */
 export class RReLU extends Module {
+  /** Lower bound of the random slope. */
   readonly lower: number;
+  /** Upper bound of the random slope. */
   readonly upper: number;
   private readonly rng?: Rng;
 

@@ -2,6 +2,7 @@ import { tf, BATCH_NORM_TRAINING_GRAD_KERNEL, BATCH_NORM_TRAINING_KERNEL, Config
 import { Module, type FreezeOptions, type Tensor } from './module.js';
 import type { Parameter } from './parameter.js';
 
+/** Options of {@link BatchNorm}. */
 export interface BatchNormOptions {
   /** Channels of the input (its last axis). */
   numFeatures: number;
@@ -26,8 +27,11 @@ export interface BatchNormOptions {
  * `BaseFinetuning` does by putting such layers in eval mode.
  */
 export class BatchNorm extends Module {
+  /** The options with every default filled in. */
   readonly config: Required<BatchNormOptions>;
+  /** Learned per-channel scale γ, `[numFeatures]` (with `affine`). */
   readonly weight?: Parameter;
+  /** Learned per-channel shift β, `[numFeatures]` (with `affine`). */
   readonly bias?: Parameter;
   /** Set by `freeze` (without `trainBn`): the statistics are frozen whatever the parameters say. */
   private frozenByFreeze = false;
@@ -175,4 +179,5 @@ function fusedBatchNormTraining(layer: BatchNorm, x: Tensor, gamma: Tensor, beta
 
 /** PyTorch's names for the same layer over [N, C], NLC and NHWC inputs. */
 export class BatchNorm1d extends BatchNorm {}
+/** {@link BatchNorm} under PyTorch's name for NHWC input. */
 export class BatchNorm2d extends BatchNorm {}

@@ -27,16 +27,19 @@ export class Sequential extends Module {
     for (const m of modules) this.push(m);
   }
 
+  /** Appends a module; it is named by its position (`'3'`). */
   push(m: Module): this {
     this.registerModule(String(this.items.length), m);
     this.items.push(m);
     return this;
   }
 
+  /** Number of modules. */
   get length(): number {
     return this.items.length;
   }
 
+  /** The module at position `i` (negative counts from the end). */
   at(i: number): Module {
     const m = this.items[i < 0 ? this.items.length + i : i];
     if (!m) throw new KilnError('E_INDEX', `${this.describe()} has no item ${i}`, { expected: `0..${this.items.length - 1}` });
@@ -69,6 +72,7 @@ export class Sequential extends Module {
   }
 }
 
+/** Options of {@link Residual}. */
 export interface ResidualOptions {
   /**
    * Projection applied to the input before it is added (ResNet's `downsample`: a strided 1×1
@@ -92,12 +96,15 @@ export class Residual extends Module {
   }
 
   // Looked up on each use, so `replaceModule('body', …)` takes effect.
+  /** The residual branch. */
   get body(): Module {
     return this.getModule('body');
   }
+  /** The projection on the shortcut, if any. */
   get shortcut(): Module | undefined {
     return this.children().find(([n]) => n === 'shortcut')?.[1];
   }
+  /** Applied to the sum, if any. */
   get activation(): Module | undefined {
     return this.children().find(([n]) => n === 'activation')?.[1];
   }
@@ -121,7 +128,11 @@ export class Residual extends Module {
  * child names (`branch1`, `branch3x3`…); given as an array they are named `0`, `1`, ….
  */
 export class Concat extends Module {
-  constructor(branches: Module[] | Record<string, Module>, readonly axis = -1) {
+  constructor(
+    branches: Module[] | Record<string, Module>,
+    /** Axis the branch outputs are concatenated along. */
+    readonly axis = -1,
+  ) {
     super();
     const named = Array.isArray(branches) ? branches.map((m, i) => [String(i), m] as const) : Object.entries(branches);
     if (named.length === 0) throw new KilnError('E_CONFIG', 'Concat needs at least one branch', { where: 'Concat.branches', expected: 'one or more modules' });

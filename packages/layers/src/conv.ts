@@ -4,8 +4,11 @@ import type { Parameter } from './parameter.js';
 import { torchDefaultBias, torchDefaultWeight, type Initializer } from './initializers.js';
 import type { Regularizer } from './regularizers.js';
 
+/** Padding of a 2-D convolution or pool: `valid`, `same`, or zeros on both sides (one number, or [h, w]). */
 export type Padding2d = 'valid' | 'same' | number | [number, number];
+/** Padding of a 1-D convolution or pool: `valid`, `same`, or zeros on both sides. */
 export type Padding1d = 'valid' | 'same' | number;
+/** Padding of a 3-D convolution: `valid`, `same`, or zeros on both sides (one number, or [d, h, w]). */
 export type Padding3d = 'valid' | 'same' | number | [number, number, number];
 
 /** Options shared by Conv1d, Conv2d and Conv3d; `T` is a number or a per-spatial-dim tuple. */
@@ -33,16 +36,22 @@ interface ConvOptionsBase<T, P> {
   weightInit?: Initializer;
   /** Default: U(±1/√fanIn), as in PyTorch. */
   biasInit?: Initializer;
+  /** Penalty on the weights added to the training loss. */
   weightRegularizer?: Regularizer;
+  /** Penalty on the bias added to the training loss. */
   biasRegularizer?: Regularizer;
   /** Generator for the initializers (default: the global seeded one). */
   rng?: Rng;
 }
 
+/** Options of {@link Conv1d}. */
 export type Conv1dOptions = ConvOptionsBase<number, Padding1d>;
+/** Options of {@link Conv2d}: sizes are one number for both spatial dims or [h, w]. */
 export type Conv2dOptions = ConvOptionsBase<number | [number, number], Padding2d>;
+/** Options of {@link Conv3d}: sizes are one number for all spatial dims or [d, h, w]. */
 export type Conv3dOptions = ConvOptionsBase<number | [number, number, number], Padding3d>;
 
+/** `v` as [h, w]: a number stands for both. */
 export const pair = (v: number | [number, number]): [number, number] => (typeof v === 'number' ? [v, v] : v);
 
 function tuple(layer: string, name: string, v: number | readonly number[], n: number, min: number): number[] {
@@ -175,8 +184,11 @@ function convolve(x: Tensor, w: Tensor, c: ConvConfigN): Tensor {
 
 /** Shared construction and forward pass of Conv1d/2d/3d. */
 abstract class ConvNd extends Module {
+  /** The filters, `[...kernel, inChannels/groups, outChannels]`. */
   readonly weight: Parameter;
+  /** `[outChannels]`, unless `bias: false`. */
   readonly bias?: Parameter;
+  /** The resolved geometry every forward pass uses. */
   protected readonly conv: ConvConfigN;
 
   protected constructor(layer: string, spatial: number, options: ConvOptionsBase<number | number[], 'valid' | 'same' | number | number[]>) {
@@ -223,6 +235,7 @@ abstract class ConvNd extends Module {
     }
   }
 
+  /** The convolution of `x` with the filters `w` (plus the bias). */
   protected run(x: Tensor, w: Tensor, conv = this.conv): Tensor {
     return tf.tidy(() => {
       const y = convolve(x, w, conv);
@@ -236,10 +249,15 @@ abstract class ConvNd extends Module {
  * outChannels]`, which is tfjs's native filter layout; importers transpose from PyTorch's OIHW.
  */
 export class Conv2d extends ConvNd {
+  /** The options with every default filled in, sizes as [h, w]. */
   readonly config: Required<Pick<Conv2dOptions, 'inChannels' | 'outChannels' | 'groups' | 'bias'>> & {
+    /** Kernel extent per spatial dim. */
     kernelSize: [number, number];
+    /** Step per spatial dim. */
     stride: [number, number];
+    /** As given (default 0). */
     padding: Padding2d;
+    /** Spacing between kernel taps per spatial dim. */
     dilation: [number, number];
   };
 
@@ -296,6 +314,7 @@ export class Conv2d extends ConvNd {
  * outChannels]`; PyTorch's [out, in, k] transposes with perm [2, 1, 0].
  */
 export class Conv1d extends ConvNd {
+  /** The options with every default filled in. */
   readonly config: Required<Pick<Conv1dOptions, 'inChannels' | 'outChannels' | 'groups' | 'bias' | 'kernelSize' | 'stride' | 'padding' | 'dilation'>>;
 
   constructor(options: Conv1dOptions) {
@@ -328,10 +347,15 @@ export class Conv1d extends ConvNd {
 
 /** 3-D convolution over [N, D, H, W, C] input. The weight is `[kd, kh, kw, inChannels/groups, outChannels]`. */
 export class Conv3d extends ConvNd {
+  /** The options with every default filled in, sizes as [d, h, w]. */
   readonly config: Required<Pick<Conv3dOptions, 'inChannels' | 'outChannels' | 'groups' | 'bias'>> & {
+    /** Kernel extent per spatial dim. */
     kernelSize: [number, number, number];
+    /** Step per spatial dim. */
     stride: [number, number, number];
+    /** As given (default 0). */
     padding: Padding3d;
+    /** Spacing between kernel taps per spatial dim. */
     dilation: [number, number, number];
   };
 

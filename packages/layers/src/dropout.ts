@@ -7,7 +7,11 @@ import { Module, type Tensor } from './module.js';
  * Masks are seeded from the generator, so a seeded run drops the same units.
  */
 export class Dropout extends Module {
-  constructor(readonly p = 0.5, private readonly rng?: Rng) {
+  constructor(
+    /** Probability of zeroing each value while training. */
+    readonly p = 0.5,
+    private readonly rng?: Rng,
+  ) {
     super();
     if (!(p >= 0 && p < 1)) throw new ConfigError('Dropout.p', 'a probability in [0, 1)', p);
   }

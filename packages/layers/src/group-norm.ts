@@ -3,6 +3,7 @@ import { Module, type Tensor } from './module.js';
 import type { Parameter } from './parameter.js';
 import { standardize } from './normalization-utils.js';
 
+/** Options of `GroupNorm`. */
 export interface GroupNormOptions {
   /** Number of channel groups; must divide `numChannels`. */
   numGroups: number;
@@ -32,8 +33,11 @@ export function groupNormalize(x: Tensor, groups: number, eps: number): Tensor {
 
 /** Group normalisation (Wu & He, 2018) over channels-last input ([N, C], NLC, NHWC, …). */
 export class GroupNorm extends Module {
+  /** The options with every default filled in. */
   readonly config: Required<GroupNormOptions>;
+  /** Learned per-channel scale γ (with `affine`). */
   readonly weight?: Parameter;
+  /** Learned per-channel shift β (with `affine`). */
   readonly bias?: Parameter;
 
   constructor(options: GroupNormOptions) {

@@ -7,7 +7,13 @@ import { tf, defaultRng, ConfigError, type Rng } from '@kiln/core';
  */
 export type Initializer = (shape: number[], rng?: Rng) => tf.Tensor;
 
-export function fans(shape: readonly number[]): { fanIn: number; fanOut: number } {
+/** fanIn and fanOut of a weight of this shape (see above); a 1-D shape has both equal to its length. */
+export function fans(shape: readonly number[]): {
+  /** Inputs feeding each output unit. */
+  fanIn: number;
+  /** Outputs each input unit feeds. */
+  fanOut: number;
+} {
   if (shape.length < 2) return { fanIn: shape[0] ?? 1, fanOut: shape[0] ?? 1 };
   const receptive = shape.slice(0, -2).reduce((a, b) => a * b, 1);
   return { fanIn: shape[shape.length - 2] * receptive, fanOut: shape[shape.length - 1] * receptive };
@@ -22,15 +28,20 @@ function fill(shape: number[], draw: () => number): tf.Tensor {
   return tf.tensor(v, shape, 'float32');
 }
 
+/** All zeros. */
 export const zeros = (): Initializer => (shape) => tf.zeros(shape);
+/** All ones. */
 export const ones = (): Initializer => (shape) => tf.ones(shape);
+/** Every value `value`. */
 export const constant = (value: number): Initializer => (shape) => tf.fill(shape, value);
 
+/** U(low, high), from the seeded generator (default ±0.05, as Keras). */
 export const uniform =
   (low = -0.05, high = 0.05): Initializer =>
   (shape, rng = defaultRng()) =>
     fill(shape, () => rng.uniform(low, high));
 
+/** N(mean, std²), from the seeded generator (default std 0.05, as Keras). */
 export const normal =
   (mean = 0, std = 0.05): Initializer =>
   (shape, rng = defaultRng()) =>
@@ -90,8 +101,11 @@ export const xavierNormal =
     return fill(shape, () => rng.normal(0, std));
   };
 
+/** Options of the Kaiming (He et al., 2015) initializers, as PyTorch's `kaiming_*_`. */
 export interface KaimingOptions {
+  /** Preserve the variance of the forward pass (`fanIn`, default) or of the backward pass (`fanOut`). */
   mode?: 'fanIn' | 'fanOut';
+  /** The activation that follows, which sets the gain (default `leaky_relu` with `a`, as PyTorch). */
   nonlinearity?: 'relu' | 'leaky_relu' | 'linear' | 'tanh' | 'sigmoid' | 'selu';
   /** Negative slope for leaky ReLU (PyTorch's `a`). */
   a?: number;
@@ -149,6 +163,7 @@ export const orthogonal =
  * and biases U(±1/√fanIn).
  */
 export const torchDefaultWeight = (): Initializer => kaimingUniform({ a: Math.sqrt(5) });
+/** PyTorch's default bias for Conv and Linear: U(±1/√fanIn). */
 export const torchDefaultBias =
   (fanIn: number): Initializer =>
   (shape, rng = defaultRng()) => {

@@ -3,6 +3,7 @@ import { Module, type Tensor } from './module.js';
 import type { Parameter } from './parameter.js';
 import { groupNormalize } from './group-norm.js';
 
+/** Options of {@link InstanceNorm}. */
 export interface InstanceNormOptions {
   /** Channels of the input (its last axis). */
   numFeatures: number;
@@ -18,8 +19,11 @@ export interface InstanceNormOptions {
  * default, track_running_stats=False), so training and eval agree.
  */
 export class InstanceNorm extends Module {
+  /** The options with every default filled in. */
   readonly config: Required<InstanceNormOptions>;
+  /** Learned per-channel scale γ, `[numFeatures]` (with `affine`). */
   readonly weight?: Parameter;
+  /** Learned per-channel shift β, `[numFeatures]` (with `affine`). */
   readonly bias?: Parameter;
 
   constructor(options: InstanceNormOptions | number) {
@@ -45,5 +49,7 @@ export class InstanceNorm extends Module {
 
 /** PyTorch's names for the same layer over NLC, NHWC and NDHWC input. */
 export class InstanceNorm1d extends InstanceNorm {}
+/** {@link InstanceNorm} under PyTorch's name for NHWC input. */
 export class InstanceNorm2d extends InstanceNorm {}
+/** {@link InstanceNorm} under PyTorch's name for NDHWC input. */
 export class InstanceNorm3d extends InstanceNorm {}

@@ -3,6 +3,7 @@ import { Module, type Tensor } from './module.js';
 import type { Parameter } from './parameter.js';
 import { standardize } from './normalization-utils.js';
 
+/** Options of {@link LayerNorm}. */
 export interface LayerNormOptions {
   /** The trailing dims normalised together (e.g. the channel count, or [H, W, C]). */
   normalizedShape: number | number[];
@@ -17,8 +18,18 @@ export interface LayerNormOptions {
  * `normalizedShape` dims, then scaled and shifted elementwise. Same in training and eval.
  */
 export class LayerNorm extends Module {
-  readonly config: { normalizedShape: number[]; eps: number; elementwiseAffine: boolean };
+  /** The options with every default filled in. */
+  readonly config: {
+    /** The trailing dims normalised over. */
+    normalizedShape: number[];
+    /** Added to the variance. */
+    eps: number;
+    /** Whether there are a learned scale and shift. */
+    elementwiseAffine: boolean;
+  };
+  /** Learned scale γ, of `normalizedShape` (with `elementwiseAffine`). */
   readonly weight?: Parameter;
+  /** Learned shift β, of `normalizedShape` (with `elementwiseAffine`). */
   readonly bias?: Parameter;
 
   constructor(options: LayerNormOptions | number | number[]) {

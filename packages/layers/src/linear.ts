@@ -4,21 +4,40 @@ import type { Parameter } from './parameter.js';
 import { torchDefaultBias, torchDefaultWeight, type Initializer } from './initializers.js';
 import type { Regularizer } from './regularizers.js';
 
+/** Options of {@link Linear}. */
 export interface LinearOptions {
+  /** Size of each input example's last axis. */
   inFeatures: number;
+  /** Size of each output example. */
   outFeatures: number;
+  /** Add a learned bias (default true). */
   bias?: boolean;
+  /** Initial weights (default PyTorch's: Kaiming-uniform with a = √5). */
   weightInit?: Initializer;
+  /** Initial bias (default PyTorch's: U(−1/√inFeatures, 1/√inFeatures)). */
   biasInit?: Initializer;
+  /** Penalty on the weights added to the training loss. */
   weightRegularizer?: Regularizer;
+  /** Penalty on the bias added to the training loss. */
   biasRegularizer?: Regularizer;
+  /** Generator for the initial values (default: the global seeded one). */
   rng?: Rng;
 }
 
 /** y = x·W + b with W stored `[inFeatures, outFeatures]` (PyTorch stores the transpose). */
 export class Linear extends Module {
-  readonly config: { inFeatures: number; outFeatures: number; bias: boolean };
+  /** The layer's shape: the options that define it. */
+  readonly config: {
+    /** Input features. */
+    inFeatures: number;
+    /** Output features. */
+    outFeatures: number;
+    /** Whether there is a bias. */
+    bias: boolean;
+  };
+  /** `[inFeatures, outFeatures]`. */
   readonly weight: Parameter;
+  /** `[outFeatures]`, unless `bias: false`. */
   readonly bias?: Parameter;
 
   constructor(options: LinearOptions) {

@@ -1,6 +1,7 @@
 import { tf, ConfigError } from '@kiln/core';
 import { Module, type Tensor } from './module.js';
 
+/** Options of `LocalResponseNorm`. */
 export interface LocalResponseNormOptions {
   /** Number of neighbouring channels in each window (AlexNet: 5). */
   size: number;
@@ -28,6 +29,7 @@ export interface LocalResponseNormOptions {
  * matrix multiplication each, on any backend.
  */
 export class LocalResponseNorm extends Module {
+  /** The options with every default filled in. */
   readonly config: Required<LocalResponseNormOptions>;
 
   constructor(options: LocalResponseNormOptions | number) {

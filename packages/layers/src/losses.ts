@@ -12,6 +12,7 @@ function sameShape(loss: string, output: Tensor, target: Tensor): void {
   if (!tf.util.arraysEqual(output.shape, target.shape)) throw new ShapeMismatchError(`${loss}(target)`, `[${output.shape.join(', ')}] (the output's shape)`, target.shape);
 }
 
+/** Options of the classification losses (`nllLoss`, and `crossEntropy` through `CrossEntropyOptions`). */
 export interface ClassLossOptions {
   /** Default 'mean': with class weights, a weighted mean (divided by the summed weights of the targets), as in PyTorch. */
   reduction?: Reduction;
@@ -21,6 +22,7 @@ export interface ClassLossOptions {
   ignoreIndex?: number;
 }
 
+/** Options of `crossEntropy`. */
 export interface CrossEntropyOptions extends ClassLossOptions {
   /** ε: targets become (1−ε)·onehot + ε/K (Szegedy et al., 2016). Default 0. */
   labelSmoothing?: number;
@@ -99,7 +101,9 @@ export function nllLoss(logProbs: Tensor, labels: Tensor, options: ClassLossOpti
   return labelLoss('nllLoss', logProbs, labels, options);
 }
 
+/** Options of the element-wise losses (binary cross-entropy, MSE, hinge). */
 export interface BinaryLossOptions {
+  /** `mean` (default), `sum` or `none`. */
   reduction?: Reduction;
 }
 

@@ -15,13 +15,19 @@ export interface FreezeOptions {
 
 /** One mismatch between a state dict and a module. */
 export interface StateDictProblem {
+  /** The state-dict key concerned. */
   key: string;
+  /** Missing from the state dict, not in the module, or present with another shape. */
   kind: 'missing' | 'unexpected' | 'shape';
+  /** The shape the module has (for `shape`). */
   expected?: number[];
+  /** The shape the state dict had (for `shape`). */
   found?: number[];
 }
 
+/** A state dict that does not fit the module: lists every missing, unexpected or mis-shaped key. */
 export class StateDictMismatchError extends KilnError {
+  /** Every mismatch found, not only the first. */
   readonly problems: StateDictProblem[];
   constructor(problems: StateDictProblem[], where = 'loadStateDict') {
     const lines = problems.map((p) =>
@@ -44,11 +50,13 @@ export class StateDictMismatchError extends KilnError {
 export abstract class Module {
   /** Dotted path from the root module, set when the module is attached; used in error messages. */
   path = '';
+  /** True in training mode (dropout active, batch norm updating its running statistics); see `train()`/`eval()`. */
   training = true;
   private readonly _params = new Map<string, Parameter>();
   private readonly _buffers = new Map<string, tf.Variable>();
   private readonly _children = new Map<string, Module>();
 
+  /** The module's computation: `x` in NHWC (or [N, features]) → output. Runs under the caller's tidy scope. */
   abstract forward(x: Tensor, ...rest: unknown[]): Tensor;
 
   /** Class name shown in summaries and errors. */
@@ -61,6 +69,7 @@ export abstract class Module {
     return `${this.path || '<root>'} (${this.typeName})`;
   }
 
+  /** Adds a trainable parameter under `name` (its state-dict key below this module). */
   protected registerParameter(name: string, value: tf.Tensor | Parameter, options: ConstructorParameters<typeof Parameter>[1] = {}): Parameter {
     this.assertFreeName(name);
     const p = value instanceof Parameter ? value : new Parameter(value, options);
@@ -69,6 +78,7 @@ export abstract class Module {
     return p;
   }
 
+  /** Adds a non-trainable tensor that belongs in the state dict (batch-norm running statistics). */
   protected registerBuffer(name: string, value: tf.Tensor): tf.Variable {
     this.assertFreeName(name);
     const v = tf.variable(value, false);
@@ -77,6 +87,7 @@ export abstract class Module {
     return v;
   }
 
+  /** Adds a child module under `name`; its parameters appear as `name.<param>`. */
   protected registerModule<M extends Module>(name: string, module: M): M {
     this.assertFreeName(name);
     this._children.set(name, module);
@@ -102,6 +113,7 @@ export abstract class Module {
     }
   }
 
+  /** Sets this module's dotted path and its children's, for error messages. */
   protected setPath(path: string): void {
     this.path = path;
     for (const [n, c] of this._children) c.setPath(`${path}.${n}`);
@@ -137,6 +149,7 @@ export abstract class Module {
     return m;
   }
 
+  /** Every parameter below this module with its dotted name, in registration order. */
   namedParameters(prefix = ''): [string, Parameter][] {
     const out: [string, Parameter][] = [];
     for (const [n, p] of this._params) out.push([prefix ? `${prefix}.${n}` : n, p]);
@@ -144,6 +157,7 @@ export abstract class Module {
     return out;
   }
 
+  /** Every parameter below this module, frozen ones included. */
   parameters(): Parameter[] {
     return this.namedParameters().map(([, p]) => p);
   }
@@ -155,6 +169,7 @@ export abstract class Module {
       .map((p) => p.variable);
   }
 
+  /** Every buffer below this module with its dotted name. */
   namedBuffers(prefix = ''): [string, tf.Variable][] {
     const out: [string, tf.Variable][] = [];
     for (const [n, b] of this._buffers) out.push([prefix ? `${prefix}.${n}` : n, b]);
@@ -183,12 +198,14 @@ export abstract class Module {
       .reduce((n, p) => n + p.size, 0);
   }
 
+  /** Puts this module and its descendants in training mode (or eval mode with `false`). */
   train(mode = true): this {
     this.training = mode;
     for (const c of this._children.values()) c.train(mode);
     return this;
   }
 
+  /** Puts this module and its descendants in evaluation mode: `train(false)`. */
   eval(): this {
     return this.train(false);
   }

@@ -6,7 +6,9 @@ import type { Regularizer } from './regularizers.js';
  * gradients flow to it) with what Kiln needs beside it: the regularizer the trainer adds to the loss.
  */
 export class Parameter {
+  /** The tfjs variable holding the value; optimizers update it in place. */
   readonly variable: tf.Variable;
+  /** Penalty on this parameter the trainer adds to the training loss. */
   regularizer?: Regularizer;
 
   constructor(value: tf.Tensor, options: { trainable?: boolean; regularizer?: Regularizer } = {}) {
@@ -14,22 +16,27 @@ export class Parameter {
     this.regularizer = options.regularizer;
   }
 
+  /** The variable, under the name PyTorch users reach for (`.data`). */
   get value(): tf.Variable {
     return this.variable;
   }
 
+  /** Its dimensions. */
   get shape(): number[] {
     return this.variable.shape;
   }
 
+  /** Number of values. */
   get size(): number {
     return this.variable.size;
   }
 
+  /** Whether gradients reach it (false while frozen). */
   get trainable(): boolean {
     return this.variable.trainable;
   }
 
+  /** Freezes (false) or unfreezes (true) it. */
   set trainable(on: boolean) {
     this.variable.trainable = on;
   }
@@ -39,6 +46,7 @@ export class Parameter {
     this.variable.assign(value);
   }
 
+  /** Frees the variable. */
   dispose(): void {
     this.variable.dispose();
   }

@@ -2,6 +2,7 @@ import { tf, ConfigError, ShapeMismatchError } from '@kiln/core';
 import { Module, type Tensor } from './module.js';
 import type { Parameter } from './parameter.js';
 
+/** Options of {@link Perceptron}. */
 export interface PerceptronOptions {
   /** Length of each input vector. */
   inFeatures: number;
@@ -9,11 +10,13 @@ export interface PerceptronOptions {
   learningRate?: number;
 }
 
+/** Options of `Perceptron.fit`. */
 export interface PerceptronFitOptions {
   /** Passes over the data at most. Default 100. */
   epochs?: number;
 }
 
+/** What `Perceptron.fit` returns. */
 export interface PerceptronFitResult {
   /** Misclassified samples in each pass. */
   errors: number[];
@@ -28,8 +31,11 @@ export interface PerceptronFitResult {
  * (Novikoff, 1962). Its parameters take no gradients: `fit` is its training.
  */
 export class Perceptron extends Module {
+  /** The options with every default filled in. */
   readonly config: Required<PerceptronOptions>;
+  /** w, `[inFeatures]`. */
   readonly weight: Parameter;
+  /** b, a scalar. */
   readonly bias: Parameter;
 
   constructor(options: PerceptronOptions) {

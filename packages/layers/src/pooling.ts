@@ -2,6 +2,7 @@ import { tf, ConfigError, ShapeMismatchError } from '@kiln/core';
 import { Module, type Tensor } from './module.js';
 import { pair, type Padding2d } from './conv.js';
 
+/** Options of {@link MaxPool2d} and {@link AvgPool2d}. */
 export interface Pool2dOptions {
   /** Window (height, width); one number for a square window. */
   kernelSize: number | [number, number];
@@ -24,6 +25,7 @@ export interface Pool2dOptions {
   countIncludePad?: boolean;
 }
 
+/** Options of {@link MaxPool1d} and {@link AvgPool1d}. */
 export interface Pool1dOptions {
   /** Window length. */
   kernelSize: number;
@@ -128,6 +130,7 @@ function pool2d(kind: 'max' | 'avg', x: Tensor, c: ResolvedPool, where: string):
 }
 
 abstract class Pool2d extends Module {
+  /** The options with every default filled in. */
   readonly config: ResolvedPool;
   constructor(options: Pool2dOptions | number) {
     super();
@@ -152,7 +155,11 @@ export class AvgPool2d extends Pool2d {
 }
 
 abstract class Pool1d extends Module {
-  readonly config: Required<Omit<Pool1dOptions, 'stride'>> & { stride: number };
+  /** The options with every default filled in (stride defaults to the window length). */
+  readonly config: Required<Omit<Pool1dOptions, 'stride'>> & {
+    /** Step between windows. */
+    stride: number;
+  };
   private readonly as2d: ResolvedPool;
   constructor(options: Pool1dOptions | number) {
     super();
@@ -169,6 +176,7 @@ abstract class Pool1d extends Module {
     });
   }
 
+  /** Max or mean over each window (bin) of `x`. */
   protected pool(kind: 'max' | 'avg', x: Tensor): Tensor {
     this.expectShape(x, 3, {}, 'NLC');
     const [n, l, ch] = x.shape as number[];
@@ -217,6 +225,7 @@ export class GlobalAvgPool1d extends Module {
   }
 }
 
+/** Options of {@link AdaptiveAvgPool2d} and {@link AdaptiveMaxPool2d}. */
 export interface AdaptivePool2dOptions {
   /** Output (height, width); one number for a square output. */
   outputSize: number | [number, number];
@@ -250,7 +259,11 @@ function adaptiveAlong(kind: 'max' | 'avg', x: Tensor, axis: number, out: number
 }
 
 abstract class AdaptivePool2d extends Module {
-  readonly config: { outputSize: [number, number] };
+  /** The output size as [h, w]. */
+  readonly config: {
+    /** Output height and width. */
+    outputSize: [number, number];
+  };
   constructor(options: AdaptivePool2dOptions | number | [number, number]) {
     super();
     const size = typeof options === 'number' || Array.isArray(options) ? options : options.outputSize;
@@ -259,6 +272,7 @@ abstract class AdaptivePool2d extends Module {
     this.config = { outputSize };
   }
 
+  /** Max or mean over each window (bin) of `x`. */
   protected pool(kind: 'max' | 'avg', x: Tensor): Tensor {
     this.expectShape(x, 4, {}, 'NHWC');
     const [h, w] = this.config.outputSize;

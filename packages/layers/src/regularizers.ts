@@ -2,7 +2,9 @@ import { tf } from '@kiln/core';
 
 /** A penalty on a parameter's value, added to the loss by the trainer. */
 export interface Regularizer {
+  /** Shown in summaries and configs (`l2(0.0005)`). */
   readonly name: string;
+  /** The scalar added to the loss for weights `w`. */
   penalty(w: tf.Tensor): tf.Scalar;
 }
 

@@ -4,6 +4,7 @@ import { Module, type Tensor } from './module.js';
 import type { Parameter } from './parameter.js';
 import { pair } from './conv.js';
 
+/** Options of {@link Subsampling}. */
 export interface SubsamplingOptions {
   /** Number of feature maps (channels). */
   channels: number;
@@ -34,7 +35,9 @@ export interface SubsamplingOptions {
  */
 export class Subsampling extends Module {
   readonly config: { channels: number; kernelSize: [number, number]; stride: [number, number]; reduce: 'mean' | 'sum' };
+  /** The coefficient a_c of each map, `[channels]`. */
   readonly weight: Parameter;
+  /** The bias b_c of each map, `[channels]`. */
   readonly bias: Parameter;
 
   constructor(options: SubsamplingOptions) {

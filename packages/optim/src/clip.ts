@@ -7,6 +7,7 @@ export function globalNorm(grads: tf.NamedTensorMap | tf.Tensor[]): tf.Scalar {
   return tf.tidy(() => tf.sqrt(tf.addN(ts.map((t) => tf.sum(tf.square(t))))) as tf.Scalar);
 }
 
+/** What `clipGradNorm` returns. */
 export interface ClipGradNormResult {
   /** The clipped gradients (new tensors; the caller disposes them). */
   grads: tf.NamedTensorMap;

@@ -1,5 +1,6 @@
 import { tf, ConfigError, KilnError } from '@kiln/core';
 
+/** Options of {@link GradientAccumulator}. */
 export interface GradientAccumulatorOptions {
   /** Micro-batches summed before each optimizer step. */
   steps: number;
@@ -22,7 +23,9 @@ export interface GradientAccumulatorOptions {
  *   }
  */
 export class GradientAccumulator {
+  /** Micro-batches summed before each optimizer step. */
   readonly steps: number;
+  /** Whether `take()` returns the mean or the sum. */
   readonly reduction: 'mean' | 'sum';
   private sums = new Map<string, tf.Tensor>();
   /** Micro-batches added since the last `take()`. */
@@ -79,10 +82,16 @@ export class GradientAccumulator {
   }
 
   /** Accumulator state for checkpoints taken mid-accumulation. */
-  stateDict(): { count: number; sums: Record<string, tf.Tensor> } {
+  stateDict(): {
+    /** Micro-batches added. */
+    count: number;
+    /** Running gradient sums by variable name. */
+    sums: Record<string, tf.Tensor>;
+  } {
     return { count: this.count, sums: Object.fromEntries(this.sums) };
   }
 
+  /** Takes back what `stateDict` returned (the tensors are copied). */
   loadStateDict(state: { count: number; sums: Record<string, tf.Tensor> }): void {
     this.reset();
     for (const [k, t] of Object.entries(state.sums)) this.sums.set(k, tf.keep(tf.clone(t)));

@@ -1,6 +1,7 @@
 import { tf, ConfigError } from '@kiln/core';
 import { Optimizer, type GroupHyper, type OptimizerState, type ParamGroup, type ParamGroupInput, type Slots } from './optimizer.js';
 
+/** Options of `Lookahead`. */
 export interface LookaheadOptions {
   /** Fast steps between synchronisations with the slow weights. Default 5. */
   k?: number;
@@ -19,9 +20,12 @@ const SLOW = 'lookahead_slow';
  * scheduling it) drives the inner optimizer; its state dict holds both optimizers' state.
  */
 export class Lookahead<H extends GroupHyper = GroupHyper> extends Optimizer<H> {
+  /** Fast steps between synchronisations. */
   readonly k: number;
+  /** Step size of the slow weights towards the fast ones. */
   readonly alpha: number;
 
+  /** The optimizer taking the fast steps. */
   readonly inner: Optimizer<H>;
 
   constructor(inner: Optimizer<H>, options: LookaheadOptions = {}) {

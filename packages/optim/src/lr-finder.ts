@@ -1,6 +1,7 @@
 import { tf, ConfigError } from '@kiln/core';
 import type { Optimizer } from './optimizer.js';
 
+/** Options of `findLr`. */
 export interface FindLrOptions {
   /** Loss of the model on batch number `step` (runs under the gradient tape; must return a scalar). */
   loss: (step: number) => tf.Scalar;
@@ -23,6 +24,7 @@ export interface FindLrOptions {
   restore?: tf.Variable[];
 }
 
+/** What `findLr` returns. */
 export interface FindLrResult {
   /** Rate used at each step taken. */
   lrs: number[];

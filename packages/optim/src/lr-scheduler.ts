@@ -20,7 +20,9 @@ export class LrScheduler {
   private t = 0;
 
   constructor(
+    /** The optimizer whose groups it sets. */
     readonly optimizer: Optimizer,
+    /** The rate of each group as a function of the step count and its base rate. */
     readonly schedule: Schedule,
   ) {
     if (typeof schedule !== 'function') throw new ConfigError('LrScheduler.schedule', 'a schedule function (t, baseLr, group) => lr', schedule);
@@ -43,10 +45,12 @@ export class LrScheduler {
     return this.optimizer.paramGroups.map((g) => g.hyper.lr);
   }
 
+  /** Its position in the schedule, for checkpoints. */
   stateDict(): LrSchedulerState {
     return { t: this.t };
   }
 
+  /** Takes back what `stateDict` returned. */
   loadStateDict(state: Record<string, unknown>): void {
     const t = state?.t;
     if (!(Number.isInteger(t) && (t as number) >= 0)) throw new ConfigError('LrScheduler.loadStateDict(state).t', 'an integer >= 0', t);

@@ -13,6 +13,7 @@ export interface GroupHyper {
 /** `H` types the overrides a group may carry (checked when the optimizer validates them). */
 // eslint-disable-next-line @typescript-eslint/no-unused-vars
 export interface ParamGroupInput<H extends GroupHyper = GroupHyper> {
+  /** The variables this group updates. */
   params: tf.Variable[];
   /** Shown in LR monitors (`backbone`, `head`). */
   name?: string;
@@ -20,14 +21,19 @@ export interface ParamGroupInput<H extends GroupHyper = GroupHyper> {
   [key: string]: unknown;
 }
 
+/** A parameter group as the optimizer holds it: defaults merged with the group's overrides. */
 export interface ParamGroup<H extends GroupHyper = GroupHyper> {
+  /** The group's name (`group0`, … unless given). */
   name: string;
+  /** The variables it updates. */
   params: tf.Variable[];
+  /** Its hyperparameters (learning rate, momentum, …) after overrides. */
   hyper: H;
   /** Learning rate the group started with; schedules scale from it. */
   initialLr: number;
 }
 
+/** An optimizer's per-parameter state variables (moments, momentum buffers) by slot name. */
 export type Slots = Record<string, tf.Variable>;
 
 /**
@@ -37,8 +43,18 @@ export type Slots = Record<string, tf.Variable>;
  * scalar slot `<paramIndex>.step`, as in PyTorch's optimizer state.
  */
 export interface OptimizerState {
+  /** Number of `step()` calls. */
   step: number;
-  groups: { name: string; hyper: GroupHyper; initialLr: number }[];
+  /** Each group's name, hyperparameters and starting learning rate (not its variables). */
+  groups: {
+    /** The group's name. */
+    name: string;
+    /** Its hyperparameters when saved. */
+    hyper: GroupHyper;
+    /** The learning rate schedules scale from. */
+    initialLr: number;
+  }[];
+  /** Slot tensors by `<paramIndex>.<slot>`. */
   slots: Record<string, tf.Tensor>;
 }
 
@@ -48,6 +64,7 @@ export interface OptimizerState {
  * (`updateParam`). Updates run in `tf.tidy`, in place on the variables.
  */
 export abstract class Optimizer<H extends GroupHyper = GroupHyper> {
+  /** The groups, in the order given; schedules and LR monitors read and set their rates here. */
   readonly paramGroups: ParamGroup<H>[];
   /** Number of `step()` calls so far. */
   stepCount = 0;
@@ -179,6 +196,7 @@ export abstract class Optimizer<H extends GroupHyper = GroupHyper> {
     return this.paramGroups[group].hyper.lr;
   }
 
+  /** Sets the learning rate of one group (by index) or of every group. */
   setLr(lr: number, group?: number): void {
     if (!(Number.isFinite(lr) && lr >= 0)) throw new ConfigError('lr', 'a finite number >= 0', lr);
     for (const [i, g] of this.paramGroups.entries()) if (group === undefined || group === i) g.hyper.lr = lr;
@@ -253,6 +271,7 @@ export abstract class Optimizer<H extends GroupHyper = GroupHyper> {
     tf.tidy(() => this.slotsFor(p).step.assign(tf.scalar(t, 'int32')));
   }
 
+  /** Frees the slot variables (the parameters belong to the model). */
   dispose(): void {
     this.clearState();
   }

@@ -1,6 +1,7 @@
 import { ConfigError, KilnError } from '@kiln/core';
 import type { Optimizer } from './optimizer.js';
 
+/** Options of {@link ReduceLROnPlateau}; each field's default is PyTorch's. */
 export interface ReduceLrOnPlateauOptions {
   /** Metric read from the record passed to `step(metrics)` (e.g. `val_loss`). Default `val_loss`. */
   monitor?: string;
@@ -27,8 +28,11 @@ export interface ReduceLrOnPlateauState {
   [key: string]: unknown;
   /** Best value seen; null before the first (JSON has no infinities). */
   best: number | null;
+  /** Consecutive epochs without improvement. */
   numBadEpochs: number;
+  /** Epochs of cooldown left. */
   cooldownCounter: number;
+  /** Epochs seen by `step`. */
   lastEpoch: number;
 }
 
@@ -37,14 +41,23 @@ export interface ReduceLrOnPlateauState {
  * `patience` epochs (PyTorch's `ReduceLROnPlateau`), then waits `cooldown` epochs.
  */
 export class ReduceLROnPlateau {
+  /** The metric watched (see {@link ReduceLrOnPlateauOptions}). */
   readonly monitor: string;
+  /** Whether lower (`min`) or higher (`max`) is better. */
   readonly mode: 'min' | 'max';
+  /** Multiplier applied to the rate on a plateau. */
   readonly factor: number;
+  /** Epochs without improvement tolerated before reducing. */
   readonly patience: number;
+  /** Least change that counts as an improvement. */
   readonly threshold: number;
+  /** Whether `threshold` is relative or absolute. */
   readonly thresholdMode: 'rel' | 'abs';
+  /** Epochs to wait after a reduction. */
   readonly cooldown: number;
+  /** Lowest rate of each parameter group. */
   readonly minLrs: number[];
+  /** Reductions smaller than this are skipped. */
   readonly eps: number;
   private best: number;
   private numBadEpochs = 0;
@@ -52,6 +65,7 @@ export class ReduceLROnPlateau {
   private lastEpoch = 0;
 
   constructor(
+    /** The optimizer whose groups' rates are reduced. */
     readonly optimizer: Optimizer,
     options: ReduceLrOnPlateauOptions = {},
   ) {
@@ -126,14 +140,17 @@ export class ReduceLROnPlateau {
     return this.thresholdMode === 'rel' ? a > best * (1 + th) : a > best + th;
   }
 
+  /** Each group's current learning rate. */
   getLastLr(): number[] {
     return this.optimizer.paramGroups.map((g) => g.hyper.lr);
   }
 
+  /** The plateau-tracking state, for checkpoints. */
   stateDict(): ReduceLrOnPlateauState {
     return { best: Number.isFinite(this.best) ? this.best : null, numBadEpochs: this.numBadEpochs, cooldownCounter: this.cooldownCounter, lastEpoch: this.lastEpoch };
   }
 
+  /** Takes back what `stateDict` returned. */
   loadStateDict(state: Record<string, unknown>): void {
     const s = state as Partial<ReduceLrOnPlateauState>;
     for (const k of ['numBadEpochs', 'cooldownCounter', 'lastEpoch'] as const) {

@@ -13,7 +13,10 @@ export interface RmspropHyper extends GroupHyper {
 }
 
 /** RMSprop options; `rho` is accepted as another name for `alpha`. */
-export type RmspropOptions = Partial<RmspropHyper> & { rho?: number };
+export type RmspropOptions = Partial<RmspropHyper> & {
+  /** Keras' name for `alpha`. */
+  rho?: number;
+};
 
 /**
  * RMSprop (Hinton, lecture 6e), in PyTorch's formulation:

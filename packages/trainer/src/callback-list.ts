@@ -15,7 +15,10 @@ export interface HookObserver {
  * of the same name (Lightning's order: callbacks before the LightningModule).
  */
 export class CallbackList {
-  constructor(readonly callbacks: Callback[]) {}
+  constructor(
+    /** The callbacks, in the order their hooks fire. */
+    readonly callbacks: Callback[],
+  ) {}
 
   /**
    * Observers told when each hook of a callback or of the module starts and ends (the Profiler is
@@ -31,6 +34,7 @@ export class CallbackList {
     };
   }
 
+  /** Calls `hook` on every callback, then the module's hook of the same name (without the trainer and module arguments). */
   async call<K extends keyof Callback>(hook: K, module: object, ...args: unknown[]): Promise<void> {
     for (const cb of this.callbacks) {
       const fn = cb[hook] as unknown as ((...a: unknown[]) => unknown) | undefined;
@@ -104,6 +108,7 @@ export class CallbackList {
     for (const [key, t] of Object.entries(byKey)) if (!taken.has(key)) tf.dispose(Object.values(t));
   }
 
+  /** Gives each callback its state from a checkpoint, by `stateKey`. */
   loadStateDict(states: Record<string, Record<string, unknown>>): void {
     for (const cb of this.callbacks) {
       const s = states[keyOf(cb)];
@@ -112,6 +117,7 @@ export class CallbackList {
   }
 }
 
+/** The key a callback's state is saved under: its `stateKey`, or its class name. */
 export function keyOf(cb: Callback): string {
   return cb.stateKey ?? cb.constructor.name;
 }

@@ -3,6 +3,7 @@ import type { Trainer } from './trainer.js';
 import type { TrainingModule, StepOutput } from './training-module.js';
 import type { Batch } from '@kiln/data';
 
+/** Which trainer method is running: `fit`, `validate`, `test` or `predict`. */
 export type Stage = 'fit' | 'validate' | 'test' | 'predict';
 
 /**
@@ -18,20 +19,31 @@ export interface Callback {
   /** Key under which `stateDict` is saved; make it unique when two instances coexist. */
   readonly stateKey?: string;
 
+  /** First hook of every `fit`/`validate`/`test`/`predict` call, before any checkpoint is restored. */
   setup?(trainer: Trainer, module: TrainingModule, stage: Stage): void | Promise<void>;
+  /** Last hook of every run, also after an exception. */
   teardown?(trainer: Trainer, module: TrainingModule, stage: Stage): void | Promise<void>;
 
+  /** `fit` begins (after a resumed checkpoint was loaded). */
   onFitStart?(trainer: Trainer, module: TrainingModule): void | Promise<void>;
+  /** `fit` finished, after `onTrainEnd`. */
   onFitEnd?(trainer: Trainer, module: TrainingModule): void | Promise<void>;
+  /** Before the sanity-check validation batches (`numSanityValSteps`) that precede training. */
   onSanityCheckStart?(trainer: Trainer, module: TrainingModule): void | Promise<void>;
+  /** After the sanity-check validation batches; their metrics are discarded. */
   onSanityCheckEnd?(trainer: Trainer, module: TrainingModule): void | Promise<void>;
 
+  /** Training loop begins, after the sanity check. */
   onTrainStart?(trainer: Trainer, module: TrainingModule): void | Promise<void>;
+  /** Training loop ended (max epochs or steps reached, or `trainer.shouldStop`). */
   onTrainEnd?(trainer: Trainer, module: TrainingModule): void | Promise<void>;
+  /** A training epoch begins; `trainer.currentEpoch` is 0-based. */
   onTrainEpochStart?(trainer: Trainer, module: TrainingModule): void | Promise<void>;
   /** After the epoch's validation; `trainer.callbackMetrics` holds the epoch's train and val metrics. */
   onTrainEpochEnd?(trainer: Trainer, module: TrainingModule): void | Promise<void>;
+  /** Before the training step of batch `batchIdx`. */
   onTrainBatchStart?(trainer: Trainer, module: TrainingModule, batch: Batch, batchIdx: number): void | Promise<void>;
+  /** After the optimizer step of batch `batchIdx`; `trainer.lastTrainMetrics` holds the step's logged values. */
   onTrainBatchEnd?(trainer: Trainer, module: TrainingModule, outputs: StepOutput, batch: Batch, batchIdx: number): void | Promise<void>;
 
   /** Runs synchronously inside the gradient tape, after the forward pass. */
@@ -40,36 +52,58 @@ export interface Callback {
   onBeforeBackward?(trainer: Trainer, module: TrainingModule, loss: tf.Scalar): void;
   /** Gradients are computed, not yet clipped or applied. */
   onAfterBackward?(trainer: Trainer, module: TrainingModule, grads: tf.NamedTensorMap): void | Promise<void>;
+  /** Before clipping and the optimizer step; `grads` may be read, not replaced. */
   onBeforeOptimizerStep?(trainer: Trainer, module: TrainingModule, grads: tf.NamedTensorMap): void | Promise<void>;
 
+  /** A validation run begins (end of epoch, `valCheckInterval`, or `trainer.validate`). */
   onValidationStart?(trainer: Trainer, module: TrainingModule): void | Promise<void>;
+  /** A validation run ended; `trainer.callbackMetrics` holds its `val_*` metrics. */
   onValidationEnd?(trainer: Trainer, module: TrainingModule): void | Promise<void>;
+  /** Before the first validation batch. */
   onValidationEpochStart?(trainer: Trainer, module: TrainingModule): void | Promise<void>;
+  /** After the last validation batch, once the epoch's validation metrics are reduced. */
   onValidationEpochEnd?(trainer: Trainer, module: TrainingModule): void | Promise<void>;
+  /** Before the validation step of batch `batchIdx`. */
   onValidationBatchStart?(trainer: Trainer, module: TrainingModule, batch: Batch, batchIdx: number): void | Promise<void>;
+  /** After the validation step of batch `batchIdx`. */
   onValidationBatchEnd?(trainer: Trainer, module: TrainingModule, outputs: StepOutput, batch: Batch, batchIdx: number): void | Promise<void>;
 
+  /** `trainer.test` begins. */
   onTestStart?(trainer: Trainer, module: TrainingModule): void | Promise<void>;
+  /** `trainer.test` ended; `trainer.callbackMetrics` holds the `test_*` metrics. */
   onTestEnd?(trainer: Trainer, module: TrainingModule): void | Promise<void>;
+  /** Before the first test batch. */
   onTestEpochStart?(trainer: Trainer, module: TrainingModule): void | Promise<void>;
+  /** After the last test batch, once the test metrics are reduced. */
   onTestEpochEnd?(trainer: Trainer, module: TrainingModule): void | Promise<void>;
+  /** Before the test step of batch `batchIdx`. */
   onTestBatchStart?(trainer: Trainer, module: TrainingModule, batch: Batch, batchIdx: number): void | Promise<void>;
+  /** After the test step of batch `batchIdx`. */
   onTestBatchEnd?(trainer: Trainer, module: TrainingModule, outputs: StepOutput, batch: Batch, batchIdx: number): void | Promise<void>;
 
+  /** `trainer.predict` begins. */
   onPredictStart?(trainer: Trainer, module: TrainingModule): void | Promise<void>;
+  /** `trainer.predict` ended. */
   onPredictEnd?(trainer: Trainer, module: TrainingModule): void | Promise<void>;
+  /** Before the first prediction batch. */
   onPredictEpochStart?(trainer: Trainer, module: TrainingModule): void | Promise<void>;
+  /** After the last prediction batch. */
   onPredictEpochEnd?(trainer: Trainer, module: TrainingModule): void | Promise<void>;
+  /** Before the prediction step of batch `batchIdx`. */
   onPredictBatchStart?(trainer: Trainer, module: TrainingModule, batch: Batch, batchIdx: number): void | Promise<void>;
+  /** After the prediction step of batch `batchIdx`; `outputs` is the step's prediction. */
   onPredictBatchEnd?(trainer: Trainer, module: TrainingModule, outputs: tf.Tensor, batch: Batch, batchIdx: number): void | Promise<void>;
 
   /** Any error that interrupts a run; the error is re-thrown after every callback saw it. */
   onException?(trainer: Trainer, module: TrainingModule, error: unknown): void | Promise<void>;
   /** Add to or read the checkpoint being written. */
   onSaveCheckpoint?(trainer: Trainer, module: TrainingModule, checkpoint: Record<string, unknown>): void | Promise<void>;
+  /** A checkpoint is being restored (resume); read what `onSaveCheckpoint` added. */
   onLoadCheckpoint?(trainer: Trainer, module: TrainingModule, checkpoint: Record<string, unknown>): void | Promise<void>;
 
+  /** JSON-serialisable state to keep in checkpoints under `stateKey`. */
   stateDict?(): Record<string, unknown>;
+  /** Takes back what `stateDict` returned, when a run resumes. */
   loadStateDict?(state: Record<string, unknown>): void;
   /**
    * Tensors the callback's state holds (EarlyStopping's best weights, an average of weights),

@@ -15,25 +15,33 @@ const META_KEY = 'kiln';
  * continue it. Callbacks may add their own keys in `onSaveCheckpoint`.
  */
 export interface CheckpointMeta {
+  /** Version of this layout (`CHECKPOINT_FORMAT`). */
   format: number;
   /** Epoch to continue in (0-based) and the batches of it already trained. */
   epoch: number;
+  /** Batches of `epoch` already trained (0 at an epoch boundary). */
   batch: number;
+  /** Optimizer steps taken so far. */
   globalStep: number;
+  /** The trainer's `callbackMetrics` when saved (epoch means: `train_loss`, `val_acc`, …). */
   callbackMetrics: Record<string, number>;
   /** Running sums of the interrupted epoch's train metrics (mid-epoch checkpoints only). */
   epochMetrics?: { sums: Record<string, number>; count: number } | null;
   optimizer?: { step: number; groups: unknown[] };
   /** The second and later optimizers (manual optimization) and their schedulers; slots are `optimizer@<i>.<slot>`. */
   extraOptimizers?: { step: number; groups: unknown[]; scheduler: Record<string, unknown> | null }[];
+  /** The learning-rate scheduler's state, when there is one. */
   scheduler?: Record<string, unknown> | null;
+  /** The training loader's position and shuffling state, so a resume continues mid-epoch exactly. */
   loader?: unknown;
+  /** The default generator's state. */
   rng?: unknown;
   /** `stateDict()` of every callback that has one, by its state key. */
   callbacks: Record<string, Record<string, unknown>>;
   /** Names of the tensors each callback stored (`stateTensors`), by state key; the tensors are `callback.<i>` in this order. */
   callbackTensors?: Record<string, string[]>;
   model: { class: string; parameters: number; hparams: Record<string, unknown> };
+  /** Versions that wrote it: the checkpoint format and tfjs-core. */
   versions: Record<string, string>;
   [extra: string]: unknown;
 }
@@ -48,6 +56,7 @@ export interface Checkpoint {
   extraOptimizerSlots: Record<string, tf.Tensor>[];
   /** Callback tensors by state key and name (see `Callback.stateTensors`). */
   callbackTensors: Record<string, Record<string, tf.Tensor>>;
+  /** Everything else: epoch, step, callback, scheduler and generator state, versions. */
   meta: CheckpointMeta;
 }
 

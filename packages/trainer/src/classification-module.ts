@@ -5,8 +5,10 @@ import type { Batch } from '@kiln/data';
 import { forwardWithAuxiliary, hasAuxiliaryHeads } from '@kiln/zoo';
 import { TrainingModule, type OptimizerConfig, type StepOutput } from './training-module.js';
 
+/** A loss of logits and labels, reduced to a scalar. */
 export type LossFn = (logits: tf.Tensor, labels: tf.Tensor) => tf.Tensor;
 
+/** Options of `ClassificationModule`. */
 export interface ClassificationModuleOptions {
   /** Loss from logits and integer labels. Default: softmax cross-entropy. */
   loss?: LossFn;
@@ -14,6 +16,7 @@ export interface ClassificationModuleOptions {
   optimizer?: (model: Module) => Optimizer;
   /** Or a full optimizer configuration (optimizer + scheduler). */
   configureOptimizers?: (model: Module) => OptimizerConfig;
+  /** Learning rate of the default Adam optimizer (default 1e-3). */
   lr?: number;
   /** Also log top-k accuracy for these k (top-1 is always logged as `acc`). */
   topK?: number[];

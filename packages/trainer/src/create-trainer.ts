@@ -37,6 +37,7 @@ export function logger(l: Logger): Plugin {
   };
 }
 
+/** Options of {@link createTrainer}: the Trainer's, plus the plugins of the run. */
 export interface CreateTrainerOptions extends TrainerOptions {
   /** Callbacks, loggers and anything else a run needs, as plugins. */
   plugins?: Plugin[];

@@ -1,6 +1,8 @@
 /** Receives metrics from the trainer. Implementations: console, CSV, JSON lines, TensorBoard. */
 export interface Logger {
+  /** Shown in messages (`csv`, `tensorboard`). */
   readonly name: string;
+  /** The module's hyperparameters, once at the start of `fit`. */
   logHyperparams?(params: Record<string, unknown>): void | Promise<void>;
   /** Metrics at a global step; `epoch`-level rows carry an `epoch` field. */
   logMetrics(metrics: Record<string, number>, step: number): void | Promise<void>;

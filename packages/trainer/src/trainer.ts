@@ -12,6 +12,7 @@ import { MetricAverager } from './metric-averager.js';
 import { ProgressBar } from './callbacks/progress-bar.js';
 import { Monitor } from './callbacks/monitor.js';
 
+/** Options of the {@link Trainer}, named as in PyTorch Lightning's `Trainer`. */
 export interface TrainerOptions {
   /** Stop after this many epochs (default 1000 unless maxSteps is set, as in Lightning). */
   maxEpochs?: number;
@@ -21,7 +22,9 @@ export interface TrainerOptions {
   minEpochs?: number;
   /** Use only this many training batches per epoch (integer > 1) or this fraction (0..1; 1 = all). */
   limitTrainBatches?: number;
+  /** As `limitTrainBatches`, for validation. */
   limitValBatches?: number;
+  /** As `limitTrainBatches`, for `test`. */
   limitTestBatches?: number;
   /** Validation batches run before training to catch bugs early (default 2; 0 disables). */
   numSanityValSteps?: number;
@@ -39,6 +42,7 @@ export interface TrainerOptions {
   overfitBatches?: number;
   /** Clip gradients: global norm (default algorithm) or value. */
   gradientClipVal?: number;
+  /** `norm` (scale all gradients so their global norm is at most `gradientClipVal`) or `value` (clip each element). */
   gradientClipAlgorithm?: 'norm' | 'value';
   /** Sum gradients over this many batches before each optimizer step. */
   accumulateGradBatches?: number;
@@ -69,14 +73,18 @@ type ResolvedOptions = Required<Omit<TrainerOptions, 'seed' | 'gradientClipVal' 
  */
 @injectable()
 export class Trainer {
+  /** The options with every default filled in. */
   readonly options: ResolvedOptions;
+  /** The run's callbacks, dispatched in order. */
   readonly callbacks: CallbackList;
+  /** The run's loggers. */
   readonly loggers: Logger[];
   /** Batches per loop in a fastDevRun (0 when not one). */
   private readonly devBatches: number;
 
   /** Epoch being run (0-based) and optimizer steps taken. */
   currentEpoch = 0;
+  /** Optimizer steps taken so far. */
   globalStep = 0;
   /** Set by a callback (EarlyStopping, Timer, TerminateOnNaN) to end `fit` after the current step/epoch. */
   shouldStop = false;

@@ -6,6 +6,7 @@ import type { Trainer } from './trainer.js';
 
 /** What a step returns: the loss to differentiate (training) and scalars to log, averaged per epoch. */
 export interface StepOutput {
+  /** The scalar to minimise (training steps must return one). */
   loss?: tf.Scalar;
   /** Metric name → scalar; the trainer prefixes the stage (`train_`, `val_`, `test_`). */
   logs: Record<string, tf.Scalar>;
@@ -20,12 +21,17 @@ export interface SchedulerLike {
    * with the monitored value alone when `OptimizerConfig.monitor` names one.
    */
   step(metrics?: Record<string, number> | number): void;
+  /** State to keep in checkpoints. */
   stateDict?(): Record<string, unknown>;
+  /** Takes back what `stateDict` returned. */
   loadStateDict?(state: Record<string, unknown>): void;
 }
 
+/** What `configureOptimizers` returns. */
 export interface OptimizerConfig {
+  /** Updates the model's parameters. */
   optimizer: Optimizer;
+  /** Adjusts the learning rate as training goes (a schedule or `ReduceLROnPlateau`). */
   scheduler?: SchedulerLike;
   /** When the scheduler steps. Default `epoch`. */
   interval?: 'epoch' | 'step';
@@ -42,6 +48,7 @@ export interface OptimizerConfig {
  * may also implement any `Callback` hook (without the trainer/module arguments).
  */
 export abstract class TrainingModule {
+  /** The network being trained. */
   abstract readonly model: Module;
 
   /**

@@ -2,6 +2,7 @@ import { tf, type Rng } from '@kiln/core';
 import { AdaptiveAvgPool2d, Conv2d, Dropout, Linear, LocalResponseNorm, MaxPool2d, ReLU, Sequential, type Module, type Tensor } from '@kiln/layers';
 import { ZooModel, forwardUpTo, skipInitOptions } from './zoo-model.js';
 
+/** Options of {@link AlexNet}. */
 export interface AlexNetOptions {
   /** Classes predicted by the head. Default 1000. */
   numClasses?: number;
@@ -29,8 +30,11 @@ export interface AlexNetOptions {
 export class AlexNet extends ZooModel {
   readonly headPath = 'classifier.6';
   override readonly flattenedInputs: Record<string, [number, number, number]> = { 'classifier.1': [256, 6, 6] };
+  /** The convolution stack, registered as `features`. */
   readonly convs: Sequential;
+  /** Average pool to 6×6 before the classifier. */
   readonly avgpool: AdaptiveAvgPool2d;
+  /** Three dense layers with dropout. */
   readonly classifier: Sequential;
 
   constructor(options: AlexNetOptions = {}) {

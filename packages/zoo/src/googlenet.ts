@@ -23,9 +23,13 @@ const dense = (inFeatures: number, outFeatures: number, b: BuildOptions) =>
  * torchvision does (its published weights were trained that way).
  */
 export class Inception extends Module {
+  /** 1×1 convolution. */
   readonly branch1: BasicConv2d;
+  /** 1×1 reduction → 3×3. */
   readonly branch2: Sequential;
+  /** 1×1 reduction → 3×3 (the paper's 5×5). */
   readonly branch3: Sequential;
+  /** 3×3 max pool → 1×1 projection. */
   readonly branch4: Sequential;
 
   constructor(inChannels: number, ch1x1: number, ch3x3red: number, ch3x3: number, ch5x5red: number, ch5x5: number, poolProj: number, b: BuildOptions) {
@@ -43,10 +47,15 @@ export class Inception extends Module {
 
 /** GoogLeNet's auxiliary classifier: 4×4 average pool → 1×1 conv 128 → dense 1024 → dropout → classes. */
 export class InceptionAux extends Module {
+  /** Average pool to 4×4. */
   readonly pool: AdaptiveAvgPool2d;
+  /** 1×1 convolution to 128 channels. */
   readonly conv: BasicConv2d;
+  /** Dense layer to 1024 features. */
   readonly fc1: Linear;
+  /** Dense layer to the classes. */
   readonly fc2: Linear;
+  /** Dropout before `fc2`. */
   readonly dropout: Dropout;
 
   constructor(inChannels: number, numClasses: number, dropout: number, b: BuildOptions) {
@@ -67,6 +76,7 @@ export class InceptionAux extends Module {
   }
 }
 
+/** Options of {@link GoogLeNet}. */
 export interface GoogLeNetOptions {
   /** Classes predicted by the head (and the auxiliary heads). Default 1000. */
   numClasses?: number;
@@ -91,8 +101,11 @@ export interface GoogLeNetOptions {
 
 /** The main and auxiliary logits of a training-time GoogLeNet pass. */
 export interface GoogLeNetOutputs {
+  /** The main head's logits. */
   logits: Tensor;
+  /** The first auxiliary head's logits (after inception 4a), when it exists. */
   aux1?: Tensor;
+  /** The second auxiliary head's logits (after inception 4d), when it exists. */
   aux2?: Tensor;
 }
 
@@ -108,9 +121,13 @@ export class GoogLeNet extends ZooModel implements AuxiliaryHeads {
   /** Weight of each auxiliary loss (torchvision's reference recipe: loss = main + 0.3·(aux1 + aux2)). */
   readonly auxLossWeight = 0.3;
   private readonly trunk: [string, Module][] = [];
+  /** Auxiliary classifier after inception 4a (with `auxLogits`). */
   readonly aux1?: InceptionAux;
+  /** Auxiliary classifier after inception 4d (with `auxLogits`). */
   readonly aux2?: InceptionAux;
+  /** Global average pool before the head. */
   readonly avgpool: GlobalAvgPool2d;
+  /** Dropout before the head. */
   readonly dropout: Dropout;
 
   constructor(options: GoogLeNetOptions = {}) {

@@ -7,10 +7,14 @@ import { ZooModel, skipInitOptions, type BuildOptions } from './zoo-model.js';
 
 /** Builds the named `BasicConv2d` units of one Inception v3 block, torchvision's init std 0.1. */
 abstract class Block extends Module {
-  constructor(protected readonly build: BuildOptions) {
+  constructor(
+    /** Weight generator and skip-init flag every unit is built with. */
+    protected readonly build: BuildOptions,
+  ) {
     super();
   }
 
+  /** Registers a `BasicConv2d` unit under `name`. */
   protected unit(name: string, inChannels: number, outChannels: number, kernelSize: number | [number, number], padding: number | [number, number] = 0, stride = 1): BasicConv2d {
     return this.registerModule(name, new BasicConv2d({ inChannels, outChannels, kernelSize, padding, stride, initStd: 0.1, ...this.build }));
   }
@@ -169,6 +173,7 @@ export class InceptionV3Aux extends Block {
   }
 }
 
+/** Options of {@link InceptionV3}. */
 export interface InceptionV3Options {
   /** Classes predicted by the head (and the auxiliary head). Default 1000. */
   numClasses?: number;
@@ -201,8 +206,11 @@ export class InceptionV3 extends ZooModel implements AuxiliaryHeads {
   /** Weight of each auxiliary loss (torchvision's reference recipe: loss = main + 0.4·aux). */
   readonly auxLossWeight = 0.4;
   private readonly trunk: [string, Module][] = [];
+  /** The auxiliary classifier after Mixed_6e, when built with `auxLogits`. */
   readonly auxLogits?: InceptionV3Aux;
+  /** Dropout before the head. */
   readonly dropout: Dropout;
+  /** Global average pool before the head. */
   readonly avgpool: GlobalAvgPool2d;
 
   constructor(options: InceptionV3Options = {}) {
@@ -238,7 +246,12 @@ export class InceptionV3 extends ZooModel implements AuxiliaryHeads {
   }
 
   /** Main logits plus, while training with the auxiliary head, its logits. */
-  forwardWithAux(x: Tensor): { logits: Tensor; aux?: Tensor } {
+  forwardWithAux(x: Tensor): {
+    /** The main head's logits. */
+    logits: Tensor;
+    /** The auxiliary head's logits, while training with it. */
+    aux?: Tensor;
+  } {
     let aux: Tensor | undefined;
     const useAux = this.training && this.auxLogits !== undefined;
     const logits = tf.tidy(() => {

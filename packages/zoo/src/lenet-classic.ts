@@ -20,13 +20,18 @@ export const LENET5_C3_TABLE: readonly (readonly number[])[] = [
  * paper's; forward scatters them into a dense HWIO kernel with a constant 0/1 matrix.
  */
 export class ConnectionTableConv2d extends Module {
+  /** The connected kernels only, `[kh, kw, connections]`. */
   readonly weight: Parameter;
+  /** One bias per output map. */
   readonly bias: Parameter;
   private readonly scatter: tf.Tensor2D;
 
   constructor(
+    /** Channels of the input. */
     readonly inChannels: number,
+    /** For each output map, the input maps it reads. */
     readonly table: readonly (readonly number[])[],
+    /** Square kernel extent. */
     readonly kernelSize: number,
     rng?: Rng,
   ) {
@@ -73,6 +78,7 @@ export class ConnectionTableConv2d extends Module {
   }
 }
 
+/** Options of {@link LeNet5Classic}. */
 export interface LeNet5ClassicOptions {
   /** Classes predicted by the output layer. Default 10. */
   numClasses?: number;
@@ -94,7 +100,9 @@ export interface LeNet5ClassicOptions {
 export class LeNet5Classic extends ZooModel {
   readonly headPath = 'classifier.2';
   readonly inChannels: number;
+  /** C1 … C5 with the subsampling layers and activations, then a flatten; registered as `features`. */
   readonly convs: Sequential;
+  /** F6 and the output layer. */
   readonly classifier: Sequential;
 
   constructor(options: LeNet5ClassicOptions = {}) {

@@ -2,6 +2,7 @@ import { tf, ConfigError, type Rng } from '@kiln/core';
 import { Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, init, type Tensor } from '@kiln/layers';
 import { ZooModel, forwardUpTo, skipInitOptions } from './zoo-model.js';
 
+/** Options of `LeNet5`. */
 export interface LeNet5Options {
   /** Classes predicted by the head. Default 10. */
   numClasses?: number;
@@ -35,6 +36,7 @@ export class LeNet5 extends ZooModel {
   override readonly flattenedInputs: Record<string, [number, number, number]>;
   /** The conv stack, registered as `features`. */
   readonly convs: Sequential;
+  /** Three dense layers: 400 → 120 → 84 → classes. */
   readonly classifier: Sequential;
 
   constructor(options: LeNet5Options = {}) {

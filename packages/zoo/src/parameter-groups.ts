@@ -14,6 +14,7 @@ export interface GroupSpec {
   weightDecay?: number;
 }
 
+/** Options of `parameterGroups`. */
 export interface ParameterGroupsOptions {
   /** Name of the group collecting parameters no spec claims; `undefined` drops them. Default `'rest'`. */
   rest?: string | undefined;

@@ -52,6 +52,7 @@ export interface ModelVariant {
   options: ZooOptions;
 }
 
+/** A zoo model as the registry knows it: its default input and how to build it. */
 export interface ZooEntry {
   /** Input shape [H, W, C] the model is meant for by default. */
   inputShape: [number, number, number];

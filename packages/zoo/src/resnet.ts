@@ -17,11 +17,17 @@ function downsample(inChannels: number, outChannels: number, stride: number, b: 
 
 /** Two 3×3 convolutions with an identity (or projected) shortcut: ResNet-18/34. */
 export class BasicBlock extends Module {
+  /** Output channels per `planes`: 1 (the block keeps its width). */
   static readonly expansion = 1;
+  /** First 3×3 convolution (carries the stride). */
   readonly conv1: Conv2d;
+  /** Batch norm after `conv1`. */
   readonly bn1: BatchNorm2d;
+  /** Second 3×3 convolution. */
   readonly conv2: Conv2d;
+  /** Batch norm after `conv2`. */
   readonly bn2: BatchNorm2d;
+  /** 1×1 convolution + batch norm on the shortcut, when the block changes resolution or width. */
   readonly downsample?: Sequential;
 
   constructor(inChannels: number, width: number, stride: number, b: BuildOptions = {}) {
@@ -47,13 +53,21 @@ export class BasicBlock extends Module {
  * shortcut: ResNet-50/101/152.
  */
 export class Bottleneck extends Module {
+  /** Output channels per `planes`: 4 (the last 1×1 expands). */
   static readonly expansion = 4;
+  /** 1×1 reduction. */
   readonly conv1: Conv2d;
+  /** Batch norm after `conv1`. */
   readonly bn1: BatchNorm2d;
+  /** 3×3 convolution (carries the stride). */
   readonly conv2: Conv2d;
+  /** Batch norm after `conv2`. */
   readonly bn2: BatchNorm2d;
+  /** 1×1 expansion. */
   readonly conv3: Conv2d;
+  /** Batch norm after `conv3`. */
   readonly bn3: BatchNorm2d;
+  /** 1×1 convolution + batch norm on the shortcut, when the block changes resolution or width. */
   readonly downsample?: Sequential;
 
   constructor(inChannels: number, width: number, stride: number, b: BuildOptions = {}) {
@@ -79,17 +93,27 @@ export class Bottleneck extends Module {
   }
 }
 
+/** The ResNet depths of He et al. (2016). */
+export type ResNetDepth = 18 | 34 | 50 | 101 | 152;
+
+/** One depth's architecture. */
+export interface ResNetConfig {
+  /** Two 3×3 convolutions per block (`basic`) or 1×1 → 3×3 → 1×1 (`bottleneck`). */
+  readonly block: 'basic' | 'bottleneck';
+  /** Blocks in each of the four stages. */
+  readonly layers: readonly [number, number, number, number];
+}
+
 /** Blocks per stage and block type for each depth (He et al., 2016, Table 1). */
-export const RESNET_CONFIGS = {
+export const RESNET_CONFIGS: Readonly<Record<ResNetDepth, ResNetConfig>> = {
   18: { block: 'basic', layers: [2, 2, 2, 2] },
   34: { block: 'basic', layers: [3, 4, 6, 3] },
   50: { block: 'bottleneck', layers: [3, 4, 6, 3] },
   101: { block: 'bottleneck', layers: [3, 4, 23, 3] },
   152: { block: 'bottleneck', layers: [3, 8, 36, 3] },
-} as const;
+};
 
-export type ResNetDepth = keyof typeof RESNET_CONFIGS;
-
+/** Options of {@link ResNet}. */
 export interface ResNetOptions {
   /** 18, 34, 50, 101 or 152 layers. */
   depth: ResNetDepth;
@@ -119,11 +143,17 @@ export interface ResNetOptions {
  */
 export class ResNet extends ZooModel {
   readonly headPath = 'fc';
+  /** The stem: a 7×7 stride-2 convolution (3×3 stride 1 with `smallInput`). */
   readonly conv1: Conv2d;
+  /** Batch norm after the stem. */
   readonly bn1: BatchNorm2d;
+  /** The stem's 3×3 stride-2 max pool (absent with `smallInput`). */
   readonly maxpool?: MaxPool2d;
+  /** The four stages of blocks (`layer1` … `layer4`). */
   readonly stages: Sequential[] = [];
+  /** Global average pool before the head. */
   readonly avgpool: GlobalAvgPool2d;
+  /** Dropout before the head, when `dropout` > 0. */
   readonly dropout?: Dropout;
 
   constructor(options: ResNetOptions) {

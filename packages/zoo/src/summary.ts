@@ -25,11 +25,15 @@ export interface SummaryRow {
 export interface ModelSummaryReport {
   /** Input shape [H, W, C]. */
   input: [number, number, number];
+  /** One row per layer, in execution order. */
   rows: SummaryRow[];
+  /** Parameter values in the model. */
   totalParams: number;
+  /** Parameter values gradients reach (frozen ones excluded). */
   trainableParams: number;
   /** Output shape of the whole model for one image. */
   outputShape: number[];
+  /** Multiply-adds of one forward pass for one image. */
   totalMultiplyAdds: number;
 }
 

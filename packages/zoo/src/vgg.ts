@@ -4,14 +4,20 @@ import { ZooModel, forwardUpTo, skipInitOptions } from './zoo-model.js';
 
 /** Conv widths per configuration, 'M' for a 2×2 max-pool (Simonyan & Zisserman, 2015, Table 1, A/B/D/E). */
 export const VGG_CONFIGS = {
+  /** VGG-11, configuration A. */
   11: [64, 'M', 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512, 'M'],
+  /** VGG-13, configuration B. */
   13: [64, 64, 'M', 128, 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512, 'M'],
+  /** VGG-16, configuration D. */
   16: [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M'],
+  /** VGG-19, configuration E. */
   19: [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M', 512, 512, 512, 512, 'M', 512, 512, 512, 512, 'M'],
 } as const satisfies Record<number, readonly (number | 'M')[]>;
 
+/** The VGG depths of Simonyan & Zisserman (2015). */
 export type VggDepth = keyof typeof VGG_CONFIGS;
 
+/** Options of {@link Vgg}. */
 export interface VggOptions {
   /** 11, 13, 16 or 19 weight layers. */
   depth: VggDepth;
@@ -44,8 +50,11 @@ export interface VggOptions {
 export class Vgg extends ZooModel {
   readonly headPath = 'classifier.6';
   override readonly flattenedInputs: Record<string, [number, number, number]> = { 'classifier.0': [512, 7, 7] };
+  /** The convolution stack, registered as `features`. */
   readonly convs: Sequential;
+  /** Average pool to 7×7 before the classifier. */
   readonly avgpool: AdaptiveAvgPool2d;
+  /** Three dense layers with dropout. */
   readonly classifier: Sequential;
 
   constructor(options: VggOptions) {

@@ -80,7 +80,12 @@ export function loadWeights(
   model: Module,
   bytes: Uint8Array,
   options: { strict?: boolean; file?: string; prefix?: string } = {},
-): { metadata: Record<string, string>; problems: StateDictProblem[] } {
+): {
+  /** The file's metadata strings. */
+  metadata: Record<string, string>;
+  /** Keys that did not fit (none in strict mode, which throws instead). */
+  problems: StateDictProblem[];
+} {
   const file = options.file ?? '<weights>';
   const { tensors, metadata } = decodeSafetensors(bytes, file);
   return { metadata, problems: loadWeightTensors(model, tensors, { ...options, file }) };

@@ -76,12 +76,19 @@ export function forwardUpTo(seq: Sequential, x: Tensor, end: number): Tensor {
  * Initializer overrides for `skipInit`: zeros instead of random draws, for models whose weights are
  * about to be loaded (random fills of 100M+ values take seconds). Spread last into layer options.
  */
-export function skipInitOptions(skip: boolean | undefined): { weightInit?: Initializer; biasInit?: Initializer } {
+export function skipInitOptions(skip: boolean | undefined): {
+  /** Zeros for the weights, when skipping. */
+  weightInit?: Initializer;
+  /** Zeros for the bias, when skipping. */
+  biasInit?: Initializer;
+} {
   return skip ? { weightInit: init.zeros(), biasInit: init.zeros() } : {};
 }
 
 /** What every layer of one model is built with: the weight generator and whether to skip random init. */
 export interface BuildOptions {
+  /** Generator for the initial weights (default: the global one). */
   rng?: Rng;
+  /** Allocate zeros instead of drawing random weights (weights are about to be loaded). */
   skipInit?: boolean;
 }

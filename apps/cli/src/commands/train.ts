@@ -24,6 +24,7 @@ import type { Command } from '../command.js';
 
 const OPTIMIZERS = ['adam', 'adamw', 'sgd', 'rmsprop', 'adagrad', 'radam'] as const;
 
+/** `kiln train --help`. */
 export const TRAIN_USAGE = `usage: kiln train --model lenet5 --dataset fashion-mnist [options]
        kiln train --model resnet18 --dataset folder:photos --image-size 64x64 [options]
 
@@ -152,21 +153,30 @@ function trainFlags(argv: string[]): Record<string, string | undefined> {
 export type { CliCheckpointInfo };
 
 export interface TrainSummary extends Partial<TestReport> {
+  /** Zoo model name (`lenet5`). */
   model: string;
+  /** Dataset name (`fashion-mnist`). */
   dataset: string;
+  /** Backend the run used (`wasm`, `webgpu`, …). */
   backend: string;
+  /** The backend's device line. */
   device: string;
   /** Epochs asked for, epochs trained (fewer when early stopping ended the run), and whether it did. */
   epochs: number;
   epochs_run: number;
   stopped_early: boolean;
+  /** Training batch size. */
   batch_size: number;
+  /** Learning rate. */
   lr: number;
+  /** Seed of the run. */
   seed: number;
   classes: string[];
   /** [H, W, C] of the model's input. */
   input_shape: [number, number, number];
+  /** Training examples used. */
   train_examples: number;
+  /** Validation examples held out. */
   val_examples: number;
   test_examples: number;
   val_accuracy: number | null;
@@ -178,11 +188,15 @@ export interface TrainSummary extends Partial<TestReport> {
   best_epoch: number | null;
   best_test_accuracy: number | null;
   best_test_loss: number | null;
+  /** Training throughput, samples per second. */
   train_samples_per_sec: number;
+  /** Wall-clock seconds the command took. */
   wall_seconds: number;
+  /** Parameter values in the model. */
   parameters: number;
   normalization: { mean: number[]; std: number[] };
   preprocessing: Preprocessing;
+  /** The run directory. */
   out: string;
 }
 

@@ -9,26 +9,62 @@
  * Each kernel here handles NHWC float32 tensors and hands anything else (NCHW, other dtypes,
  * activations oneDNN is not asked to fuse, broadcasting it does not do) to the kernel it replaced.
  */
-import { tf, BATCH_NORM_TRAINING_GRAD_KERNEL, BATCH_NORM_TRAINING_KERNEL, ShapeMismatchError } from '@kiln/core';
+import { tf, nodeBuiltin, BATCH_NORM_TRAINING_GRAD_KERNEL, BATCH_NORM_TRAINING_KERNEL, ShapeMismatchError } from '@kiln/core';
 import { f32View, type BackendWasm, type WasmKernelArgs } from './wasm-heap.js';
 
 /** What the native addon exports. */
 export interface DnnlAddon {
+  /** 2-D convolution (optionally + bias and ReLU) into `y`; `geometry` as built by `geometry()` below. */
   conv2dForward(geometry: Int32Array, x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, relu: boolean): void;
+  /** Gradient of a convolution with respect to its input, into `dx`. */
   conv2dBackwardData(geometry: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
+  /** Gradient of a convolution with respect to its filter, into `dw`. */
   conv2dBackwardFilter(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
+  /** Gradient of a 2-D max pool with respect to its input, into `dx`. */
   maxPoolBackward(geometry: Int32Array, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  /** Batched matrix product `c = a · b` (either side transposed or broadcast over the batch). */
   matMul(geometry: Int32Array, a: Float32Array, b: Float32Array, c: Float32Array): void;
+  /** Training-mode batch norm: normalises `x` with its batch statistics into `y`, returning them in `mean` and `variance`. */
   batchNormForward(geometry: Int32Array, epsilon: number, x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, mean: Float32Array, variance: Float32Array): void;
+  /** Gradients of training-mode batch norm with respect to `x`, `gamma` and `beta`. */
   batchNormBackward(
     geometry: Int32Array, epsilon: number, x: Float32Array, dy: Float32Array, mean: Float32Array, variance: Float32Array,
     gamma: Float32Array, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array,
   ): void;
+  /** Size of oneDNN's OpenMP thread pool. */
   setNumThreads(n: number): void;
-  info(): { version: string; cpuIsa: string; maxThreads: number };
+  /** What the loaded library is and runs on. */
+  info(): {
+    /** oneDNN's version (`2.6.3`). */
+    version: string;
+    /** The instruction set oneDNN dispatches to (`avx2`, `avx512_core`, …). */
+    cpuIsa: string;
+    /** Threads in its pool. */
+    maxThreads: number;
+  };
 }
 
-export type DnnlStatus = { loaded: true; addon: DnnlAddon; path: string } | { loaded: false; reason: string };
+/** Why the addon is off, when it is: `deliberate` when the user turned it off or the runtime is not Node. */
+export type DnnlStatus =
+  | {
+      /** The addon loaded. */
+      loaded: true;
+      /** Its functions. */
+      addon: DnnlAddon;
+      /** The file it was loaded from. */
+      path: string;
+    }
+  | {
+      /** The addon is off. */
+      loaded: false;
+      /** Why, in one sentence. */
+      reason: string;
+      /** True when the user turned it off or this is not Node: nothing to report then. */
+      deliberate?: boolean;
+    };
+
+/** The commands that build the addon where it was not built: oneDNN's headers, a compiler, then the build. */
+export const DNNL_ENABLE_COMMAND = 'apt-get install libdnnl-dev g++ && npx kiln-build-dnnl';
 
 let status: DnnlStatus | undefined;
 
@@ -38,12 +74,13 @@ let status: DnnlStatus | undefined;
  */
 export function loadDnnl(): DnnlStatus {
   if (status) return status;
-  const proc = (globalThis as { process?: { env?: Record<string, string | undefined>; versions?: { node?: string }; getBuiltinModule?: (m: string) => any } }).process;
-  if (!proc?.versions?.node || !proc.getBuiltinModule) return (status = { loaded: false, reason: 'not running in Node' });
-  if (proc.env?.KILN_DNNL === '0') return (status = { loaded: false, reason: 'turned off by KILN_DNNL=0' });
-  const { createRequire } = proc.getBuiltinModule('module');
-  const path = proc.getBuiltinModule('path');
-  const fs = proc.getBuiltinModule('fs');
+  const proc = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
+  const module = nodeBuiltin<typeof import('node:module')>('module');
+  const path = nodeBuiltin<typeof import('node:path')>('path');
+  const fs = nodeBuiltin<typeof import('node:fs')>('fs');
+  if (!proc || !module || !path || !fs) return (status = { loaded: false, reason: 'not running in Node', deliberate: true });
+  if (proc.env?.KILN_DNNL === '0') return (status = { loaded: false, reason: 'turned off by KILN_DNNL=0', deliberate: true });
+  const { createRequire } = module;
   const here = typeof __filename === 'string' ? __filename : import.meta.url;
   const req = createRequire(here);
   let file: string;
@@ -57,7 +94,14 @@ export function loadDnnl(): DnnlStatus {
     }
   }
   if (!fs.existsSync(file)) {
-    return (status = { loaded: false, reason: `${file} was not built (apt-get install libdnnl-dev g++, then rebuild @kiln/backend-cpu or run npx kiln-build-dnnl)` });
+    // native/build.mjs leaves the reason it skipped beside the addon's place.
+    const skipped = file.replace(/\.node$/, '.skipped');
+    // No note: the install script never ran (npm 11 runs a dependency's install script only once
+    // the project allows it).
+    const why = fs.existsSync(skipped)
+      ? fs.readFileSync(skipped, 'utf8').trim()
+      : 'its install script did not run (allow it with: npm install-scripts approve @kiln/backend-cpu)';
+    return (status = { loaded: false, reason: `the addon was not built: ${why}` });
   }
   // libgomp reads its wait policy when it loads. Idle OpenMP threads that spin hold cores other
   // work needs (measured: several times slower on a busy 2-core machine), so they sleep unless the
@@ -68,6 +112,17 @@ export function loadDnnl(): DnnlStatus {
   } catch (e) {
     return (status = { loaded: false, reason: `${file} failed to load: ${(e as Error).message}` });
   }
+}
+
+/**
+ * The line a user sees once when the WASM backend starts without oneDNN in Node: that it is off,
+ * why, and the command that turns it on. Nothing when it was turned off on purpose. Installing
+ * @kiln/backend-cpu builds the addon where it can and stays quiet where it cannot (npm hides
+ * install output), so this line is where a user learns that training runs on the slower kernels.
+ */
+export function dnnlOffNotice(s: DnnlStatus): string | undefined {
+  if (s.loaded || s.deliberate) return undefined;
+  return `kiln: oneDNN kernels are off (${s.reason}); WASM runs the convolutions, more slowly. Enable: ${DNNL_ENABLE_COMMAND} (KILN_DNNL=0 silences this)`;
 }
 
 type Conv2DAttrs = {
@@ -99,7 +154,15 @@ const counts = new Map<string, { native: number; fallback: number }>();
  * How many calls of each wrapped kernel oneDNN ran, and how many it handed back to the kernel it
  * wraps (NCHW, other dtypes, unsupported activations or broadcasts), since the process started.
  */
-export function dnnlCallCounts(): Record<string, { native: number; fallback: number }> {
+export function dnnlCallCounts(): Record<
+  string,
+  {
+    /** Calls oneDNN ran. */
+    native: number;
+    /** Calls handed back to the wrapped kernel. */
+    fallback: number;
+  }
+> {
   return Object.fromEntries([...counts].map(([k, v]) => [k, { ...v }]));
 }
 

@@ -45,11 +45,13 @@ const replacements: tf.KernelConfig[] = [
  */
 const broken = ['Conv3DBackpropInputV2', 'Conv3DBackpropFilterV2'];
 
+/** Options of `registerWasmTrainingKernels`. */
 export interface WasmKernelOptions {
   /** Run convolutions through oneDNN when Kiln's native addon is built (Node only). Default true. */
   dnnl?: boolean;
 }
 
+/** Registers Kiln's WASM training kernels (and the oneDNN ones when the addon is loaded); idempotent. */
 export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): void {
   for (const k of missing) {
     if (tf.getKernel(k.kernelName, 'wasm') == null) tf.registerKernel(k);

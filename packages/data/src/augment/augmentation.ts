@@ -9,7 +9,9 @@ export type Augmentation = (x: tf.Tensor4D, rng: Rng) => tf.Tensor4D;
 
 /** Images with their labels: integer labels [N] or per-class targets [N, K]. */
 export interface LabelledBatch {
+  /** Images, NHWC. */
   x: tf.Tensor4D;
+  /** Labels [N] or per-class targets [N, K]. */
   y: tf.Tensor;
 }
 

@@ -27,6 +27,7 @@ function checkSize(name: string, size: [number, number] | undefined, h: number, 
   return s;
 }
 
+/** Options of `randomCrop`. */
 export interface RandomCropOptions {
   /** Output [height, width] (default: the input size, as after padding). */
   size?: [number, number];
@@ -62,6 +63,7 @@ export function centerCrop(size: [number, number]): Augmentation {
   };
 }
 
+/** Options of `randomResizedCrop`. */
 export interface RandomResizedCropOptions {
   /** Output [height, width]. */
   size: [number, number];
@@ -99,6 +101,7 @@ export function randomResizedCrop(options: RandomResizedCropOptions): Augmentati
   };
 }
 
+/** Options of `patches`. */
 export interface PatchOptions {
   /** Patch [height, width]. */
   size: [number, number];

@@ -22,6 +22,7 @@ function separable(x: tf.Tensor4D, k: Float32Array): tf.Tensor4D {
   return tf.depthwiseConv2d(tf.depthwiseConv2d(padded, kx, 1, 'valid'), ky, 1, 'valid');
 }
 
+/** Options of `gaussianBlur`. */
 export interface GaussianBlurOptions {
   /** Odd kernel width in pixels. */
   kernelSize: number;

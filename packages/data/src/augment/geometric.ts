@@ -50,6 +50,7 @@ export function rotate90(k?: number): Augmentation {
 /** How pixels that come from outside the image are filled. */
 export type FillMode = 'constant' | 'reflect' | 'wrap' | 'nearest';
 
+/** Options of `randomAffine`. */
 export interface AffineOptions {
   /** Rotation in degrees, counter-clockwise: a magnitude m (uniform in [−m, m]) or a [low, high] range. Default 0. */
   degrees?: number | [number, number];

@@ -33,6 +33,7 @@ function targets(y: tf.Tensor, numClasses: number): tf.Tensor2D {
   throw new ShapeMismatchError('mixUp/cutMix labels', `[N] class indices or [N, ${numClasses}] targets`, y.shape);
 }
 
+/** Options of `mixUp` and `cutMix`. */
 export interface MixOptions {
   /** Concentration α of the Beta(α, α) mixing weight (default 1: uniform). */
   alpha?: number;

@@ -2,6 +2,7 @@ import { tf, ConfigError, type Rng } from '@kiln/core';
 import type { Augmentation } from './augmentation.js';
 import { sampleRegion } from './per-sample.js';
 
+/** Options of `randomErasing`. */
 export interface RandomErasingOptions {
   /** Probability that an image gets a rectangle erased (default 0.5). */
   p?: number;

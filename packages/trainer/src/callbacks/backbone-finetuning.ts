@@ -9,6 +9,7 @@ function multiplicative(): number {
   return 2;
 }
 
+/** Options of `BackboneFinetuning`. */
 export interface BackboneFinetuningOptions {
   /**
    * The part that is frozen first and fine-tuned later: a dotted module path (`features`), a
@@ -57,6 +58,7 @@ export interface BackboneFinetuningOptions {
  */
 export class BackboneFinetuning implements Callback {
   readonly stateKey = 'BackboneFinetuning';
+  /** The epoch (0-based) at which the backbone is unfrozen. */
   readonly unfreezeAtEpoch: number;
   private readonly lambdaFunc: (epoch: number) => number;
   private readonly ratio: number;

@@ -27,8 +27,11 @@ export interface EarlyStoppingOptions extends MonitorOptions {
 
 /** Result of one decision: whether to stop and why. */
 export interface StoppingDecision {
+  /** Whether training should stop now. */
   shouldStop: boolean;
+  /** Whether this value beat the best so far. */
   improved: boolean;
+  /** Why it stops, when it does. */
   reason?: string;
 }
 
@@ -38,10 +41,13 @@ export interface StoppingDecision {
  */
 export class EarlyStopping implements Callback {
   readonly stateKey: string;
+  /** Epochs without improvement tolerated. */
   readonly patience: number;
+  /** The metric watched, its mode and `minDelta`. */
   readonly monitor: Monitor;
   /** Why training stopped, once it did. */
   stoppedReason?: string;
+  /** The epoch training stopped in; −1 while it has not. */
   stoppedEpoch = -1;
   private best: number;
   private wait = 0;
@@ -64,6 +70,7 @@ export class EarlyStopping implements Callback {
     return this.options.baseline ?? this.monitor.worst;
   }
 
+  /** Best value of the monitored metric so far (before the first: the `baseline`, or the worst value). */
   get bestScore(): number {
     return this.best;
   }

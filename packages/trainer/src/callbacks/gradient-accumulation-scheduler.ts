@@ -2,6 +2,7 @@ import { ConfigError } from '@kiln/core';
 import type { Callback } from '../callback.js';
 import type { Trainer } from '../trainer.js';
 
+/** Options of `GradientAccumulationScheduler`. */
 export interface GradientAccumulationSchedulerOptions {
   /** Epoch (0-based) → batches per optimizer step from that epoch on, e.g. `{ 0: 1, 4: 2, 8: 4 }`. */
   scheduling: Record<number, number>;

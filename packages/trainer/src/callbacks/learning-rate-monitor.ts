@@ -1,6 +1,7 @@
 import type { Callback } from '../callback.js';
 import type { Trainer } from '../trainer.js';
 
+/** Options of `LearningRateMonitor`. */
 export interface LearningRateMonitorOptions {
   /** Log at every optimizer step or once per epoch (default `epoch`). */
   loggingInterval?: 'step' | 'epoch';

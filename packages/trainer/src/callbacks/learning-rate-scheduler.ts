@@ -6,6 +6,7 @@ import type { SchedulerLike } from '../training-module.js';
 /** A learning rate as a function of the epoch (0-based) and the current rate (Keras' form). */
 export type LrFunction = (epoch: number, lr: number) => number;
 
+/** Options of `LearningRateScheduler`. */
 export interface LearningRateSchedulerOptions {
   /** A function of (epoch, lr), or any `@kiln/optim` schedule (an object with `step()`). */
   schedule: LrFunction | SchedulerLike;

@@ -8,6 +8,7 @@ import type { TrainingModule, StepOutput } from '../training-module.js';
 import type { Batch } from '@kiln/data';
 import { Monitor, type MonitorOptions } from './monitor.js';
 
+/** Options of `ModelCheckpoint`. */
 export interface ModelCheckpointOptions extends Omit<MonitorOptions, 'minDelta'> {
   /** Directory for the files (default `checkpoints`). */
   dirpath?: string;
@@ -42,12 +43,15 @@ interface Saved {
  */
 export class ModelCheckpoint implements Callback {
   readonly stateKey: string;
+  /** Directory the checkpoints are written to. */
   readonly dirpath: string;
   private readonly monitor: Monitor | null;
   private saved: Saved[] = [];
   /** Path of the best checkpoint so far, and its score. */
   bestModelPath = '';
+  /** Its monitored value (null before the first save, or without `monitor`). */
   bestModelScore: number | null = null;
+  /** Path of the checkpoint written last. */
   lastModelPath = '';
   /** Saves refused because the weights were not finite. */
   skippedNonFinite = 0;

@@ -3,6 +3,7 @@ import type { Callback } from '../callback.js';
 import type { Trainer } from '../trainer.js';
 import type { TrainingModule } from '../training-module.js';
 
+/** Options of {@link ModelSummary}. */
 export interface ModelSummaryOptions {
   /** Depth of modules listed when no `inputShape` is given (1: direct children; default 1). */
   maxDepth?: number;

@@ -1,6 +1,7 @@
 import { ConfigError, KilnError } from '@kiln/core';
 import type { Trainer } from '../trainer.js';
 
+/** Whether lower (`min`, losses) or higher (`max`, accuracies) is better. */
 export type MonitorMode = 'min' | 'max';
 
 /** What every metric-watching callback shares: which metric, which direction, what counts as better. */
@@ -18,8 +19,11 @@ export interface MonitorOptions {
  * Pure: callbacks keep the best value in their own state.
  */
 export class Monitor {
+  /** The metric watched (`val_loss`). */
   readonly monitor: string;
+  /** Whether lower or higher is better. */
   readonly mode: MonitorMode;
+  /** Least change that counts as an improvement (absolute). */
   readonly minDelta: number;
 
   constructor(options: MonitorOptions, owner: string) {

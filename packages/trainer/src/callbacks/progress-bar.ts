@@ -3,9 +3,17 @@ import type { Trainer } from '../trainer.js';
 import type { TrainingModule, StepOutput } from '../training-module.js';
 import type { Batch } from '@kiln/data';
 
+/** Options of `ProgressBar`. */
 export interface ProgressBarOptions {
   /** Where to draw (default stderr, keeping stdout for results). */
-  stream?: { write(s: string): unknown; isTTY?: boolean; columns?: number };
+  stream?: {
+    /** Writes text. */
+    write(s: string): unknown;
+    /** True for a terminal: the bar redraws in place. */
+    isTTY?: boolean;
+    /** Terminal width. */
+    columns?: number;
+  };
   /** Steps between plain-text lines when the stream is not a terminal (default 50). */
   refreshEvery?: number;
 }

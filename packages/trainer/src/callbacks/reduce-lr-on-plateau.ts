@@ -17,6 +17,7 @@ export interface ReduceLROnPlateauOptions extends MonitorOptions {
    * (`thresholdMode: 'rel'`, PyTorch's default) or absolute.
    */
   threshold?: number;
+  /** Whether `threshold` is relative (`rel`) or absolute (`abs`). */
   thresholdMode?: 'rel' | 'abs';
 }
 

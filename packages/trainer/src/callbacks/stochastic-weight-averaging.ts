@@ -3,6 +3,7 @@ import type { Callback } from '../callback.js';
 import type { Trainer } from '../trainer.js';
 import type { TrainingModule } from '../training-module.js';
 
+/** Options of `StochasticWeightAveraging`. */
 export interface StochasticWeightAveragingOptions {
   /** First epoch (0-based) whose end weights enter the average; a fraction of maxEpochs if < 1 (default 0.8). */
   swaEpochStart?: number;

@@ -2,6 +2,7 @@ import { tf, ConfigError, TensorLeakError } from '@kiln/core';
 import type { Callback } from '../callback.js';
 import type { Trainer } from '../trainer.js';
 
+/** Options of `TensorLeakCheck`. */
 export interface TensorLeakCheckOptions {
   /** Steps to let pass before the baseline is taken (optimizer slots are created lazily; default 2). */
   warmupSteps?: number;

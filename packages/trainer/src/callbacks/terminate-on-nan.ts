@@ -3,6 +3,7 @@ import type { Callback } from '../callback.js';
 import type { Trainer } from '../trainer.js';
 import type { TrainingModule } from '../training-module.js';
 
+/** Options of `TerminateOnNaN`. */
 export interface TerminateOnNaNOptions {
   /** Metric of each training step to check (default `train_loss`). */
   monitor?: string;

@@ -2,9 +2,21 @@ import { ConfigError } from '@kiln/core';
 import type { Callback } from '../callback.js';
 import type { Trainer } from '../trainer.js';
 
+/** Options of {@link Timer}. */
 export interface TimerOptions {
   /** Longest training time: seconds, or `{ days, hours, minutes, seconds }`. */
-  duration: number | { days?: number; hours?: number; minutes?: number; seconds?: number };
+  duration:
+    | number
+    | {
+        /** Days. */
+        days?: number;
+        /** Hours. */
+        hours?: number;
+        /** Minutes. */
+        minutes?: number;
+        /** Seconds. */
+        seconds?: number;
+      };
   /** Check after every step (default) or only at epoch ends. */
   interval?: 'step' | 'epoch';
   /** Clock in milliseconds (tests pass a fake one). */
@@ -17,6 +29,7 @@ export interface TimerOptions {
  */
 export class Timer implements Callback {
   readonly stateKey = 'Timer';
+  /** The limit in milliseconds. */
   readonly durationMs: number;
   private startedAt: number | null = null;
   private offsetMs = 0;

@@ -23,6 +23,7 @@ export function crc32c(bytes: Uint8Array, previous = 0): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
+/** TensorFlow's masked CRC-32C of `bytes` (TFRecord framing). */
 export function maskedCrc32c(bytes: Uint8Array): number {
   const c = crc32c(bytes);
   return ((((c >>> 15) | (c << 17)) >>> 0) + 0xa282ead8) >>> 0;

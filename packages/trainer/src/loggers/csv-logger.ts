@@ -5,9 +5,11 @@ import type { Logger } from '../logger.js';
 import { writeFileAtomic } from '../checkpoint.js';
 import { learningCurvesSvg } from './learning-curves.js';
 
+/** Options of `CsvLogger`. */
 export interface CsvLoggerOptions {
   /** Directory for `metrics.csv`. */
   dir: string;
+  /** Default `metrics.csv`. */
   filename?: string;
   /** Only rows that carry an `epoch` metric and epoch-level values (default true: one row per epoch). */
   epochsOnly?: boolean;
@@ -21,6 +23,7 @@ export interface CsvLoggerOptions {
  */
 export class CsvLogger implements Logger {
   readonly name = 'csv';
+  /** Path of the file written. */
   readonly file: string;
   private columns: string[] = [];
   private rows: Record<string, number>[] = [];

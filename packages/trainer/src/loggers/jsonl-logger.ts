@@ -3,6 +3,7 @@ import path from 'node:path';
 import { removeStaleTempFiles, writeFileAtomic } from '@kiln/core/node';
 import type { Logger } from '../logger.js';
 
+/** Options of `JsonlLogger`. */
 export interface JsonlLoggerOptions {
   /** Directory for the file. */
   dir: string;
@@ -16,6 +17,7 @@ export interface JsonlLoggerOptions {
  */
 export class JsonlLogger implements Logger {
   readonly name = 'jsonl';
+  /** Path of the file written. */
   readonly file: string;
 
   constructor(options: JsonlLoggerOptions) {

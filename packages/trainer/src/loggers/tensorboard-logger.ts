@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js';
 import { maskedCrc32c } from './crc32c.js';
 import { ProtoWriter } from './protobuf.js';
 
+/** Options of `TensorBoardLogger`. */
 export interface TensorBoardLoggerOptions {
   /** Directory TensorBoard is pointed at (`tensorboard --logdir DIR`). */
   dir: string;
@@ -74,6 +75,7 @@ function pngHeader(png: Uint8Array, tag: string): { width: number; height: numbe
  */
 export class TensorBoardLogger implements Logger {
   readonly name = 'tensorboard';
+  /** Path of the event file written. */
   readonly file: string;
   private fd: number | null;
 

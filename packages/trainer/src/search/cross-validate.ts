@@ -5,6 +5,7 @@ import type { TrainingModule } from '../training-module.js';
 import { TrialFailedError, inProcessExecutor, studyId, type Executor, type StudyProgress, type TrialFunction, type TrialTask } from './executor.js';
 import { formatTable, meanStd } from './summary-table.js';
 
+/** Options of {@link crossValidate}. */
 export interface CrossValidateOptions {
   /** The examples to split into folds. */
   dataset: ArrayDataset;
@@ -29,17 +30,25 @@ export interface CrossValidateOptions {
   onProgress?: (progress: StudyProgress) => void;
 }
 
+/** One fold's outcome. */
 export interface FoldResult {
+  /** The fold's index, from 0. */
   fold: number;
+  /** Examples it trained on. */
   trainExamples: number;
+  /** Examples it was validated on. */
   valExamples: number;
   /** Held-out metrics of the fold's final model (`val_loss`, `val_acc`, …). */
   metrics: Record<string, number>;
 }
 
+/** What {@link crossValidate} returns. */
 export interface CrossValidationResult {
+  /** Each fold's outcome. */
   folds: FoldResult[];
+  /** Each metric's mean over the folds. */
   mean: Record<string, number>;
+  /** Each metric's sample standard deviation (n − 1) over the folds; NaN for one fold. */
   std: Record<string, number>;
   /** Per-fold rows and a mean ± std row. */
   table(): string;

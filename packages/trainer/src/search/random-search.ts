@@ -3,7 +3,9 @@ import { runStudy, type SearchResult, type StudyOptions } from './study.js';
 
 /** One dimension of a search space: draws a value from a generator. */
 export interface Distribution<T = number> {
+  /** How it prints in tables (`logUniform(0.0001, 0.1)`). */
   readonly describe: string;
+  /** One draw. */
   sample(rng: Rng): T;
 }
 
@@ -32,11 +34,15 @@ export function choice<T>(values: readonly T[]): Distribution<T> {
   return { describe: `choice(${values.join(', ')})`, sample: (r) => values[r.int(values.length)] };
 }
 
+/** Hyperparameter name → the distribution it is drawn from. */
 export type SearchSpace = Record<string, Distribution<unknown>>;
+/** One draw from a search space: a value per hyperparameter. */
 export type Params<S extends SearchSpace> = { [K in keyof S]: S[K] extends Distribution<infer T> ? T : never };
 
 export interface RandomSearchOptions<S extends SearchSpace> extends StudyOptions<Params<S>> {
+  /** What to draw. */
   space: S;
+  /** How many trials to run. */
   trials: number;
   /** Seed of the sampler (default 0). */
   seed?: number;

@@ -1,5 +1,10 @@
 /** Mean and (sample, n−1) standard deviation of each metric over runs; NaN std for a single run. */
-export function meanStd(rows: Record<string, number>[]): { mean: Record<string, number>; std: Record<string, number> } {
+export function meanStd(rows: Record<string, number>[]): {
+  /** Each metric's mean. */
+  mean: Record<string, number>;
+  /** Each metric's sample standard deviation. */
+  std: Record<string, number>;
+} {
   const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
   const mean: Record<string, number> = {};
   const std: Record<string, number> = {};

@@ -3,13 +3,19 @@ import { BatchNorm2d, Conv2d, Module, init, type Tensor } from '@kiln/layers';
 
 /** Options of {@link BasicConv2d}. */
 export interface BasicConv2dOptions {
+  /** Input channels. */
   inChannels: number;
+  /** Output channels. */
   outChannels: number;
+  /** Kernel extent (one number, or [h, w]). */
   kernelSize: number | [number, number];
+  /** Default 1. */
   stride?: number;
+  /** Zero padding on both sides (one number, or [h, w]). Default 0. */
   padding?: number | [number, number];
   /** Standard deviation of the truncated-normal weight init (torchvision: 0.01 GoogLeNet, 0.1 Inception v3). */
   initStd: number;
+  /** Generator for the initial weights (default: the global one). */
   rng?: Rng;
   /** Allocate zeros instead of drawing random weights. */
   skipInit?: boolean;
@@ -20,7 +26,9 @@ export interface BasicConv2dOptions {
  * are built from, with torchvision's member names `conv` and `bn`.
  */
 export class BasicConv2d extends Module {
+  /** The convolution (no bias: batch norm follows). */
   readonly conv: Conv2d;
+  /** Batch norm after it. */
   readonly bn: BatchNorm2d;
 
   constructor(o: BasicConv2dOptions) {
