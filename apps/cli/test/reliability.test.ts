@@ -75,11 +75,11 @@ describe('the CLI when training goes wrong', () => {
     const out = tmp();
     const r = run(...small, '--out', out);
     expect(r.status, r.stderr).toBe(0);
-    const summary = last(r.stdout) as { test_report: Record<string, number>; confusion_matrix: string; classes: string[] };
+    const summary = last(r.stdout) as { test_report: Record<string, number>; confusion_matrix: string; classes: string[]; test_accuracy: number };
     expect(summary.confusion_matrix).toBe(path.join(out, 'confusion_matrix.png'));
     expect([...readFileSync(summary.confusion_matrix).subarray(1, 4)]).toEqual([0x50, 0x4e, 0x47]);
     for (const c of summary.classes) for (const m of ['precision', 'recall', 'f1', 'support']) expect(summary.test_report).toHaveProperty(`${m}/${c}`);
-    expect(summary.test_report.accuracy).toBeCloseTo(summary.test_accuracy as unknown as number, 6);
+    expect(summary.test_report.accuracy).toBeCloseTo(summary.test_accuracy, 6);
     const e = run('evaluate', '--weights', path.join(out, 'checkpoints', 'best.ckpt'), '--backend', 'wasm');
     expect(e.status, e.stderr).toBe(0);
     const ev = last(e.stdout) as { confusion_matrix: string; test_report: Record<string, number> };

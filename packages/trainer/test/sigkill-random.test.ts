@@ -47,7 +47,11 @@ function runAndKill(dir: string, nth: number, delayMs: number): Promise<'killed'
       if (before <= nth && out.split('\n').length > nth) setTimeout(() => p.kill('SIGKILL'), delayMs);
     });
     p.stderr.on('data', (d) => (err += d));
-    p.on('exit', (code, signal) => (signal === 'SIGKILL' ? resolve('killed') : code === 0 ? resolve('finished') : reject(new Error(`child exited with ${code}: ${err}`))));
+    p.on('exit', (code, signal) => {
+      const outcome: 'killed' | 'finished' | undefined = signal === 'SIGKILL' ? 'killed' : code === 0 ? 'finished' : undefined;
+      if (outcome) resolve(outcome);
+      else reject(new Error(`child exited with ${code}: ${err}`));
+    });
   });
 }
 
