@@ -31,9 +31,12 @@ export class UnsafePickleError extends DataFormatError {
 /** A Python global (`module.name`) the stream named; only handlers may turn it into a value. */
 export class PickleGlobal {
   constructor(
+    /** The Python module path, e.g. `torch._utils` or `collections`. */
     readonly module: string,
+    /** The attribute inside {@link PickleGlobal.module}, e.g. `_rebuild_tensor_v2`. */
     readonly name: string,
   ) {}
+  /** `module.name`, the key handlers and tags are looked up by (e.g. `collections.OrderedDict`). */
   get qualifiedName(): string {
     return `${this.module}.${this.name}`;
   }
@@ -41,8 +44,10 @@ export class PickleGlobal {
 
 /** Python tuples, told apart from lists only because handlers check their arguments' shape. */
 export type PickleValue = null | boolean | number | bigint | string | Uint8Array | PickleValue[] | Map<PickleKey, PickleValue> | PickleGlobal | object;
+/** A value usable as a dict key: the hashable scalars a state dict's keys can be. */
 export type PickleKey = string | number | bigint | boolean | null;
 
+/** What {@link unpickle} may do: the allowed callables and tags, persistent-id resolution, and limits. */
 export interface UnpickleOptions {
   /** The file, for errors. */
   file: string;
@@ -143,7 +148,12 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions): PickleVal
  * Like {@link unpickle}, for a stream that holds more after the first pickle (torch's legacy
  * format writes several in a row): returns the value and how many bytes its pickle took.
  */
-export function unpickleFirst(bytes: Uint8Array, options: UnpickleOptions): { value: PickleValue; length: number } {
+export function unpickleFirst(bytes: Uint8Array, options: UnpickleOptions): {
+  /** The value `STOP` left on the stack. */
+  value: PickleValue;
+  /** Bytes the pickle took from the start of `bytes`, its `STOP` opcode included. */
+  length: number;
+} {
   const { file, callables, persistentLoad } = options;
   const base = options.baseOffset ?? 0;
   const tags = options.tags ?? new Set<string>();

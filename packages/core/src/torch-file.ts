@@ -20,6 +20,7 @@ export interface TorchFile {
   notes: string[];
 }
 
+/** Limits for {@link decodeTorchFile}: the zip limits for the archive format, plus nesting depth. */
 export interface TorchFileOptions extends ZipLimits {
   /** Most nested dicts/lists accepted. Default 64. */
   maxDepth?: number;

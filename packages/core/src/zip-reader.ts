@@ -8,16 +8,21 @@ import { DataFormatError } from './errors.js';
  * or hostile archive raises a `DataFormatError` instead of reading out of range or inflating without
  * bound.
  */
+/** One file in the archive, as its central directory describes it (sizes already checked). */
 export interface ZipEntry {
+  /** Path inside the archive, `/`-separated (e.g. `archive/data/0`). */
   name: string;
   /** 0 stored, 8 deflated. */
   method: number;
+  /** Bytes the entry's data takes in the archive; equals `size` for a stored entry. */
   compressedSize: number;
+  /** Bytes of the entry once uncompressed. */
   size: number;
   /** Where the entry's (compressed) data starts in the archive. */
   dataOffset: number;
 }
 
+/** Caps a {@link ZipArchive} enforces so that a hostile archive cannot exhaust memory. */
 export interface ZipLimits {
   /** Most entries accepted. Default 100 000 (a ResNet-152 state dict has ~930). */
   maxEntries?: number;
@@ -25,6 +30,10 @@ export interface ZipLimits {
   maxInflatedBytes?: number;
 }
 
+/**
+ * An in-memory ZIP archive: its entries by name, and each entry's uncompressed bytes on demand
+ * (stored or deflated, ZIP64 included), with every declared size and offset checked first.
+ */
 export class ZipArchive {
   private readonly byName = new Map<string, ZipEntry>();
   private inflated = 0;
@@ -32,7 +41,9 @@ export class ZipArchive {
 
   /** Parses the central directory of `bytes`; `file` names the archive in errors. */
   constructor(
+    /** The whole archive; stored entries are returned as views into it. */
     readonly bytes: Uint8Array,
+    /** The archive's name in error messages. */
     readonly file: string,
     limits: ZipLimits = {},
   ) {
@@ -43,10 +54,12 @@ export class ZipArchive {
     }
   }
 
+  /** Every entry's name, in central-directory order. */
   get names(): string[] {
     return [...this.byName.keys()];
   }
 
+  /** The entry called `name` (an exact path), or `undefined` when the archive has none. */
   entry(name: string): ZipEntry | undefined {
     return this.byName.get(name);
   }

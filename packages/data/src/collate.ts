@@ -13,7 +13,9 @@ export type ExampleDType = 'float32' | 'int32';
 
 /** One leaf of a schema: the shape of one example's value (no batch dimension) and its dtype. */
 export interface TensorSpec {
+  /** Dimensions of one example's value, without the batch dimension: `[]` for a scalar, `[28, 28, 1]` for an HWC image. */
   shape: number[];
+  /** Element type of the batch tensor built for this leaf. */
   dtype: ExampleDType;
 }
 
@@ -22,7 +24,9 @@ export type Schema = TensorSpec | { [key: string]: Schema };
 
 /** The structure, shapes and dtypes of a dataset's examples. */
 export interface ExampleSchema {
+  /** Structure, shapes and dtypes of the input `x`. */
   x: Schema;
+  /** Structure, shapes and dtypes of the target `y`. */
   y: Schema;
 }
 
@@ -31,8 +35,11 @@ export type NumericArray = Float32Array | Float64Array | Int32Array | Int16Array
 
 /** Values with an explicit shape (and optionally dtype), in row-major order. */
 export interface TensorData {
+  /** The values, row-major; as many as the product of `shape`. */
   data: NumericArray | readonly number[];
+  /** Dimensions of the value, without the batch dimension (`[]` for a scalar). */
   shape: readonly number[];
+  /** Element type; when absent, an integer typed array is int32, a float one float32, and plain numbers float32 in `x` and int32 in `y`. */
   dtype?: ExampleDType;
 }
 
@@ -142,13 +149,19 @@ function sizeOf(shape: readonly number[]): number {
 
 /** One batch on the host: per leaf a buffer of [batch, ...shape] values. */
 export interface HostArray {
+  /** The batch's values for this leaf, row-major: an Int32Array for an int32 leaf, a Float32Array for a float32 one. */
   data: Float32Array | Int32Array;
+  /** `[batch, ...shape]`: the number of examples, then the leaf's shape. */
   shape: number[];
 }
+/** A batch's host buffers: one `HostArray` for a leaf spec, a record of them mirroring a record schema. */
 export type HostTree = HostArray | { [key: string]: HostTree };
 
+/** A collated batch still on the host, before upload with `toTensors`. */
 export interface HostBatch {
+  /** The stacked inputs, shaped like the schema's `x`. */
   x: HostTree;
+  /** The stacked targets, shaped like the schema's `y`. */
   y: HostTree;
 }
 

@@ -83,7 +83,10 @@ export class ConcatDataset<T> implements Dataset<T> {
   readonly getMany?: (indices: ArrayLike<number>) => Promise<T[]>;
   /** The parts' schema, when every part declares the same one. */
   readonly schema?: ExampleSchema;
-  constructor(readonly parts: Dataset<T>[]) {
+  constructor(
+    /** The datasets joined, in order: part 0's examples come first. */
+    readonly parts: Dataset<T>[],
+  ) {
     const schemas = parts.map(schemaOf);
     const first = schemas[0];
     if (first && schemas.every((s) => s && describeSchema(s.x) === describeSchema(first.x) && describeSchema(s.y) === describeSchema(first.y))) this.schema = first;
@@ -145,7 +148,10 @@ export class CachedDataset<T> implements Dataset<T> {
   readonly getMany?: (indices: ArrayLike<number>) => Promise<T[]>;
   /** The source's schema, when it declares one. */
   readonly schema?: ExampleSchema;
-  constructor(readonly source: Dataset<T>) {
+  constructor(
+    /** The dataset whose examples are cached. */
+    readonly source: Dataset<T>,
+  ) {
     this.schema = schemaOf(source);
     this.cache = new Array<T | undefined>(source.length);
     this.filled = new Uint8Array(source.length);

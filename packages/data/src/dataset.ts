@@ -32,7 +32,9 @@ export function isAsyncDataset<T>(ds: Dataset<T>): ds is AsyncDataset<T> {
  * integer class label `y`.
  */
 export interface Example<X extends ExampleValue = Float32Array, Y extends ExampleValue = number> {
+  /** The input: by default an example's values in row-major order of the loader's example shape. */
   x: X;
+  /** The target: by default an integer class label, in [0, number of classes). */
   y: Y;
 }
 
@@ -62,6 +64,7 @@ export class ArrayDataset<Y extends Int32Array | Float32Array = Int32Array> impl
   constructor(
     /** All examples' values, [N, ...shape] row-major. */
     readonly x: Float32Array,
+    /** All targets: an Int32Array of N class labels, or a Float32Array of [N, ...targetShape] values row-major. */
     readonly y: Y,
     /** Shape of one example, e.g. [28, 28, 1] (NHWC without N). */
     readonly shape: number[],
@@ -105,7 +108,12 @@ export class ArrayDataset<Y extends Int32Array | Float32Array = Int32Array> impl
   }
 
   /** Copies the examples at `indices` into one batch buffer. */
-  gather(indices: ArrayLike<number>): { x: Float32Array; y: Y } {
+  gather(indices: ArrayLike<number>): {
+    /** The examples' values, [indices.length, ...shape] row-major. */
+    x: Float32Array;
+    /** Their targets, [indices.length, ...targetShape], of the same kind as the dataset's `y`. */
+    y: Y;
+  } {
     const s = this.exampleSize;
     const t = this.targetSize;
     const x = new Float32Array(indices.length * s);

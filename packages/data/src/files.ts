@@ -6,6 +6,7 @@ import { isGzip, parseIdx, type IdxArray } from './idx.js';
 /** Largest IDX file accepted after decompression by default (Fashion-MNIST's training images: 47 MB). */
 export const DEFAULT_MAX_IDX_BYTES = 1 << 30;
 
+/** Options of {@link readIdxFile}. */
 export interface ReadIdxOptions {
   /** Refuse files (compressed or not) that hold more than this many bytes (default 1 GiB). */
   maxBytes?: number;

@@ -3,12 +3,15 @@ import { checkSize, type ResizeMode } from './images/geometry.js';
 import type { DecodedImage, ImageLimits } from './images/image-host.js';
 import { SharpHost } from './images/sharp-host.js';
 
+/** Options of {@link decodeImage}. */
 export interface DecodeImageOptions extends ImageLimits {
   /** Names the bytes in errors (default 'image'). */
   file?: string;
   /** Output `[height, width]` (default: the image's own, after EXIF orientation). */
   size?: [number, number];
+  /** How an image of another aspect ratio is brought to `size` (default 'stretch'); see `ResizeMode`. */
   resize?: ResizeMode;
+  /** 1 (BT.601 luma) or 3 (RGB, default). */
   channels?: 1 | 3;
 }
 

@@ -39,9 +39,13 @@ export async function imageFolder(root: string, options: ImageFolderOptions = {}
   return openImageFolder(root, layout, host, options, workers === 0 ? 8 : 128 * workers);
 }
 
+/** Options of {@link loadImages}. */
 export interface LoadImagesOptions extends ImageLimits {
+  /** `[height, width]` every image is brought to: the model's input size. */
   size: [number, number];
+  /** How an image of another aspect ratio is brought to `size` (default 'stretch'); see `ResizeMode`. */
   resize?: ResizeMode;
+  /** 1 (BT.601 luma) or 3 (RGB, default). */
   channels?: 1 | 3;
 }
 

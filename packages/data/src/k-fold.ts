@@ -109,7 +109,14 @@ export function groupKFold(groups: ArrayLike<number | string>, k: number): Fold[
  * k-fold cross-validation: yields (train, validation) dataset pairs, fold by fold. Pass `folds` from
  * `stratifiedKFold` or `groupKFold` to control the assignment; by default folds are `kFold`'s.
  */
-export function* crossValidation<Y extends Int32Array | Float32Array>(ds: ArrayDataset<Y>, k: number, options: KFoldOptions & { folds?: Fold[] } = {}): Generator<{ fold: number; train: ArrayDataset<Y>; val: ArrayDataset<Y> }> {
+export function* crossValidation<Y extends Int32Array | Float32Array>(ds: ArrayDataset<Y>, k: number, options: KFoldOptions & { folds?: Fold[] } = {}): Generator<{
+  /** Fold number, from 0. */
+  fold: number;
+  /** Copy of the examples outside this fold. */
+  train: ArrayDataset<Y>;
+  /** Copy of this fold's held-out examples. */
+  val: ArrayDataset<Y>;
+}> {
   const folds = options.folds ?? kFold(ds.length, k, options);
   for (let f = 0; f < folds.length; f++) yield { fold: f, train: ds.subset(folds[f].train), val: ds.subset(folds[f].val) };
 }

@@ -51,7 +51,12 @@ export interface DataLoaderOptions {
    * their dtype; plain numbers are float32 inputs and int32 targets), and every example is checked
    * against it: a value that does not fit is an `InvalidExampleError`, never truncated.
    */
-  schema?: { x?: Schema; y?: Schema };
+  schema?: {
+    /** Declared shape and dtype of the inputs (overrides `exampleShape`). */
+    x?: Schema;
+    /** Declared shape and dtype of the targets. */
+    y?: Schema;
+  };
   /** Image augmentation applied to each batch's `x` on the active backend. */
   transform?: Augmentation;
   /** Augmentation of images and labels together (MixUp, CutMix), applied after `transform`. */
@@ -117,6 +122,7 @@ export class DataLoader<E extends AnyExample = AnyExample> implements Iterable<B
   private resumeAt: number | null = null;
 
   constructor(
+    /** The dataset the loader batches. */
     readonly dataset: Dataset<E>,
     options: DataLoaderOptions = {},
   ) {

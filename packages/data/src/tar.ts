@@ -4,6 +4,7 @@ import { DataFormatError } from '@kiln/core';
 export interface TarEntry {
   /** Path inside the archive (ustar prefix + name, or a GNU/PAX long name). */
   name: string;
+  /** The file's contents: a view into the archive's bytes, not a copy. */
   data: Uint8Array;
 }
 

@@ -34,7 +34,17 @@ export interface SubsamplingOptions {
  * into a_c.)
  */
 export class Subsampling extends Module {
-  readonly config: { channels: number; kernelSize: [number, number]; stride: [number, number]; reduce: 'mean' | 'sum' };
+  /** The options with every default filled in, sizes as [h, w]. */
+  readonly config: {
+    /** Feature maps in and out (the input's last axis). */
+    channels: number;
+    /** Window extent, [h, w] (default [2, 2]). */
+    kernelSize: [number, number];
+    /** Step between windows, [h, w] (default: the kernel size). */
+    stride: [number, number];
+    /** Whether the coefficient multiplies the window's mean or its sum (default `'mean'`). */
+    reduce: 'mean' | 'sum';
+  };
   /** The coefficient a_c of each map, `[channels]`. */
   readonly weight: Parameter;
   /** The bias b_c of each map, `[channels]`. */

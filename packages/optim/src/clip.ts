@@ -22,7 +22,12 @@ export interface ClipGradNormResult {
  * WebGPU are not stalled); the norm is returned as a scalar tensor. The inputs are left untouched;
  * the caller disposes the returned tensors.
  */
-export function clipGradNormOnDevice(grads: tf.NamedTensorMap, maxNorm: number): { grads: tf.NamedTensorMap; totalNorm: tf.Scalar } {
+export function clipGradNormOnDevice(grads: tf.NamedTensorMap, maxNorm: number): {
+  /** The clipped gradients under the same names (new tensors; the caller disposes them). */
+  grads: tf.NamedTensorMap;
+  /** Global L2 norm of the gradients before clipping, a scalar tensor the caller disposes. */
+  totalNorm: tf.Scalar;
+} {
   if (!(Number.isFinite(maxNorm) && maxNorm > 0)) throw new ConfigError('clipGradNorm.maxNorm', 'a finite number > 0', maxNorm);
   const totalNorm = globalNorm(grads);
   const out: tf.NamedTensorMap = {};

@@ -3,11 +3,17 @@ import type { PrunerConfig } from '@kiln/trainer';
 
 /** The Redis connection settings Kiln hands to BullMQ (a subset of ioredis' options). */
 export interface RedisConnection {
+  /** Host name or IP address of the Redis server (`127.0.0.1` when a URL names none). */
   host: string;
+  /** TCP port of the Redis server (6379 when a URL names none). */
   port: number;
+  /** User for Redis ACL authentication (Redis 6 and later). */
   username?: string;
+  /** Password for `AUTH`, alone or with `username`. */
   password?: string;
+  /** Logical database number to `SELECT` (Redis' default: 0). */
   db?: number;
+  /** Present (as `{}`) to connect over TLS with Node's default settings, as a `rediss://` URL does. */
   tls?: Record<string, never>;
 }
 
@@ -16,7 +22,10 @@ export interface RedisConnection {
  * Every connection Kiln opens waits for Redis to come back instead of failing commands
  * (`maxRetriesPerRequest: null`, ioredis' default reconnect), so a restarted Redis costs a pause.
  */
-export function redisConnection(connection: string | RedisConnection): RedisConnection & { maxRetriesPerRequest: null } {
+export function redisConnection(connection: string | RedisConnection): RedisConnection & {
+  /** Always `null`: commands wait for Redis to come back instead of failing after some retries. */
+  maxRetriesPerRequest: null;
+} {
   if (typeof connection !== 'string') return { ...connection, maxRetriesPerRequest: null };
   let url: URL;
   try {
@@ -43,14 +52,28 @@ export const DEFAULT_QUEUE = 'kiln-trials';
 
 /** What a queued trial carries. */
 export interface TrialJobData {
+  /** The study the task belongs to; with the task's key it makes the job's id. */
   study: string;
-  task: { key: string; trial: number; fold?: number; params: Record<string, unknown> };
+  /** The task to run, as the study's executor built it (a `TrialTask`). */
+  task: {
+    /** Unique within the study and the same on every submission: `trial-3`, `trial-3.fold-1`. */
+    key: string;
+    /** Index of the trial within the study, from 0. */
+    trial: number;
+    /** The fold this task validates on, when the study cross-validates. */
+    fold?: number;
+    /** The trial's parameters (searched and fixed), handed to the trial function. */
+    params: Record<string, unknown>;
+  };
+  /** The study's pruner, applied by the worker to the task's epoch reports; absent when nothing is pruned. */
   pruner?: PrunerConfig;
 }
 
 /** What a finished trial job returns. */
 export interface TrialJobResult {
+  /** The trial function's final metrics (those at the stopping epoch for a pruned trial). */
   metrics: Record<string, number>;
+  /** Whether the pruner stopped the trial early. */
   pruned: boolean;
 }
 

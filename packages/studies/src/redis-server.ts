@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { NotFoundError } from '@kiln/core';
 
+/** Options of {@link startRedisServer}. */
 export interface RedisServerOptions {
   /** Port on 127.0.0.1 (default: a free one). */
   port?: number;
@@ -14,9 +15,13 @@ export interface RedisServerOptions {
   binary?: string;
 }
 
+/** A running private `redis-server`, as {@link startRedisServer} returns it. */
 export interface RedisServer {
+  /** `redis://127.0.0.1:<port>`, to pass as a study's or worker's `connection`. */
   readonly url: string;
+  /** The TCP port it listens on, on 127.0.0.1. */
   readonly port: number;
+  /** Its working directory, holding the append-only file: `options.dir` or the temporary one it made (not removed by `stop`). */
   readonly dir: string;
   /** Stops the server (SIGTERM; it flushes its append-only file) and waits for it to exit. */
   stop(): Promise<void>;

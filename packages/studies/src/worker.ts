@@ -3,6 +3,7 @@ import { trialReporter, type TrialFunction } from '@kiln/trainer';
 import { DEFAULT_QUEUE, connectionReporter, redisConnection, type RedisConnection, type TrialJobData, type TrialJobResult } from './connection.js';
 import { redisRungStore } from './redis-rung-store.js';
 
+/** Options of {@link startTrialWorker}. */
 export interface TrialWorkerOptions {
   /** `redis://host:port` or connection settings. */
   connection: string | RedisConnection;
@@ -27,7 +28,9 @@ export interface TrialWorkerOptions {
   onEvent?: (line: string) => void;
 }
 
+/** A running trial worker, as {@link startTrialWorker} returns it. */
 export interface TrialWorker {
+  /** The underlying BullMQ worker, for its events (`completed`, `failed`, …), `pause()` and `resume()`. */
   readonly worker: Worker<TrialJobData, TrialJobResult>;
   /** Stops taking jobs and waits for the running ones to finish. */
   close(): Promise<void>;

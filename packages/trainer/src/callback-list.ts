@@ -6,7 +6,9 @@ import type { Callback } from './callback.js';
  * hook runs. Calls nest only when a hook itself dispatches hooks (it never does in the Trainer).
  */
 export interface HookObserver {
+  /** Called just before `owner`'s `hook` runs; `kind` says whether `owner` is a callback or the module. */
   hookStart(hook: keyof Callback, owner: object, kind: 'callback' | 'module'): void;
+  /** Called once that hook has returned or thrown (an asynchronous one: once its promise settles), with the same arguments. */
   hookEnd(hook: keyof Callback, owner: object, kind: 'callback' | 'module'): void;
 }
 

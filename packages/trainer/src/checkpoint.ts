@@ -26,10 +26,28 @@ export interface CheckpointMeta {
   /** The trainer's `callbackMetrics` when saved (epoch means: `train_loss`, `val_acc`, …). */
   callbackMetrics: Record<string, number>;
   /** Running sums of the interrupted epoch's train metrics (mid-epoch checkpoints only). */
-  epochMetrics?: { sums: Record<string, number>; count: number } | null;
-  optimizer?: { step: number; groups: unknown[] };
+  epochMetrics?: {
+    /** Per metric (`train_loss`, …): the sum of its batch values, each weighted by the batch's size. */
+    sums: Record<string, number>;
+    /** Examples summed so far: the divisor of the epoch means. */
+    count: number;
+  } | null;
+  /** The (first) optimizer's state besides its slot tensors, which are stored as `optimizer.<slot>` tensors. */
+  optimizer?: {
+    /** Updates the optimizer has applied. */
+    step: number;
+    /** Each parameter group's name, hyper-parameters (current learning rate, …) and initial learning rate. */
+    groups: unknown[];
+  };
   /** The second and later optimizers (manual optimization) and their schedulers; slots are `optimizer@<i>.<slot>`. */
-  extraOptimizers?: { step: number; groups: unknown[]; scheduler: Record<string, unknown> | null }[];
+  extraOptimizers?: {
+    /** Updates this optimizer has applied. */
+    step: number;
+    /** Its parameter groups, as in `optimizer.groups`. */
+    groups: unknown[];
+    /** Its scheduler's `stateDict()`, or `null` without one. */
+    scheduler: Record<string, unknown> | null;
+  }[];
   /** The learning-rate scheduler's state, when there is one. */
   scheduler?: Record<string, unknown> | null;
   /** The training loader's position and shuffling state, so a resume continues mid-epoch exactly. */
@@ -40,7 +58,15 @@ export interface CheckpointMeta {
   callbacks: Record<string, Record<string, unknown>>;
   /** Names of the tensors each callback stored (`stateTensors`), by state key; the tensors are `callback.<i>` in this order. */
   callbackTensors?: Record<string, string[]>;
-  model: { class: string; parameters: number; hparams: Record<string, unknown> };
+  /** What was trained: the model's class and size and the module's hyper-parameters. */
+  model: {
+    /** The model's class name (`Module.typeName`). */
+    class: string;
+    /** Its number of parameter values, trainable or not (`Module.numParameters()`). */
+    parameters: number;
+    /** The training module's `hparams()` when saved (`kiln train --resume` checks its data flags against them). */
+    hparams: Record<string, unknown>;
+  };
   /** Versions that wrote it: the checkpoint format and tfjs-core. */
   versions: Record<string, string>;
   [extra: string]: unknown;
@@ -74,22 +100,26 @@ export function checkpointTensors(ck: Checkpoint): tf.Tensor[] {
 const CHECKSUM_KEY = 'kiln_crc32c';
 const CHECKSUM_PLACEHOLDER = '00000000';
 
+/** What {@link saveCheckpoint} writes: the tensors (still owned by the caller) and the metadata. */
+export interface CheckpointParts {
+  /** Model parameters and buffers by dotted name (`Module.stateDict()`), stored as `model.<name>`. */
+  model: Record<string, tf.Tensor>;
+  /** The first optimizer's slots by `<paramIndex>.<slot>` (from `Optimizer.stateDict()`), stored as `optimizer.<slot>`. */
+  optimizerSlots?: Record<string, tf.Tensor>;
+  /** Slots of the second and later optimizers, in order. */
+  extraOptimizerSlots?: Record<string, tf.Tensor>[];
+  /** Callback tensors by state key and name; their names are recorded in `meta.callbackTensors`. */
+  callbackTensors?: Record<string, Record<string, tf.Tensor>>;
+  /** The JSON metadata, stored as a string under the safetensors metadata key `kiln`. */
+  meta: CheckpointMeta;
+}
+
 /**
  * Writes one safetensors file: `model.<name>` and `optimizer.<slot>` tensors plus the JSON
  * metadata under one key, and a CRC-32C over every byte of the file (header, metadata and tensor
  * data), checked by `readCheckpoint`. The file is written with {@link writeFileAtomic}, so a crash at
  * any point leaves either the previous checkpoint or the new one, never a torn file.
  */
-export interface CheckpointParts {
-  model: Record<string, tf.Tensor>;
-  optimizerSlots?: Record<string, tf.Tensor>;
-  /** Slots of the second and later optimizers, in order. */
-  extraOptimizerSlots?: Record<string, tf.Tensor>[];
-  /** Callback tensors by state key and name; their names are recorded in `meta.callbackTensors`. */
-  callbackTensors?: Record<string, Record<string, tf.Tensor>>;
-  meta: CheckpointMeta;
-}
-
 export async function saveCheckpoint(file: string, parts: CheckpointParts): Promise<void> {
   writeFileAtomic(file, await encodeCheckpoint(parts));
 }

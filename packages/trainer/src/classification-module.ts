@@ -82,10 +82,12 @@ export class ClassificationModule extends TrainingModule {
     return this.step(batch, true);
   }
 
+  /** Loss, `acc` and any top-k accuracies on the main logits alone (auxiliary heads left out), as `val_*`. */
   override validationStep(batch: Batch): StepOutput {
     return this.step(batch, false);
   }
 
+  /** The same loss and metrics as `validationStep`, logged as `test_*`. */
   override testStep(batch: Batch): StepOutput {
     return this.step(batch, false);
   }

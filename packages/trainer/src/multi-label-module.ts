@@ -18,7 +18,12 @@ export interface MultiLabelClassificationModuleOptions extends ModuleOptimizerOp
  * Label decisions sigmoid(logits) > threshold against multi-hot targets [B, K]: the fraction of
  * correct decisions (`labelAcc`) and of examples with every label right (`exactMatch`).
  */
-export function multiLabelMetrics(logits: tf.Tensor, targets: tf.Tensor, threshold = 0.5): { labelAcc: tf.Scalar; exactMatch: tf.Scalar } {
+export function multiLabelMetrics(logits: tf.Tensor, targets: tf.Tensor, threshold = 0.5): {
+  /** Fraction of all B × K label decisions that match the targets, in [0, 1]. */
+  labelAcc: tf.Scalar;
+  /** Fraction of the B examples whose K decisions all match, in [0, 1]. */
+  exactMatch: tf.Scalar;
+} {
   return tf.tidy(() => {
     const predicted = tf.greater(tf.sigmoid(logits), threshold);
     const truth = tf.greater(tf.cast(targets, 'float32'), 0.5);
@@ -55,10 +60,12 @@ export class MultiLabelClassificationModule extends TrainingModule {
     return this.step(batch);
   }
 
+  /** Binary cross-entropy, `label_acc` and `exact_match` of one batch, logged as `val_*`. */
   override validationStep(batch: Batch): StepOutput {
     return this.step(batch);
   }
 
+  /** The same loss and metrics as `validationStep`, logged as `test_*`. */
   override testStep(batch: Batch): StepOutput {
     return this.step(batch);
   }

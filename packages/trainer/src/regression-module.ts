@@ -42,10 +42,12 @@ export class RegressionModule extends TrainingModule {
     return this.step(batch);
   }
 
+  /** The configured loss, `mae` and `mse` of one batch, logged as `val_*`. */
   override validationStep(batch: Batch): StepOutput {
     return this.step(batch);
   }
 
+  /** The same loss and metrics as `validationStep`, logged as `test_*`. */
   override testStep(batch: Batch): StepOutput {
     return this.step(batch);
   }

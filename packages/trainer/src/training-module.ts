@@ -74,7 +74,12 @@ export abstract class TrainingModule {
    */
   abstract trainingStep(batch: AnyBatch, batchIdx: number): StepOutput | Promise<StepOutput>;
 
+  /**
+   * Loss and metrics for one validation batch, run in eval mode without gradients; the trainer
+   * averages its logs over the epoch as `val_<name>`. Needed by `validate` and by `fit` given validation data.
+   */
   validationStep?(batch: AnyBatch, batchIdx: number): StepOutput;
+  /** Loss and metrics for one test batch, like `validationStep`, logged as `test_<name>`; needed by `test`. */
   testStep?(batch: AnyBatch, batchIdx: number): StepOutput;
 
   /** Default prediction: the model's output for the batch's input (override it for record inputs). */
@@ -107,7 +112,12 @@ export abstract class TrainingModule {
    * differentiates in one call, so the forward pass goes in the closure. The caller owns the
    * gradients (`stepOptimizer` disposes them) and the returned loss.
    */
-  async manualBackward(lossFn: () => tf.Scalar, variables: tf.Variable[] = this.model.trainableVariables()): Promise<{ loss: tf.Scalar; grads: tf.NamedTensorMap }> {
+  async manualBackward(lossFn: () => tf.Scalar, variables: tf.Variable[] = this.model.trainableVariables()): Promise<{
+    /** The value `lossFn` returned (dispose it when done). */
+    loss: tf.Scalar;
+    /** Gradient of the loss per variable, by variable name (hand them to `stepOptimizer`, which disposes them). */
+    grads: tf.NamedTensorMap;
+  }> {
     const trainer = this.requireTrainer('manualBackward');
     const { value, grads } = tf.variableGrads(() => {
       const loss = lossFn();

@@ -7,7 +7,14 @@ import type { Module, Tensor } from '@kiln/layers';
  * eval mode only the main logits.
  */
 export interface AuxiliaryHeads {
-  forwardWithAux(x: Tensor): { logits: Tensor };
+  /**
+   * Runs the model on `x` and returns the main logits, plus one more `[N, numClasses]` logits
+   * tensor per auxiliary head under its own key (`aux1`, `aux2`; `aux`) in training mode only.
+   */
+  forwardWithAux(x: Tensor): {
+    /** The main classifier's logits, `[N, numClasses]`. */
+    logits: Tensor;
+  };
   /**
    * Weight of each auxiliary loss in the model's reference training recipe (torchvision's
    * classification references: 0.3 for GoogLeNet's two heads, 0.4 for Inception v3's one).
@@ -25,7 +32,12 @@ export function hasAuxiliaryHeads(model: Module): model is Module & AuxiliaryHea
  * Main logits and the auxiliary heads' logits, in head order (`aux1`, `aux2`; `aux`). `aux` is
  * empty in eval mode or when the model was built without its heads.
  */
-export function forwardWithAuxiliary(model: Module & AuxiliaryHeads, x: Tensor): { logits: Tensor; aux: Tensor[] } {
+export function forwardWithAuxiliary(model: Module & AuxiliaryHeads, x: Tensor): {
+  /** The main classifier's logits, `[N, numClasses]`. */
+  logits: Tensor;
+  /** Each auxiliary head's logits, `[N, numClasses]`, sorted by head key; empty when none ran. */
+  aux: Tensor[];
+} {
   const { logits, ...rest } = model.forwardWithAux(x) as { logits: Tensor } & Record<string, unknown>;
   const aux = Object.keys(rest)
     .sort()

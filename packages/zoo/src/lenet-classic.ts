@@ -99,6 +99,7 @@ export interface LeNet5ClassicOptions {
  */
 export class LeNet5Classic extends ZooModel {
   readonly headPath = 'classifier.2';
+  /** Channels the input must have (the last axis of `[N, 32, 32, C]`); 1 unless set in the options. */
   readonly inChannels: number;
   /** C1 … C5 with the subsampling layers and activations, then a flatten; registered as `features`. */
   readonly convs: Sequential;

@@ -10,7 +10,9 @@ import { ZooModel } from './zoo-model.js';
 /** What a weight file turned out to be: PyTorch's `torch.save`, safetensors in PyTorch layouts, or Kiln's own. */
 export type WeightFileFormat = 'pth' | 'safetensors' | 'kiln';
 
+/** A decoded weight file: its detected format, its tensors, and what was converted on the way. */
 export interface WeightFile {
+  /** The format the file's first bytes identified. */
   format: WeightFileFormat;
   /** Every tensor in the file by dotted path (wrappers such as `state_dict.` still on). */
   tensors: Record<string, HostTensor>;
@@ -47,7 +49,12 @@ export function decodeWeightFile(bytes: Uint8Array, file = '<weights>'): WeightF
  * the one under which the most of the model's own keys appear; tensors outside it (optimizer state,
  * EMA copies) are left out, and tensors under it keep their name without it.
  */
-export function selectStateDict(tensors: Record<string, HostTensor>, modelKeys: Iterable<string>): { tensors: Record<string, HostTensor>; prefix: string } {
+export function selectStateDict(tensors: Record<string, HostTensor>, modelKeys: Iterable<string>): {
+  /** The tensors under `prefix`, renamed without it (the input unchanged when `prefix` is `''`). */
+  tensors: Record<string, HostTensor>;
+  /** The wrapper prefix chosen, trailing dot included (`state_dict.`, `module.`), or `''` for none. */
+  prefix: string;
+} {
   const own = new Set(modelKeys);
   const votes = new Map<string, number>();
   for (const key of Object.keys(tensors)) {
@@ -69,6 +76,7 @@ export function selectStateDict(tensors: Record<string, HostTensor>, modelKeys: 
   return { tensors: out, prefix };
 }
 
+/** Options of {@link loadPretrained}. */
 export interface LoadPretrainedOptions {
   /** Every missing, unexpected or wrongly shaped key is an error (a `StateDictMismatchError` listing all). Default true. */
   strict?: boolean;
@@ -83,14 +91,19 @@ export interface LoadPretrainedOptions {
   known?: Record<string, TorchvisionWeights>;
 }
 
+/** What {@link loadPretrained} found in the file and did with it. */
 export interface PretrainedResult {
+  /** The file's format; `kiln` files are loaded as they are, the others converted from PyTorch layouts. */
   format: WeightFileFormat;
   /** Problems found (only with `strict: false`; strict loading throws instead). */
   problems: StateDictProblem[];
   /** The wrapper prefix the state dict was found under (`''`, `state_dict.`, `module.`). */
   prefix: string;
   /** The published torchvision weights this file is, recognised by its SHA-256; undefined otherwise. */
-  weights?: TorchvisionWeights & { key: string };
+  weights?: TorchvisionWeights & {
+    /** The entry's key in {@link TORCHVISION_WEIGHTS} (e.g. `resnet50_v2`). */
+    key: string;
+  };
   /** How images must be prepared for these weights (known torchvision weights only). */
   preprocessing?: Preprocessing;
   /** Lower-case hex SHA-256 of the file. */
@@ -105,7 +118,10 @@ async function sha256Hex(bytes: Uint8Array): Promise<string> {
 }
 
 /** The published torchvision weights whose recorded SHA-256 (or recorded prefix of it) matches. */
-export function identifyTorchvisionWeights(sha256: string, known: Record<string, TorchvisionWeights> = TORCHVISION_WEIGHTS): (TorchvisionWeights & { key: string }) | undefined {
+export function identifyTorchvisionWeights(sha256: string, known: Record<string, TorchvisionWeights> = TORCHVISION_WEIGHTS): (TorchvisionWeights & {
+  /** The matching entry's key in `known` (by default {@link TORCHVISION_WEIGHTS}, e.g. `resnet50_v2`). */
+  key: string;
+}) | undefined {
   for (const [key, w] of Object.entries(known)) if (w.sha256.length >= 8 && sha256.startsWith(w.sha256)) return { key, ...w };
   return undefined;
 }

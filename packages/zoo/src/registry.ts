@@ -41,6 +41,7 @@ export interface ZooOptions {
 
 /** Which form of an architecture was built for an input, and why (for the CLI to print). */
 export interface ModelVariant {
+  /** The zoo model's name, a key of {@link MODELS} (e.g. `resnet18`). */
   model: string;
   /** The input the choice was made for. */
   inputShape: [number, number, number];

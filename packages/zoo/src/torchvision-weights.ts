@@ -136,6 +136,7 @@ export interface TorchvisionWeights {
   torchvision: string;
   /** File name on download.pytorch.org (and in torch hub's cache). */
   file: string;
+  /** Download address, `https://download.pytorch.org/models/<file>`. */
   url: string;
   /**
    * SHA-256 of the file as far as it is known here: torchvision publishes only the first 8 hex
@@ -143,7 +144,9 @@ export interface TorchvisionWeights {
    * recorded and checked.
    */
   sha256: string;
+  /** Classes the classification head predicts (1000 for ImageNet-1k). */
   numClasses: number;
+  /** How input images must be resized, cropped and normalised for these weights. */
   preprocessing: Preprocessing;
   /** The model must run with `transformInput` (GoogLeNet, Inception v3). */
   transformInput?: boolean;
@@ -194,7 +197,10 @@ export const TORCHVISION_WEIGHTS: Record<string, TorchvisionWeights> = {
  * Finds a table entry by its key, torchvision's enum name (`ResNet18_Weights.IMAGENET1K_V1`), its
  * file name, or a zoo model name (that model's V1 weights); undefined when nothing matches.
  */
-export function findTorchvisionWeights(name: string): (TorchvisionWeights & { key: string }) | undefined {
+export function findTorchvisionWeights(name: string): (TorchvisionWeights & {
+  /** The entry's key in {@link TORCHVISION_WEIGHTS} (e.g. `resnet50_v2`). */
+  key: string;
+}) | undefined {
   const entries = Object.entries(TORCHVISION_WEIGHTS);
   const hit =
     entries.find(([k]) => k === name) ??

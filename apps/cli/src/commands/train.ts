@@ -152,6 +152,11 @@ function trainFlags(argv: string[]): Record<string, string | undefined> {
 
 export type { CliCheckpointInfo };
 
+/**
+ * The result of one `kiln train` run, written to `<out>/summary.json` and printed by the command
+ * as its last line on stdout. Metrics are fractions in [0, 1] (accuracies) and mean cross-entropy
+ * (losses).
+ */
 export interface TrainSummary extends Partial<TestReport> {
   /** Zoo model name (`lenet5`). */
   model: string;
@@ -163,7 +168,9 @@ export interface TrainSummary extends Partial<TestReport> {
   device: string;
   /** Epochs asked for, epochs trained (fewer when early stopping ended the run), and whether it did. */
   epochs: number;
+  /** Epochs completed when training ended (a resumed run counts its checkpoint's epochs too). */
   epochs_run: number;
+  /** Whether `--early-stopping` ended the run before `epochs`. */
   stopped_early: boolean;
   /** Training batch size. */
   batch_size: number;
@@ -171,6 +178,7 @@ export interface TrainSummary extends Partial<TestReport> {
   lr: number;
   /** Seed of the run. */
   seed: number;
+  /** Class names; the model's output `i` is `classes[i]`. */
   classes: string[];
   /** [H, W, C] of the model's input. */
   input_shape: [number, number, number];
@@ -178,15 +186,21 @@ export interface TrainSummary extends Partial<TestReport> {
   train_examples: number;
   /** Validation examples held out. */
   val_examples: number;
+  /** Test examples evaluated (0 without a test split). */
   test_examples: number;
+  /** Validation accuracy of the last validation run (null without a validation split). */
   val_accuracy: number | null;
   /** Test metrics of the weights at the end of training (null without a test split). */
   test_accuracy: number | null;
+  /** Test loss of the weights at the end of training (null without a test split). */
   test_loss: number | null;
   /** The best checkpoint by validation accuracy (or training loss), its epoch (0-based) and its test metrics. */
   best_checkpoint: string | null;
+  /** The epoch (0-based) the best checkpoint was saved in (null when none was written). */
   best_epoch: number | null;
+  /** Test accuracy of the best checkpoint's weights (null without a test split or a best checkpoint). */
   best_test_accuracy: number | null;
+  /** Test loss of the best checkpoint's weights (null without a test split or a best checkpoint). */
   best_test_loss: number | null;
   /** Training throughput, samples per second. */
   train_samples_per_sec: number;
@@ -194,7 +208,17 @@ export interface TrainSummary extends Partial<TestReport> {
   wall_seconds: number;
   /** Parameter values in the model. */
   parameters: number;
-  normalization: { mean: number[]; std: number[] };
+  /**
+   * Per-channel statistics every input (values in [0, 1]) is standardised with: from the training
+   * split, or the published values of `--pretrained` weights.
+   */
+  normalization: {
+    /** Mean subtracted, one per input channel. */
+    mean: number[];
+    /** Standard deviation divided by, one per input channel. */
+    std: number[];
+  };
+  /** What the trained model expects of its input (size, channels, resize, mean/std), as its checkpoints record it. */
   preprocessing: Preprocessing;
   /** The run directory. */
   out: string;
@@ -215,6 +239,11 @@ export interface TrainExtras {
   callbacks?: Callback[];
 }
 
+/**
+ * Runs `kiln train` in-process with the command-line arguments `argv` (see {@link TRAIN_USAGE}):
+ * trains, tests, writes the run directory and `summary.json`, and returns the summary. Progress,
+ * notes and warnings go to `err`; `out` is not written to. Throws on a missing or invalid flag.
+ */
 export async function train(argv: string[], out: (line: string) => void, err: (line: string) => void, extras: TrainExtras = {}): Promise<TrainSummary> {
   const started = performance.now();
   const values = trainFlags(argv);

@@ -4,9 +4,13 @@ export interface CacheStats {
   bytes: number;
   /** The bound `bytes` never exceeds. */
   capacity: number;
+  /** Values held now. */
   entries: number;
+  /** Lookups that found their key, since the cache was made. */
   hits: number;
+  /** Lookups that did not find their key, since the cache was made. */
   misses: number;
+  /** Values dropped (least recently used first) to stay within `capacity`; `clear()` does not count. */
   evictions: number;
 }
 

@@ -9,13 +9,31 @@ import { ConfigError } from '@kiln/core';
  */
 export type ResizeMode = 'stretch' | 'shorter-side' | 'pad';
 
+/** Every `ResizeMode`, for checking a user's `resize` option. */
 export const RESIZE_MODES: readonly ResizeMode[] = ['stretch', 'shorter-side', 'pad'];
 
 /** What to do to a `srcH × srcW` image: scale to `resize`, then cut out `crop` or add `pad` (pixels per side). */
 export interface ResizePlan {
+  /** `[height, width]` the whole image is scaled to first. */
   resize: [number, number];
-  crop?: { top: number; left: number };
-  pad?: { top: number; bottom: number; left: number; right: number };
+  /** `shorter-side` only: where the target-size window starts in the scaled image. */
+  crop?: {
+    /** Rows of the scaled image above the window. */
+    top: number;
+    /** Columns of the scaled image left of the window. */
+    left: number;
+  };
+  /** `pad` only: zero pixels added around the scaled image to reach the target size. */
+  pad?: {
+    /** Rows added above. */
+    top: number;
+    /** Rows added below (the odd row, when there is one). */
+    bottom: number;
+    /** Columns added on the left. */
+    left: number;
+    /** Columns added on the right (the odd column, when there is one). */
+    right: number;
+  };
 }
 
 /** Python's round(): halves go to the even neighbour (torchvision's CenterCrop offsets use it). */

@@ -4,6 +4,7 @@ import { ByteLru, type CacheStats } from './byte-lru.js';
 import { checkSize, RESIZE_MODES, type ResizeMode } from './geometry.js';
 import type { FolderLayout, ImageEntry, ImageHost, ImageLimits } from './image-host.js';
 
+/** Options of `imageFolder` and `imageFolderFromFiles`. */
 export interface ImageFolderOptions extends ImageLimits {
   /** Size every image is brought to, `[height, width]` (default: the size of the first readable training image). */
   size?: [number, number];
@@ -36,17 +37,23 @@ export interface ImageFolderOptions extends ImageLimits {
 
 /** A file left out, and why. */
 export interface SkippedImage {
+  /** Path of the image, as in `ImageFolderDataset.files`. */
   file: string;
+  /** First line of the error that made it unreadable. */
   reason: string;
 }
 
 /** An opened image folder: its classes and splits. */
 export interface ImageFolder {
+  /** The folder as named when opened: the path given in Node, the picked folder's name in a browser. */
   root: string;
+  /** Class names, sorted; label `i` is `classes[i]` in every split. */
   classes: string[];
   /** The training images (every image when the folder has no split sub-folders). */
   train: ImageFolderDataset;
+  /** The images under `val/` (or `valid/`, `validation/`), when the folder has one. */
   val?: ImageFolderDataset;
+  /** The images under `test/`, when the folder has one. */
   test?: ImageFolderDataset;
   /** Files left out under `skipBad`, at opening and since (the list grows if a file fails while training). */
   skipped: SkippedImage[];
@@ -97,9 +104,13 @@ interface Shared {
  */
 export class ImageFolderDataset implements AsyncDataset<Example> {
   readonly length: number;
+  /** `[height, width, channels]` of every example's `x`. */
   readonly shape: [number, number, number];
+  /** Class names by label, shared by the folder's splits. */
   readonly classes: string[];
+  /** Path of each example's image, by index: joined to `root` in Node, '/'-separated below the root in a browser. */
   readonly files: string[];
+  /** Class label of each example, by index. */
   readonly labels: Int32Array;
   private readonly cache: ByteLru<number>;
   /** Oriented source sizes found at opening (0 when not probed), so decoding skips the header. */

@@ -14,9 +14,13 @@ export interface ImageHost {
   close?(): void;
 }
 
+/** What `ImageHost.decode` makes of a file. */
 export interface DecodeSpec {
+  /** Output `[height, width]`. */
   size: [number, number];
+  /** How an image of another size is brought to `size`. */
   resize: ResizeMode;
+  /** 1 (BT.601 luma) or 3 (RGB). */
   channels: 1 | 3;
   /** The oriented size found by `probe`, when known, so decoding need not read the header again. */
   source?: { height: number; width: number };
@@ -24,9 +28,13 @@ export interface DecodeSpec {
 
 /** A decoded image: `height × width × channels` values in [0, 1], row-major, channels last. */
 export interface DecodedImage {
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
+  /** Values per pixel: 1 (luma) or 3 (RGB). */
   channels: 1 | 3;
+  /** `height × width × channels` values in [0, 1], HWC row-major. */
   data: Float32Array;
 }
 
@@ -43,21 +51,34 @@ export interface ImageLimits {
  * bomb: a few-KB PNG declaring 8192×8192 (67 MP) or more.
  */
 export const DEFAULT_MAX_PIXELS = 50_000_000;
+/** Default `maxFileBytes`: 256 MiB. */
 export const DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024;
 
 /** One image of a folder and its class. */
 export interface ImageEntry {
+  /** The image's path: '/'-separated below the folder's root, or joined to the root by `listImageFolder`. */
   file: string;
+  /** Its class: an index into the layout's `classes`. */
   label: number;
 }
 
 /** A folder's files by split; `train` holds everything when there are no split sub-folders. */
 export interface FolderLayout {
+  /** Class folder names, sorted; label `i` is `classes[i]` in every split. */
   classes: string[];
-  splits: { train: ImageEntry[]; val?: ImageEntry[]; test?: ImageEntry[] };
+  /** The images of each split present, sorted by class, then path. */
+  splits: {
+    /** The training images (every image when there are no split folders). */
+    train: ImageEntry[];
+    /** The images under `val/` (or `valid/`, `validation/`), when there is one. */
+    val?: ImageEntry[];
+    /** The images under `test/`, when there is one. */
+    test?: ImageEntry[];
+  };
 }
 
 /** Names taken as split folders; `valid` and `validation` count as `val`. */
 export const SPLIT_FOLDERS: Record<string, 'train' | 'val' | 'test'> = { train: 'train', val: 'val', valid: 'val', validation: 'val', test: 'test' };
 
+/** File name endings taken as images when `extensions` is not given (matched case-insensitively). */
 export const DEFAULT_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp'];

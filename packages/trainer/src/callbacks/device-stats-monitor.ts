@@ -2,6 +2,7 @@ import { tf, ConfigError } from '@kiln/core';
 import type { Callback } from '../callback.js';
 import type { Trainer } from '../trainer.js';
 
+/** Options of {@link DeviceStatsMonitor}. */
 export interface DeviceStatsMonitorOptions {
   /** Also log every N optimizer steps (default 0: only at the end of each epoch). */
   everyNSteps?: number;
@@ -11,7 +12,9 @@ export interface DeviceStatsMonitorOptions {
 
 /** What the host reports about the process, in bytes (Node's `process.memoryUsage()`). */
 export interface HostMemory {
+  /** Resident set size: memory the process holds in RAM, in bytes. */
   rss: number;
+  /** JS heap in use, in bytes. */
   heapUsed: number;
 }
 

@@ -4,6 +4,7 @@ import type { Callback, Stage } from '../callback.js';
 import type { Trainer } from '../trainer.js';
 import type { TrainingModule } from '../training-module.js';
 
+/** Options of {@link EMA}. */
 export interface EMAOptions {
   /**
    * Weight of the old average in each update, `ema ← decay·ema + (1 − decay)·w` (default 0.999).
@@ -50,6 +51,7 @@ export function emaDecay(decay: number, n: number, warmup: boolean): number {
  */
 export class EMA implements Callback {
   readonly stateKey: string;
+  /** Weight of the old average in each update, in [0, 1) (default 0.999; the warm-up may use less early on). */
   readonly decay: number;
   private average: Record<string, tf.Tensor> | null = null;
   private updates = 0;

@@ -15,7 +15,12 @@ export interface LearningRateMonitorOptions {
  */
 export class LearningRateMonitor implements Callback {
   /** The most recent values logged (at most `historyLimit`), for inspection. */
-  readonly history: { step: number; lrs: Record<string, number> }[] = [];
+  readonly history: {
+    /** Global step at which the rates were read. */
+    step: number;
+    /** Learning rate per parameter group, keyed `lr-<group name>` (`lr-<index>` for an unnamed group). */
+    lrs: Record<string, number>;
+  }[] = [];
 
   constructor(private readonly options: LearningRateMonitorOptions = {}) {}
 

@@ -5,6 +5,7 @@ import type { HookObserver } from '../callback-list.js';
 import type { Trainer } from '../trainer.js';
 import type { TrainingModule } from '../training-module.js';
 
+/** Options of {@link Profiler}. */
 export interface ProfilerOptions {
   /** Folder the reports are written to (default `profiles`); null writes nothing (read `summary()`). */
   dirpath?: string | null;
@@ -22,12 +23,17 @@ export interface ProfilerOptions {
 
 /** One line of the table: an action (a hook of a callback or the module, or a kernel) and its times. */
 export interface ProfileRow {
+  /** What was timed: `[Callback]<class>.<hook>`, `[Module]<class>.<hook>`, `[Loop]<loop>_batch`, or a kernel name. */
   name: string;
+  /** Times it ran (for a kernel, its runs summed over the batches). */
   count: number;
+  /** Summed time, in milliseconds. */
   totalMs: number;
+  /** `totalMs / count`, in milliseconds (0 when `count` is 0). */
   meanMs: number;
 }
 
+/** What a {@link Profiler} measured over one stage (`fit`, `validate`, `test` or `predict`), as rows of the report table. */
 export interface ProfileSummary {
   /** Wall time from the stage's setup to its teardown. */
   wallMs: number;
@@ -49,15 +55,23 @@ export interface ProfileSummary {
   droppedTraceEvents?: number;
 }
 
-/** An event of the Trace Event Format (a complete event, `ph: 'X'`; times in microseconds). */
+/** An event of the Trace Event Format: a complete event (`ph: 'X'`) or a thread-name metadata event (`ph: 'M'`); times in microseconds. */
 export interface TraceEvent {
+  /** The hook, loop or kernel timed (the row name), or `thread_name` for a metadata event. */
   name: string;
+  /** Category: `hook`, `loop`, `kernel`, or `__metadata`. */
   cat: string;
+  /** Phase: `X` a complete event (start and duration), `M` metadata naming a thread. */
   ph: 'X' | 'M';
+  /** Start, in microseconds since the stage's setup (0 for metadata). */
   ts: number;
+  /** Duration in microseconds (complete events only). */
   dur?: number;
+  /** Process id (always 1). */
   pid: number;
+  /** Track the event is drawn on: 1 hooks, 2 kernels, 3 batches. */
   tid: number;
+  /** Extra fields: a kernel event's `count` of runs, a metadata event's thread `name`. */
   args?: Record<string, unknown>;
 }
 
@@ -96,7 +110,12 @@ export function formatProfile(summary: ProfileSummary, title = 'Profiler report'
 }
 
 /** A Chrome trace (chrome://tracing, Perfetto): thread names first, then the events. Pure. */
-export function chromeTrace(events: TraceEvent[]): { traceEvents: TraceEvent[]; displayTimeUnit: 'ms' } {
+export function chromeTrace(events: TraceEvent[]): {
+  /** The three thread-name metadata events, then `events` in the order given. */
+  traceEvents: TraceEvent[];
+  /** Unit the trace viewer displays times in. */
+  displayTimeUnit: 'ms';
+} {
   const meta = (tid: number, name: string): TraceEvent => ({ name: 'thread_name', cat: '__metadata', ph: 'M', ts: 0, pid: 1, tid, args: { name } });
   return { traceEvents: [meta(LOOP_TID, 'batches'), meta(HOOK_TID, 'hooks'), meta(KERNEL_TID, 'kernels'), ...events], displayTimeUnit: 'ms' };
 }
@@ -137,7 +156,12 @@ export class Profiler implements Callback, HookObserver {
   private stopObserving: (() => void) | null = null;
   private window: { end: () => void; done: ReturnType<typeof tf.profile>; start: number } | null = null;
   /** Files of the last report written. */
-  lastReport: { table: string; trace: string } | null = null;
+  lastReport: {
+    /** Path of the text table, `<dirpath>/<stage>-<filename>.txt`. */
+    table: string;
+    /** Path of the Chrome trace, `<dirpath>/<stage>-<filename>.trace.json`. */
+    trace: string;
+  } | null = null;
 
   constructor(private readonly options: ProfilerOptions = {}) {
     const max = options.maxTraceEvents ?? 200_000;
@@ -165,10 +189,12 @@ export class Profiler implements Callback, HookObserver {
     if (this.options.kernels ?? true) this.openWindow();
   }
 
+  /** Notes when a hook starts (called by the CallbackList while this Profiler observes it). */
   hookStart(hook: keyof Callback, owner: object, kind: 'callback' | 'module'): void {
     if (this.running) this.open.set(hookName(hook, owner, kind), this.now());
   }
 
+  /** Adds the hook's time since its start to its row and records it as a trace event. */
   hookEnd(hook: keyof Callback, owner: object, kind: 'callback' | 'module'): void {
     if (!this.running) return;
     const name = hookName(hook, owner, kind);

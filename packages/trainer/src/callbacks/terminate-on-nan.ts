@@ -26,9 +26,13 @@ export interface TerminateOnNaNOptions {
 /** Training produced a NaN or infinite loss or gradient; says where and with which learning rate. */
 export class NonFiniteError extends KilnError {
   constructor(
+    /** Global step at which the value went non-finite (its update was not applied). */
     readonly step: number,
+    /** What went non-finite: the monitored metric's name (such as `train_loss`) or `a gradient`. */
     readonly what: string,
+    /** Learning rate of the first parameter group at that step (NaN without an optimizer). */
     readonly lr: number,
+    /** Path (or variable name) of the first parameter whose gradient was non-finite; unset for a loss. */
     readonly parameter?: string,
   ) {
     super('E_NON_FINITE', `${what} became non-finite at step ${step}${parameter ? ` (first non-finite gradient: '${parameter}')` : ''}`, {

@@ -1,6 +1,7 @@
 import { tf, ConfigError, ShapeMismatchError } from '@kiln/core';
 import { DeviceSum, checkBatch, checkSameConfig, predictedLabels, targetLabels, type Metric } from './metric.js';
 
+/** Options of {@link Accuracy}. */
 export interface AccuracyOptions {
   /**
    * Count a row as right when its target is among the k highest scores (default 1: the arg-max).
@@ -10,8 +11,11 @@ export interface AccuracyOptions {
   topK?: number;
 }
 
+/** Saved state of {@link Accuracy}: the counts its value is computed from. */
 export interface AccuracyState {
+  /** Examples counted right so far (top-k hits when `topK` > 1). */
   correct: number;
+  /** Examples seen so far. */
   total: number;
 }
 
@@ -20,6 +24,7 @@ export interface AccuracyState {
  * scores [N, K] or, for top-1, labels [N]; targets are labels [N] or one-hot [N, K].
  */
 export class Accuracy implements Metric<AccuracyState> {
+  /** The k of top-k accuracy (1: plain accuracy). */
   readonly topK: number;
   private readonly correct = new DeviceSum([], 'int32');
   private total = 0;

@@ -2,6 +2,7 @@ import { ConfigError } from '@kiln/core';
 import { encodePng } from '@kiln/data';
 import { GLYPH_HEIGHT, GLYPH_WIDTH, glyph, textWidth } from './bitmap-font.js';
 
+/** Options of {@link confusionMatrixPng}. */
 export interface ConfusionMatrixPngOptions {
   /** Pixel size of one font pixel (default 2: 10×14-pixel characters). */
   scale?: number;

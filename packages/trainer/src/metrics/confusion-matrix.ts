@@ -1,15 +1,19 @@
 import { tf, ConfigError, DataFormatError } from '@kiln/core';
 import { DeviceSum, checkBatch, checkSameConfig, predictedLabels, targetLabels, type Metric } from './metric.js';
 
+/** Options of {@link ConfusionMatrix}. */
 export interface ConfusionMatrixOptions {
   /** Number of classes K; labels are 0 … K-1. */
   numClasses: number;
 }
 
+/** Saved state of {@link ConfusionMatrix} (and of {@link PrecisionRecallF1}, which keeps one). */
 export interface ConfusionMatrixState {
+  /** Number of classes K; loading checks it against the metric's. */
   numClasses: number;
   /** Row-major K×K counts: row = target class, column = predicted class. */
   counts: number[];
+  /** Examples passed to `update`; more than the sum of `counts` means some label was outside 0 … K-1. */
   total: number;
 }
 
@@ -19,6 +23,7 @@ export interface ConfusionMatrixState {
  * Predictions are scores [N, K] (arg-max) or labels [N]; targets are labels [N] or one-hot [N, K].
  */
 export class ConfusionMatrix implements Metric<ConfusionMatrixState, number[][]> {
+  /** Number of classes K (at least 2); labels are 0 … K-1. */
   readonly numClasses: number;
   private readonly counts: DeviceSum;
   /** Examples passed to `update`; checked against the counted ones to catch labels out of range. */

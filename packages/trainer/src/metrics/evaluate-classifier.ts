@@ -3,6 +3,7 @@ import type { AnyBatch } from '@kiln/data';
 import type { TrainingModule } from '../training-module.js';
 import { PrecisionRecallF1, type ClassificationReport } from './precision-recall-f1.js';
 
+/** Options of {@link evaluateClassifier}. */
 export interface EvaluateClassifierOptions {
   /** Number of classes K (labels 0 … K-1). */
   numClasses: number;
@@ -12,9 +13,11 @@ export interface EvaluateClassifierOptions {
   zeroDivision?: 0 | 1;
 }
 
+/** What {@link evaluateClassifier} returns. */
 export interface ClassifierEvaluation {
   /** K×K counts, row = target class, column = predicted class. */
   confusionMatrix: number[][];
+  /** Per-class precision, recall, F1 and support, their micro / macro / weighted averages, and the accuracy. */
   report: ClassificationReport;
   /** Flat numbers for a run summary: `precision/<class>`, `recall/<class>`, `f1/<class>`, `support/<class>`, and the averages as `precision_macro`, …. */
   summary: Record<string, number>;

@@ -3,7 +3,9 @@ import { ConfigError } from '@kiln/core';
 import { ConfusionMatrix, type ConfusionMatrixState } from './confusion-matrix.js';
 import { safeDivide, type Metric } from './metric.js';
 
+/** Options of {@link PrecisionRecallF1}. */
 export interface PrecisionRecallF1Options {
+  /** Number of classes K (at least 2); labels are 0 … K-1. */
   numClasses: number;
   /**
    * The value of a ratio whose denominator is 0: precision of a class never predicted, recall of a
@@ -13,21 +15,36 @@ export interface PrecisionRecallF1Options {
   zeroDivision?: 0 | 1;
 }
 
+/** Precision, recall and F1 of one class or one average, each in [0, 1] (NaN for a macro average over no class). */
 export interface PrecisionRecallF1Scores {
+  /** TP / (TP + FP): the share of the predictions of a class that are right. */
   precision: number;
+  /** TP / (TP + FN): the share of the targets of a class that are predicted. */
   recall: number;
+  /** 2·TP / (2·TP + FP + FN), the harmonic mean of precision and recall (for an average, the average of the per-class F1). */
   f1: number;
 }
 
+/** Scores of a single-label classifier, as {@link classificationReport} computes them from a confusion matrix. */
 export interface ClassificationReport {
   /** Per class, indexed by label. */
-  perClass: { precision: number[]; recall: number[]; f1: number[]; support: number[] };
+  perClass: {
+    /** Precision of each class [K]. */
+    precision: number[];
+    /** Recall of each class [K]. */
+    recall: number[];
+    /** F1 of each class [K]. */
+    f1: number[];
+    /** Targets of each class [K] (row sums of the confusion matrix). */
+    support: number[];
+  };
   /** From the pooled counts (for single-label classification all three equal the accuracy). */
   micro: PrecisionRecallF1Scores;
   /** Unweighted mean over the classes that occur among the targets or the predictions. */
   macro: PrecisionRecallF1Scores;
   /** Mean weighted by each class's support (number of targets). */
   weighted: PrecisionRecallF1Scores;
+  /** Fraction of examples predicted right, ΣTP / N (NaN with no examples). */
   accuracy: number;
 }
 
@@ -66,6 +83,7 @@ export function classificationReport(matrix: readonly (readonly number[])[], zer
  * confusion matrix on the device (see {@link classificationReport} for the definitions).
  */
 export class PrecisionRecallF1 implements Metric<ConfusionMatrixState, ClassificationReport> {
+  /** The value a ratio with a zero denominator takes (default 0); see {@link PrecisionRecallF1Options.zeroDivision}. */
   readonly zeroDivision: 0 | 1;
   private readonly matrix: ConfusionMatrix;
 
@@ -75,6 +93,7 @@ export class PrecisionRecallF1 implements Metric<ConfusionMatrixState, Classific
     if (this.zeroDivision !== 0 && this.zeroDivision !== 1) throw new ConfigError('PrecisionRecallF1.zeroDivision', '0 or 1', options.zeroDivision);
   }
 
+  /** Number of classes K. */
   get numClasses(): number {
     return this.matrix.numClasses;
   }

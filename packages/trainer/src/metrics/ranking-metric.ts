@@ -1,6 +1,7 @@
 import { tf, ConfigError, ShapeMismatchError } from '@kiln/core';
 import { DeviceSum, checkBatch, checkSameConfig, type Metric } from './metric.js';
 
+/** Options of {@link AUROC} and {@link AveragePrecision}. */
 export interface RankingMetricOptions {
   /**
    * Number of classes K for one-vs-rest scores [N, K] with targets as labels [N] or one-hot
@@ -28,9 +29,32 @@ export interface RankingMetricOptions {
   bins?: number;
 }
 
+/** Saved state of a {@link RankingMetric}: the kept scores (`kind: 'scores'`) or, with `bins`, the histograms (`kind: 'bins'`). */
 export type RankingMetricState =
-  | { kind: 'scores'; classes: number; scores: number[]; positives: number[] }
-  | { kind: 'bins'; classes: number; bins: number; positives: number[]; negatives: number[]; outOfRange: number };
+  | {
+      /** Scores kept for the exact computation. */
+      kind: 'scores';
+      /** Score columns C: 1 for a binary task, K otherwise. */
+      classes: number;
+      /** Every kept score, row-major [N, C]. */
+      scores: number[];
+      /** 1 where the example is a positive of that column, else 0, row-major [N, C]. */
+      positives: number[];
+    }
+  | {
+      /** Scores counted in histograms. */
+      kind: 'bins';
+      /** Score columns C: 1 for a binary task, K otherwise. */
+      classes: number;
+      /** Histogram points per column, evenly spaced over [0, 1]. */
+      bins: number;
+      /** Positives per column and rounded score, row-major [C, bins]. */
+      positives: number[];
+      /** Negatives per column and rounded score, row-major [C, bins]. */
+      negatives: number[];
+      /** Scores seen outside [0, 1]; `compute` throws while it is not 0. */
+      outOfRange: number;
+    };
 
 /**
  * For one class: per distinct score, from the highest down, the positives and negatives scoring
@@ -38,7 +62,9 @@ export type RankingMetricState =
  * sklearn's `_binary_clf_curve`.
  */
 export interface ScoreGroups {
+  /** Positives per group, highest score first. */
   positives: number[];
+  /** Negatives per group, in the same order as `positives`. */
   negatives: number[];
 }
 
@@ -47,9 +73,13 @@ export interface ScoreGroups {
  * (the scores, or a histogram of them) and differ only in the area they compute from the groups.
  */
 export abstract class RankingMetric implements Metric<RankingMetricState> {
+  /** Number of classes K for one-vs-rest scores [N, K]; undefined for a binary task. */
   readonly numClasses: number | undefined;
+  /** How the one-vs-rest values are averaged (default 'macro'); see {@link RankingMetricOptions.average}. */
   readonly average: 'macro' | 'weighted' | 'micro';
+  /** Most examples kept for the exact computation (default 1 000 000); not used with `bins`. */
   readonly maxExamples: number;
+  /** Histogram points over [0, 1] when scores are counted instead of kept; undefined keeps the scores. */
   readonly bins: number | undefined;
   /** Score columns: 1 for binary, K otherwise. */
   private readonly columns: number;

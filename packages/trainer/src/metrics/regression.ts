@@ -10,8 +10,11 @@ function asColumns(preds: tf.Tensor, targets: tf.Tensor, where: string): { p: tf
   return { p: tf.cast(preds, 'float32').reshape([n, -1]) as tf.Tensor2D, t: tf.cast(targets, 'float32').reshape([n, -1]) as tf.Tensor2D };
 }
 
+/** Saved state of {@link MeanAbsoluteError} and {@link MeanSquaredError}. */
 export interface ErrorSumState {
+  /** Sum of the pointwise errors over every element seen. */
   sum: number;
+  /** Elements seen (N·D summed over the updates). */
   count: number;
 }
 
@@ -70,6 +73,7 @@ export class MeanAbsoluteError extends MeanError {
     super('MeanAbsoluteError');
   }
 
+  /** Elementwise absolute error |ŷ − y| of predictions and targets [N, D]. */
   protected pointwise(p: tf.Tensor, t: tf.Tensor): tf.Tensor {
     return tf.abs(tf.sub(p, t));
   }
@@ -81,16 +85,21 @@ export class MeanSquaredError extends MeanError {
     super('MeanSquaredError');
   }
 
+  /** Elementwise squared error (ŷ − y)² of predictions and targets [N, D]. */
   protected pointwise(p: tf.Tensor, t: tf.Tensor): tf.Tensor {
     return tf.squaredDifference(p, t);
   }
 }
 
+/** Saved state of {@link R2Score}: running statistics with one entry per output D (all empty before any update). */
 export interface R2State {
+  /** Examples (rows) seen. */
   count: number;
-  /** Per output: mean of the targets, Σ(y − mean)², Σ(y − ŷ)². */
+  /** Per output: mean of the targets. */
   mean: number[];
+  /** Per output: Σ(y − ȳ)², the targets' squared deviations from their mean. */
   m2: number[];
+  /** Per output: Σ(y − ŷ)², the squared prediction errors. */
   residual: number[];
 }
 

@@ -8,9 +8,11 @@ import { ConfigError } from '@kiln/core';
  * rung to fill, so workers never idle. Plain JSON, so it travels with queued trials.
  */
 export interface AshaConfig {
+  /** Tags the pruner's algorithm in the JSON; always `'asha'`. */
   kind: 'asha';
   /** The metric compared at each rung (e.g. `val_loss`). */
   metric: string;
+  /** Whether a lower (`min`) or higher (`max`) value of `metric` is better. */
   mode: 'min' | 'max';
   /** Epochs before the first rung (default 1). */
   gracePeriod: number;
@@ -20,13 +22,20 @@ export interface AshaConfig {
   maxEpochs?: number;
 }
 
+/** A study's early-stopping rule, as plain JSON (ASHA is the only kind so far). */
 export type PrunerConfig = AshaConfig;
 
+/** Options of {@link asha}; each one left out takes its default. */
 export interface AshaOptions {
+  /** The metric compared at each rung, as the trial reports it (default `val_loss`). */
   metric?: string;
+  /** Whether lower or higher is better (default `max` for a metric whose name contains `acc`, else `min`). */
   mode?: 'min' | 'max';
+  /** Epoch of the first rung, an integer >= 1 (default 1). */
   gracePeriod?: number;
+  /** η >= 2: each rung sits at η times the previous rung's epoch, and the top 1/η of the trials reaching it go on (default 3). */
   reductionFactor?: number;
+  /** Epochs a full trial trains; no rung is placed at or after it (default: no limit on rungs). */
   maxEpochs?: number;
 }
 
@@ -77,9 +86,11 @@ export function ashaShouldStop(config: AshaConfig, value: number, before: readon
  * the values recorded before that first call, so a retried or resumed trial gets the same decision.
  */
 export interface RungStore {
+  /** Records `value` of trial task `key` at rung `rung` (first call per key only) and resolves the values recorded there before it. */
   record(rung: number, key: string, value: number): Promise<number[]>;
 }
 
+/** A {@link RungStore} in this process's memory: what the in-process executor uses; lost when the process ends. */
 export function memoryRungStore(): RungStore {
   const rungs = new Map<number, { key: string; value: number }[]>();
   return {
@@ -97,7 +108,12 @@ export function memoryRungStore(): RungStore {
  * A trial's `report` for an executor: asks the pruner at rung milestones and remembers whether it
  * said stop. Without a pruner every report says go on.
  */
-export function trialReporter(pruner: PrunerConfig | undefined, store: RungStore, key: string): { report(epoch: number, metrics: Record<string, number>): Promise<boolean>; readonly pruned: boolean } {
+export function trialReporter(pruner: PrunerConfig | undefined, store: RungStore, key: string): {
+  /** Takes the metrics of epoch `epoch` (1-based) and resolves `true` once the pruner has said stop (and on every later call). */
+  report(epoch: number, metrics: Record<string, number>): Promise<boolean>;
+  /** Whether the pruner has stopped this trial. */
+  readonly pruned: boolean;
+} {
   let pruned = false;
   return {
     get pruned() {

@@ -27,6 +27,7 @@ export interface CrossValidateOptions {
    * otherwise share their finished folds.
    */
   study?: string;
+  /** Called with the fold counts whenever they change (a fold starts or finishes). */
   onProgress?: (progress: StudyProgress) => void;
 }
 
@@ -56,6 +57,7 @@ export interface CrossValidationResult {
 
 /** The fold a task asks for, as the executor hands it over. */
 export interface FoldTaskParams {
+  /** Index of the fold to validate on, from 0; the model trains on the others. */
   fold: number;
 }
 

@@ -8,9 +8,11 @@ import { memoryRungStore, trialReporter, type PrunerConfig } from './asha.js';
 export interface TrialTask<P = Record<string, unknown>> {
   /** Unique within its study and the same on every submission: `trial-3`, `trial-3.fold-1`. */
   key: string;
+  /** Index of the trial within the study, from 0 (shared by the folds of one trial). */
   trial: number;
   /** The fold this task validates on, when the study cross-validates. */
   fold?: number;
+  /** The parameters the trial function trains with (for a search: the sampled ones plus `fixed`). */
   params: P;
 }
 
@@ -27,10 +29,14 @@ export interface TrialContext {
 /** Runs one task and returns its final metrics; throws when the trial fails. */
 export type TrialFunction<P = Record<string, unknown>> = (task: TrialTask<P>, ctx: TrialContext) => Promise<Record<string, number>>;
 
+/** How a trial ended: ran to its end, stopped early by the pruner, or threw on its last attempt. */
 export type TrialStatus = 'completed' | 'pruned' | 'failed';
 
+/** What an executor reports for one task once it has finished. */
 export interface TrialOutcome<P = Record<string, unknown>> {
+  /** The task that ran. */
   task: TrialTask<P>;
+  /** How it ended. */
   status: TrialStatus;
   /** Final metrics (those at the pruning epoch for a pruned trial; empty for a failed one). */
   metrics: Record<string, number>;
@@ -42,15 +48,26 @@ export interface TrialOutcome<P = Record<string, unknown>> {
 
 /** A snapshot of a running study, as executors report it. */
 export interface StudyProgress {
+  /** Tasks in the study (trials × folds when cross-validating). */
   total: number;
+  /** Tasks that ran to their end. */
   completed: number;
+  /** Tasks the pruner stopped early. */
   pruned: number;
+  /** Tasks that failed on their last attempt. */
   failed: number;
+  /** Tasks running now. */
   running: number;
   /** The best monitored value among finished tasks so far, with its task key. */
-  best?: { key: string; value: number };
+  best?: {
+    /** The key of the task that reached it (`trial-3`, `trial-3.fold-1`). */
+    key: string;
+    /** Its value of the monitored metric (finite). */
+    value: number;
+  };
 }
 
+/** How an executor runs a study's tasks and reports on them. */
 export interface ExecuteOptions {
   /** Identifies the study: tasks of the same study and key are the same work (queues deduplicate on it). */
   study: string;
@@ -58,6 +75,7 @@ export interface ExecuteOptions {
   pruner?: PrunerConfig;
   /** Metric and direction of `StudyProgress.best`. */
   monitor?: string;
+  /** Whether a lower (`min`, the default) or higher (`max`) value of `monitor` is better. */
   mode?: 'min' | 'max';
   /** Called whenever the counts change. */
   onProgress?: (progress: StudyProgress) => void;
@@ -69,7 +87,9 @@ export interface ExecuteOptions {
  * started with instead, which must compute the same thing.
  */
 export interface Executor {
+  /** What it is called in logs and reports (`in-process`, `queue kiln-trials`). */
   readonly name: string;
+  /** Runs the tasks (retrying failed attempts as the executor allows) and resolves one outcome per task, in the order of `tasks`; a failed task is an outcome, not a rejection. */
   run<P>(tasks: TrialTask<P>[], fn: TrialFunction<P>, options: ExecuteOptions): Promise<TrialOutcome<P>[]>;
 }
 
@@ -89,6 +109,7 @@ export function errorText(e: unknown): string {
 export class ProgressTracker {
   private readonly counts = { completed: 0, pruned: 0, failed: 0 };
   private best?: { key: string; value: number };
+  /** Keys of the tasks running now. */
   readonly running = new Set<string>();
 
   constructor(
@@ -96,11 +117,13 @@ export class ProgressTracker {
     private readonly options: Pick<ExecuteOptions, 'monitor' | 'mode' | 'onProgress'>,
   ) {}
 
+  /** Counts task `key` as running and reports the progress. */
   started(key: string): void {
     this.running.add(key);
     this.emit();
   }
 
+  /** Counts a finished task by its status, updates the best monitored value and reports the progress. */
   finished(outcome: TrialOutcome<unknown>): void {
     this.running.delete(outcome.task.key);
     this.counts[outcome.status]++;
@@ -112,6 +135,7 @@ export class ProgressTracker {
     this.emit();
   }
 
+  /** The counts now, as `onProgress` receives them. */
   snapshot(): StudyProgress {
     return { total: this.total, ...this.counts, running: this.running.size, best: this.best };
   }

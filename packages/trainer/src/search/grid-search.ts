@@ -3,9 +3,12 @@ import { runStudy, type SearchResult, type StudyOptions } from './study.js';
 
 /** Each searched name with the values to try. */
 export type GridSpace = Record<string, readonly unknown[]>;
+/** One point of a grid: a value per searched name, taken from that name's list. */
 export type GridParams<G extends GridSpace> = { [K in keyof G]: G[K][number] };
 
+/** Options of {@link gridSearch}: the grid, plus how trials run and are ranked. */
 export interface GridSearchOptions<G extends GridSpace> extends StudyOptions<GridParams<G>> {
+  /** Each searched name with the values to try; every combination is one trial (non-empty lists). */
   grid: G;
 }
 

@@ -39,6 +39,7 @@ export type SearchSpace = Record<string, Distribution<unknown>>;
 /** One draw from a search space: a value per hyperparameter. */
 export type Params<S extends SearchSpace> = { [K in keyof S]: S[K] extends Distribution<infer T> ? T : never };
 
+/** Options of {@link randomSearch}: what to draw and how many trials, plus how trials run and are ranked. */
 export interface RandomSearchOptions<S extends SearchSpace> extends StudyOptions<Params<S>> {
   /** What to draw. */
   space: S;
@@ -48,6 +49,7 @@ export interface RandomSearchOptions<S extends SearchSpace> extends StudyOptions
   seed?: number;
 }
 
+/** What {@link randomSearch} returns: the trials with their drawn parameters, ranked. */
 export type RandomSearchResult<S extends SearchSpace> = SearchResult<Params<S>>;
 
 /**

@@ -25,34 +25,51 @@ export interface StudyOptions<P> {
   fixed?: Record<string, unknown>;
   /** Study identity for executors that deduplicate work (default: a hash of the trials' tasks). */
   study?: string;
+  /** Called with the study's task counts whenever they change (a task starts or finishes). */
   onProgress?: (progress: StudyProgress) => void;
 }
 
+/** One trial of a search and how it went. */
 export interface Trial<P> {
+  /** Index of the trial, from 0, in the order its parameters were drawn or enumerated. */
   trial: number;
   /** The searched parameters (without `fixed`). */
   params: P;
+  /** `failed` when any fold failed, else `pruned` when any was pruned, else `completed`. */
   status: TrialStatus;
   /** Final metrics; the mean over folds when cross-validating. */
   metrics: Record<string, number>;
   /** Per-fold metrics when cross-validating. */
   folds?: Record<string, number>[];
+  /** The error of a failed trial (of its first failed fold). */
   error?: string;
+  /** Times the trial's tasks were started, summed over its folds (retries and take-overs count). */
   attempts: number;
 }
 
+/** A finished search as JSON, from {@link SearchResult.summary}. */
 export interface StudySummary<P> {
+  /** The study's identity (`StudyOptions.study` or the hash of its tasks). */
   study: string;
+  /** Trials that completed. */
   completed: number;
+  /** Trials the pruner stopped early. */
   pruned: number;
+  /** Trials that failed. */
   failed: number;
+  /** The metric the trials were ranked by. */
   monitor: string;
+  /** Whether a lower (`min`) or higher (`max`) `monitor` ranked better. */
   mode: 'min' | 'max';
+  /** Every trial, in trial order. */
   trials: Trial<P>[];
+  /** The best completed trial (a pruned one when none completed); `null` when every trial failed. */
   best: Trial<P> | null;
 }
 
+/** What a search (`randomSearch`, `gridSearch`) returns. */
 export interface SearchResult<P> {
+  /** The study's identity (`StudyOptions.study` or the hash of its tasks); submit again under it to reuse finished work. */
   study: string;
   /** In trial order. */
   trials: Trial<P>[];

@@ -3,6 +3,7 @@ import type { Tensor } from '@kiln/layers';
 
 /** ImageNet's per-channel mean and standard deviation (RGB), as torchvision normalises. */
 export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
+/** ImageNet's per-channel standard deviation (R, G, B; pixels in [0, 1]), the divisor in torchvision's normalisation. */
 export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
 
 /**
