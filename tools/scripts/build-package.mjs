@@ -9,6 +9,8 @@
 //   dist/node/<entry>.js     neutral packages that set `kiln.nodeBuild`: the same ESM with Node's
 //                            `require` defined, under the `node` condition
 //   dist/<entry>.cjs         CommonJS
+//   dist/<browser entry>.js  `kiln.browserEntries` of a Node package: ESM for browsers only (its
+//                            `browser` export condition), built without the Node banner
 //   dist/types/*.d.ts|.d.cts declarations for ESM and for CommonJS consumers
 // plus the repository's LICENSE. No source maps: the bundles are not minified, and a map whose
 // sources are not shipped helps nobody.
@@ -97,6 +99,12 @@ const builds = [
   build({ ...common, format: 'esm', outExtension: { '.js': '.js' }, banner: { js: shebang + (platform === 'node' ? nodeBanner : neutralBanner) } }),
   build({ ...common, format: 'cjs', outExtension: { '.js': '.cjs' }, banner: { js: shebang } }),
 ];
+// Entries for browsers only (a Node package's `browser` export condition): ESM, browser platform,
+// no Node banner, so bundlers never meet a `node:` import.
+const browserEntries = cfg.browserEntries ?? {};
+if (Object.keys(browserEntries).length > 0) {
+  builds.push(build({ ...common, entryPoints: browserEntries, platform: 'browser', format: 'esm', outExtension: { '.js': '.js' }, banner: { js: '' } }));
+}
 if (cfg.nodeBuild) {
   if (platform !== 'neutral') throw new Error(`${pkg.name}: kiln.nodeBuild only makes sense with platform "neutral"`);
   builds.push(build({ ...common, platform: 'node', outdir: 'dist/node', format: 'esm', banner: { js: shebang + nodeBanner } }));
