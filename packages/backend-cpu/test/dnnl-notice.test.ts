@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DNNL_ENABLE_COMMAND, dnnlOffNotice } from '../src/kernels/dnnl.js';
 
 describe('the oneDNN-off line', () => {
@@ -20,10 +20,18 @@ describe('the oneDNN-off line', () => {
 
 describe('loadDnnl without an addon', () => {
   const saved = process.env.KILN_DNNL_ADDON;
+  // These tests are about a missing addon, not about oneDNN turned off: the CI pass run with
+  // KILN_DNNL=0 must not change what they see.
+  const savedSwitch = process.env.KILN_DNNL;
   const dirs: string[] = [];
+  beforeEach(() => {
+    delete process.env.KILN_DNNL;
+  });
   afterEach(() => {
     if (saved === undefined) delete process.env.KILN_DNNL_ADDON;
     else process.env.KILN_DNNL_ADDON = saved;
+    if (savedSwitch === undefined) delete process.env.KILN_DNNL;
+    else process.env.KILN_DNNL = savedSwitch;
     dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true }));
   });
 
