@@ -1,3 +1,4 @@
+import { typedArrayOf } from './typed-arrays.js';
 import { DataFormatError } from './errors.js';
 
 /**
@@ -26,19 +27,7 @@ const BYTES: Record<DType, number> = { float32: 4, int32: 4, uint8: 1, bool: 1, 
 function view(dtype: DType, bytes: Uint8Array): TypedArrayOf {
   // Copy into an aligned buffer of its own: offsets inside a file are not guaranteed to be aligned,
   // and a Node Buffer's `slice` is a view into a shared pool, so use Uint8Array's copying slice.
-  const buf = Uint8Array.prototype.slice.call(bytes).buffer;
-  switch (dtype) {
-    case 'float32':
-      return new Float32Array(buf);
-    case 'int32':
-      return new Int32Array(buf);
-    case 'float64':
-      return new Float64Array(buf);
-    case 'int64':
-      return new BigInt64Array(buf);
-    default:
-      return new Uint8Array(buf);
-  }
+  return typedArrayOf(dtype, Uint8Array.prototype.slice.call(bytes).buffer);
 }
 
 const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);

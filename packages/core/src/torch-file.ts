@@ -1,6 +1,7 @@
 import { DataFormatError } from './errors.js';
 import { PickleGlobal, UnsafePickleError, unpickle, unpickleFirst, type PickleKey, type PickleValue, type UnpickleOptions } from './pickle.js';
 import type { DType, HostTensor } from './tensor-files.js';
+import { typedArrayOf } from './typed-arrays.js';
 import { ZipArchive, type ZipLimits } from './zip-reader.js';
 
 /**
@@ -175,7 +176,7 @@ function decodeStateDict(pkl: Uint8Array, baseOffset: number, lookup: StorageLoo
       numel *= size[i];
       last += (size[i] - 1) * stride[i];
     }
-    if (numel === 0) return { dtype: s.type.dtype, shape: [...size], data: allocate(s.type.dtype, 0) };
+    if (numel === 0) return { dtype: s.type.dtype, shape: [...size], data: typedArrayOf(s.type.dtype, 0) };
     if (last >= s.numel || numel > s.numel) {
       throw new DataFormatError(file, `tensor view runs past its storage '${s.key}'`, {
         offset: at,
@@ -187,7 +188,7 @@ function decodeStateDict(pkl: Uint8Array, baseOffset: number, lookup: StorageLoo
     produced += outBytes;
     if (produced > budget) throw new DataFormatError(file, 'tensors claim more data than the file holds', { offset: at, expected: `<= ${budget} bytes in all`, found: `${produced}` });
     if (s.type.convertedFrom) converted.set(s.type.convertedFrom, (converted.get(s.type.convertedFrom) ?? 0) + 1);
-    const data = allocate(s.type.dtype, numel);
+    const data = typedArrayOf(s.type.dtype, numel);
     const dv = new DataView(s.bytes.buffer, s.bytes.byteOffset, s.bytes.byteLength);
     const item = s.type.itemBytes;
     // Row-major strides: the view is one run of the storage, copied (or converted) in one pass.
@@ -295,21 +296,6 @@ function decodeLegacy(bytes: Uint8Array, file: string, options: TorchFileOptions
     return s;
   };
   return decodeStateDict(bytes.subarray(mainStart, mainEnd), mainStart, lookup, file, bytes.length, options);
-}
-
-function allocate(dtype: DType, n: number) {
-  switch (dtype) {
-    case 'float32':
-      return new Float32Array(n);
-    case 'int32':
-      return new Int32Array(n);
-    case 'int64':
-      return new BigInt64Array(n);
-    case 'float64':
-      return new Float64Array(n);
-    default:
-      return new Uint8Array(n);
-  }
 }
 
 function isHostTensor(v: unknown): v is HostTensor {

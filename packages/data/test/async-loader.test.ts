@@ -15,6 +15,7 @@ import {
   type Batch,
   type Example,
 } from '@kiln/data';
+import { SlowDataset } from '../../../tools/testing/slow-dataset.js';
 
 beforeAll(async () => {
   await wasmBackend().init();
@@ -27,41 +28,9 @@ function data(n: number): ArrayDataset {
   return new ArrayDataset(x, y, [2, 2, 1]);
 }
 
-/**
- * An `AsyncDataset` over an ArrayDataset whose `getMany` answers after a delay that shrinks with
- * each request, so later requests finish before earlier ones (as a worker pool may). It logs when
- * each request starts and ends.
- */
-class SlowDataset implements AsyncDataset<Example> {
-  readonly shape: number[];
-  readonly events: string[] = [];
-  requests = 0;
-  inFlight = 0;
-  constructor(
-    private readonly inner: ArrayDataset,
-    private readonly delayMs = 12,
-  ) {
-    this.shape = inner.shape;
-  }
-  get length(): number {
-    return this.inner.length;
-  }
-  get(): Example {
-    throw new Error('SlowDataset has no synchronous get');
-  }
-  getMany(indices: ArrayLike<number>): Promise<Example[]> {
-    const id = this.requests++;
-    this.inFlight++;
-    this.events.push(`fetch:${Array.from(indices).join(',')}`);
-    const delay = Math.max(1, this.delayMs - 4 * (id % 3));
-    return new Promise((resolve) =>
-      setTimeout(() => {
-        this.inFlight--;
-        this.events.push(`done:${Array.from(indices).join(',')}`);
-        resolve(Array.from(indices, (i) => this.inner.get(i)));
-      }, delay),
-    );
-  }
+/** A dataset whose requests finish out of order (delays 12, 8, 4 ms in turn), as a worker pool's may. */
+function slowDataset(inner: ArrayDataset, delayMs = 12): SlowDataset {
+  return new SlowDataset(inner, delayMs, true);
 }
 
 async function drainAsync(batches: AsyncIterable<Batch>): Promise<{ indices: number[][]; x: number[][]; y: number[][] }> {
@@ -80,7 +49,7 @@ describe('DataLoader on an AsyncDataset', () => {
     const ds = data(23);
     const opts = { batchSize: 4, shuffle: true, seed: 5, transform: horizontalFlip(0.5), prefetch: 3 };
     const reference = await drainAsync(new DataLoader(ds, opts));
-    const slow = new SlowDataset(ds);
+    const slow = slowDataset(ds);
     const got = await drainAsync(new DataLoader(slow, opts));
     expect(got).toEqual(reference);
     // One getMany per batch, never one get per example.
@@ -88,7 +57,7 @@ describe('DataLoader on an AsyncDataset', () => {
   });
 
   it('keeps `prefetch` batches loading ahead of the one being consumed', async () => {
-    const slow = new SlowDataset(data(12));
+    const slow = slowDataset(data(12));
     const l = new DataLoader(slow, { batchSize: 2, prefetch: 2 });
     const requestedAtConsume: number[] = [];
     for await (const b of l) {
@@ -100,7 +69,7 @@ describe('DataLoader on an AsyncDataset', () => {
   });
 
   it('refuses synchronous iteration with a ConfigError that says to use for await', () => {
-    const l = new DataLoader(new SlowDataset(data(4)), { batchSize: 2 });
+    const l = new DataLoader(slowDataset(data(4)), { batchSize: 2 });
     expect(() => [...l]).toThrow(ConfigError);
     expect(() => [...l]).toThrow(/for await/);
   });
@@ -108,11 +77,11 @@ describe('DataLoader on an AsyncDataset', () => {
   it('resumes mid-epoch exactly: the same batches as an uninterrupted epoch', async () => {
     const ds = data(14);
     const opts = { batchSize: 3, shuffle: true, seed: 11, transform: horizontalFlip(0.5) };
-    const full = new DataLoader(new SlowDataset(ds), opts);
+    const full = new DataLoader(slowDataset(ds), opts);
     await drainAsync(full);
     const reference = await drainAsync(full);
 
-    const first = new DataLoader(new SlowDataset(ds), opts);
+    const first = new DataLoader(slowDataset(ds), opts);
     await drainAsync(first);
     let taken = 0;
     for await (const b of first) {
@@ -121,7 +90,7 @@ describe('DataLoader on an AsyncDataset', () => {
     }
     const saved = JSON.parse(JSON.stringify(first.stateDict()));
     expect(saved.position).toBe(2);
-    const resumed = new DataLoader(new SlowDataset(ds), opts);
+    const resumed = new DataLoader(slowDataset(ds), opts);
     resumed.loadStateDict(saved);
     const rest = await drainAsync(resumed);
     expect(rest.indices).toEqual(reference.indices.slice(2));
@@ -129,7 +98,7 @@ describe('DataLoader on an AsyncDataset', () => {
   });
 
   it('leaves no tensors behind when an epoch is left with reads still in flight', async () => {
-    const slow = new SlowDataset(data(40), 20);
+    const slow = slowDataset(data(40), 20);
     const l = new DataLoader(slow, { batchSize: 4, prefetch: 4, transform: horizontalFlip(0.5) });
     const before = tf.memory().numTensors;
     for await (const b of l) {
@@ -152,7 +121,7 @@ describe('DataLoader on an AsyncDataset', () => {
     const first = await it.next();
     tf.dispose([first.value.x, first.value.y]);
     await it.return?.();
-    const slow = new SlowDataset(ds);
+    const slow = slowDataset(ds);
     const skipped = new DataLoader(slow, opts);
     skipped.skipEpoch();
     expect(slow.requests).toBe(0);
@@ -187,7 +156,7 @@ describe('DataLoader on an AsyncDataset', () => {
 describe('dataset wrappers over an AsyncDataset', () => {
   it('subset, map, concat and cache forward getMany, and stay synchronous over synchronous sources', async () => {
     const ds = data(6);
-    const slow = new SlowDataset(ds, 2);
+    const slow = slowDataset(ds, 2);
     const sub = subsetDataset(slow, [5, 1, 3]);
     const mapped = mapDataset(sub, (e, i) => ({ x: e.x.map((v) => -v), y: e.y + 10 * i }));
     const both = concatDatasets<Example>(ds, mapped);
@@ -208,7 +177,7 @@ describe('dataset wrappers over an AsyncDataset', () => {
   });
 
   it('holdOut splits any dataset; over an AsyncDataset its parts are asynchronous views', async () => {
-    const slow = new SlowDataset(data(10), 1);
+    const slow = slowDataset(data(10), 1);
     const [train, val] = holdOut(slow, 0.3, 4);
     expect(train.length + val.length).toBe(10);
     expect(isAsyncDataset(train) && isAsyncDataset(val)).toBe(true);

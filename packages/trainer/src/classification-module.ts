@@ -32,7 +32,6 @@ export interface ClassificationModuleOptions {
   hparams?: Record<string, unknown>;
 }
 
-/** Fraction of rows whose arg-max equals the label. */
 /** Integer class labels from labels [N] or soft/one-hot targets [N, K] (MixUp, CutMix, smoothing). */
 function hardLabels(labels: tf.Tensor): tf.Tensor {
   return labels.rank === 2 ? tf.argMax(labels, -1) : tf.cast(labels, 'int32');

@@ -4,48 +4,14 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '@kiln/core';
 import { wasmBackend } from '@kiln/backend-cpu';
-import { DataLoader, type ArrayDataset, type AsyncDataset, type Batch, type Example } from '@kiln/data';
+import { DataLoader, type Batch } from '@kiln/data';
 import { ClassificationModule, ModelCheckpoint, Trainer, readCheckpoint, type Callback, type StepOutput } from '../src/index.js';
+import { SlowDataset } from '../../../tools/testing/slow-dataset.js';
 import { maxAbsDiff, syntheticDataset, tinyModule, weights } from './helpers.js';
 
 beforeAll(async () => {
   await wasmBackend().init();
 });
-
-/**
- * An `AsyncDataset` standing in for a decoding pool: each `getMany` answers `delayMs` after it is
- * asked, and the dataset logs when requests start and finish.
- */
-class SlowDataset implements AsyncDataset<Example> {
-  readonly shape: number[];
-  readonly events: string[] = [];
-  requests = 0;
-  inFlight = 0;
-  constructor(
-    private readonly inner: ArrayDataset,
-    private readonly delayMs = 5,
-  ) {
-    this.shape = inner.shape;
-  }
-  get length(): number {
-    return this.inner.length;
-  }
-  get(): Example {
-    throw new Error('SlowDataset has no synchronous get');
-  }
-  getMany(indices: ArrayLike<number>): Promise<Example[]> {
-    const id = this.requests++;
-    this.inFlight++;
-    this.events.push(`fetch:${id}`);
-    return new Promise((resolve) =>
-      setTimeout(() => {
-        this.inFlight--;
-        this.events.push(`done:${id}`);
-        resolve(Array.from(indices, (i) => this.inner.get(i)));
-      }, this.delayMs),
-    );
-  }
-}
 
 /** Records, for every training step, the dataset's log so far. */
 class Recording extends ClassificationModule {
