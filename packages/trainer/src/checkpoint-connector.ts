@@ -36,7 +36,7 @@ export class CheckpointConnector {
       batch: done ? 0 : trainer.batchesDone,
       globalStep: trainer.globalStep,
       callbackMetrics: { ...trainer.callbackMetrics },
-      epochMetrics: done ? null : epochLoop.metricsState(),
+      epochMetrics: done ? null : await epochLoop.metricsState(),
       optimizer: { step: optim.step, groups: optim.groups },
       scheduler: cfg.scheduler?.stateDict?.() ?? null,
       ...(extra.length > 0 ? { extraOptimizers: extra.map((e) => ({ step: e.state.step, groups: e.state.groups, scheduler: e.scheduler })) } : {}),

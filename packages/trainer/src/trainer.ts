@@ -1,4 +1,4 @@
-import { tf, ConfigError } from '@kiln/core';
+import { tf, ConfigError, KilnError } from '@kiln/core';
 import type { DataLoader } from '@kiln/data';
 import { injectable, inject, injectAll } from 'tsyringe';
 import type { Callback, Stage } from './callback.js';
@@ -12,6 +12,7 @@ import { CheckpointConnector } from './checkpoint-connector.js';
 import { FitLoop } from './loops/fit-loop.js';
 import { evaluationLoop } from './loops/evaluation-loop.js';
 import { predictionLoop } from './loops/prediction-loop.js';
+import { LOG_PLACES, type LogOptions, type ResultCollection } from './result-collection.js';
 
 /** Options of the {@link Trainer}, named as in PyTorch Lightning's `Trainer`. */
 export interface TrainerOptions {
@@ -106,8 +107,46 @@ export class Trainer {
   freshMetrics = new Set<string>();
   /** True while the running `fit` has a validation loader. */
   validationEnabled = false;
-  /** The last training step's logged values (`train_loss`, …) as numbers: read these instead of syncing tensors. */
-  lastTrainMetrics: Record<string, number> = {};
+  /**
+   * The last training step's logged values (`train_loss`, `name` / `name_step` of `this.log`) as
+   * numbers. They stay on the device until read: in steps where a logger logs or a callback's
+   * `needsStepMetrics` asked, the trainer has read them already (one asynchronous read); otherwise
+   * the first access reads them synchronously (backends without synchronous readback refuse it:
+   * declare `needsStepMetrics` there).
+   */
+  get lastTrainMetrics(): Record<string, number> {
+    return this.stepOverride ?? this.fitLoop.epochLoop.results.stepValuesSync();
+  }
+  set lastTrainMetrics(values: Record<string, number>) {
+    this.stepOverride = values;
+  }
+  /**
+   * Values assigned to `lastTrainMetrics` by hand, until the next step commits its own.
+   * @internal
+   */
+  stepOverride: Record<string, number> | null = null;
+
+  /**
+   * Values logged with `progBar: true`: the last step's (read now if nobody read them) and the
+   * epoch values in `callbackMetrics`.
+   */
+  get progressBarMetrics(): Record<string, number> {
+    const keys = this.fitLoop.epochLoop.results.progBarKeys();
+    if (keys.length === 0) return {};
+    const step = this.lastTrainMetrics;
+    const out: Record<string, number> = {};
+    for (const k of keys) {
+      const v = step[k] ?? this.callbackMetrics[k];
+      if (v !== undefined) out[k] = v;
+    }
+    return out;
+  }
+
+  /**
+   * The results of the validation or test loop running now.
+   * @internal
+   */
+  evalResults: ResultCollection | null = null;
   /** Set while a sanity check runs. */
   sanityChecking = false;
   /** Stage being run, null between runs. */
@@ -180,6 +219,7 @@ export class Trainer {
     const list = [...(callbacks ?? [])];
     if (this.options.enableProgressBar && !list.some((c) => c instanceof ProgressBar)) list.push(new ProgressBar());
     this.callbacks = new CallbackList(list);
+    this.callbacks.afterModuleHook = (hook) => this.commitHookLogs(hook);
     this.loggers = dev ? [] : (loggers ?? []);
   }
 
@@ -239,6 +279,42 @@ export class Trainer {
     const monitor = new Monitor({ monitor: cfg.monitor }, 'configureOptimizers');
     const value = interval === 'step' ? (this.lastTrainMetrics[cfg.monitor] ?? monitor.read(this, 'the scheduler of configureOptimizers')) : monitor.current(this, 'the scheduler of configureOptimizers');
     if (value !== undefined) scheduler.step(value);
+  }
+
+  /**
+   * `TrainingModule.log`'s work: finds where it is called from (a step or hook, as Lightning's
+   * table allows), fills in that place's defaults and records the value in the running stage's
+   * results, on the device.
+   * @internal
+   */
+  recordLog(owner: string, name: string, value: number | tf.Scalar, options: LogOptions): void {
+    const where = this.callbacks.running[this.callbacks.running.length - 1];
+    const place = where ? LOG_PLACES[where] : undefined;
+    const results = !place ? null : place.stage === 'train' ? (this.stage === 'fit' ? this.fitLoop.epochLoop.results : null) : this.evalResults;
+    if (!place || !results) {
+      throw new KilnError('E_LOG_PLACE', `${owner}.log('${name}') was called ${where ? `in ${where}` : 'outside any step or hook of a running trainer'}`, {
+        expected: 'trainingStep, validationStep, testStep, or one of their batch or epoch hooks',
+        hint: 'log from a step or hook while trainer.fit / validate / test runs',
+      });
+    }
+    const onStep = options.onStep ?? place.onStep;
+    if (onStep && !place.stepAllowed) throw new ConfigError(`${owner}.log('${name}').onStep`, `false in ${where} (step values come from training steps and their batch hooks)`, true);
+    results.log(name, value, { onStep, onEpoch: options.onEpoch ?? !place.onStep, progBar: options.progBar ?? false, reduce: options.reduce ?? 'mean', batchSize: options.batchSize });
+  }
+
+  /**
+   * After the module's place in an epoch-level hook (`onTrainEpochStart`, `onValidationEpochEnd`,
+   * …): what the hook logged joins the epoch's reductions (weight 1). At `onTrainEpochEnd` those
+   * values are also published, before the monitoring callbacks run. Values logged in batch hooks
+   * are committed by the loop with the batch.
+   */
+  private async commitHookLogs(hook: keyof Callback): Promise<void> {
+    const place = LOG_PLACES[hook];
+    if (!place || place.stepAllowed || hook.includes('Batch')) return;
+    const results = place.stage === 'train' ? this.fitLoop.epochLoop.results : this.evalResults;
+    if (!results?.hasPending) return;
+    results.commit(1);
+    if (hook === 'onTrainEpochEnd') await this.fitLoop.epochLoop.publishLateValues();
   }
 
   /** Runs the validation loop once, outside `fit`. */

@@ -30,6 +30,8 @@ export class FitLoop {
     trainer.module = module;
     module.trainer = trainer;
     trainer.accumulateGradBatches = trainer.options.accumulateGradBatches;
+    trainer.stepOverride = null;
+    this.epochLoop.reset();
     if (trainer.options.overfitBatches > 0) {
       // A count from 1 up (1 = one batch, as in Lightning), a fraction below 1.
       const ov = trainer.options.overfitBatches;
@@ -84,6 +86,8 @@ export class FitLoop {
     } finally {
       await cbs.call('teardown', module, trainer, module, 'fit');
       trainer.stage = null;
+      // The last step's values and any reduction left by an interrupted epoch are freed with the run.
+      this.epochLoop.reset();
     }
   }
 

@@ -9,7 +9,8 @@ import type { OptimizerConfig, StepOutput, TrainingModule } from '../training-mo
  * schedules. `onBeforeZeroGrad` and `onBeforeBackward` fire synchronously inside the tape, after
  * the forward pass, because tfjs offers no point between recording and differentiating.
  * Accumulation is `@kiln/optim`'s GradientAccumulator: the step applies the mean of the gradients
- * of the batches in its window, also for a last window cut short by the epoch's end.
+ * of the batches in its window, also for a last window cut short by the epoch's end. Step-interval
+ * schedules are stepped by the epoch loop, once the step's logged values are committed.
  */
 export class StepRunner {
   private accumulator: GradientAccumulator | null = null;
@@ -29,7 +30,7 @@ export class StepRunner {
     const pending = this.accumulator?.count ?? 0;
     let kept: StepOutput | undefined;
     const { value, grads } = tf.variableGrads(() => {
-      const o = module.trainingStep(batch, batchIdx);
+      const o = inStep(trainer, () => module.trainingStep(batch, batchIdx));
       if (o instanceof Promise) throw new KilnError('E_ASYNC_STEP', `${module.constructor.name}.trainingStep returned a promise`, { hint: 'an async trainingStep needs automaticOptimization = false (the automatic loop records it under the gradient tape, which cannot wait)' });
       if (!o.loss) throw new KilnError('E_NO_LOSS', 'trainingStep returned no loss', { where: `${module.constructor.name}.trainingStep`, hint: 'return { loss, logs, batchSize }' });
       kept = { ...o, logs: Object.fromEntries(Object.entries(o.logs).map(([k, v]) => [k, tf.keep(tf.clone(v))])) };
@@ -81,7 +82,6 @@ export class StepRunner {
     }
     trainer.globalStep++;
     trainer.atOptimizerStepBoundary = true;
-    if (cfg.scheduler && cfg.interval === 'step') trainer.stepScheduler(cfg, 'step');
     return kept!;
   }
 
@@ -97,7 +97,7 @@ export class StepRunner {
     let out: StepOutput;
     tf.engine().startScope();
     try {
-      const o = await module.trainingStep(batch, batchIdx);
+      const o = await inStep(trainer, () => module.trainingStep(batch, batchIdx));
       out = { ...o, loss: undefined, logs: Object.fromEntries(Object.entries(o.logs).map(([k, v]) => [k, tf.keep(tf.clone(v))])) };
     } finally {
       tf.engine().endScope();
@@ -105,7 +105,6 @@ export class StepRunner {
     }
     trainer.globalStep++;
     trainer.atOptimizerStepBoundary = true;
-    for (const c of trainer.optimizerConfigs) if (c.scheduler && c.interval === 'step') trainer.stepScheduler(c, 'step');
     return out;
   }
 
@@ -125,4 +124,24 @@ function regularization(module: TrainingModule): tf.Scalar | null {
     total = total ? (tf.add(total, pen) as tf.Scalar) : pen;
   }
   return total;
+}
+
+/**
+ * Runs a step function with its name (`trainingStep`, `validationStep`, `testStep`) on the
+ * dispatcher's `running` stack, so a `module.log` inside it knows where it is; also while an
+ * asynchronous step awaits.
+ */
+export function inStep<T>(trainer: Trainer, f: () => T, name = 'trainingStep'): T {
+  const running = trainer.callbacks.running;
+  running.push(name);
+  let out: T;
+  try {
+    out = f();
+  } catch (e) {
+    running.pop();
+    throw e;
+  }
+  if (out instanceof Promise) return out.finally(() => running.pop()) as T;
+  running.pop();
+  return out;
 }

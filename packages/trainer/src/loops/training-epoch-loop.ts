@@ -2,20 +2,26 @@ import { tf } from '@kiln/core';
 import type { DataLoader } from '@kiln/data';
 import type { Trainer } from '../trainer.js';
 import type { StepOutput, TrainingModule } from '../training-module.js';
-import { MetricAverager } from '../metric-averager.js';
+import type { CheckpointMeta } from '../checkpoint.js';
+import { ResultCollection } from '../result-collection.js';
 import { evaluationLoop } from './evaluation-loop.js';
 import { StepRunner } from './optimization.js';
 
-/** Running sums of an interrupted epoch's train metrics, as a mid-epoch checkpoint stores them. */
-export type EpochMetricsState = ReturnType<MetricAverager['stateDict']>;
+/** Running reductions of an interrupted epoch's train metrics, as a mid-epoch checkpoint stores them. */
+export type EpochMetricsState = NonNullable<CheckpointMeta['epochMetrics']>;
 
 /**
  * One training epoch (Lightning's training epoch loop): its batches, each through the optimization
  * step (`StepRunner`), step-level logging, the validations inside the epoch (`valCheckInterval`) and
  * at its end, the epoch's row for the loggers, epoch-interval schedules and `onTrainEpochEnd`.
+ *
+ * Logged values (a step's returned `logs`, `module.log`) stay on the device: the step values are
+ * read to the host only in steps where a logger logs or a callback asked (`needsStepMetrics`), the
+ * epoch reductions once, at the epoch's end.
  */
 export class TrainingEpochLoop {
-  private epochSums = new MetricAverager();
+  /** What the training steps and hooks logged: the last step's values and the epoch's reductions. */
+  results = new ResultCollection();
   private resumeBatch = 0;
 
   constructor(private readonly trainer: Trainer) {}
@@ -25,33 +31,49 @@ export class TrainingEpochLoop {
     return this.resumeBatch;
   }
 
-  /** The running epoch sums, for a mid-epoch checkpoint. */
-  metricsState(): EpochMetricsState {
-    return this.epochSums.stateDict();
+  /** The running reductions, for a mid-epoch checkpoint (one read). */
+  async metricsState(): Promise<EpochMetricsState> {
+    const reductions = await this.results.stateDict();
+    // `sums`/`count` as checkpoints had them before `log`: the means of the returned step outputs.
+    const means = Object.entries(reductions).filter(([, r]) => r.reduce === 'mean');
+    return {
+      sums: Object.fromEntries(means.map(([k, r]) => [k, r.acc as number])),
+      count: Math.round(Math.max(0, ...means.map(([, r]) => r.weight))),
+      reductions,
+    };
   }
 
-  /** Resume inside an epoch: skip its first `batch` batches and continue its running sums. */
+  /** Resume inside an epoch: skip its first `batch` batches and continue its running reductions. */
   resumeAt(batch: number, metrics: EpochMetricsState | null): void {
     this.resumeBatch = batch;
-    if (metrics) this.epochSums = MetricAverager.fromState(metrics);
+    if (!metrics) return;
+    this.results.loadStateDict(metrics.reductions ?? Object.fromEntries(Object.entries(metrics.sums).map(([k, acc]) => [k, { reduce: 'mean' as const, acc, weight: metrics.count }])));
+  }
+
+  /** A fresh start for a new `fit`: nothing logged, nothing to resume. */
+  reset(): void {
+    this.results.dispose();
+    this.resumeBatch = 0;
   }
 
   async run(module: TrainingModule, train: DataLoader, val?: DataLoader): Promise<void> {
     const trainer = this.trainer;
     const cbs = trainer.callbacks;
     const cfg = trainer.optimizerConfig!;
+    const results = this.results;
     module.model.train();
     const limit = trainer.batchLimit(train.length, trainer.options.limitTrainBatches);
     trainer.numTrainingBatches = limit;
     const start = this.resumeBatch;
     this.resumeBatch = 0;
-    if (start === 0) this.epochSums = new MetricAverager();
     trainer.batchesDone = start;
     trainer.epochTrainingDone = false;
     trainer.freshMetrics = new Set();
     const vci = trainer.options.valCheckInterval;
     const valEvery = vci <= 1 && !Number.isInteger(vci) ? Math.max(1, Math.floor(limit * vci)) : vci === 1 ? limit : vci;
     const valThisEpoch = !!val && (trainer.currentEpoch + 1) % trainer.options.checkValEveryNEpoch === 0;
+    // A plateau scheduler stepped per optimizer step reads the step's value.
+    const stepMonitor = trainer.optimizerConfigs.some((c) => c.scheduler && c.interval === 'step' && c.monitor);
     await cbs.call('onTrainEpochStart', module, trainer, module);
     const step = new StepRunner(trainer, module, cfg, limit);
     let examples = 0;
@@ -70,16 +92,27 @@ export class TrainingEpochLoop {
         let out: StepOutput | undefined;
         try {
           await cbs.call('onTrainBatchStart', module, trainer, module, batch, batchIdx);
+          const stepsBefore = trainer.globalStep;
           out = await step.run(batch, batchIdx);
-          trainer.lastTrainMetrics = await this.epochSums.add(out, 'train_');
+          // The step's values become the current step values (the results own them from here).
+          results.adopt('train_', out.logs, true);
+          results.commit(out.batchSize);
+          trainer.stepOverride = null;
           examples += out.batchSize;
           trainer.batchesDone = batchIdx + 1;
-          if (trainer.atOptimizerStepBoundary && trainer.globalStep % trainer.options.logEveryNSteps === 0) {
-            for (const l of trainer.loggers) await l.logMetrics({ ...trainer.lastTrainMetrics, lr: cfg.optimizer.getLr() }, trainer.globalStep);
+          const stepped = trainer.globalStep > stepsBefore;
+          const logNow = trainer.loggers.length > 0 && trainer.atOptimizerStepBoundary && trainer.globalStep % trainer.options.logEveryNSteps === 0;
+          // The one host read of this step, made only when something consumes the values.
+          if (logNow || (stepped && stepMonitor) || cbs.needStepMetrics(trainer, batchIdx)) await results.stepValues();
+          if (stepped) for (const c of trainer.optimizerConfigs) if (c.scheduler && c.interval === 'step') trainer.stepScheduler(c, 'step');
+          if (logNow) {
+            const values = await results.stepValues();
+            for (const l of trainer.loggers) await l.logMetrics({ ...values, lr: cfg.optimizer.getLr() }, trainer.globalStep);
           }
           await cbs.call('onTrainBatchEnd', module, trainer, module, out, batch, batchIdx);
+          // Values logged in onTrainBatchEnd join this step's.
+          if (results.hasPending) results.commit(out.batchSize, true);
         } finally {
-          if (out) tf.dispose(Object.values(out.logs));
           tf.dispose([batch.x, batch.y]);
         }
         if (valThisEpoch && (batchIdx + 1) % valEvery === 0 && batchIdx + 1 < limit && trainer.atOptimizerStepBoundary) await this.runValidation(module, val!);
@@ -93,7 +126,8 @@ export class TrainingEpochLoop {
     }
     trainer.epochTrainingDone = true;
     trainer.trainSamplesPerSec = examples / ((performance.now() - t0) / 1000);
-    const means = this.epochSums.means();
+    // The epoch's reductions: one read for every key.
+    const means = await results.epochValues();
     trainer.callbackMetrics = { ...trainer.callbackMetrics, ...means, epoch: trainer.currentEpoch };
     for (const k of Object.keys(means)) trainer.freshMetrics.add(k);
     if (valThisEpoch) await this.runValidation(module, val!);
@@ -110,7 +144,27 @@ export class TrainingEpochLoop {
       for (const l of hist) await l.logHistograms!(named, trainer.globalStep);
     }
     for (const c of trainer.optimizerConfigs) if (c.scheduler && (c.interval ?? 'epoch') === 'epoch') trainer.stepScheduler(c, 'epoch');
+    // Non-monitoring callbacks, the module (whose logged values `publishLateValues` then makes
+    // current), then the monitoring callbacks: see CallbackList.call.
     await cbs.call('onTrainEpochEnd', module, trainer, module);
+    results.resetEpoch();
+  }
+
+  /**
+   * Values the module logged in `onTrainEpochEnd` (after the epoch's row was written): their epoch
+   * values join `callbackMetrics` as current, for the monitoring callbacks that run next, and go to
+   * the loggers at the same step.
+   * @internal
+   */
+  async publishLateValues(): Promise<void> {
+    const trainer = this.trainer;
+    const before = trainer.callbackMetrics;
+    const all = await this.results.epochValues();
+    const late = Object.fromEntries(Object.entries(all).filter(([k, v]) => !trainer.freshMetrics.has(k) || before[k] !== v));
+    if (Object.keys(late).length === 0) return;
+    Object.assign(trainer.callbackMetrics, late);
+    for (const k of Object.keys(late)) trainer.freshMetrics.add(k);
+    for (const l of trainer.loggers) await l.logMetrics({ ...late, epoch: trainer.currentEpoch }, trainer.globalStep);
   }
 
   private async runValidation(module: TrainingModule, val: DataLoader): Promise<void> {
