@@ -32,15 +32,27 @@ function recorder(log: string[], prefix: string, only?: readonly string[]): Call
   return cb as Callback;
 }
 
-/** A module recording its own hooks (bare names) and its steps. */
-function recordingModule(log: string[]): ClassificationModule {
+/**
+ * A module recording its own hooks (bare names) and its steps. Each also checks that `this.trainer`
+ * is the trainer running it, and records `<name> without this.trainer` when it is not.
+ */
+function recordingModule(log: string[], trainer: () => Trainer): ClassificationModule {
   const base = tinyModule();
   const module = base as ClassificationModule & Record<string, unknown>;
-  for (const h of HOOKS) module[h] = (...args: unknown[]) => void log.push(label(h, args));
+  const check = (name: string) => {
+    if (module.trainer !== trainer()) log.push(`${name} without this.trainer`);
+  };
+  for (const h of HOOKS) {
+    module[h] = (...args: unknown[]) => {
+      log.push(label(h, args));
+      check(h);
+    };
+  }
   const wrap = <K extends 'trainingStep' | 'validationStep' | 'testStep' | 'predictStep'>(k: K) => {
     const f = base[k].bind(base) as (b: Batch, i: number) => StepOutput & tf.Tensor;
     module[k] = ((b: Batch, i: number) => {
       log.push(`${k}(${i})`);
+      check(k);
       return f(b, i);
     }) as never;
   };
@@ -48,6 +60,7 @@ function recordingModule(log: string[]): ClassificationModule {
   const configure = base.configureOptimizers.bind(base);
   module.configureOptimizers = (): OptimizerConfig => {
     log.push('configureOptimizers');
+    check('configureOptimizers');
     return configure() as OptimizerConfig;
   };
   return module;
@@ -64,6 +77,8 @@ function documented(name: string): string[] {
 
 const loader = (n: number) => new DataLoader(syntheticDataset(n, 3), { batchSize: 16 });
 
+// The module's hooks also check `this.trainer` in every one of them: a hook without it would add a
+// line the documented sequence does not have.
 describe('hook sequence, module and callbacks together, as docs/hooks.md lists it', () => {
   beforeAll(async () => {
     await wasmBackend().init();
@@ -80,13 +95,13 @@ describe('hook sequence, module and callbacks together, as docs/hooks.md lists i
         await t.saveCheckpoint(ckpt);
       } };
       const trainer = new Trainer({ maxEpochs: 1, numSanityValSteps: 1 }, [recorder(log, 'Callback'), saver]);
-      await trainer.fit(recordingModule(log), loader(32), loader(16));
+      await trainer.fit(recordingModule(log, () => trainer), loader(32), loader(16));
       trainer.optimizerConfig!.optimizer.dispose();
       expect(log).toEqual(documented('fit'));
 
       const resumed: string[] = [];
       const again = new Trainer({ maxEpochs: 2, numSanityValSteps: 0 }, [recorder(resumed, 'Callback')]);
-      await again.fit(recordingModule(resumed), loader(32), undefined, ckpt);
+      await again.fit(recordingModule(resumed, () => again), loader(32), undefined, ckpt);
       again.optimizerConfig!.optimizer.dispose();
       expect(resumed).toEqual(documented('resume'));
     } finally {
@@ -97,7 +112,8 @@ describe('hook sequence, module and callbacks together, as docs/hooks.md lists i
   it('validate, test, predict', async () => {
     for (const stage of ['validate', 'test', 'predict'] as const) {
       const log: string[] = [];
-      const out = await new Trainer({}, [recorder(log, 'Callback')])[stage](recordingModule(log), loader(16));
+      const trainer = new Trainer({}, [recorder(log, 'Callback')]);
+      const out = await trainer[stage](recordingModule(log, () => trainer), loader(16));
       if (Array.isArray(out)) tf.dispose(out);
       expect(log, stage).toEqual(documented(stage));
     }
