@@ -1,5 +1,6 @@
 import { tf } from '@kiln/core';
 import type { Callback } from './callback.js';
+import type { Trainer } from './trainer.js';
 
 /**
  * Told around every hook the CallbackList dispatches: `owner` is the callback or the module whose
@@ -14,13 +15,32 @@ export interface HookObserver {
 
 /**
  * The only place hooks are dispatched: each callback in registration order, then the module's hook
- * of the same name (Lightning's order: callbacks before the LightningModule).
+ * of the same name (Lightning's order: callbacks before the LightningModule). Two exceptions, also
+ * Lightning 2.x's: `onTrainEpochEnd` of the callbacks that set `monitorsMetrics` (ModelCheckpoint,
+ * EarlyStopping, ReduceLROnPlateau) runs after the module's, so they can watch a metric the
+ * module's `onTrainEpochEnd` logs; and the module's `onLoadCheckpoint` runs before the callbacks'.
+ * docs/hooks.md lists the whole order.
  */
 export class CallbackList {
   constructor(
     /** The callbacks, in the order their hooks fire. */
     readonly callbacks: Callback[],
   ) {}
+
+  /**
+   * The hooks (and steps: `trainingStep`, …) running now, innermost last: where a `module.log`
+   * call comes from.
+   * @internal
+   */
+  readonly running: string[] = [];
+
+  /**
+   * Called once the module's place in a dispatch is passed (whether or not the module implements
+   * the hook), before any callback that runs after the module: the trainer commits what the hook
+   * logged there.
+   * @internal
+   */
+  afterModuleHook?: (hook: keyof Callback) => void | Promise<void>;
 
   /**
    * Observers told when each hook of a callback or of the module starts and ends (the Profiler is
@@ -38,12 +58,19 @@ export class CallbackList {
 
   /** Calls `hook` on every callback, then the module's hook of the same name (without the trainer and module arguments). */
   async call<K extends keyof Callback>(hook: K, module: object, ...args: unknown[]): Promise<void> {
+    // Lightning restores the module before the callbacks: its on_load_checkpoint comes first.
+    const late = hook === 'onTrainEpochEnd' ? this.callbacks.filter((cb) => cb.monitorsMetrics) : hook === 'onLoadCheckpoint' ? this.callbacks : [];
     for (const cb of this.callbacks) {
       const fn = cb[hook] as unknown as ((...a: unknown[]) => unknown) | undefined;
-      if (typeof fn === 'function') await this.run(hook, cb, 'callback', () => fn.apply(cb, args));
+      if (typeof fn === 'function' && !late.includes(cb)) await this.run(hook, cb, 'callback', () => fn.apply(cb, args));
     }
     const own = (module as Record<string, unknown>)[hook];
     if (typeof own === 'function') await this.run(hook, module, 'module', () => (own as (...a: unknown[]) => unknown).apply(module, args.slice(2)));
+    await this.afterModuleHook?.(hook);
+    for (const cb of late) {
+      const fn = cb[hook] as unknown as ((...a: unknown[]) => unknown) | undefined;
+      if (typeof fn === 'function') await this.run(hook, cb, 'callback', () => fn.apply(cb, args));
+    }
   }
 
   /** Synchronous dispatch for hooks that run inside the gradient tape. */
@@ -58,14 +85,16 @@ export class CallbackList {
 
   /**
    * Runs one hook, between the observers' hookStart and hookEnd (for an asynchronous hook, when its
-   * promise settles). Without observers it only runs the hook.
+   * promise settles), with its name on `running` meanwhile.
    */
   private run(hook: keyof Callback, owner: object, kind: 'callback' | 'module', f: () => unknown): unknown {
     // A copy: an observer that removes itself inside a hook (the Profiler's teardown) still gets its hookEnd.
     const observers = this.observers;
-    if (observers.length === 0) return f();
+    const running = this.running;
+    running.push(hook);
     for (const o of observers) o.hookStart(hook, owner, kind);
     const end = () => {
+      running.pop();
       for (const o of observers) o.hookEnd(hook, owner, kind);
     };
     let out: unknown;
@@ -78,6 +107,11 @@ export class CallbackList {
     if (typeof (out as PromiseLike<unknown> | undefined)?.then === 'function') return Promise.resolve(out).finally(end);
     end();
     return out;
+  }
+
+  /** True when some callback reads this step's logged values (`needsStepMetrics`). */
+  needStepMetrics(trainer: Trainer, batchIdx: number): boolean {
+    return this.callbacks.some((cb) => cb.needsStepMetrics?.(trainer, batchIdx) === true);
   }
 
   /** State of every callback that has some, keyed by its `stateKey` (default: class name). */

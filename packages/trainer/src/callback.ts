@@ -19,6 +19,22 @@ export interface Callback {
   /** Key under which `stateDict` is saved; make it unique when two instances coexist. */
   readonly stateKey?: string;
 
+  /**
+   * True for a callback that decides on logged metrics at epoch ends (ModelCheckpoint,
+   * EarlyStopping, ReduceLROnPlateau): its `onTrainEpochEnd` runs after the module's, so it sees
+   * what the module's `onTrainEpochEnd` logs (Lightning 2.x's "monitoring callbacks").
+   */
+  readonly monitorsMetrics?: boolean;
+
+  /**
+   * Says whether this callback reads the step's logged values (`trainer.lastTrainMetrics`) in this
+   * batch's `onTrainBatchEnd`. Logged values stay on the device; the trainer reads them to the host
+   * (one read) only in steps where a logger or a callback wants them. A callback that reads
+   * `lastTrainMetrics` without declaring it still gets the values, through a synchronous read,
+   * which backends without synchronous readback (WebGPU in Node) refuse.
+   */
+  needsStepMetrics?(trainer: Trainer, batchIdx: number): boolean;
+
   /** First hook of every `fit`/`validate`/`test`/`predict` call, before any checkpoint is restored. */
   setup?(trainer: Trainer, module: TrainingModule, stage: Stage): void | Promise<void>;
   /** Last hook of every run, also after an exception. */

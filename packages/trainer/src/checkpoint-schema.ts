@@ -72,6 +72,16 @@ export function validateCheckpointMeta(raw: unknown, file: string): CheckpointMe
     const e = v as Record<string, unknown>;
     metricMap(e.sums, `${at}.sums`);
     count(e.count, `${at}.count`);
+    optional((r, rat) => {
+      object(r, rat);
+      for (const [k, x] of Object.entries(r as Record<string, unknown>)) {
+        object(x, `${rat}.${k}`);
+        const red = x as Record<string, unknown>;
+        if (!['mean', 'sum', 'max', 'min'].includes(red.reduce as string)) fail(file, `${rat}.${k}.reduce`, "'mean', 'sum', 'max' or 'min'", red.reduce);
+        if (red.acc !== null && typeof red.acc !== 'number') fail(file, `${rat}.${k}.acc`, 'a number (or null for NaN)', red.acc);
+        if (typeof red.weight !== 'number' || !(red.weight >= 0)) fail(file, `${rat}.${k}.weight`, 'a non-negative number', red.weight);
+      }
+    })(e.reductions, `${at}.reductions`);
   })(m.epochMetrics, 'epochMetrics');
   optional((v, at) => {
     object(v, at);

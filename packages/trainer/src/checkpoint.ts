@@ -31,6 +31,19 @@ export interface CheckpointMeta {
     sums: Record<string, number>;
     /** Examples summed so far: the divisor of the epoch means. */
     count: number;
+    /**
+     * Every running reduction of the epoch (`this.log` values with their `reduce`, and the
+     * returned step outputs), by key: the accumulator and its summed weight. Absent in checkpoints
+     * written before `log` existed; `sums`/`count` then restore means.
+     */
+    reductions?: Record<string, {
+      /** `mean`, `sum`, `max` or `min`. */
+      reduce: 'mean' | 'sum' | 'max' | 'min';
+      /** Σ value·weight (mean), Σ value (sum), or the extreme so far (null for NaN, as JSON writes it). */
+      acc: number | null;
+      /** Σ weight. */
+      weight: number;
+    }>;
   } | null;
   /** The (first) optimizer's state besides its slot tensors, which are stored as `optimizer.<slot>` tensors. */
   optimizer?: {

@@ -4,6 +4,7 @@
 export * from './callback.js';
 export * from './callback-list.js';
 export * from './training-module.js';
+export type { LogOptions, LogReduce } from './result-collection.js';
 export * from './classification-module.js';
 export * from './optimizer-options.js';
 export * from './regression-module.js';

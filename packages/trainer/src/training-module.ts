@@ -3,6 +3,7 @@ import type { Module } from '@kiln/layers';
 import { clipGradients, type Optimizer } from '@kiln/optim';
 import type { AnyBatch } from '@kiln/data';
 import type { Trainer } from './trainer.js';
+import type { LogOptions } from './result-collection.js';
 
 /** What a step returns: the loss to differentiate (training) and scalars to log, averaged per epoch. */
 export interface StepOutput {
@@ -174,6 +175,29 @@ export abstract class TrainingModule {
   private requireTrainer(what: string): Trainer {
     if (!this.trainer || this.trainer.stage !== 'fit') throw new KilnError('E_NO_RUN', `${this.constructor.name}.${what}() is only available while trainer.fit runs`, { hint: 'call it from trainingStep with automaticOptimization = false' });
     return this.trainer;
+  }
+
+  /**
+   * Logs a value, as Lightning's `self.log`: from `trainingStep`, `validationStep`, `testStep` and
+   * their batch and epoch hooks (also from a callback's hooks, through `module.log`). Defaults
+   * follow where it is called: in `trainingStep` and the training batch hooks `onStep: true,
+   * onEpoch: false`; elsewhere `onStep: false, onEpoch: true`. With both, the keys are
+   * `name_step` and `name_epoch`; otherwise `name`. Epoch values are reduced with `reduce` (`mean`
+   * weighted by the batch size by default) and land in `trainer.callbackMetrics` at the end of the
+   * epoch (or validation), where ModelCheckpoint, EarlyStopping and the loggers see them; step
+   * values are in `trainer.lastTrainMetrics` and reach the loggers every `logEveryNSteps` steps.
+   *
+   * The value stays on the device: logging costs no host read. The trainer reads step values only
+   * in steps where a logger or callback consumes them, and epoch values once per epoch.
+   */
+  log(name: string, value: number | tf.Scalar, options: LogOptions = {}): void {
+    if (!this.trainer) throw new KilnError('E_LOG_PLACE', `${this.constructor.name}.log('${name}') was called with no trainer running`, { hint: 'log from a step or hook while trainer.fit / validate / test runs' });
+    this.trainer.recordLog(this.constructor.name, name, value, options);
+  }
+
+  /** `log` for several values with the same options (Lightning's `log_dict`). */
+  logDict(values: Record<string, number | tf.Scalar>, options: LogOptions = {}): void {
+    for (const [k, v] of Object.entries(values)) this.log(k, v, options);
   }
 
   /** Hyper-parameters logged once at the start of `fit`. */

@@ -41,6 +41,8 @@ export interface StoppingDecision {
  */
 export class EarlyStopping implements Callback {
   readonly stateKey: string;
+  /** Its `onTrainEpochEnd` runs after the module's, seeing what that logged (Lightning's monitoring callbacks). */
+  readonly monitorsMetrics = true;
   /** Epochs without improvement tolerated. */
   readonly patience: number;
   /** The metric watched, its mode and `minDelta`. */

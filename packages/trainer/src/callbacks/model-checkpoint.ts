@@ -43,6 +43,8 @@ interface Saved {
  */
 export class ModelCheckpoint implements Callback {
   readonly stateKey: string;
+  /** Its `onTrainEpochEnd` runs after the module's, seeing what that logged (Lightning's monitoring callbacks). */
+  readonly monitorsMetrics = true;
   /** Directory the checkpoints are written to. */
   readonly dirpath: string;
   private readonly monitor: Monitor | null;

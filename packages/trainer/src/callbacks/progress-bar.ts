@@ -27,6 +27,8 @@ export class ProgressBar implements Callback {
   private total = 0;
   private seen = 0;
   private loss = NaN;
+  /** Values the module logged with `progBar: true`. */
+  private extra: Record<string, number> = {};
   private readonly stream: NonNullable<ProgressBarOptions['stream']>;
 
   constructor(private readonly options: ProgressBarOptions = {}) {
@@ -39,14 +41,22 @@ export class ProgressBar implements Callback {
     this.total = trainer.numTrainingBatches;
   }
 
-  async onTrainBatchEnd(trainer: Trainer, _m: TrainingModule, out: StepOutput, _b: Batch, batchIdx: number): Promise<void> {
+  /** The bar reads the step's values only in steps it draws (every step on a terminal). */
+  needsStepMetrics(_trainer: Trainer, batchIdx: number): boolean {
+    return this.draws(batchIdx + 1);
+  }
+
+  private draws(seen: number): boolean {
+    return !!this.stream.isTTY || seen % (this.options.refreshEvery ?? 50) === 0;
+  }
+
+  onTrainBatchEnd(trainer: Trainer, _m: TrainingModule, _out: StepOutput, _b: Batch, batchIdx: number): void {
     this.seen = batchIdx + 1;
-    const l = out.logs.loss;
-    // Asynchronous read: GPU backends may not support synchronous downloads.
-    if (l && !l.isDisposed) this.loss = (await l.data())[0];
+    if (!this.draws(this.seen)) return;
     const tty = !!this.stream.isTTY;
-    const every = this.options.refreshEvery ?? 50;
-    if (!tty && this.seen % every !== 0) return;
+    // Already on the host: the trainer read the step's values because `needsStepMetrics` asked.
+    this.loss = trainer.lastTrainMetrics.train_loss ?? NaN;
+    this.extra = trainer.progressBarMetrics;
     const line = this.render(trainer);
     this.stream.write(tty ? `\r${line.slice(0, (this.stream.columns ?? 120) - 1)}` : `${line}\n`);
   }
@@ -67,6 +77,6 @@ export class ProgressBar implements Callback {
     const frac = total ? this.seen / total : 0;
     const width = 20;
     const bar = '#'.repeat(Math.round(frac * width)).padEnd(width, '.');
-    return `epoch ${trainer.currentEpoch + 1} [${bar}] ${this.seen}/${total} ${rate.toFixed(1)} it/s eta ${eta.toFixed(0)}s loss ${this.loss.toFixed(4)}`;
+    return `epoch ${trainer.currentEpoch + 1} [${bar}] ${this.seen}/${total} ${rate.toFixed(1)} it/s eta ${eta.toFixed(0)}s loss ${this.loss.toFixed(4)}${Object.entries(this.extra).map(([k, v]) => ` ${k} ${v.toFixed(4)}`).join('')}`;
   }
 }

@@ -30,6 +30,8 @@ export interface ReduceLROnPlateauOptions extends MonitorOptions {
  */
 export class ReduceLROnPlateau implements Callback {
   readonly stateKey: string;
+  /** Its `onTrainEpochEnd` runs after the module's, seeing what that logged (Lightning's monitoring callbacks). */
+  readonly monitorsMetrics = true;
   private readonly monitor: Monitor;
   private readonly scheduleOptions: ReduceLrOnPlateauOptions;
   private schedule?: PlateauSchedule;

@@ -89,9 +89,14 @@ export class TerminateOnNaN implements Callback {
     this.fail(trainer, new NonFiniteError(trainer.globalStep, 'a gradient', lr, param));
   }
 
+  /** Checks every step's loss, so the trainer reads the step's values each step. */
+  needsStepMetrics(): boolean {
+    return true;
+  }
+
   onTrainBatchEnd(trainer: Trainer): void {
     const key = this.options.monitor ?? 'train_loss';
-    // The trainer already copied the step's values to the host; no extra sync here.
+    // The trainer already copied the step's values to the host (needsStepMetrics); no extra sync here.
     const v = trainer.lastTrainMetrics[key];
     const skipped = this.skippedThisBatch;
     this.skippedThisBatch = false;
