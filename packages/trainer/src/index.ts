@@ -46,3 +46,5 @@ export * from './metrics/index.js';
 export * from './callbacks/ema.js';
 export * from './callbacks/profiler.js';
 export * from './callbacks/device-stats-monitor.js';
+export * from './tuner/tuner.js';
+export * from './tuner/tuner-plots.js';
