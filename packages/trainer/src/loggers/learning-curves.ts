@@ -83,5 +83,5 @@ export function learningCurvesPng(rows: readonly Record<string, number>[], optio
 }
 
 function formatValue(v: number): string {
-  return Math.abs(v) >= 1e-3 && Math.abs(v) < 1e4 ? String(Number(v.toPrecision(4))) : v.toExponential(3);
+  return Math.abs(v) >= 1e-3 && Math.abs(v) < 1e4 ? String(Number(v.toPrecision(3))) : v.toExponential(2);
 }

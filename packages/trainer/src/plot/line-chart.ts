@@ -186,10 +186,10 @@ function layoutPanel(panel: ChartPanel, ox: number, width: number, baseHeight: n
   const xs = [...series.flatMap((s) => s.points.map((p) => p[0])), ...marks.map((m) => m.x)];
   const ys = [...series.flatMap((s) => s.points.map((p) => p[1])), ...marks.flatMap((m) => (m.point ? [m.point[1]] : []))];
   const tx = scale === 'linear' ? (v: number) => v : scale === 'log10' ? Math.log10 : Math.log2;
-  let [x0, x1] = extent(xs.map(tx), panel.integerX ? 1 : 0.5);
-  let [y0, y1] = extent(ys, 0.5);
-  const yPad = (y1 - y0) * 0.05;
-  [y0, y1] = [y0 - yPad, y1 + yPad];
+  const [x0, x1] = extent(xs.map(tx), panel.integerX ? 1 : 0.5);
+  // 5% of the range above and below, so no line runs along the frame.
+  const [ya, yb] = extent(ys, 0.5);
+  const [y0, y1] = [ya - (yb - ya) * 0.05, yb + (yb - ya) * 0.05];
   const yTicks = linearTicks(y0, y1, 6, false);
   const yTickLabels = formatTicks(yTicks);
   const entries: LegendEntry[] = [
@@ -218,7 +218,7 @@ function layoutPanel(panel: ChartPanel, ox: number, width: number, baseHeight: n
     rows.push({ entry: e, x: cx, y: cy });
     cx += w;
   }
-  const belowH = entries.length === 0 ? 0 : cy + ROW + PAD;
+  const belowH = entries.length === 0 ? 0 : cy + ROW;
 
   const build = (below: boolean): PanelLayout => {
     const height = baseHeight + (below ? belowH : 0);
@@ -247,15 +247,18 @@ function layoutPanel(panel: ChartPanel, ox: number, width: number, baseHeight: n
         const g = { x: r.x - 4, y: r.y - 4, w: r.w + 8, h: r.h + 8 };
         return segmentHitsRect([xPixel(mk.x), plot.y], [xPixel(mk.x), plot.y + plot.h], g) || (mk.point !== undefined && inside([xPixel(mk.point[0]), yPixel(mk.point[1])], { x: g.x - 6, y: g.y - 6, w: g.w + 12, h: g.h + 12 }));
       });
+    // Corners first, then every position on an 8-pixel grid, nearest a corner first (matplotlib's "best").
     const m = 4;
-    const lx = [plot.x + plot.w - legendW - m, plot.x + m, plot.x + (plot.w - legendW) / 2];
-    const ly = [plot.y + m, plot.y + plot.h - legendH - m, plot.y + (plot.h - legendH) / 2];
-    const candidates: PixelRect[] = [
-      [0, 0], [1, 0], [0, 1], [1, 1], [0, 2], [1, 2], [2, 0], [2, 1],
-    ].map(([i, j]) => ({ x: Math.round(lx[i]), y: Math.round(ly[j]), w: legendW, h: legendH }));
-    const fits = legendW <= plot.w - 2 * m && legendH <= plot.h - 2 * m;
+    const [left0, right0] = [plot.x + m, plot.x + plot.w - legendW - m];
+    const [top0, bottom0] = [plot.y + m, plot.y + plot.h - legendH - m];
+    const candidates: PixelRect[] = [];
+    for (let y = top0; y <= bottom0; y += 8) for (let x = left0; x <= right0; x += 8) candidates.push({ x: Math.round(x), y: Math.round(y), w: legendW, h: legendH });
+    for (const [x, y] of [[right0, bottom0], [left0, bottom0], [right0, top0], [left0, top0]]) candidates.push({ x: Math.round(x), y: Math.round(y), w: legendW, h: legendH });
+    const toCorner = (r: PixelRect) => Math.min(Math.hypot(r.x - left0, r.y - top0) * 1.01, Math.hypot(r.x - right0, r.y - top0), Math.hypot(r.x - left0, r.y - bottom0) * 1.03, Math.hypot(r.x - right0, r.y - bottom0) * 1.02);
+    candidates.sort((a, b) => toCorner(a) - toCorner(b));
+    const fits = right0 >= left0 && bottom0 >= top0;
     const free = below || !fits ? undefined : candidates.find((r) => !taken(r));
-    const legend: PixelRect = free ?? { x: plot.x, y: plot.y + plot.h + axesBottom - PAD, w: plotW, h: belowH };
+    const legend: PixelRect = free ?? { x: plot.x, y: plot.y + plot.h + axesBottom, w: plotW, h: belowH };
     return {
       frame: { plot, legend, legendInside: free !== undefined, xPixel, yPixel, xTicks, yTicks },
       height,

@@ -25,7 +25,7 @@ export function lrFindChart(result: LrFindResult): LineChart {
         { name: 'loss', colour: RAW, width: 1, points: result.lrs.map((lr, k) => [lr, result.losses[k]] as const).filter(([, l]) => keep(l)) },
         { name: 'smoothed loss', colour: TRAIN_COLOUR, points: result.lrs.map((lr, k) => [lr, result.smoothedLosses[k]] as const).filter(([, l]) => keep(l)) },
       ],
-      marks: Number.isFinite(result.suggestion) ? [{ x: result.suggestion, point: i >= 0 && keep(result.smoothedLosses[i]) ? [result.suggestion, result.smoothedLosses[i]] : undefined, label: `suggested lr ${result.suggestion.toExponential(2)}`, colour: BEST_COLOUR }] : [],
+      marks: Number.isFinite(result.suggestion) ? [{ x: result.suggestion, point: i >= 0 && keep(result.smoothedLosses[i]) ? [result.suggestion, result.smoothedLosses[i]] : undefined, label: `suggested lr ${formatLr(result.suggestion)}`, colour: BEST_COLOUR }] : [],
     },
   ]);
 }
@@ -41,4 +41,9 @@ export function batchSizeChart(result: ScaleBatchSizeResult): LineChart {
     { title: 'throughput', xLabel: 'batch size', yLabel: 'samples/s', xScale: 'log2', series: [{ name: 'samples per second', colour: TRAIN_COLOUR, markers: true, points: fits.map((t) => [t.batchSize, t.samplesPerSec] as const) }], marks: mark((t) => t.samplesPerSec) },
     { title: 'peak backend memory', xLabel: 'batch size', yLabel: 'MiB', xScale: 'log2', series: [{ name: 'peak MiB per step', colour: MEMORY, markers: true, points: fits.map((t) => [t.batchSize, t.peakBytes / 2 ** 20] as const) }], marks: mark((t) => t.peakBytes / 2 ** 20) },
   ]);
+}
+
+/** 0.003 or 3.16e-5: plain decimals where they stay short. */
+function formatLr(v: number): string {
+  return v >= 1e-3 && v < 1e3 ? String(Number(v.toPrecision(3))) : v.toExponential(2);
 }
