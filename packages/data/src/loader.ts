@@ -116,6 +116,7 @@ export class DataLoader<E extends AnyExample = AnyExample> implements Iterable<B
   private readonly rng: Rng;
   private readonly transform?: Augmentation;
   private readonly batchTransform?: BatchAugmentation;
+  private readonly options: DataLoaderOptions;
   private epoch = 0;
   private position = 0;
   private epochStart: RngState;
@@ -126,6 +127,7 @@ export class DataLoader<E extends AnyExample = AnyExample> implements Iterable<B
     readonly dataset: Dataset<E>,
     options: DataLoaderOptions = {},
   ) {
+    this.options = options;
     this.batchSize = options.batchSize ?? 32;
     if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new ConfigError('DataLoader.batchSize', 'a positive integer', options.batchSize);
     this.dropLast = options.dropLast ?? false;
@@ -158,6 +160,19 @@ export class DataLoader<E extends AnyExample = AnyExample> implements Iterable<B
     this.transform = options.transform;
     this.batchTransform = options.batchTransform;
     this.epochStart = this.rng.getState();
+  }
+
+  /**
+   * A loader over the same dataset with the same options (sampler, transforms, schema, prefetch)
+   * but `batchSize` examples per batch, and a generator of its own that starts where this one's
+   * stands: tools that try batch sizes or run trial steps (the tuner) iterate it and leave this
+   * loader's order and position untouched.
+   */
+  withBatchSize(batchSize: number): DataLoader<E> {
+    const copy = new DataLoader(this.dataset, { ...this.options, batchSize, sampler: this.sampler, rng: undefined, seed: 0 });
+    copy.rng.setState(this.rng.getState());
+    copy.epochStart = copy.rng.getState();
+    return copy;
   }
 
   /** Reseeds the loader's generator, as if it had been built with `seed` (before its first epoch). */

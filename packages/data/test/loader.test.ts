@@ -115,6 +115,20 @@ describe('DataLoader', () => {
     expect(seenWhenConsuming[0]).toBeGreaterThanOrEqual(4);
   });
 
+  it('withBatchSize copies the options at another batch size, with a generator of its own starting where this one stands', () => {
+    const a = new DataLoader(data(10), { batchSize: 2, shuffle: true, seed: 4, dropLast: true });
+    drain(a);
+    const state = a.stateDict();
+    const b = a.withBatchSize(4);
+    expect([b.batchSize, b.dropLast, b.shuffle, b.length]).toEqual([4, true, true, 2]);
+    // The copy's first epoch is the epoch `a` would draw next, only batched by 4.
+    const next = drain(b).indices.flat();
+    expect(a.stateDict()).toEqual(state);
+    const fromA = drain(a).indices.flat();
+    expect(next).toEqual(fromA.slice(0, 8));
+    expect(() => a.withBatchSize(0)).toThrow(ConfigError);
+  });
+
   it('takes any Dataset<Example>, with or without an example shape, and a sampler', () => {
     const ds = data(9);
     const mapped = mapDataset(ds, (e) => ({ x: e.x.map((v) => -v), y: e.y }));

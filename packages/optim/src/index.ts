@@ -15,3 +15,4 @@ export * from './schedules.js';
 export * from './lr-scheduler.js';
 export * from './reduce-lr-on-plateau.js';
 export * from './lr-finder.js';
+export * from './training-snapshot.js';

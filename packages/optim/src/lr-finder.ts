@@ -1,5 +1,6 @@
 import { tf, ConfigError } from '@kiln/core';
 import type { Optimizer } from './optimizer.js';
+import { snapshotTraining } from './training-snapshot.js';
 
 /** Options of `findLr`. */
 export interface FindLrOptions {
@@ -17,6 +18,11 @@ export interface FindLrOptions {
   smoothing?: number;
   /** Stop once the smoothed loss exceeds this multiple of the best one seen. Default 4. */
   divergenceThreshold?: number;
+  /**
+   * Awaited before step `step` (before `loss(step)` runs under the tape): where a caller fetches
+   * that step's batch from an asynchronous loader, since `loss` itself cannot wait.
+   */
+  beforeStep?: (step: number) => Promise<void> | void;
   /**
    * Other variables the sweep's forward passes change, put back afterwards with the weights: a
    * model's buffers, such as batch-norm running statistics (`model.namedBuffers().map(([, b]) => b)`).
@@ -58,10 +64,7 @@ export async function findLr(options: FindLrOptions): Promise<FindLrResult> {
   const vars = optimizer.paramGroups.flatMap((g) => g.params).filter((p) => p.trainable);
   const extra = options.restore ?? [];
   if (!Array.isArray(extra)) throw new ConfigError('findLr.restore', 'an array of variables', extra);
-  const savedWeights = vars.map((v) => tf.clone(v));
-  const savedExtra = extra.map((v) => tf.clone(v));
-  const saved = optimizer.stateDict();
-  const savedState = { ...saved, groups: saved.groups.map((g) => ({ ...g, hyper: { ...g.hyper } })), slots: Object.fromEntries(Object.entries(saved.slots).map(([k, t]) => [k, tf.clone(t)])) };
+  const snapshot = snapshotTraining(optimizer, extra);
 
   const lrs: number[] = [];
   const losses: number[] = [];
@@ -72,6 +75,7 @@ export async function findLr(options: FindLrOptions): Promise<FindLrResult> {
   try {
     for (let i = 0; i < numSteps; i++) {
       const lr = startLr * Math.pow(endLr / startLr, i / (numSteps - 1));
+      await options.beforeStep?.(i);
       optimizer.setLr(lr);
       const { value, grads } = tf.variableGrads(() => loss(i), vars);
       // An asynchronous read: GPU backends (WebGPU in Node) refuse synchronous ones.
@@ -91,12 +95,7 @@ export async function findLr(options: FindLrOptions): Promise<FindLrResult> {
       }
     }
   } finally {
-    vars.forEach((v, i) => v.assign(savedWeights[i]));
-    extra.forEach((v, i) => v.assign(savedExtra[i]));
-    tf.dispose([...savedWeights, ...savedExtra]);
-    // loadStateDict replaces every slot, so slots the sweep created do not survive it.
-    optimizer.loadStateDict(savedState);
-    tf.dispose(Object.values(savedState.slots));
+    snapshot.restore();
   }
   return { lrs, losses, smoothedLosses, suggestion: steepestDescent(lrs, smoothedLosses), diverged };
 }

@@ -8,6 +8,7 @@ import { predictCommand } from './predict.js';
 import { fineTuneCommand } from './fine-tune.js';
 import { searchCommand } from './search.js';
 import { workerCommand } from './worker.js';
+import { tuneCommand } from './tune.js';
 
 /** Every `kiln` sub-command, in the order `kiln --help` lists them. */
-export const COMMANDS: Command[] = [trainCommand, evaluateCommand, summaryCommand, importWeightsCommand, predictCommand, fineTuneCommand, dataPreviewCommand, searchCommand, workerCommand];
+export const COMMANDS: Command[] = [trainCommand, evaluateCommand, summaryCommand, importWeightsCommand, predictCommand, fineTuneCommand, tuneCommand, dataPreviewCommand, searchCommand, workerCommand];

@@ -137,13 +137,17 @@ export const TRAIN_OPTIONS = {
 
 const LOGGERS = ['csv', 'console', 'jsonl', 'tensorboard'] as const;
 
-/** Command-line flags over the config file's values. */
-function trainFlags(argv: string[]): Record<string, string | undefined> {
-  const { values } = parseArgs({ args: argv, options: TRAIN_OPTIONS, strict: true });
-  const fromFile: FlagValues = values.config ? readRunConfig(values.config, Object.keys(TRAIN_OPTIONS).filter((k) => k !== 'config')) : {};
+/**
+ * Command-line flags over the config file's values: `kiln train`'s flags, plus `extra` ones of a
+ * command that shares them (`kiln tune`).
+ */
+export function trainFlags(argv: string[], extra: Record<string, { type: 'string' }> = {}): Record<string, string | undefined> {
+  const options = { ...TRAIN_OPTIONS, ...extra };
+  const { values } = parseArgs({ args: argv, options, strict: true }) as { values: Record<string, string | undefined> };
+  const fromFile: FlagValues = values.config ? readRunConfig(values.config, Object.keys(options).filter((k) => k !== 'config')) : {};
   const merged: Record<string, string | undefined> = {};
-  for (const k of Object.keys(TRAIN_OPTIONS)) {
-    const v = (values as Record<string, string | undefined>)[k] ?? fromFile[k];
+  for (const k of Object.keys(options)) {
+    const v = values[k] ?? fromFile[k];
     if (typeof v === 'boolean') throw new ConfigError(`${values.config}: ${k}`, 'a value, not true/false', v);
     merged[k] = v;
   }
@@ -240,13 +244,11 @@ export interface TrainExtras {
 }
 
 /**
- * Runs `kiln train` in-process with the command-line arguments `argv` (see {@link TRAIN_USAGE}):
- * trains, tests, writes the run directory and `summary.json`, and returns the summary. Progress,
- * notes and warnings go to `err`; `out` is not written to. Throws on a missing or invalid flag.
+ * What `kiln train` builds from its flags before a trainer exists — the backend, the data and its
+ * splits, the input statistics, the model, its module and the training loader — so that commands
+ * sharing the flags (`kiln tune`) build exactly the same. The caller closes `data`.
  */
-export async function train(argv: string[], out: (line: string) => void, err: (line: string) => void, extras: TrainExtras = {}): Promise<TrainSummary> {
-  const started = performance.now();
-  const values = trainFlags(argv);
+export async function prepareRun(values: Record<string, string | undefined>, err: (line: string) => void) {
   if (!values.model) throw new UsageError('--model is required', `e.g. --model lenet5\n${TRAIN_USAGE}`);
   const modelName = choiceArg('model', values.model, 'lenet5', Object.keys(MODELS));
   const epochs = intArg('epochs', values.epochs, 2);
@@ -339,6 +341,26 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
         return values.schedule && values.schedule !== 'none' ? { optimizer, ...makeSchedule(values.schedule, optimizer, epochs, trainLoader.length) } : { optimizer };
       },
     });
+    return { values, modelName, epochs, batchSize, lr, seed, limitTrain, valSplitGiven, valSplit, outDir, onNan, folds, fold, optimizerName, momentum, augment, patience, checkpointEvery, loggerNames, choice, pretrained, data, trainSet, valSet, testSet, stats, preprocessing, evalTransform, info, runHparams, model, trainLoader, module };
+  } catch (e) {
+    await data.close();
+    throw e;
+  }
+}
+
+/** The run `prepareRun` built. */
+export type PreparedRun = Awaited<ReturnType<typeof prepareRun>>;
+
+/**
+ * Runs `kiln train` in-process with the command-line arguments `argv` (see {@link TRAIN_USAGE}):
+ * trains, tests, writes the run directory and `summary.json`, and returns the summary. Progress,
+ * notes and warnings go to `err`; `out` is not written to. Throws on a missing or invalid flag.
+ */
+export async function train(argv: string[], out: (line: string) => void, err: (line: string) => void, extras: TrainExtras = {}): Promise<TrainSummary> {
+  const started = performance.now();
+  const run = await prepareRun(trainFlags(argv), err);
+  const { values, modelName, epochs, batchSize, lr, seed, outDir, onNan, patience, checkpointEvery, loggerNames, choice, data, trainSet, valSet, testSet, stats, preprocessing, evalTransform, info, model, trainLoader, module } = run;
+  try {
     mkdirSync(outDir, { recursive: true });
     const monitor = valSet ? 'val_loss' : 'train_loss';
     const checkpoints = new ModelCheckpoint({ dirpath: path.join(outDir, 'checkpoints'), monitor: valSet ? 'val_acc' : 'train_loss', saveTopK: 1, saveLast: true, everyNSteps: checkpointEvery, everyNEpochs: 1 });
@@ -349,7 +371,8 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
     if (earlyStopping) plugins.push(callback(earlyStopping));
     for (const c of extras.callbacks ?? []) plugins.push(callback(c));
     for (const name of loggerNames) {
-      if (name === 'csv') plugins.push(logger(new CsvLogger({ dir: outDir })));
+      // The curves mark the epoch best.ckpt was saved from: the same metric and direction as ModelCheckpoint's.
+      if (name === 'csv') plugins.push(logger(new CsvLogger({ dir: outDir, monitor: valSet ? 'val_acc' : 'train_loss' })));
       if (name === 'console') plugins.push(logger(new ConsoleLogger(err)));
       if (name === 'jsonl') plugins.push(logger(new JsonlLogger({ dir: outDir })));
       if (name === 'tensorboard') plugins.push(logger(new TensorBoardLogger({ dir: path.join(outDir, 'tensorboard') })));

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { removeStaleTempFiles } from '@kiln/core/node';
 import type { Logger } from '../logger.js';
 import { writeFileAtomic } from '../checkpoint.js';
-import { learningCurvesSvg } from './learning-curves.js';
+import { learningCurves } from './learning-curves.js';
 
 /** Options of `CsvLogger`. */
 export interface CsvLoggerOptions {
@@ -13,8 +13,15 @@ export interface CsvLoggerOptions {
   filename?: string;
   /** Only rows that carry an `epoch` metric and epoch-level values (default true: one row per epoch). */
   epochsOnly?: boolean;
-  /** At the end of the run write `learning-curves.svg` (train/val loss and accuracy per epoch) beside the CSV (default true). */
+  /**
+   * At the end of the run write `learning-curves.png` and `learning-curves.svg` (train/val loss and
+   * accuracy per epoch, the best epoch marked) beside the CSV (default true).
+   */
   curves?: boolean;
+  /** Metric whose best epoch the curves mark (default `val_loss` when logged, else `train_loss`). */
+  monitor?: string;
+  /** Whether `monitor` is best at its lowest or highest (default: from its name, `max` for accuracies). */
+  mode?: 'min' | 'max';
 }
 
 /**
@@ -66,9 +73,12 @@ export class CsvLogger implements Logger {
     writeFileAtomic(this.file, [this.columns.join(','), ...this.rows.map((r) => this.format(r))].join('\n') + '\n');
   }
 
-  /** Writes the learning curves of every epoch row logged so far. */
+  /** Writes the learning curves (PNG and SVG) of every epoch row logged so far. */
   finalize(): void {
-    if ((this.options.curves ?? true) && this.rows.length > 0) writeFileAtomic(path.join(this.options.dir, 'learning-curves.svg'), learningCurvesSvg(this.rows));
+    if (!(this.options.curves ?? true) || this.rows.length === 0) return;
+    const chart = learningCurves(this.rows, { monitor: this.options.monitor, mode: this.options.mode });
+    writeFileAtomic(path.join(this.options.dir, 'learning-curves.svg'), chart.svg());
+    writeFileAtomic(path.join(this.options.dir, 'learning-curves.png'), chart.png());
   }
 
   private format(r: Record<string, number>): string {

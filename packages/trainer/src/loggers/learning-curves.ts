@@ -1,65 +1,87 @@
-/** One series of a plot: points (x, y) and a colour. */
-interface Series {
-  name: string;
-  points: [number, number][];
-  colour: string;
-  dashed: boolean;
+import { lineChart, type ChartMark, type ChartPanel, type LineChart } from '../plot/line-chart.js';
+import type { Rgb } from '../plot/raster.js';
+
+/** Options of {@link learningCurves}. */
+export interface LearningCurvesOptions {
+  /** Metric whose best epoch is marked (default `val_loss` when logged, else `train_loss`). */
+  monitor?: string;
+  /** Whether the best value of `monitor` is its lowest or highest (default: `max` for names with `acc`, `f1`, `auc`, `precision` or `recall`, else `min`). */
+  mode?: 'min' | 'max';
 }
 
-const COLOURS = { train: '#1f77b4', val: '#d62728' };
+/** Colour of the training curves (matplotlib's first colour). */
+export const TRAIN_COLOUR: Rgb = [31, 119, 180];
+/** Colour of the validation curves. */
+export const VAL_COLOUR: Rgb = [214, 39, 40];
+/** Colour of the best-epoch mark. */
+export const BEST_COLOUR: Rgb = [44, 160, 44];
+
+const QUANTITIES = [
+  { key: 'loss', title: 'loss' },
+  { key: 'acc', title: 'accuracy' },
+] as const;
+
+/** The mode a metric is usually judged by: accuracies and scores are maximised, losses and errors minimised. */
+export function defaultMode(metric: string): 'min' | 'max' {
+  return /acc|f1|auc|auroc|precision|recall|r2/i.test(metric) ? 'max' : 'min';
+}
 
 /**
- * Learning curves as a self-contained SVG: one panel per quantity (loss, accuracy), train solid
- * and validation dashed, per epoch. `rows` are epoch-level metric rows as the loggers receive them.
+ * The epoch (0-based, as logged) with the best value of `monitor` among `rows`, and that value;
+ * the first of equal values wins, as ModelCheckpoint and EarlyStopping keep the first best.
  */
-export function learningCurvesSvg(rows: Record<string, number>[]): string {
+export function bestEpoch(rows: readonly Record<string, number>[], monitor: string, mode: 'min' | 'max'): { epoch: number; value: number } | undefined {
+  let best: { epoch: number; value: number } | undefined;
+  for (const r of rows) {
+    const v = r[monitor];
+    if (!Number.isFinite(r.epoch) || !Number.isFinite(v)) continue;
+    if (!best || (mode === 'min' ? v < best.value : v > best.value)) best = { epoch: r.epoch, value: v };
+  }
+  return best;
+}
+
+/**
+ * Learning curves: one panel per quantity logged (loss, accuracy), training solid and validation
+ * dashed against the epoch (1-based ticks, whole numbers), and the best epoch of the monitored
+ * metric marked in every panel by a vertical line, with a ring on the monitored curve. `rows` are
+ * epoch-level metric rows as the loggers receive them (`epoch` 0-based). Render with `.png()` or
+ * `.svg()`; both come from the same layout.
+ */
+export function learningCurves(rows: readonly Record<string, number>[], options: LearningCurvesOptions = {}): LineChart {
   const epochRows = rows.filter((r) => r.epoch !== undefined && Number.isFinite(r.epoch));
-  const panels = (['loss', 'acc'] as const)
-    .map((q) => ({
-      title: q === 'loss' ? 'loss' : 'accuracy',
-      series: (['train', 'val'] as const)
-        .map<Series>((s) => ({
-          name: `${s}_${q}`,
-          colour: COLOURS[s],
-          dashed: s === 'val',
-          points: epochRows.filter((r) => Number.isFinite(r[`${s}_${q}`])).map((r) => [r.epoch + 1, r[`${s}_${q}`]] as [number, number]),
-        }))
-        .filter((s) => s.points.length > 0),
-    }))
-    .filter((p) => p.series.length > 0);
-  const W = 420;
-  const H = 280;
-  const m = { l: 56, r: 16, t: 28, b: 40 };
-  const parts: string[] = [];
-  panels.forEach((p, i) => {
-    const ox = i * W;
-    const all = p.series.flatMap((s) => s.points);
-    const [x0, x1] = range(all.map((q) => q[0]));
-    const [y0, y1] = range(all.map((q) => q[1]));
-    const sx = (x: number) => ox + m.l + ((x - x0) / (x1 - x0 || 1)) * (W - m.l - m.r);
-    const sy = (y: number) => m.t + (1 - (y - y0) / (y1 - y0 || 1)) * (H - m.t - m.b);
-    parts.push(`<text x="${ox + W / 2}" y="18" text-anchor="middle" font-size="14">${p.title}</text>`);
-    parts.push(`<rect x="${ox + m.l}" y="${m.t}" width="${W - m.l - m.r}" height="${H - m.t - m.b}" fill="none" stroke="#999"/>`);
-    for (let k = 0; k <= 4; k++) {
-      const y = y0 + ((y1 - y0) * k) / 4;
-      parts.push(`<text x="${ox + m.l - 4}" y="${fmt(sy(y) + 4)}" text-anchor="end" font-size="10">${y.toPrecision(3)}</text>`);
-    }
-    parts.push(`<text x="${ox + (W + m.l) / 2}" y="${H - 8}" text-anchor="middle" font-size="11">epoch</text>`);
-    p.series.forEach((s, j) => {
-      const d = s.points.map(([x, y], k) => `${k ? 'L' : 'M'}${fmt(sx(x))},${fmt(sy(y))}`).join(' ');
-      parts.push(`<path d="${d}" fill="none" stroke="${s.colour}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6,4"' : ''}><title>${s.name}</title></path>`);
-      for (const [x, y] of s.points) parts.push(`<circle cx="${fmt(sx(x))}" cy="${fmt(sy(y))}" r="2.5" fill="${s.colour}"/>`);
-      parts.push(`<text x="${ox + W - m.r - 4}" y="${m.t + 14 + 14 * j}" text-anchor="end" font-size="11" fill="${s.colour}">${s.name}</text>`);
-    });
-  });
-  const width = Math.max(1, panels.length) * W;
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${H}" viewBox="0 0 ${width} ${H}" font-family="sans-serif">\n${parts.join('\n')}\n</svg>\n`;
+  const has = (k: string) => epochRows.some((r) => Number.isFinite(r[k]));
+  const monitor = options.monitor ?? (has('val_loss') ? 'val_loss' : 'train_loss');
+  const mode = options.mode ?? defaultMode(monitor);
+  const best = bestEpoch(epochRows, monitor, mode);
+  const panels: ChartPanel[] = QUANTITIES.map(({ key, title }) => {
+    const series = (['train', 'val'] as const)
+      .filter((s) => has(`${s}_${key}`))
+      .map((s) => ({
+        name: `${s}_${key}`,
+        colour: s === 'train' ? TRAIN_COLOUR : VAL_COLOUR,
+        dashed: s === 'val',
+        markers: epochRows.length <= 60,
+        points: epochRows.filter((r) => Number.isFinite(r[`${s}_${key}`])).map((r) => [r.epoch + 1, r[`${s}_${key}`]] as const),
+      }));
+    const marks: ChartMark[] = best
+      ? [{ x: best.epoch + 1, point: series.some((s) => s.name === monitor) ? [best.epoch + 1, best.value] : undefined, label: `best epoch ${best.epoch + 1}: ${monitor} ${formatValue(best.value)}`, colour: BEST_COLOUR }]
+      : [];
+    return { title, xLabel: 'epoch', yLabel: title, integerX: true, series, marks };
+  }).filter((p) => p.series.length > 0);
+  // A run that logged neither loss nor accuracy still gets an (empty) panel rather than an error at the end of training.
+  return lineChart(panels.length > 0 ? panels : [{ title: 'loss', xLabel: 'epoch', integerX: true, series: [] }]);
 }
 
-function range(vs: number[]): [number, number] {
-  const lo = Math.min(...vs);
-  const hi = Math.max(...vs);
-  return lo === hi ? [lo - 0.5, hi + 0.5] : [lo, hi];
+/** Learning curves as a self-contained SVG document (see {@link learningCurves}). */
+export function learningCurvesSvg(rows: readonly Record<string, number>[], options: LearningCurvesOptions = {}): string {
+  return learningCurves(rows, options).svg();
 }
 
-const fmt = (v: number) => v.toFixed(1);
+/** Learning curves as a PNG file (see {@link learningCurves}). */
+export function learningCurvesPng(rows: readonly Record<string, number>[], options: LearningCurvesOptions = {}): Uint8Array {
+  return learningCurves(rows, options).png();
+}
+
+function formatValue(v: number): string {
+  return Math.abs(v) >= 1e-3 && Math.abs(v) < 1e4 ? String(Number(v.toPrecision(3))) : v.toExponential(2);
+}
