@@ -4,8 +4,15 @@ import { BackendRegistry, type BackendChoice, type BackendPlugin } from './backe
 import { ConfigError } from './errors.js';
 import { ACCELERATOR, BACKENDS, NOTICES, type Plugin } from './tokens.js';
 
-/** How a run's notices are printed when nobody registered `NOTICES`. */
-const printNotice = (line: string): void => console.info(line);
+/**
+ * How a run's notices are printed when nobody registered `NOTICES`: stderr in Node (stdout is the
+ * user's: the CLI and the examples print JSON there), the console elsewhere.
+ */
+function printNotice(line: string): void {
+  const stderr = (globalThis as { process?: { stderr?: { write?: (s: string) => unknown } } }).process?.stderr;
+  if (typeof stderr?.write === 'function') stderr.write(`${line}\n`);
+  else console.info(line);
+}
 
 /** The one-line report of a choice, as the CLI prints it. */
 export function describeChoice(choice: BackendChoice): string {

@@ -13,7 +13,7 @@ export const BACKENDS: InjectionToken<BackendPlugin> = Symbol('kiln.backends');
 export const ACCELERATOR: InjectionToken<string> = Symbol('kiln.accelerator');
 /**
  * Where a run writes its one-line notices (which backend it chose, and why). The CLI points it at
- * stderr; a web page at its status line. Unregistered, notices go to `console.info`.
+ * stderr; a web page at its status line. Unregistered, notices go to stderr in Node, `console.info` elsewhere.
  */
 export const NOTICES: InjectionToken<(line: string) => void> = Symbol('kiln.notices');
 
