@@ -1,4 +1,4 @@
-import { tf, ConfigError, KilnError } from '@kiln/core';
+import { tf, AcceleratorConnector, ConfigError, KilnError, type BackendChoice } from '@kiln/core';
 import type { DataLoader } from '@kiln/data';
 import { injectable, inject, injectAll } from 'tsyringe';
 import type { Callback, Stage } from './callback.js';
@@ -70,8 +70,9 @@ type ResolvedOptions = Required<Omit<TrainerOptions, 'seed' | 'gradientClipVal' 
 
 /**
  * Runs fit / validate / test / predict loops over a `TrainingModule`, firing the hooks of its
- * callbacks in the order of docs/hooks.md. Callbacks and loggers are injected; build one with
- * `createTrainer({ ... })` or `new Trainer(options, callbacks, loggers)`.
+ * callbacks in the order of docs/hooks.md. Callbacks, loggers and the backend choice are injected;
+ * build one with `createTrainer({ accelerator, plugins })` or
+ * `new Trainer(options, callbacks, loggers, new AcceleratorConnector(backends, accelerator))`.
  *
  * The Trainer is the facade and the run's state; the loops live in `loops/` (fit, training epoch
  * with its optimization step, evaluation, prediction) and checkpoint save/restore in the
@@ -185,12 +186,15 @@ export class Trainer {
    * @internal
    */
   readonly checkpointConnector: CheckpointConnector = new CheckpointConnector(this);
+  private readonly acceleratorConnector: AcceleratorConnector;
 
   constructor(
     @inject(TRAINER_OPTIONS) options: TrainerOptions = {},
     @injectAll(CALLBACKS, { isOptional: true }) callbacks: Callback[] = [],
     @injectAll(LOGGERS, { isOptional: true }) loggers: Logger[] = [],
+    @inject(AcceleratorConnector) connector: AcceleratorConnector = new AcceleratorConnector(),
   ) {
+    this.acceleratorConnector = connector ?? new AcceleratorConnector();
     const o = options ?? {};
     const dev = o.fastDevRun === true ? 1 : o.fastDevRun || 0;
     this.devBatches = dev;
@@ -221,6 +225,24 @@ export class Trainer {
     this.callbacks = new CallbackList(list);
     this.callbacks.afterModuleHook = (hook) => this.commitHookLogs(hook);
     this.loggers = dev ? [] : (loggers ?? []);
+  }
+
+  /**
+   * The backend this trainer runs on — its name, what it runs on (`info.device`) and why it was
+   * chosen (`reason`) — once `selectAccelerator()` (or the start of a run) has chosen it.
+   */
+  get accelerator(): BackendChoice | undefined {
+    return this.acceleratorConnector.choice;
+  }
+
+  /**
+   * Starts the run's backend, chosen from the backend plugins registered with the trainer
+   * (`createTrainer({ accelerator, plugins })`), and reports the choice (`accelerator`, and one
+   * line to the run's `NOTICES`). `fit`, `validate`, `test` and `predict` call it first; call it
+   * yourself to build the model on the chosen backend. Later calls return the same choice.
+   */
+  async selectAccelerator(): Promise<BackendChoice> {
+    return this.acceleratorConnector.select();
   }
 
   private validateOptions(): void {
@@ -263,6 +285,7 @@ export class Trainer {
    * weights, optimizer slots, scheduler, callback state, loader position and random generator.
    */
   async fit(module: TrainingModule, train: DataLoader, val?: DataLoader, ckptPath = this.options.ckptPath): Promise<void> {
+    await this.selectAccelerator();
     return this.fitLoop.run(module, train, val, ckptPath);
   }
 
@@ -333,6 +356,7 @@ export class Trainer {
   }
 
   private async runStage<T>(module: TrainingModule, stage: Stage, body: () => Promise<T>): Promise<T> {
+    await this.selectAccelerator();
     const cbs = this.callbacks;
     this.stage = stage;
     this.module = module;
