@@ -30,7 +30,7 @@ describe('kiln tune', () => {
     expect(sweep.lrs[0]).toBeCloseTo(1e-5, 12);
   }, 120_000);
 
-  it('batch-size: stops at the largest size allowed and prints {"suggested_batch_size": …} last', async () => {
+  it('batch-size: searches up to --max-batch-size, writes the plot and report, and prints {"suggested_batch_size": …} last', async () => {
     const out = tmp('bs');
     const r = await kiln('tune', 'batch-size', ...trainFlags(), '--max-batch-size', '16', '--steps', '1', '--out', out);
     expect(r.code, r.err.join('\n')).toBe(0);

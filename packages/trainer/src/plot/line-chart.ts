@@ -141,18 +141,17 @@ export function lineChart(panels: readonly ChartPanel[], options: LineChartOptio
   const height = Math.max(...layouts.map((l) => l.height));
   const width = pw * panels.length;
   const draw = (s: Surface) => layouts.forEach((l, i) => drawPanel(s, panels[i], l));
+  const raster = () => {
+    const r = new Raster(width, height);
+    draw(r);
+    return r;
+  };
   return {
     width,
     height,
     frames: layouts.map((l) => l.frame),
-    raster() {
-      const r = new Raster(width, height);
-      draw(r);
-      return r;
-    },
-    png() {
-      return this.raster().toPng();
-    },
+    raster,
+    png: () => raster().toPng(),
     svg() {
       const s = new SvgSurface();
       draw(s);
@@ -163,6 +162,9 @@ export function lineChart(panels: readonly ChartPanel[], options: LineChartOptio
 
 interface PanelLayout {
   frame: PanelFrame;
+  /** The panel's lines and marks, less points the axes cannot show (non-finite; x <= 0 on a log axis). */
+  series: ChartSeries[];
+  marks: ChartMark[];
   height: number;
   ox: number;
   width: number;
@@ -261,6 +263,8 @@ function layoutPanel(panel: ChartPanel, ox: number, width: number, baseHeight: n
     const legend: PixelRect = free ?? { x: plot.x, y: plot.y + plot.h + axesBottom, w: plotW, h: belowH };
     return {
       frame: { plot, legend, legendInside: free !== undefined, xPixel, yPixel, xTicks, yTicks },
+      series,
+      marks,
       height,
       ox,
       width,
@@ -291,14 +295,12 @@ function drawPanel(s: Surface, panel: ChartPanel, l: PanelLayout): void {
     s.rect(x, plot.y + plot.h, 1, TICK, AXIS);
     s.text(x - textWidth(l.xTickLabels[i]) / 2, plot.y + plot.h + TICK + 3, l.xTickLabels[i], INK);
   });
-  if (scale !== 'linear') {
-    // Minor ticks at 2…9 × 10^k on a log10 axis show that the axis is logarithmic.
-    if (scale === 'log10' && xTicks.length > 0) {
-      for (let d = xTicks[0] / 10; d <= xTicks[xTicks.length - 1]; d *= 10) {
-        for (let k = 2; k <= 9; k++) {
-          const x = Math.round(xPixel(d * k));
-          if (x > plot.x + INSET - 1 && x < plot.x + plot.w - INSET + 1) s.rect(x, plot.y + plot.h, 1, TICK / 2, AXIS);
-        }
+  if (scale === 'log10' && xTicks.length > 0) {
+    // Minor ticks at 2…9 × 10^k show that the axis is logarithmic.
+    for (let d = xTicks[0] / 10; d <= xTicks[xTicks.length - 1]; d *= 10) {
+      for (let k = 2; k <= 9; k++) {
+        const x = Math.round(xPixel(d * k));
+        if (x > plot.x + INSET - 1 && x < plot.x + plot.w - INSET + 1) s.rect(x, plot.y + plot.h, 1, TICK / 2, AXIS);
       }
     }
   }
@@ -306,14 +308,12 @@ function drawPanel(s: Surface, panel: ChartPanel, l: PanelLayout): void {
   s.text(plot.x + (plot.w - textWidth(panel.xLabel)) / 2, plot.y + plot.h + TICK + 3 + TEXT_HEIGHT + PAD, panel.xLabel, INK);
   if (panel.yLabel) s.text(l.ox + PAD, plot.y + (plot.h + textWidth(panel.yLabel)) / 2, panel.yLabel, INK, 1, true);
 
-  const scaleOk = (x: number) => scale === 'linear' || x > 0;
-  for (const ser of panel.series) {
-    const pts = ser.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && scaleOk(x)).map(([x, y]) => [xPixel(x), yPixel(y)] as Pt);
+  for (const ser of l.series) {
+    const pts = ser.points.map(([x, y]) => [xPixel(x), yPixel(y)] as Pt);
     s.line(pts, ser.colour, { width: ser.width ?? 2, dash: ser.dashed ? [7, 4] : undefined, title: ser.name });
     if (ser.markers) for (const [x, y] of pts) s.disc(x, y, 2.5, ser.colour);
   }
-  for (const mk of panel.marks ?? []) {
-    if (!Number.isFinite(mk.x) || !scaleOk(mk.x)) continue;
+  for (const mk of l.marks) {
     const x = Math.round(xPixel(mk.x));
     s.line([[x, plot.y + 1], [x, plot.y + plot.h - 2]], mk.colour, { width: 1, dash: [4, 3], title: mk.label });
     if (mk.point) {
