@@ -77,9 +77,9 @@ const median = (a) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
 await msPerStep(false); // warm-up: shader compilation, kernel caches
 const kept = [];
 const forced = [];
+// Which way goes first alternates, so a drift in machine load favours neither.
 for (let r = 0; r < rounds; r++) {
-  kept.push(await msPerStep(false));
-  forced.push(await msPerStep(true));
+  for (const way of r % 2 === 0 ? [false, true] : [true, false]) (way ? forced : kept).push(await msPerStep(way));
 }
 const result = { backend: tf.getBackend(), model: values.model, steps, batch, rounds, keptMsPerStep: median(kept), forcedMsPerStep: median(forced), ratio: median(forced) / median(kept), tensorsLeft: tf.memory().numTensors };
 console.log(`backend ${result.backend}, ${values.model === 'lenet' ? 'LeNet-5' : 'MLP 784-128-10'}, batch ${batch}, ${steps} steps, median of ${rounds} rounds`);

@@ -49,11 +49,6 @@ export class AcceleratorConnector {
     this.notify = notify ?? printNotice;
   }
 
-  /** Names of the backends the run may choose from, in registration order. */
-  get names(): string[] {
-    return this.registry.names();
-  }
-
   /** The choice, once `select()` has made it. */
   get choice(): BackendChoice | undefined {
     return this.chosen;

@@ -13,7 +13,7 @@ export function noBackendError(): BackendUnavailableError {
   return new BackendUnavailableError(
     'auto',
     `no backend is registered; Kiln's packages compute on a backend package (${BACKEND_PACKAGES.join(', ')})`,
-    "npm install @kiln/backend-cpu, then: await new BackendRegistry([wasmBackend()]).use('auto')",
+    "npm install @kiln/backend-cpu, then give the run its backend (createTrainer({ plugins: [wasmBackend()] })) or start one first (await wasmBackend().init())",
   );
 }
 

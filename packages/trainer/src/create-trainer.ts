@@ -63,7 +63,8 @@ export interface CreateTrainerOptions extends TrainerOptions {
  * The backend is chosen from the run's `BACKENDS` by one `AcceleratorConnector` per run. A parent
  * `container` that holds a connector already (the CLI registers one, to start the backend before
  * it loads data and builds the model) keeps its choice for the run, unless this call brings
- * backends or an `accelerator` of its own.
+ * backends or an `accelerator` of its own; its backends then replace the parent's (tsyringe
+ * resolves the nearest registrations), while an unset `accelerator` is still the parent's.
  */
 export function createTrainer(options: CreateTrainerOptions = {}): Trainer {
   const { plugins = [], container = rootContainer, accelerator, ...trainerOptions } = options;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BackendUnavailableError, NOTICES, tf } from '@kiln/core';
+import { ACCELERATOR, BackendUnavailableError, NOTICES, createRunContainer, tf } from '@kiln/core';
 import { cpuBackend, wasmBackend } from '@kiln/backend-cpu';
 import { callback, createTrainer, provide, type Callback } from '../src/index.js';
 import { loaders, tinyModule } from './helpers.js';
@@ -94,6 +94,19 @@ describe('createTrainer({ accelerator, plugins }): the backend comes from the ru
     module.model.dispose();
     expect(during).toBe(TEST_TFJS_BACKEND);
     expect(trainer.accelerator).toBe(choice);
+  });
+
+  it("a parent run container's choice is kept by a trainer made on it, unless the trainer brings its own", async () => {
+    const notices: string[] = [];
+    const parent = createRunContainer([cpuBackend(), testBackend(), (c) => c.register(ACCELERATOR, { useValue: 'cpu' }), (c) => c.register(NOTICES, { useValue: (l: string) => void notices.push(l) })]);
+    const inheriting = createTrainer({ container: parent });
+    // Its own backends replace the parent's (the nearest registrations win), so it names its accelerator too.
+    const own = createTrainer({ container: parent, accelerator: 'auto', plugins: [testBackend()] });
+    const sameAgain = createTrainer({ container: parent });
+    expect((await inheriting.selectAccelerator()).name).toBe('cpu');
+    expect(sameAgain.accelerator).toBe(inheriting.accelerator);
+    expect((await own.selectAccelerator()).name).toBe('test');
+    expect(notices.map((l) => l.split(' — ')[0])).toEqual(['backend: cpu', 'backend: test']);
   });
 
   it('with no backend plugins the run keeps the tfjs backend already current, as before', async () => {
