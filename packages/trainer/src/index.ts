@@ -44,3 +44,6 @@ export * from './metrics/index.js';
 export * from './callbacks/ema.js';
 export * from './callbacks/profiler.js';
 export * from './callbacks/device-stats-monitor.js';
+export * from './storage/storage.js';
+export * from './storage/indexeddb-storage.js';
+export { FileStorage, defaultStorage } from './host/node.js';

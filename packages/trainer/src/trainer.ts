@@ -7,7 +7,9 @@ import { CallbackList } from './callback-list.js';
 import type { Logger } from './logger.js';
 import type { OptimizerConfig, StepOutput, TrainingModule } from './training-module.js';
 import { CALLBACKS, LOGGERS, TRAINER_OPTIONS } from './tokens.js';
-import { CHECKPOINT_FORMAT, checkpointTensors, readCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
+import { CHECKPOINT_FORMAT, checkpointTensors, readCheckpointFrom, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
+import { defaultStorage } from './host/node.js';
+import type { Storage } from './storage/storage.js';
 import { MetricAverager } from './metric-averager.js';
 import { ProgressBar } from './callbacks/progress-bar.js';
 import { Monitor } from './callbacks/monitor.js';
@@ -61,9 +63,14 @@ export interface TrainerOptions {
   fastDevRun?: boolean | number;
   /** Log step-level metrics every N optimizer steps (default 50). */
   logEveryNSteps?: number;
+  /**
+   * Where checkpoints are written and resumed from (`saveCheckpoint`, `ckptPath`, ModelCheckpoint):
+   * default the host's, files in Node and IndexedDB (`kiln` database) in browsers.
+   */
+  storage?: Storage;
 }
 
-type ResolvedOptions = Required<Omit<TrainerOptions, 'seed' | 'gradientClipVal' | 'fastDevRun' | 'ckptPath'>> &
+type ResolvedOptions = Required<Omit<TrainerOptions, 'seed' | 'gradientClipVal' | 'fastDevRun' | 'ckptPath' | 'storage'>> &
   Pick<TrainerOptions, 'seed' | 'gradientClipVal' | 'fastDevRun' | 'ckptPath'>;
 
 /**
@@ -79,6 +86,8 @@ export class Trainer {
   readonly callbacks: CallbackList;
   /** The run's loggers. */
   readonly loggers: Logger[];
+  /** Where this trainer's checkpoints live (the `storage` option, or the host's default). */
+  readonly storage: Storage;
   /** Batches per loop in a fastDevRun (0 when not one). */
   private readonly devBatches: number;
 
@@ -161,6 +170,7 @@ export class Trainer {
       fastDevRun: o.fastDevRun,
       ckptPath: o.ckptPath,
     };
+    this.storage = o.storage ?? defaultStorage();
     this.validateOptions();
     const list = [...(callbacks ?? [])];
     if (this.options.enableProgressBar && !list.some((c) => c instanceof ProgressBar)) list.push(new ProgressBar());
@@ -519,12 +529,12 @@ export class Trainer {
       versions: { checkpoint: String(CHECKPOINT_FORMAT), tfjs: tf.version_core },
     };
     await this.callbacks.call('onSaveCheckpoint', module, this, module, meta);
-    await saveCheckpoint(file, { model: module.model.stateDict(), optimizerSlots: optim.slots, extraOptimizerSlots: extra.map((e) => e.state.slots), callbackTensors: this.callbacks.stateTensors(), meta });
+    await saveCheckpoint(file, { model: module.model.stateDict(), optimizerSlots: optim.slots, extraOptimizerSlots: extra.map((e) => e.state.slots), callbackTensors: this.callbacks.stateTensors(), meta }, this.storage);
   }
 
   /** Puts a checkpoint's state back; returns the generator state to apply once training starts. */
   private async restore(file: string, module: TrainingModule, train: DataLoader): Promise<RngState | undefined> {
-    const ck = readCheckpoint(file);
+    const ck = await readCheckpointFrom(this.storage, file);
     const cfg = this.optimizerConfig!;
     const { meta } = ck;
     try {
