@@ -1,31 +1,35 @@
 /**
- * The playground page: pick a model, backend and hyper-parameters, train in the tab, watch the
- * curves, inspect the confusion matrix and sample predictions, export the weights.
+ * The playground page: pick a model, backend and hyper-parameters, train in the tab with Kiln's
+ * Trainer (checkpoints in IndexedDB), watch the curves, resume after a reload, download or upload
+ * a checkpoint, inspect the confusion matrix and sample predictions.
  */
 import { tf } from '@kiln/core';
-import type { Module } from '@kiln/layers';
+import { IndexedDbStorage, downloadFile } from '@kiln/trainer';
 import { MODELS } from '@kiln/zoo';
 import { playgroundBackends } from './backends.js';
-import { exportWeights } from './export-weights.js';
-import { LineChart, type Series } from './line-chart.js';
+import { ChartLogger } from './chart-logger.js';
+import { LineChart } from './line-chart.js';
 import { renderConfusion, renderSamples } from './results-view.js';
+import { checkpointDir, playgroundRun, predictValidation, weightsDigest, type PlaygroundRun, type RunOptions } from './run.js';
 import { loadSubset, type Subset } from './subset.js';
-import { playgroundInputShape, trainRun, type RunOptions } from './train-loop.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const form = $<HTMLFormElement>('controls');
 const status = $<HTMLElement>('status');
 const trainButton = $<HTMLButtonElement>('train');
+const resumeButton = $<HTMLButtonElement>('resume');
 const stopButton = $<HTMLButtonElement>('stop');
-const exportButton = $<HTMLButtonElement>('export');
+const downloadButton = $<HTMLButtonElement>('download-ckpt');
+const uploadInput = $<HTMLInputElement>('upload-ckpt');
 const lossChart = new LineChart($<HTMLCanvasElement>('loss-chart'));
 const accChart = new LineChart($<HTMLCanvasElement>('acc-chart'), [0, 1]);
 
 const base = import.meta.env.BASE_URL;
 const registry = playgroundBackends(base);
+/** Checkpoints survive reloads here; `kiln-playground` keeps them apart from other Kiln pages. */
+const storage = new IndexedDbStorage({ database: 'kiln-playground' });
 let subset: Subset | undefined;
-let trained: { model: Module; options: RunOptions; backend: string; testAcc: number } | undefined;
-let stopRequested = false;
+let running: PlaygroundRun | undefined;
 
 function setStatus(state: 'idle' | 'loading' | 'training' | 'done' | 'error', text: string, data: Record<string, string> = {}): void {
   status.dataset.state = state;
@@ -44,91 +48,81 @@ function readOptions(): RunOptions & { backend: string } {
     epochs: num('epochs'),
     trainExamples: num('trainExamples'),
     testExamples: num('testExamples'),
-    augment: { flip: f.has('flip'), shift: f.has('shift'), noise: f.has('noise') },
+    augment: { flip: f.has('flip'), shift: f.has('shift') },
     seed: 0,
   };
 }
 
-async function train(): Promise<void> {
-  if (!subset) return;
+const lastCheckpoint = (model: string) => `${checkpointDir(model)}/last.ckpt`;
+
+async function refreshButtons(): Promise<void> {
+  const has = await storage.exists(lastCheckpoint(readOptions().model));
+  resumeButton.disabled = !has || running !== undefined;
+  downloadButton.disabled = !has;
+}
+
+/** Trains a fresh model (`resume` false; earlier checkpoints of the model are deleted) or continues from its last checkpoint. */
+async function train(resume: boolean): Promise<void> {
+  if (!subset || running) return;
   const options = readOptions();
   if (!(options.batchSize >= 1 && options.lr > 0 && options.epochs >= 1 && options.trainExamples >= options.batchSize && options.testExamples >= 1)) {
     setStatus('error', 'batch size, learning rate, epochs and example counts must be positive, with at least one batch of training examples');
     return;
   }
-  trained?.model.dispose();
-  trained = undefined;
-  exportButton.disabled = true;
   trainButton.disabled = true;
+  resumeButton.disabled = true;
   stopButton.disabled = false;
-  stopRequested = false;
-  const trainLoss: Series = { label: 'train loss', color: '#1f77b4', points: [] };
-  const testLoss: Series = { label: 'test loss', color: '#d62728', points: [] };
-  const trainAcc: Series = { label: 'train acc', color: '#1f77b4', points: [] };
-  const testAcc: Series = { label: 'test acc', color: '#d62728', points: [] };
-  lossChart.set([trainLoss, testLoss]);
-  accChart.set([trainAcc, testAcc]);
   try {
-    setStatus('loading', `starting ${options.backend}…`);
+    setStatus('loading', `starting ${options.backend}…`, { weightsDigest: '' });
     const choice = await registry.use(options.backend);
     const header = `${options.model} on ${choice.info.device}`;
-    setStatus('training', header, { backend: choice.name, device: choice.info.device });
-    let lastStep = 0;
-    let smoothAcc: number | undefined;
+    const ckpt = lastCheckpoint(options.model);
+    if (!resume) for (const name of await storage.list(checkpointDir(options.model))) await storage.remove(`${checkpointDir(options.model)}/${name}`);
     const started = performance.now();
-    const result = await trainRun(subset, options, {
-      shouldStop: () => stopRequested,
-      onStep: (r) => {
-        lastStep = r.step;
-        smoothAcc = smoothAcc === undefined ? r.acc : 0.9 * smoothAcc + 0.1 * r.acc;
-        trainLoss.points.push([r.step, r.loss]);
-        trainAcc.points.push([r.step, smoothAcc]);
-        lossChart.set([trainLoss, testLoss]);
-        accChart.set([trainAcc, testAcc]);
-        const rate = (r.step * options.batchSize) / ((performance.now() - started) / 1000);
-        setStatus('training', `${header}\nepoch ${r.epoch + 1}/${options.epochs}, step ${r.step}: loss ${r.loss.toFixed(4)}, acc ${r.acc.toFixed(3)} (${rate.toFixed(0)} examples/s)`, { steps: String(r.step) });
-      },
-      onEvaluation: (epoch, e) => {
-        testLoss.points.push([lastStep, e.loss]);
-        testAcc.points.push([lastStep, e.acc]);
-        lossChart.set([trainLoss, testLoss]);
-        accChart.set([trainAcc, testAcc]);
-        renderConfusion($<HTMLTableElement>('confusion'), e.confusion, subset!.classes);
-        renderSamples($('samples'), subset!, e.predictions);
-        status.dataset.testAcc = e.acc.toFixed(4);
-        status.dataset.epochs = String(epoch + 1);
-      },
+    let firstStep: number | undefined;
+    const chart = new ChartLogger(lossChart, accChart, (m, step) => {
+      firstStep ??= step - 1;
+      const rate = ((step - firstStep) * options.batchSize) / ((performance.now() - started) / 1000);
+      const epoch = (running?.trainer.currentEpoch ?? 0) + 1;
+      setStatus('training', `${header}\nepoch ${epoch}/${options.epochs}, step ${step}: loss ${m.train_loss?.toFixed(4)}, acc ${m.train_acc?.toFixed(3)} (${rate.toFixed(0)} examples/s)`, { steps: String(step) });
     });
-    const acc = Number(status.dataset.testAcc ?? 'NaN');
-    trained = { model: result.model, options, backend: choice.name, testAcc: acc };
+    const run = playgroundRun(subset, options, { storage, loggers: [chart] });
+    running = run;
+    setStatus('training', header, { backend: choice.name, device: choice.info.device });
+    await run.trainer.fit(run.module, run.train, run.val, resume ? ckpt : undefined);
+    const { predictions, confusion, acc } = await predictValidation(run, subset, options.testExamples);
+    renderConfusion($<HTMLTableElement>('confusion'), confusion, subset.classes);
+    renderSamples($('samples'), subset, predictions);
+    const digest = await weightsDigest(run);
+    const m = run.trainer.callbackMetrics;
+    const stopped = run.trainer.shouldStop;
     const seconds = (performance.now() - started) / 1000;
-    setStatus('done', `${header}\n${result.stopped ? 'stopped' : 'finished'} after ${result.steps} steps in ${seconds.toFixed(1)} s: test accuracy ${(acc * 100).toFixed(1)}% on ${Math.min(options.testExamples, subset.test.count)} held-out images`, { steps: String(result.steps), stopped: String(result.stopped) });
-    exportButton.disabled = false;
+    setStatus(
+      'done',
+      `${header}\n${stopped ? 'stopped' : 'finished'} at step ${run.trainer.globalStep} (${seconds.toFixed(1)} s): accuracy ${(acc * 100).toFixed(1)}% on ${predictions.length} held-out images; checkpoint in ${storage.description}`,
+      { steps: String(run.trainer.globalStep), epochs: String(run.trainer.currentEpoch), testAcc: acc.toFixed(4), valLoss: String(m.val_loss), trainLoss: String(m.train_loss), weightsDigest: digest, stopped: String(stopped) },
+    );
+    run.module.model.dispose();
   } catch (e) {
+    console.error(e);
     setStatus('error', `training failed: ${e instanceof Error ? e.message : String(e)}`);
   } finally {
+    running = undefined;
     trainButton.disabled = false;
     stopButton.disabled = true;
+    await refreshButtons();
   }
 }
 
-async function exportTrained(): Promise<void> {
-  if (!trained) return;
-  const [h, w, c] = playgroundInputShape(trained.options.model);
-  const bytes = await exportWeights(trained.model, {
-    model: trained.options.model,
-    backend: trained.backend,
-    input_shape: JSON.stringify([h, w, c]),
-    normalization: JSON.stringify({ mean: subset!.mean, std: subset!.std }),
-    test_accuracy: String(trained.testAcc),
-    dataset: 'fashion-mnist (playground subset)',
-  });
-  const url = URL.createObjectURL(new Blob([bytes as BlobPart], { type: 'application/octet-stream' }));
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = `kiln-${trained.options.model}-${trained.backend}.safetensors`;
-  a.click();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+/** Puts a checkpoint file (from `kiln train` or another browser) where Resume reads it. */
+async function upload(): Promise<void> {
+  const file = uploadInput.files?.[0];
+  if (!file) return;
+  const model = readOptions().model;
+  await storage.write(lastCheckpoint(model), new Uint8Array(await file.arrayBuffer()));
+  uploadInput.value = '';
+  status.dataset.uploaded = file.name;
+  await refreshButtons();
 }
 
 async function start(): Promise<void> {
@@ -136,12 +130,15 @@ async function start(): Promise<void> {
   for (const name of Object.keys(MODELS)) select.append(new Option(name, name, name === 'lenet5', name === 'lenet5'));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
-    void train();
+    void train(false);
   });
+  resumeButton.addEventListener('click', () => void train(true));
   stopButton.addEventListener('click', () => {
-    stopRequested = true;
+    if (running) running.trainer.shouldStop = true;
   });
-  exportButton.addEventListener('click', () => void exportTrained());
+  downloadButton.addEventListener('click', () => void downloadFile(storage, lastCheckpoint(readOptions().model), `kiln-${readOptions().model}-last.ckpt`));
+  uploadInput.addEventListener('change', () => void upload());
+  select.addEventListener('change', () => void refreshButtons());
   trainButton.disabled = true;
   setStatus('loading', 'loading the Fashion-MNIST subset…');
   try {
@@ -151,6 +148,7 @@ async function start(): Promise<void> {
     return;
   }
   trainButton.disabled = false;
+  await refreshButtons();
   setStatus('idle', `ready: ${subset.train.count} training and ${subset.test.count} test images; tfjs ${tf.version_core}`);
 }
 
