@@ -13,6 +13,8 @@ export class ChartLogger implements Logger {
   private readonly trainAcc: Series = { label: 'train acc', color: '#1f77b4', points: [] };
   private readonly valAcc: Series = { label: 'val acc', color: '#d62728', points: [] };
   private smoothAcc: number | undefined;
+  /** The step a resumed run continued from (undefined for a fresh run). */
+  resumedAt: number | undefined;
 
   constructor(
     private readonly lossChart: LineChart,
@@ -40,6 +42,7 @@ export class ChartLogger implements Logger {
 
   /** On resume, points past the checkpoint are dropped (the run logs them again). */
   onResume(step: number): void {
+    this.resumedAt = step;
     for (const s of [this.trainLoss, this.valLoss, this.trainAcc, this.valAcc]) s.points = s.points.filter(([x]) => x <= step);
     this.draw();
   }

@@ -50,6 +50,7 @@ function readOptions(): RunOptions & { backend: string } {
     testExamples: num('testExamples'),
     augment: { flip: f.has('flip'), shift: f.has('shift') },
     seed: 0,
+    pauseAfter: num('pauseAfter'),
   };
 }
 
@@ -100,7 +101,7 @@ async function train(resume: boolean): Promise<void> {
     setStatus(
       'done',
       `${header}\n${stopped ? 'stopped' : 'finished'} at step ${run.trainer.globalStep} (${seconds.toFixed(1)} s): accuracy ${(acc * 100).toFixed(1)}% on ${predictions.length} held-out images; checkpoint in ${storage.description}`,
-      { steps: String(run.trainer.globalStep), epochs: String(run.trainer.currentEpoch), testAcc: acc.toFixed(4), valLoss: String(m.val_loss), trainLoss: String(m.train_loss), weightsDigest: digest, stopped: String(stopped) },
+      { steps: String(run.trainer.globalStep), epochs: String(run.trainer.currentEpoch), testAcc: acc.toFixed(4), valLoss: String(m.val_loss), trainLoss: String(m.train_loss), weightsDigest: digest, stopped: String(stopped), resumedAt: String(chart.resumedAt ?? '') },
     );
     run.module.model.dispose();
   } catch (e) {

@@ -28,6 +28,11 @@ export interface RunOptions {
   augment: { flip: boolean; shift: boolean };
   /** Seeds weights, shuffling and augmentation. */
   seed: number;
+  /**
+   * Pause after this many epochs (0: run all `epochs`): the epoch's checkpoint is written, and
+   * Resume continues the same run (same schedule, same data order) from it.
+   */
+  pauseAfter?: number;
 }
 
 /** What the page (or a test) plugs into a run. */
@@ -72,10 +77,12 @@ export function splitDataset(split: Split, count: number, subset: Subset): Array
 }
 
 /**
- * Brings 28×28×1 images to the size and channels the model expects: the LeNets take them as they
- * are (or padded to 32), ImageNet-shaped models get them resized and repeated over 3 channels.
+ * Brings 28×28×1 images to the size and channels the model expects (ImageNet-shaped models get
+ * them resized and repeated over 3 channels); none when they fit already, as for LeNet-5 (a
+ * loader transform must return a new tensor: the loader disposes the one it passed in).
  */
-function toModelInput([h, w, c]: [number, number, number]): Augmentation {
+function toModelInput([h, w, c]: [number, number, number], subset: Subset): Augmentation | undefined {
+  if (h === subset.height && w === subset.width && c === 1) return undefined;
   return (x) =>
     tf.tidy(() => {
       let out = x;
@@ -88,17 +95,18 @@ function toModelInput([h, w, c]: [number, number, number]): Augmentation {
 /** Composes a run (nothing trains yet). */
 export function playgroundRun(subset: Subset, options: RunOptions, host: RunHost): PlaygroundRun {
   const shape = playgroundInputShape(options.model);
-  const fit = toModelInput(shape);
+  const fit = toModelInput(shape, subset);
   const augment: Augmentation[] = [];
   if (options.augment.flip) augment.push(horizontalFlip());
   // ±2 pixels: pad by 2, cut a 28×28 window at a random offset.
   if (options.augment.shift) augment.push(randomCrop({ padding: 2 }));
+  if (fit) augment.push(fit);
   const train = new DataLoader(splitDataset(subset.train, options.trainExamples, subset), {
     batchSize: options.batchSize,
     shuffle: true,
     dropLast: true,
     seed: options.seed + 1,
-    transform: compose(...augment, fit),
+    transform: augment.length > 0 ? compose(...augment) : undefined,
   });
   const val = new DataLoader(splitDataset(subset.test, options.testExamples, subset), { batchSize: 250, transform: fit });
   const stepsPerEpoch = Math.floor(Math.min(options.trainExamples, subset.train.count) / options.batchSize);
@@ -120,11 +128,45 @@ export function playgroundRun(subset: Subset, options: RunOptions, host: RunHost
     plugins: [
       callback(new EarlyStopping({ monitor: 'val_loss', patience: 3 })),
       callback(new ModelCheckpoint({ dirpath: dir, monitor: 'val_loss', saveLast: true })),
+      callback(recordPreprocessing(options, subset, shape)),
+      ...(options.pauseAfter ? [callback(pauseAfter(options.pauseAfter))] : []),
       ...(host.callbacks ?? []).map(callback),
       ...(host.loggers ?? []).map(logger),
     ],
   });
   return { trainer, module, train, val, checkpointDir: dir };
+}
+
+/** Stops `fit` at the end of epoch `n` (after its checkpoint: ModelCheckpoint is registered first). */
+function pauseAfter(n: number): Callback {
+  return {
+    onTrainEpochEnd: (trainer) => {
+      if (trainer.currentEpoch + 1 >= n) trainer.shouldStop = true;
+    },
+  };
+}
+
+/**
+ * Records in every checkpoint what the model was trained on and how its input was prepared, under
+ * the `cli` key `kiln evaluate` and `kiln predict` read: a checkpoint downloaded from the page is
+ * evaluated in Node on the real Fashion-MNIST test split with the same normalisation.
+ */
+function recordPreprocessing(options: RunOptions, subset: Subset, shape: [number, number, number]): Callback {
+  const stats = { mean: [subset.mean], std: [subset.std] };
+  const info = {
+    model: options.model,
+    dataset: 'fashion-mnist',
+    numClasses: subset.classes.length,
+    classes: subset.classes,
+    inputShape: shape,
+    preprocessing: { dataset: 'fashion-mnist', size: [shape[0], shape[1]], channels: shape[2], resize: 'stretch', ...stats },
+    normalization: stats,
+  };
+  return {
+    onSaveCheckpoint: (_t, _m, checkpoint) => {
+      checkpoint.cli = info;
+    },
+  };
 }
 
 /** SHA-256 (hex) of the model's weights, in state-dict order: equal digests are bit-identical weights. */
