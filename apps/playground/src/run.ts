@@ -9,7 +9,7 @@ import { tf } from '@kiln/core';
 import { ArrayDataset, DataLoader, compose, horizontalFlip, randomCrop, type Augmentation } from '@kiln/data';
 import { Adam, LrScheduler, cosineAnnealingLr } from '@kiln/optim';
 import { ClassificationModule, EarlyStopping, ModelCheckpoint, callback, createTrainer, logger, type Callback, type Logger, type Storage, type Trainer } from '@kiln/trainer';
-import { modelEntry } from '@kiln/zoo';
+import type { ZooEntry } from '@kiln/zoo';
 import type { Split, Subset } from './subset.js';
 
 /** One training run's settings, as picked on the page. */
@@ -56,8 +56,7 @@ export interface PlaygroundRun {
 }
 
 /** Input size used in the browser: the model's own, capped so deep models stay trainable in a tab. */
-export function playgroundInputShape(model: string): [number, number, number] {
-  const e = modelEntry(model);
+export function playgroundInputShape(e: ZooEntry): [number, number, number] {
   const size = Math.max(e.minInputSize, Math.min(e.inputShape[0], 32));
   return [size, size, e.inputShape[2]];
 }
@@ -92,9 +91,9 @@ function toModelInput([h, w, c]: [number, number, number], subset: Subset): Augm
     });
 }
 
-/** Composes a run (nothing trains yet). */
-export function playgroundRun(subset: Subset, options: RunOptions, host: RunHost): PlaygroundRun {
-  const shape = playgroundInputShape(options.model);
+/** Composes a run of `entry`, the zoo model named `options.model` (nothing trains yet). */
+export function playgroundRun(subset: Subset, options: RunOptions, entry: ZooEntry, host: RunHost): PlaygroundRun {
+  const shape = playgroundInputShape(entry);
   const fit = toModelInput(shape, subset);
   const augment: Augmentation[] = [];
   if (options.augment.flip) augment.push(horizontalFlip());
@@ -110,7 +109,7 @@ export function playgroundRun(subset: Subset, options: RunOptions, host: RunHost
   });
   const val = new DataLoader(splitDataset(subset.test, options.testExamples, subset), { batchSize: 250, transform: fit });
   const stepsPerEpoch = Math.floor(Math.min(options.trainExamples, subset.train.count) / options.batchSize);
-  const model = modelEntry(options.model).create({ numClasses: subset.classes.length, inChannels: shape[2] });
+  const model = entry.create({ numClasses: subset.classes.length, inChannels: shape[2] });
   const module = new ClassificationModule(model, {
     configureOptimizers: (m) => {
       const optimizer = new Adam(m.trainableVariables(), { lr: options.lr });
