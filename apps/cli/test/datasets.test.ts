@@ -7,11 +7,11 @@ import { ArrayDataset, DataLoader, channelStats } from '@kiln/data';
 import { createModel } from '@kiln/zoo';
 import { ClassificationModule, createTrainer } from '@kiln/trainer';
 import { convertImages, inputPipeline, inputStats, loadData, parseDatasetSpec, parseImageSize, readBatch, sampleDataset, selectClasses, splitValidation } from '../src/datasets.js';
-import { cliBackends } from '../src/backends.js';
+import { startRun } from '../src/backends.js';
 import { writeCifar10, writeImageFolder } from './helpers.js';
 
 beforeAll(async () => {
-  await cliBackends().use('wasm');
+  await startRun('wasm', () => {});
 });
 
 describe('dataset specs', () => {

@@ -1,4 +1,4 @@
-import { activateTfjsBackend, type BackendInfo, type BackendPlugin } from '@kiln/core';
+import { activateTfjsBackend, backendPlugin, type BackendInfo, type BackendProvider } from '@kiln/core';
 import '@tensorflow/tfjs-backend-cpu/dist/base.js';
 import '@tensorflow/tfjs-backend-cpu/dist/register_all_kernels.js';
 
@@ -6,8 +6,8 @@ import '@tensorflow/tfjs-backend-cpu/dist/register_all_kernels.js';
  * TensorFlow.js's pure-JavaScript CPU backend. Slow, but it has every kernel and is the oracle the
  * other backends are tested against.
  */
-export function cpuBackend(): BackendPlugin {
-  return {
+export function cpuBackend(): BackendProvider {
+  return backendPlugin({
     name: 'cpu',
     priority: 10,
     async isAvailable() {
@@ -19,5 +19,5 @@ export function cpuBackend(): BackendPlugin {
     describe(): BackendInfo {
       return { name: 'cpu', tfjsBackend: 'cpu', device: 'CPU (pure JavaScript reference kernels)' };
     },
-  };
+  });
 }

@@ -1,4 +1,4 @@
-import { activateTfjsBackend, BackendUnavailableError, nodeBuiltin, tf, type Availability, type BackendInfo, type BackendPlugin } from '@kiln/core';
+import { activateTfjsBackend, backendPlugin, BackendUnavailableError, nodeBuiltin, tf, type Availability, type BackendInfo, type BackendProvider } from '@kiln/core';
 
 /**
  * `cpu-native`: TensorFlow's own C++ CPU kernels through `@tensorflow/tfjs-node`, an optional peer
@@ -124,7 +124,7 @@ async function importQuietly(importer: (specifier: string) => Promise<unknown>):
 }
 
 /** The `cpu-native` plugin. Priority 200: above WASM under `auto` when tfjs-node is installed and loads. */
-export function cpuNativeBackend(options: CpuNativeBackendOptions = {}): BackendPlugin {
+export function cpuNativeBackend(options: CpuNativeBackendOptions = {}): BackendProvider {
   // A variable specifier keeps TypeScript and bundlers from resolving the optional peer at build time.
   const importer = options.importer ?? ((specifier: string) => import(/* webpackIgnore: true */ /* @vite-ignore */ specifier));
   let loaded: Promise<{ version?: Record<string, string> }> | undefined;
@@ -155,7 +155,7 @@ export function cpuNativeBackend(options: CpuNativeBackendOptions = {}): Backend
     }
   }
 
-  return {
+  return backendPlugin({
     name: 'cpu-native',
     priority: 200,
     async isAvailable() {
@@ -178,5 +178,5 @@ export function cpuNativeBackend(options: CpuNativeBackendOptions = {}): Backend
     describe(): BackendInfo {
       return info ?? { name: 'cpu-native', tfjsBackend: TFJS_BACKEND, device: 'CPU via tfjs-node (not initialised)' };
     },
-  };
+  });
 }

@@ -1,4 +1,4 @@
-import { activateTfjsBackend, BackendUnavailableError, nodeBuiltin, tf, type Availability, type BackendInfo, type BackendPlugin } from '@kiln/core';
+import { activateTfjsBackend, backendPlugin, BackendUnavailableError, nodeBuiltin, tf, type Availability, type BackendInfo, type BackendProvider } from '@kiln/core';
 import { setThreadsCount, setWasmPaths, getThreadsCount, BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { init as initSingleThreaded } from '@tensorflow/tfjs-backend-wasm/dist/backend_wasm.js';
 import { defaultWasmDirectory } from './wasm-files.js';
@@ -84,9 +84,9 @@ function envThreads(): number | undefined {
  * kernels it lacks, registered by Kiln (`Conv2DBackpropFilter`, depthwise backprops, and a bridge to
  * the reference CPU kernels for the rest).
  */
-export function wasmBackend(options: WasmBackendOptions = {}): BackendPlugin {
+export function wasmBackend(options: WasmBackendOptions = {}): BackendProvider {
   let initialised = false;
-  return {
+  return backendPlugin({
     name: 'wasm',
     priority: 100,
     async isAvailable() {
@@ -155,5 +155,5 @@ export function wasmBackend(options: WasmBackendOptions = {}): BackendPlugin {
         details: { simd, threads, dnnl: info ? `${info.version} (${info.cpuIsa})` : 'off', dnnlThreads },
       };
     },
-  };
+  });
 }

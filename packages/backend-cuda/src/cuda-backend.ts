@@ -1,4 +1,4 @@
-import { activateTfjsBackend, tf, type Availability, type BackendInfo, type BackendPlugin } from '@kiln/core';
+import { activateTfjsBackend, backendPlugin, tf, type Availability, type BackendInfo, type BackendPlugin, type BackendProvider } from '@kiln/core';
 import { checkCudaSystem } from './check-cuda.js';
 import { nodeSystemAccess, probeCudaSystem, type CudaSystemReport, type SystemAccess } from './cuda-probe.js';
 import { CudaBackendError, NoCudaDeviceError, TensorflowBackendConflictError, LibtensorflowLoadError } from './errors.js';
@@ -44,7 +44,7 @@ const PRIORITY = 300;
  * package, whose module body registers the `tensorflow` backend into the process-wide tfjs
  * registry that Kiln's engine reads (see docs/backends.md, "one engine").
  */
-export function cudaBackend(options: CudaBackendOptions = {}): CudaBackendPlugin {
+export function cudaBackend(options: CudaBackendOptions = {}): BackendProvider<CudaBackendPlugin> {
   const importer = options.importer ?? importModule;
   const system = options.system ?? nodeSystemAccess();
   let probe: Promise<CudaProbeResult> | undefined;
@@ -75,7 +75,7 @@ export function cudaBackend(options: CudaBackendOptions = {}): CudaBackendPlugin
     }
   }
 
-  return {
+  return backendPlugin({
     name: 'cuda',
     priority: PRIORITY,
     diagnose: once,
@@ -99,7 +99,7 @@ export function cudaBackend(options: CudaBackendOptions = {}): CudaBackendPlugin
     describe(): BackendInfo {
       return info ?? { name: 'cuda', tfjsBackend: TFJS_BACKEND, device: 'NVIDIA GPU via tfjs-node-gpu (not initialised)' };
     },
-  };
+  });
 }
 
 function describeFound(report: CudaSystemReport, module: TfjsNodeModule, tfVersion: string | undefined): BackendInfo {

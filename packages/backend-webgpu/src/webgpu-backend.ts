@@ -1,4 +1,4 @@
-import { BackendUnavailableError, KilnError, activateTfjsBackend, tf, type Availability, type BackendInfo, type BackendPlugin } from '@kiln/core';
+import { BackendUnavailableError, KilnError, activateTfjsBackend, backendPlugin, tf, type Availability, type BackendInfo, type BackendProvider } from '@kiln/core';
 import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { acquireAdapter, type AcquireOptions, type AcquiredAdapter, type NoAdapter } from './acquire-adapter.js';
 import { describeAdapter } from './adapter-kind.js';
@@ -72,13 +72,13 @@ function installGlobals(gpu: GpuLike, globals: Record<string, unknown> = {}): vo
  * `webgpu` package) in Node. Its priority depends on the adapter found: a real GPU outranks every
  * CPU backend, a software one (SwiftShader) ranks below WASM.
  */
-export function webgpuBackend(options: WebGpuBackendOptions = {}): BackendPlugin {
+export function webgpuBackend(options: WebGpuBackendOptions = {}): BackendProvider {
   let probe: Promise<AcquiredAdapter | NoAdapter> | undefined;
   let chosen: AcquiredAdapter | undefined;
   const acquire = () => (probe ??= acquireAdapter(options).catch((e: unknown): NoAdapter => ({ ok: false, reason: e instanceof Error ? e.message : String(e) })));
   const priorityOf = (a: AcquiredAdapter) => (a.kind === 'hardware' ? (options.hardwarePriority ?? WEBGPU_HARDWARE_PRIORITY) : (options.softwarePriority ?? WEBGPU_SOFTWARE_PRIORITY));
 
-  return {
+  return backendPlugin({
     name: 'webgpu',
     priority: options.hardwarePriority ?? WEBGPU_HARDWARE_PRIORITY,
     async isAvailable() {
@@ -115,5 +115,5 @@ export function webgpuBackend(options: WebGpuBackendOptions = {}): BackendPlugin
         details: { adapterKind: chosen.kind, vendor: chosen.info.vendor ?? '', architecture: chosen.info.architecture ?? '', via: chosen.via },
       };
     },
-  };
+  });
 }

@@ -1,5 +1,5 @@
 import * as tf from './tfjs-core.js';
-import { BackendUnavailableError, ConfigError } from './errors.js';
+import { BackendUnavailableError, ConfigError, type BackendStatus } from './errors.js';
 
 /** What a backend says about itself once initialised. */
 export interface BackendInfo {
@@ -27,8 +27,9 @@ export interface Availability {
 
 /**
  * A backend plugin. Backends are discovered by Kiln through these objects, never by name lookup
- * inside library code: a composition root collects the plugins it wants and hands them to a
- * `BackendRegistry`.
+ * inside library code: a composition root registers the ones it wants under `BACKENDS` in the
+ * run's container (`createTrainer({ plugins: [wasmBackend(), webgpuBackend()] })`), where the
+ * run's `AcceleratorConnector` picks one, or hands them to a `BackendRegistry` itself.
  */
 export interface BackendPlugin {
   /** Kiln's name for it, as `use(name)` takes it. */
@@ -88,9 +89,21 @@ export class BackendRegistry {
     }
   }
 
+  /** Every plugin but `except`, probed: what a user could ask for instead. */
+  private async statuses(except: string): Promise<BackendStatus[]> {
+    const out: BackendStatus[] = [];
+    for (const p of this.plugins.values()) {
+      if (p.name === except) continue;
+      const a = await this.probe(p);
+      out.push(a.available ? { name: p.name, available: true } : { name: p.name, available: false, reason: a.reason ?? 'its probe failed' });
+    }
+    return out;
+  }
+
   /**
    * Initialises the named backend, or under `auto` the highest-priority available one.
-   * An explicit name that is unavailable throws `BackendUnavailableError` with the install step.
+   * An explicit name that is unavailable throws `BackendUnavailableError` with the install step and
+   * the other registered backends (`alternatives`), each probed.
    */
   async use(name: string = 'auto'): Promise<BackendChoice> {
     if (name !== 'auto') {
@@ -99,7 +112,7 @@ export class BackendRegistry {
         throw new ConfigError('backend', `one of: auto, ${this.names().join(', ')}`, name);
       }
       const a = await this.probe(p);
-      if (!a.available) throw new BackendUnavailableError(name, a.reason ?? 'its probe failed', a.install);
+      if (!a.available) throw new BackendUnavailableError(name, a.reason ?? 'its probe failed', a.install, undefined, await this.statuses(name));
       await p.init();
       return { name, info: p.describe(), reason: 'requested' };
     }

@@ -90,12 +90,29 @@ export class BackendUnavailableError extends KilnError {
   readonly reason: string;
   /** The command or setting that fixes it, when there is one. */
   readonly fix?: string;
-  constructor(backend: string, reason: string, install?: string, cause?: unknown) {
+  /** The other backends the run could have asked for, each with why it cannot run when it cannot. */
+  readonly alternatives: readonly BackendStatus[];
+  constructor(backend: string, reason: string, install?: string, cause?: unknown, alternatives: readonly BackendStatus[] = []) {
     super('E_BACKEND_UNAVAILABLE', `backend '${backend}' is not available: ${reason}`, { where: backend, hint: install, cause });
     this.backend = backend;
     this.reason = reason;
     this.fix = install;
+    this.alternatives = alternatives;
+    if (alternatives.length > 0) {
+      const listed = alternatives.map((a) => (a.available ? `${a.name} (available)` : `${a.name} (unavailable: ${a.reason ?? 'its probe failed'})`));
+      this.message += `\n  registered: ${listed.join(', ')}`;
+    }
   }
+}
+
+/** A registered backend and whether it can run here (see `BackendUnavailableError.alternatives`). */
+export interface BackendStatus {
+  /** The backend's name. */
+  name: string;
+  /** Whether its probe said it can run here. */
+  available: boolean;
+  /** When unavailable: why, in one sentence. */
+  reason?: string;
 }
 
 /** A file or resource could not be found in any of the places Kiln looked. */

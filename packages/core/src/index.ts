@@ -15,6 +15,7 @@ export * from './rng.js';
 export * from './backend.js';
 export * from './memory.js';
 export * from './tokens.js';
+export * from './accelerator.js';
 export * from './tensor-files.js';
 export * from './torch-file.js';
 export { unpickle, unpickleFirst, UnsafePickleError, PickleGlobal, type PickleValue, type PickleKey, type UnpickleOptions } from './pickle.js';

@@ -1,4 +1,4 @@
-import { tf, ConfigError, DataFormatError, KilnError, defaultRng, manualSeed, type RngState } from '@kiln/core';
+import { tf, AcceleratorConnector, ConfigError, DataFormatError, KilnError, defaultRng, manualSeed, type BackendChoice, type RngState } from '@kiln/core';
 import { DataLoader, subsetDataset, type LoaderState } from '@kiln/data';
 import { GradientAccumulator } from '@kiln/optim';
 import { injectable, inject, injectAll } from 'tsyringe';
@@ -75,8 +75,9 @@ type ResolvedOptions = Required<Omit<TrainerOptions, 'seed' | 'gradientClipVal' 
 
 /**
  * Runs fit / validate / test / predict loops over a `TrainingModule`, firing the hooks of its
- * callbacks in the order of docs/hooks.md. Callbacks and loggers are injected; build one with
- * `createTrainer({ ... })` or `new Trainer(options, callbacks, loggers)`.
+ * callbacks in the order of docs/hooks.md. Callbacks, loggers and the backend choice are injected;
+ * build one with `createTrainer({ accelerator, plugins })` or
+ * `new Trainer(options, callbacks, loggers, new AcceleratorConnector(backends, accelerator))`.
  */
 @injectable()
 export class Trainer {
@@ -140,12 +141,15 @@ export class Trainer {
   private trainLoader?: DataLoader;
   private epochSums = new MetricAverager();
   private resumeBatch = 0;
+  private readonly connector: AcceleratorConnector;
 
   constructor(
     @inject(TRAINER_OPTIONS) options: TrainerOptions = {},
     @injectAll(CALLBACKS, { isOptional: true }) callbacks: Callback[] = [],
     @injectAll(LOGGERS, { isOptional: true }) loggers: Logger[] = [],
+    @inject(AcceleratorConnector) connector: AcceleratorConnector = new AcceleratorConnector(),
   ) {
+    this.connector = connector ?? new AcceleratorConnector();
     const o = options ?? {};
     const dev = o.fastDevRun === true ? 1 : o.fastDevRun || 0;
     this.devBatches = dev;
@@ -176,6 +180,24 @@ export class Trainer {
     if (this.options.enableProgressBar && !list.some((c) => c instanceof ProgressBar)) list.push(new ProgressBar());
     this.callbacks = new CallbackList(list);
     this.loggers = dev ? [] : (loggers ?? []);
+  }
+
+  /**
+   * The backend this trainer runs on — its name, what it runs on (`info.device`) and why it was
+   * chosen (`reason`) — once `selectAccelerator()` (or the start of a run) has chosen it.
+   */
+  get accelerator(): BackendChoice | undefined {
+    return this.connector.choice;
+  }
+
+  /**
+   * Starts the run's backend, chosen from the backend plugins registered with the trainer
+   * (`createTrainer({ accelerator, plugins })`), and reports the choice (`accelerator`, and one
+   * line to the run's `NOTICES`). `fit`, `validate`, `test` and `predict` call it first; call it
+   * yourself to build the model on the chosen backend. Later calls return the same choice.
+   */
+  async selectAccelerator(): Promise<BackendChoice> {
+    return this.connector.select();
   }
 
   private validateOptions(): void {
@@ -213,6 +235,7 @@ export class Trainer {
    * weights, optimizer slots, scheduler, callback state, loader position and random generator.
    */
   async fit(module: TrainingModule, train: DataLoader, val?: DataLoader, ckptPath = this.options.ckptPath): Promise<void> {
+    await this.selectAccelerator();
     this.stage = 'fit';
     this.shouldStop = false;
     this.currentEpoch = 0;
@@ -483,6 +506,7 @@ export class Trainer {
   }
 
   private async runStage<T>(module: TrainingModule, stage: Stage, body: () => Promise<T>): Promise<T> {
+    await this.selectAccelerator();
     const cbs = this.callbacks;
     this.stage = stage;
     this.module = module;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { tf, Rng } from '@kiln/core';
 import { AUGMENTATION_NAMES, parseAugmentations } from '@kiln/data';
 import { intArg } from '../args.js';
-import { cliBackends } from '../backends.js';
+import { startRun } from '../backends.js';
 import { UsageError } from '../errors.js';
 import { DATA_OPTIONS, DATA_USAGE, loadData, readBatch, sampleDataset } from '../datasets.js';
 import { labelledGridPng } from '../label-grid.js';
@@ -52,8 +52,7 @@ export const dataPreviewCommand: Command = {
     const seed = intArg('seed', values.seed, 0, 0);
     const augment = parseAugmentations(values.augment ?? '');
 
-    const choice = await cliBackends().use(values.backend ?? 'auto');
-    err(`backend: ${choice.name} — ${choice.info.device}`);
+    await startRun(values.backend, err);
     // Lazy, so that only the images shown are decoded.
     const data = await loadData(values, { splits: ['train'], memoryBudget: 0, onWarning: err });
     try {

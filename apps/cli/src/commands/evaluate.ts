@@ -4,7 +4,7 @@ import { ConfigError, DataFormatError } from '@kiln/core';
 import { DataLoader } from '@kiln/data';
 import { ClassificationModule, createTrainer, loadCheckpoint } from '@kiln/trainer';
 import { intArg } from '../args.js';
-import { cliBackends } from '../backends.js';
+import { startRun } from '../backends.js';
 import { UsageError } from '../errors.js';
 import { DATA_OPTIONS, DATA_USAGE, flagsExpecting, inputPipeline, loadData } from '../datasets.js';
 import { modelFor, readCliInfo } from '../checkpoint-info.js';
@@ -43,8 +43,8 @@ export async function evaluate(argv: string[], err: (line: string) => void): Pro
   });
   if (!values.weights) throw new UsageError('--weights is required', `e.g. --weights runs/<run>/checkpoints/best.ckpt\n${EVALUATE_USAGE}`);
   const batchSize = intArg('batch-size', values['batch-size'], 256);
-  const choice = await cliBackends().use(values.backend ?? 'auto');
-  err(`backend: ${choice.name} — ${choice.info.device} (${choice.reason})`);
+  const run = await startRun(values.backend, err);
+  const choice = run.backend;
 
   // The metadata first, to know which model to build and how its input was prepared.
   const { info } = readCliInfo(values.weights);
@@ -61,7 +61,7 @@ export async function evaluate(argv: string[], err: (line: string) => void): Pro
     const meta = loadCheckpoint(values.weights, model);
     const module = new ClassificationModule(model);
     const loader = new DataLoader(data.test, { batchSize, exampleShape: data.shape, transform: inputPipeline(data.convert, { mean: pre.mean, std: pre.std }) });
-    const metrics = await createTrainer({}).test(module, loader);
+    const metrics = await createTrainer({ container: run.container }).test(module, loader);
     // Beside the run the checkpoint belongs to (OUT/checkpoints/x.ckpt → OUT), named after the checkpoint.
     const ckptDir = path.dirname(values.weights);
     const dir = values.out ?? (path.basename(ckptDir) === 'checkpoints' ? path.dirname(ckptDir) : ckptDir);

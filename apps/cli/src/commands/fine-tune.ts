@@ -6,7 +6,7 @@ import { DataLoader, type Dataset, type Example } from '@kiln/data';
 import { ClassificationModule, ConsoleLogger, CsvLogger, ModelCheckpoint, ProgressBar, callback, createTrainer, loadCheckpoint, logger } from '@kiln/trainer';
 import type { ZooModel } from '@kiln/zoo';
 import { floatArg, intArg } from '../args.js';
-import { cliBackends } from '../backends.js';
+import { startRun } from '../backends.js';
 import { UsageError } from '../errors.js';
 import { DATA_OPTIONS, DATA_USAGE, flagsExpecting, inputPipeline, inputStats, loadData, preprocessingOf, sampleDataset, selectClasses, splitValidation } from '../datasets.js';
 import { identifyPretrained, loadPretrainedWeights, modelFor, readCliInfo, recordInfo, type CliCheckpointInfo, type ResolvedInfo } from '../checkpoint-info.js';
@@ -113,8 +113,7 @@ export async function fineTune(argv: string[], err: (line: string) => void): Pro
   const limitTrain = values['limit-train'] === undefined ? undefined : intArg('limit-train', values['limit-train'], 1);
   const outDir = values.out ?? path.join('runs', `fine-tune-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`);
 
-  const choice = await cliBackends().use(values.backend ?? 'auto');
-  err(`backend: ${choice.name} — ${choice.info.device} (${choice.reason})`);
+  const run = await startRun(values.backend, err);
 
   // The starting point: a checkpoint's model, input size and scaling, or random weights.
   const from: ResolvedInfo | undefined = values.from ? readCliInfo(values.from).info : undefined;
@@ -171,6 +170,7 @@ export async function fineTune(argv: string[], err: (line: string) => void): Pro
       normalization: stats,
     };
     const trainer = createTrainer({
+      container: run.container,
       maxEpochs: epochs,
       seed,
       plugins: [

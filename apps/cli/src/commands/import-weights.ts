@@ -4,7 +4,7 @@ import path from 'node:path';
 import { DataFormatError } from '@kiln/core';
 import { decodeWeightFile, loadPretrained, loadTfjsLayersWeights, modelEntry, saveWeights, selectStateDict, type ZooOptions } from '@kiln/zoo';
 import { choiceArg } from '../args.js';
-import { cliBackends } from '../backends.js';
+import { startRun } from '../backends.js';
 import { UsageError } from '../errors.js';
 import type { Command } from '../command.js';
 import { KNOWN_WEIGHTS, resolveWeightsFile } from '../pretrained-file.js';
@@ -48,8 +48,7 @@ export const importWeightsCommand: Command = {
     const resolved = from === 'torchvision' ? await resolveWeightsFile(values.weights, { log: err }) : { file: values.weights, known: undefined };
     if (!values.model && resolved.known) values.model = resolved.known.model;
     const { name, options } = modelOptionsFromFlags(values);
-    const choice = await cliBackends().use(values.backend ?? 'auto');
-    err(`backend: ${choice.name} — ${choice.info.device}`);
+    await startRun(values.backend, err);
     const weightFile = resolved.file;
     const bytes = readFileOrExplain(weightFile, 'weight file');
     const entry = modelEntry(name);

@@ -4,7 +4,7 @@ import { loadImages, normalize } from '@kiln/data';
 import { loadWeightTensors, modelEntry, type ZooOptions } from '@kiln/zoo';
 import { loadCheckpoint } from '@kiln/trainer';
 import { choiceArg, intArg } from '../args.js';
-import { cliBackends } from '../backends.js';
+import { startRun } from '../backends.js';
 import { UsageError } from '../errors.js';
 import type { Command } from '../command.js';
 import { listImageFiles } from '../datasets.js';
@@ -70,8 +70,7 @@ export const predictCommand: Command = {
     if (!values.output) throw new UsageError('--output is required with a .npy input', PREDICT_USAGE);
     const layout = choiceArg('layout', values.layout, 'nchw', ['nchw', 'nhwc'] as const);
     const batchSize = intArg('batch-size', values['batch-size'], 32);
-    const choice = await cliBackends().use(values.backend ?? 'auto');
-    err(`backend: ${choice.name} — ${choice.info.device}`);
+    const { backend: choice } = await startRun(values.backend, err);
 
     const weightFile = values.weights!;
     const { metadata, tensors } = decodeSafetensors(readFileOrExplain(weightFile, 'weight file'), weightFile);
@@ -135,8 +134,7 @@ async function predictImages(values: ImageFlags, out: (line: string) => void, er
   if (values.output) throw new UsageError('--output goes with a .npy input; with images, the predictions are printed', PREDICT_USAGE);
   const k = intArg('top-k', values['top-k'], 5);
   const batchSize = intArg('batch-size', values['batch-size'], 32);
-  const choice = await cliBackends().use(values.backend ?? 'auto');
-  err(`backend: ${choice.name} — ${choice.info.device}`);
+  await startRun(values.backend, err);
   const { info } = readCliInfo(values.weights);
   if (values.model && values.model !== info.model) throw new ConfigError('--model', `the checkpoint's model (${info.model}) or nothing`, values.model);
   const pre = info.preprocessing;

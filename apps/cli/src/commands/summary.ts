@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '@kiln/core';
 import { MODELS, formatSummary, modelEntry, summarize, type ZooModel, type ZooOptions } from '@kiln/zoo';
 import { intArg } from '../args.js';
-import { cliBackends } from '../backends.js';
+import { startRun } from '../backends.js';
 import { UsageError } from '../errors.js';
 import type { Command } from '../command.js';
 
@@ -75,8 +75,7 @@ export const summaryCommand: Command = {
     const entry = modelEntry(name);
     const input = values.input ? parseInputShape(values.input, options.inChannels ?? entry.inputShape[2]) : ([entry.inputShape[0], entry.inputShape[1], options.inChannels ?? entry.inputShape[2]] as [number, number, number]);
     if (Math.min(input[0], input[1]) < entry.minInputSize) throw new ConfigError('--input', `at least ${entry.minInputSize}x${entry.minInputSize} for ${name}`, values.input);
-    const choice = await cliBackends().use(values.backend ?? 'auto');
-    err(`backend: ${choice.name} — ${choice.info.device}`);
+    await startRun(values.backend, err);
     // Shapes and counts do not depend on the values, so skip the random init.
     const model: ZooModel = entry.create({ ...options, skipInit: true });
     try {

@@ -16,7 +16,7 @@ import {
 import { writeFileAtomic } from '@kiln/core/node';
 import { choiceArg, floatArg, intArg } from '../args.js';
 import { readRunConfig, type FlagValues } from './run-config.js';
-import { cliBackends } from '../backends.js';
+import { startRun } from '../backends.js';
 import { DATA_OPTIONS, DATA_USAGE, flagsExpecting, inputPipeline, inputStats, loadData, preprocessingOf, sampleDataset, splitValidation, type Preprocessing } from '../datasets.js';
 import { identifyPretrained, loadPretrainedWeights, modelFor, recordInfo, type CliCheckpointInfo } from '../checkpoint-info.js';
 import { UsageError } from '../errors.js';
@@ -271,9 +271,8 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
   const loggerNames = (values.logger ?? 'csv,console').split(',').map((l) => l.trim()).filter(Boolean);
   for (const l of loggerNames) choiceArg('logger', l, 'csv', LOGGERS);
 
-  const registry = cliBackends();
-  const choice = await registry.use(values.backend ?? 'auto');
-  err(`backend: ${choice.name} — ${choice.info.device} (${choice.reason})`);
+  const run = await startRun(values.backend, err);
+  const choice = run.backend;
 
   // Published weights expect their own input preparation; flags given on the command line still win.
   const pretrained = values.pretrained ? await identifyPretrained(values.pretrained, err) : undefined;
@@ -354,7 +353,7 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
       if (name === 'jsonl') plugins.push(logger(new JsonlLogger({ dir: outDir })));
       if (name === 'tensorboard') plugins.push(logger(new TensorBoardLogger({ dir: path.join(outDir, 'tensorboard') })));
     }
-    const trainer = createTrainer({ maxEpochs: epochs, seed, plugins });
+    const trainer = createTrainer({ container: run.container, maxEpochs: epochs, seed, plugins });
     const valLoader = valSet ? new DataLoader(valSet, { batchSize: 256, exampleShape: data.shape, transform: evalTransform }) : undefined;
     const tensorsBefore = liveTensors();
     if (values.resume) err(`resuming from ${values.resume}`);
