@@ -1,5 +1,4 @@
 /** The full playground: every zoo model, every backend a browser can run. */
-import { BackendRegistry } from '@kiln/core';
 import { cpuBackend, wasmBackend } from '@kiln/backend-cpu';
 import { webgpuBackend } from '@kiln/backend-webgpu';
 import { MODELS } from '@kiln/zoo';
@@ -11,6 +10,6 @@ const assets = import.meta.env.BASE_URL;
 const lenet5First = { lenet5: MODELS.lenet5, ...MODELS };
 void startPlayground({
   models: lenet5First,
-  backends: new BackendRegistry([webgpuBackend(), wasmBackend({ wasmPaths: wasmPaths(assets) }), webglBackend(), cpuBackend()]),
+  backends: [webgpuBackend(), wasmBackend({ wasmPaths: wasmPaths(assets) }), webglBackend(), cpuBackend()],
   assets,
 });

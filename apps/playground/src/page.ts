@@ -4,7 +4,7 @@
  * a checkpoint, inspect the confusion matrix and sample predictions. The entries (`main.ts`, all
  * models and backends; `lenet5.ts`, the lean page) say which models and backends it offers.
  */
-import { tf, type BackendRegistry } from '@kiln/core';
+import { tf, type BackendProvider } from '@kiln/core';
 import { IndexedDbStorage, downloadFile } from '@kiln/trainer';
 import type { ZooEntry } from '@kiln/zoo';
 import { ChartLogger } from './chart-logger.js';
@@ -28,8 +28,8 @@ const accChart = new LineChart($<HTMLCanvasElement>('acc-chart'), [0, 1]);
 export interface PageConfig {
   /** Models by name (the first is selected). */
   models: Record<string, ZooEntry>;
-  /** Backends (the `#backend` choices not registered here are removed). */
-  backends: BackendRegistry;
+  /** Backend plugins for the runs (the `#backend` choices without one here are removed). */
+  backends: BackendProvider[];
   /** URL prefix of the data subset (`data/`) and the .wasm files (`wasm/`). */
   assets: string;
 }
@@ -84,20 +84,22 @@ async function train(resume: boolean): Promise<void> {
   stopButton.disabled = false;
   try {
     setStatus('loading', `starting ${options.backend}…`, { weightsDigest: '' });
-    const choice = await config.backends.use(options.backend);
-    const header = `${options.model} on ${choice.info.device}`;
     const ckpt = lastCheckpoint(options.model);
     if (!resume) for (const name of await storage.list(checkpointDir(options.model))) await storage.remove(`${checkpointDir(options.model)}/${name}`);
     const started = performance.now();
     let firstStep: number | undefined;
+    let header = options.model;
     const chart = new ChartLogger(lossChart, accChart, (m, step) => {
       firstStep ??= step - 1;
       const rate = ((step - firstStep) * options.batchSize) / ((performance.now() - started) / 1000);
       const epoch = (running?.trainer.currentEpoch ?? 0) + 1;
       setStatus('training', `${header}\nepoch ${epoch}/${options.epochs}, step ${step}: loss ${m.train_loss?.toFixed(4)}, acc ${m.train_acc?.toFixed(3)} (${rate.toFixed(0)} examples/s)`, { steps: String(step) });
     });
-    const run = playgroundRun(subset, options, config.models[options.model], { storage, loggers: [chart] });
+    // The run's container starts the backend picked on the page (or says why it cannot run here).
+    const run = await playgroundRun(subset, options, config.models[options.model], { storage, backends: config.backends, accelerator: options.backend, loggers: [chart] });
     running = run;
+    const choice = run.trainer.accelerator!;
+    header = `${options.model} on ${choice.info.device}`;
     setStatus('training', header, { backend: choice.name, device: choice.info.device });
     await run.trainer.fit(run.module, run.train, run.val, resume ? ckpt : undefined);
     const { predictions, confusion, acc } = await predictValidation(run, subset, options.testExamples);
@@ -140,7 +142,7 @@ export async function startPlayground(page: PageConfig): Promise<void> {
   config = page;
   const select = $<HTMLSelectElement>('model');
   Object.keys(page.models).forEach((name, i) => select.append(new Option(name, name, i === 0, i === 0)));
-  const offered = new Set(page.backends.names());
+  const offered = new Set(page.backends.map((b) => b.name));
   for (const option of Array.from($<HTMLSelectElement>('backend').options)) if (!offered.has(option.value)) option.remove();
   form.addEventListener('submit', (e) => {
     e.preventDefault();

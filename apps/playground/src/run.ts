@@ -1,11 +1,12 @@
 /**
- * One playground run, composed from Kiln's own parts and nothing of the page's: a zoo model in a
+ * One playground run, composed from Kiln's own parts and nothing of the page's: a Trainer from
+ * `createTrainer({ accelerator, plugins })` (the backend plugins, EarlyStopping, ModelCheckpoint
+ * writing to the given storage — IndexedDB in the page — and the loggers), a zoo model in a
  * `ClassificationModule` (Adam with a cosine schedule), `DataLoader`s with @kiln/data's batched
- * augmentations, and a Trainer from `createTrainer` with EarlyStopping and ModelCheckpoint writing
- * to the given storage (IndexedDB in the page). No DOM here: the Node test builds the same run, so
- * a checkpoint written by either resumes in the other.
+ * augmentations. No DOM here: the Node test builds the same run, so a checkpoint written by either
+ * resumes in the other.
  */
-import { tf } from '@kiln/core';
+import { tf, type BackendProvider } from '@kiln/core';
 import { ArrayDataset, DataLoader, compose, horizontalFlip, randomCrop, type Augmentation } from '@kiln/data';
 import { Adam, LrScheduler, cosineAnnealingLr } from '@kiln/optim';
 import { ClassificationModule, EarlyStopping, ModelCheckpoint, callback, createTrainer, logger, type Callback, type Logger, type Storage, type Trainer } from '@kiln/trainer';
@@ -39,6 +40,10 @@ export interface RunOptions {
 export interface RunHost {
   /** Where ModelCheckpoint writes and `resume` reads: IndexedDB in the page, files in Node. */
   storage: Storage;
+  /** The backends the run may use (`webgpuBackend()`, `wasmBackend()`, …). */
+  backends: BackendProvider[];
+  /** Which of them: `'auto'` or a backend's name (default `'auto'`). */
+  accelerator?: string;
   /** Loggers (the page's live chart). */
   loggers?: Logger[];
   /** More callbacks. */
@@ -91,9 +96,32 @@ function toModelInput([h, w, c]: [number, number, number], subset: Subset): Augm
     });
 }
 
-/** Composes a run of `entry`, the zoo model named `options.model` (nothing trains yet). */
-export function playgroundRun(subset: Subset, options: RunOptions, entry: ZooEntry, host: RunHost): PlaygroundRun {
+/**
+ * Composes a run of `entry`, the zoo model named `options.model`: the trainer first, whose backend
+ * is chosen and started before the model is built on it (nothing trains yet; `trainer.accelerator`
+ * says which backend and why).
+ */
+export async function playgroundRun(subset: Subset, options: RunOptions, entry: ZooEntry, host: RunHost): Promise<PlaygroundRun> {
+  const dir = checkpointDir(options.model);
   const shape = playgroundInputShape(entry);
+  const trainer = createTrainer({
+    accelerator: host.accelerator ?? 'auto',
+    maxEpochs: options.epochs,
+    seed: options.seed,
+    numSanityValSteps: 0,
+    logEveryNSteps: 1,
+    storage: host.storage,
+    plugins: [
+      ...host.backends,
+      callback(new EarlyStopping({ monitor: 'val_loss', patience: 3 })),
+      callback(new ModelCheckpoint({ dirpath: dir, monitor: 'val_loss', saveLast: true })),
+      callback(recordPreprocessing(options, subset, shape)),
+      ...(options.pauseAfter ? [callback(pauseAfter(options.pauseAfter))] : []),
+      ...(host.callbacks ?? []).map(callback),
+      ...(host.loggers ?? []).map(logger),
+    ],
+  });
+  await trainer.selectAccelerator();
   const fit = toModelInput(shape, subset);
   const augment: Augmentation[] = [];
   if (options.augment.flip) augment.push(horizontalFlip());
@@ -116,22 +144,6 @@ export function playgroundRun(subset: Subset, options: RunOptions, entry: ZooEnt
       return { optimizer, scheduler: new LrScheduler(optimizer, cosineAnnealingLr({ tMax: Math.max(1, options.epochs * stepsPerEpoch) })), interval: 'step' };
     },
     hparams: { model: options.model, batchSize: options.batchSize, lr: options.lr, epochs: options.epochs, augment: options.augment },
-  });
-  const dir = checkpointDir(options.model);
-  const trainer = createTrainer({
-    maxEpochs: options.epochs,
-    seed: options.seed,
-    numSanityValSteps: 0,
-    logEveryNSteps: 1,
-    storage: host.storage,
-    plugins: [
-      callback(new EarlyStopping({ monitor: 'val_loss', patience: 3 })),
-      callback(new ModelCheckpoint({ dirpath: dir, monitor: 'val_loss', saveLast: true })),
-      callback(recordPreprocessing(options, subset, shape)),
-      ...(options.pauseAfter ? [callback(pauseAfter(options.pauseAfter))] : []),
-      ...(host.callbacks ?? []).map(callback),
-      ...(host.loggers ?? []).map(logger),
-    ],
   });
   return { trainer, module, train, val, checkpointDir: dir };
 }

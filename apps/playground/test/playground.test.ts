@@ -188,13 +188,13 @@ describe('playground in Chromium', () => {
   }, 120_000);
 
   it('a checkpoint written in Node by the same run resumes in the page', async () => {
-    // The page's own composition (src/run.ts), in Node: files instead of IndexedDB, the WASM backend.
+    // The page's own composition (src/run.ts), in Node: files instead of IndexedDB, the WASM backend
+    // through the run's container, as the page does.
     const { wasmBackend } = await import('@kiln/backend-cpu');
     const { FileStorage } = await import('@kiln/trainer');
     const { modelEntry } = await import('@kiln/zoo');
     const { playgroundRun, weightsDigest } = await import('../src/run.js');
     const { loadSubset } = await import('../src/subset.js');
-    await wasmBackend().init();
     const subset = await loadSubset(`${url}`);
     const options = { model: 'lenet5', batchSize: WASM.batch, lr: 0.003, epochs: WASM.epochs, trainExamples: WASM.train, testExamples: WASM.test, augment: { flip: false, shift: true }, seed: 0 };
     const nodeCkpt = path.join(work, 'node-epoch1.ckpt');
@@ -202,11 +202,13 @@ describe('playground in Chromium', () => {
     process.chdir(work);
     let nodeWhole: { digest: string; valLoss: number; trainLoss: number };
     try {
-      const paused = playgroundRun(subset, { ...options, pauseAfter: 1 }, modelEntry('lenet5'), { storage: new FileStorage() });
+      const host = { storage: new FileStorage(), backends: [wasmBackend()], accelerator: 'wasm' };
+      const paused = await playgroundRun(subset, { ...options, pauseAfter: 1 }, modelEntry('lenet5'), host);
+      expect(paused.trainer.accelerator?.name).toBe('wasm');
       await paused.trainer.fit(paused.module, paused.train, paused.val);
       paused.module.model.dispose();
       writeFileSync(nodeCkpt, readFileSync(`${paused.checkpointDir}/last.ckpt`));
-      const whole = playgroundRun(subset, options, modelEntry('lenet5'), { storage: new FileStorage() });
+      const whole = await playgroundRun(subset, options, modelEntry('lenet5'), host);
       await whole.trainer.fit(whole.module, whole.train, whole.val, `${whole.checkpointDir}/last.ckpt`);
       nodeWhole = { digest: await weightsDigest(whole), valLoss: whole.trainer.callbackMetrics.val_loss, trainLoss: whole.trainer.callbackMetrics.train_loss };
       whole.module.model.dispose();
