@@ -10,7 +10,9 @@
 //                            `require` defined, under the `node` condition
 //   dist/<entry>.cjs         CommonJS
 //   dist/<browser entry>.js  `kiln.browserEntries` of a Node package: ESM for browsers only (its
-//                            `browser` export condition), built without the Node banner
+//                            `browser` export condition), built without the Node banner and with
+//                            each `kiln.browserReplace` source file (a Node host adapter) swapped for
+//                            its browser twin
 //   dist/types/*.d.ts|.d.cts declarations for ESM and for CommonJS consumers
 // plus the repository's LICENSE. No source maps: the bundles are not minified, and a map whose
 // sources are not shipped helps nobody.
@@ -102,8 +104,20 @@ const builds = [
 // Entries for browsers only (a Node package's `browser` export condition): ESM, browser platform,
 // no Node banner, so bundlers never meet a `node:` import.
 const browserEntries = cfg.browserEntries ?? {};
+// `kiln.browserReplace` maps source files to the files that replace them in that build
+// ({ "src/host/node.ts": "src/host/browser.ts" }): imports of the first, however spelled, load the second.
+const replaced = new Map(Object.entries(cfg.browserReplace ?? {}).map(([from, to]) => [path.resolve(cwd, from), path.resolve(cwd, to)]));
+const browserReplace = {
+  name: 'kiln-browser-replace',
+  setup(b) {
+    b.onResolve({ filter: /^\./ }, (args) => {
+      const target = path.resolve(args.resolveDir, args.path).replace(/\.js$/, '.ts');
+      return replaced.has(target) ? { path: replaced.get(target) } : undefined;
+    });
+  },
+};
 if (Object.keys(browserEntries).length > 0) {
-  builds.push(build({ ...common, entryPoints: browserEntries, platform: 'browser', format: 'esm', outExtension: { '.js': '.js' }, banner: { js: '' } }));
+  builds.push(build({ ...common, plugins: [browserReplace, externals], entryPoints: browserEntries, platform: 'browser', format: 'esm', outExtension: { '.js': '.js' }, banner: { js: '' } }));
 }
 if (cfg.nodeBuild) {
   if (platform !== 'neutral') throw new Error(`${pkg.name}: kiln.nodeBuild only makes sense with platform "neutral"`);

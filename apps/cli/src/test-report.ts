@@ -27,7 +27,7 @@ export async function testReport(
   const { confusionMatrix, summary } = await evaluateClassifier(module, loader, { numClasses: classes.length, classNames: classes });
   const png = confusionMatrixPng(confusionMatrix, classes);
   writeFileAtomic(file, png);
-  for (const l of loggers) if (l instanceof TensorBoardLogger) l.logImage('test/confusion_matrix', png, step);
+  for (const l of loggers) if (l instanceof TensorBoardLogger) await l.logImage('test/confusion_matrix', png, step);
   err(`test: confusion matrix written to ${file}`);
   return { test_report: summary, confusion_matrix: file };
 }

@@ -47,14 +47,3 @@ export async function loadSubset(base: string): Promise<Subset> {
   const std = Math.sqrt(sq / train.images.length - mean * mean);
   return { train, test, classes: meta.classes, height: meta.height, width: meta.width, mean, std };
 }
-
-/** Standardised float32 images [n, h, w, 1] for examples `indices` of a split. */
-export function batchPixels(split: Split, indices: ArrayLike<number>, subset: Pick<Subset, 'height' | 'width' | 'mean' | 'std'>): Float32Array {
-  const px = subset.height * subset.width;
-  const out = new Float32Array(indices.length * px);
-  for (let b = 0; b < indices.length; b++) {
-    const src = indices[b] * px;
-    for (let i = 0; i < px; i++) out[b * px + i] = (split.images[src + i] / 255 - subset.mean) / subset.std;
-  }
-  return out;
-}

@@ -1,12 +1,12 @@
-import { activateTfjsBackend, type Availability, type BackendInfo, type BackendPlugin } from '@kiln/core';
+import { activateTfjsBackend, backendPlugin, type Availability, type BackendInfo, type BackendProvider } from '@kiln/core';
 // Registers the 'webgl' backend and its kernels with the engine @kiln/core holds (vite.config.ts
 // points this package's @tensorflow/tfjs-core imports at @kiln/core/tfjs-core).
 import '@tensorflow/tfjs-backend-webgl';
 
 /** TensorFlow.js's WebGL backend, for browsers without WebGPU. Browser-only, so it lives here. */
-export function webglBackend(): BackendPlugin {
+export function webglBackend(): BackendProvider {
   let renderer = 'WebGL';
-  return {
+  return backendPlugin({
     name: 'webgl',
     priority: 150,
     async isAvailable() {
@@ -26,5 +26,5 @@ export function webglBackend(): BackendPlugin {
     describe(): BackendInfo {
       return { name: 'webgl', tfjsBackend: 'webgl', device: `WebGL 2: ${renderer}` };
     },
-  };
+  });
 }

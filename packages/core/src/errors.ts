@@ -122,6 +122,19 @@ export class NotFoundError extends KilnError {
   }
 }
 
+/**
+ * A Node-only function (it reads the file system, spawns workers or uses `sharp`) was called from a
+ * browser build. Names the function and, where there is one, the browser way to do the same thing.
+ */
+export class NodeOnlyError extends KilnError {
+  /** The function or class that needs Node (`readIdxFile`, `FileStorage`, …). */
+  readonly api: string;
+  constructor(api: string, instead?: string) {
+    super('E_NODE_ONLY', `${api} needs Node.js (files, workers or native modules) and is not in the browser build`, { where: api, hint: instead });
+    this.api = api;
+  }
+}
+
 /** A value as it appears in an error message: JSON where it can be, `String(v)` otherwise. */
 export function describeValue(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v);

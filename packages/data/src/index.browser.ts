@@ -2,9 +2,37 @@
  * @kiln/data in browsers (the package's `browser` export condition): everything that needs no Node
  * API, with image folders read through the browser's own decoders (`imageFolderFromFiles`,
  * `decodeImageBlob`) instead of files and sharp. File-system readers (IDX/CIFAR/CSV files,
- * downloads, Fashion-MNIST location, `imageFolder(path)`) are Node-only.
+ * downloads, Fashion-MNIST location, `imageFolder(path)`), PNG encoding and the split leak check
+ * are Node-only: here they keep their names and signatures and throw a `NodeOnlyError` naming
+ * the function (`./node-only.browser.ts`), so shared code bundles for both hosts.
  */
 export * from './dataset.js';
+export {
+  InvalidExampleError,
+  collateExamples,
+  declaredSchema,
+  describeSchema,
+  inferSchema,
+  isTensorSpec,
+  isTensorValue,
+  toTensors,
+  type Collated,
+  type CollateOptions,
+  type ExampleDType,
+  type ExampleSchema,
+  type ExampleValue,
+  type HostBatch,
+  type HostArray,
+  type HostTree,
+  type NumericArray,
+  type Schema,
+  type TensorData,
+  type TensorSpec,
+  type TensorTree,
+  type TensorValue,
+} from './collate.js';
+export { readTar, type TarEntry } from './tar.js';
+export * from './node-only.browser.js';
 export * from './dataset-ops.js';
 export * from './idx.js';
 export * from './sampler.js';

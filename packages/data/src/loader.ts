@@ -285,12 +285,13 @@ export class DataLoader<E extends AnyExample = AnyExample> implements Iterable<B
       const rng = new Rng((augmentSeed + Math.imul(b + 1, 0x9e3779b9)) >>> 0);
       if (this.transform) {
         const next = this.transform(xt as tf.Tensor4D, rng);
-        tf.dispose(xt);
+        // A transform may hand its input back unchanged (an augmentation that chose to do nothing).
+        if (next !== xt) tf.dispose(xt);
         xt = next;
       }
       if (this.batchTransform) {
         const next = this.batchTransform({ x: xt as tf.Tensor4D, y: yt as tf.Tensor }, rng);
-        tf.dispose([xt, yt]);
+        tf.dispose([xt, yt].filter((t) => t !== next.x && t !== next.y));
         xt = next.x;
         yt = next.y;
       }

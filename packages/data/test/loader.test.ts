@@ -153,6 +153,19 @@ describe('DataLoader', () => {
     expect(ones / 4000).toBeLessThan(0.55);
   });
 
+  it('a transform that hands its input back keeps the batch alive, and leaks nothing', () => {
+    const ds = data(6);
+    const before = tf.memory().numTensors;
+    const l = new DataLoader(ds, { batchSize: 3, transform: (x) => x, batchTransform: (b) => b, seed: 4 });
+    for (const b of l) {
+      expect(b.x.isDisposed).toBe(false);
+      expect(b.x.shape[0]).toBe(3);
+      expect(b.x.dataSync().length).toBe(b.x.size);
+      tf.dispose([b.x, b.y]);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('applies a label-mixing batch transform after the image transform', () => {
     const ds = data(6);
     const l = new DataLoader(ds, { batchSize: 6, batchTransform: mixUp({ numClasses: 3 }), seed: 4 });

@@ -2,7 +2,7 @@ import { tf, DataFormatError, KilnError, defaultRng, type RngState } from '@kiln
 import type { DataLoader, LoaderState } from '@kiln/data';
 import type { Trainer } from './trainer.js';
 import type { TrainingModule } from './training-module.js';
-import { CHECKPOINT_FORMAT, checkpointTensors, readCheckpoint, saveCheckpoint, type Checkpoint, type CheckpointMeta, type CheckpointParts } from './checkpoint.js';
+import { CHECKPOINT_FORMAT, checkpointTensors, readCheckpointFrom, saveCheckpoint, type Checkpoint, type CheckpointMeta, type CheckpointParts } from './checkpoint.js';
 
 /**
  * The one home of checkpoint save and restore for a `fit` (Lightning's checkpoint connector): what
@@ -90,14 +90,14 @@ export class CheckpointConnector {
     return meta.rng as RngState | undefined;
   }
 
-  /** The checkpoint file write (atomic: see `saveCheckpoint`). */
+  /** The checkpoint file write into the trainer's storage (atomic: see `saveCheckpoint`). */
   private async writeFile(file: string, parts: CheckpointParts): Promise<void> {
-    await saveCheckpoint(file, parts);
+    await saveCheckpoint(file, parts, this.trainer.storage);
   }
 
   /** The checkpoint file read, verified against its checksum and schema. */
   private async readFile(file: string): Promise<Checkpoint> {
-    return readCheckpoint(file);
+    return readCheckpointFrom(this.trainer.storage, file);
   }
 }
 

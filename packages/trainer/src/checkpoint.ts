@@ -1,9 +1,8 @@
 import { tf, DataFormatError, decodeSafetensors, encodeSafetensors, fromHost, type HostTensor } from '@kiln/core';
-import { readFileChecked, writeFileAtomic } from '@kiln/core/node';
 import { crc32c } from './loggers/crc32c.js';
 import { validateCheckpointMeta } from './checkpoint-schema.js';
-
-export { writeFileAtomic };
+import { defaultStorage, readFileSyncOnHost } from './host/node.js';
+import type { Storage } from './storage/storage.js';
 
 /** Version of the checkpoint layout below; bumped when a reader would misread an older file. */
 export const CHECKPOINT_FORMAT = 2;
@@ -130,11 +129,13 @@ export interface CheckpointParts {
 /**
  * Writes one safetensors file: `model.<name>` and `optimizer.<slot>` tensors plus the JSON
  * metadata under one key, and a CRC-32C over every byte of the file (header, metadata and tensor
- * data), checked by `readCheckpoint`. The file is written with {@link writeFileAtomic}, so a crash at
- * any point leaves either the previous checkpoint or the new one, never a torn file.
+ * data), checked by `readCheckpoint`. The file is written atomically by `storage.write` (on disk a
+ * fsynced temporary file renamed over the old one, in IndexedDB one transaction), so a crash at any
+ * point leaves either the previous checkpoint or the new one, never a torn file. `storage` defaults
+ * to the host's: files in Node, IndexedDB in browsers.
  */
-export async function saveCheckpoint(file: string, parts: CheckpointParts): Promise<void> {
-  writeFileAtomic(file, await encodeCheckpoint(parts));
+export async function saveCheckpoint(file: string, parts: CheckpointParts, storage: Storage = defaultStorage()): Promise<void> {
+  await storage.write(file, await encodeCheckpoint(parts));
 }
 
 /** The bytes `saveCheckpoint` writes: the same everywhere (Node, browsers), so checkpoints move between hosts. */
@@ -196,9 +197,18 @@ export class CheckpointIntegrityError extends DataFormatError {
   }
 }
 
-/** Reads a checkpoint written by `saveCheckpoint` (or `ModelCheckpoint`); damage or a malformed file gives a typed error naming it. */
+/**
+ * Reads a checkpoint file written by `saveCheckpoint` (or `ModelCheckpoint`) synchronously; damage
+ * or a malformed file gives a typed error naming it. Node only: in a browser use
+ * {@link readCheckpointFrom}.
+ */
 export function readCheckpoint(file: string): Checkpoint {
-  return decodeCheckpoint(readFileChecked(file, { what: 'checkpoint' }), file);
+  return decodeCheckpoint(readFileSyncOnHost(file, 'checkpoint'), file);
+}
+
+/** Reads checkpoint `name` from `storage` (any host: files in Node, IndexedDB in browsers), checked as {@link readCheckpoint} does. */
+export async function readCheckpointFrom(storage: Storage, name: string): Promise<Checkpoint> {
+  return decodeCheckpoint(await storage.read(name, 'checkpoint'), name);
 }
 
 /** Parses checkpoint bytes: checksum first, then the safetensors structure, then the metadata against its schema. */

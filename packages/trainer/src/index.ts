@@ -49,3 +49,6 @@ export * from './callbacks/profiler.js';
 export * from './callbacks/device-stats-monitor.js';
 export * from './tuner/tuner.js';
 export * from './tuner/tuner-plots.js';
+export * from './storage/storage.js';
+export * from './storage/indexeddb-storage.js';
+export { FileStorage, defaultStorage } from './host/node.js';

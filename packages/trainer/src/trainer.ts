@@ -9,6 +9,8 @@ import { CALLBACKS, LOGGERS, TRAINER_OPTIONS } from './tokens.js';
 import { ProgressBar } from './callbacks/progress-bar.js';
 import { Monitor } from './callbacks/monitor.js';
 import { CheckpointConnector } from './checkpoint-connector.js';
+import { defaultStorage } from './host/node.js';
+import type { Storage } from './storage/storage.js';
 import { FitLoop } from './loops/fit-loop.js';
 import { evaluationLoop } from './loops/evaluation-loop.js';
 import { predictionLoop } from './loops/prediction-loop.js';
@@ -63,9 +65,14 @@ export interface TrainerOptions {
   fastDevRun?: boolean | number;
   /** Log step-level metrics every N optimizer steps (default 50). */
   logEveryNSteps?: number;
+  /**
+   * Where checkpoints are written and resumed from (`saveCheckpoint`, `ckptPath`, ModelCheckpoint):
+   * default the host's, files in Node and IndexedDB (`kiln` database) in browsers.
+   */
+  storage?: Storage;
 }
 
-type ResolvedOptions = Required<Omit<TrainerOptions, 'seed' | 'gradientClipVal' | 'fastDevRun' | 'ckptPath'>> &
+type ResolvedOptions = Required<Omit<TrainerOptions, 'seed' | 'gradientClipVal' | 'fastDevRun' | 'ckptPath' | 'storage'>> &
   Pick<TrainerOptions, 'seed' | 'gradientClipVal' | 'fastDevRun' | 'ckptPath'>;
 
 /**
@@ -86,6 +93,8 @@ export class Trainer {
   readonly callbacks: CallbackList;
   /** The run's loggers. */
   readonly loggers: Logger[];
+  /** Where this trainer's checkpoints live (the `storage` option, or the host's default). */
+  readonly storage: Storage;
   /**
    * Batches per loop in a fastDevRun (0 when not one).
    * @internal
@@ -219,6 +228,7 @@ export class Trainer {
       fastDevRun: o.fastDevRun,
       ckptPath: o.ckptPath,
     };
+    this.storage = o.storage ?? defaultStorage();
     this.validateOptions();
     const list = [...(callbacks ?? [])];
     if (this.options.enableProgressBar && !list.some((c) => c instanceof ProgressBar)) list.push(new ProgressBar());

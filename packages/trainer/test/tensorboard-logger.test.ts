@@ -47,13 +47,13 @@ describe('CRC-32C', () => {
 });
 
 describe('TensorBoardLogger', () => {
-  it('writes a version event, hparams, scalars and histograms that decode back', () => {
+  it('writes a version event, hparams, scalars and histograms that decode back', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-tb-'));
     const tb = new TensorBoardLogger({ dir, histogramBuckets: 4 });
     tb.logHyperparams({ lr: 0.01, model: 'lenet5' });
     tb.logMetrics({ train_loss: 0.5, val_acc: 0.875 }, 10);
     tb.logHistograms({ 'fc.weight': [0, 1, 2, 3, 4, 5, 6, 7] }, 10);
-    tb.finalize();
+    await tb.finalize();
     expect(path.basename(tb.file)).toMatch(/^events\.out\.tfevents\.\d+\./);
     const evs = records(new Uint8Array(readFileSync(tb.file))).map(readProto);
     expect(evs).toHaveLength(4);
@@ -79,13 +79,13 @@ describe('TensorBoardLogger', () => {
 });
 
 describe('TensorBoardLogger.logImage', () => {
-  it('writes Summary.Value.image with the PNG size, colorspace and the PNG bytes', () => {
+  it('writes Summary.Value.image with the PNG size, colorspace and the PNG bytes', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-tb-img-'));
     const tb = new TensorBoardLogger({ dir });
     const png = confusionMatrixPng([[3, 1], [0, 4]], ['yes', 'no']);
     tb.logImage('test/confusion_matrix', png, 7);
     expect(() => tb.logImage('bad', new Uint8Array(40), 7)).toThrow(/PNG/);
-    tb.finalize();
+    await tb.finalize();
     const evs = records(new Uint8Array(readFileSync(tb.file))).map(readProto);
     expect(evs).toHaveLength(2);
     expect(evs[1].get(2)![0]).toBe(7n);

@@ -112,43 +112,48 @@ const vggAdaptation: Adaptation = {
 const vgg = (depth: VggDepth, batchNorm: boolean): Spec => ({ inputShape: [224, 224, 3], ...vggAdaptation, build: (o) => new Vgg({ ...o, depth, batchNorm }) });
 const resnet = (depth: ResNetDepth): Spec => ({ inputShape: [224, 224, 3], ...resnetAdaptation, build: (o) => new ResNet({ ...o, depth }) });
 
-const SPECS: Record<string, Spec> = {
-  lenet5: {
-    inputShape: [28, 28, 1],
-    minSize: () => 12,
-    choose: (h, w) => ({ reason: h === 28 && w === 28 ? 'the usual 28×28 layout' : `the first dense layer reads the 16×${lenet5MapSize(h)}×${lenet5MapSize(w)} map of a ${h}×${w} image` }),
-    build: (o) => new LeNet5({ ...o, inputSize: o.inputShape ? [o.inputShape[0], o.inputShape[1]] : undefined }),
-  },
-  'lenet5-classic': {
-    inputShape: [32, 32, 1],
-    minSize: () => 28,
-    sizes: [28, 32],
-    choose: (h) => ({ reason: h === 32 ? 'the paper’s 32×32 input' : '28×28 images are zero-padded to the paper’s 32×32 field' }),
-    build: (o) => new LeNet5Classic(o),
-  },
-  alexnet: { inputShape: [224, 224, 3], ...fixed(63, 'its 11×11 stride-4 stem and three max-pools need 63 px'), build: (o) => new AlexNet(o) },
-  vgg11: vgg(11, false),
-  vgg13: vgg(13, false),
-  vgg16: vgg(16, false),
-  vgg19: vgg(19, false),
-  'vgg11-bn': vgg(11, true),
-  'vgg13-bn': vgg(13, true),
-  'vgg16-bn': vgg(16, true),
-  'vgg19-bn': vgg(19, true),
-  resnet18: resnet(18),
-  resnet34: resnet(34),
-  resnet50: resnet(50),
-  resnet101: resnet(101),
-  resnet152: resnet(152),
-  googlenet: { inputShape: [224, 224, 3], ...fixed(15, 'its ceil-mode pools leave a map down to 15 px'), build: (o) => new GoogLeNet(o) },
-  'inception-v3': {
-    inputShape: [299, 299, 3],
-    // The auxiliary head's 5×5/3 pool and 5×5 convolution need Mixed_6e's full 17×17 grid.
-    minSize: (o) => (o.auxLogits ? 299 : 75),
-    choose: (_h, _w, o) => ({ reason: `the published layout (it needs ${o.auxLogits ? '299 px with the auxiliary head' : '75 px'})` }),
-    build: (o) => new InceptionV3(o),
-  },
-};
+// Built by a call marked pure (as MODELS below), so bundles that use neither keep no architecture.
+const SPECS: Record<string, Spec> = /* @__PURE__ */ specs();
+
+function specs(): Record<string, Spec> {
+  return {
+    lenet5: {
+      inputShape: [28, 28, 1],
+      minSize: () => 12,
+      choose: (h, w) => ({ reason: h === 28 && w === 28 ? 'the usual 28×28 layout' : `the first dense layer reads the 16×${lenet5MapSize(h)}×${lenet5MapSize(w)} map of a ${h}×${w} image` }),
+      build: (o) => new LeNet5({ ...o, inputSize: o.inputShape ? [o.inputShape[0], o.inputShape[1]] : undefined }),
+    },
+    'lenet5-classic': {
+      inputShape: [32, 32, 1],
+      minSize: () => 28,
+      sizes: [28, 32],
+      choose: (h) => ({ reason: h === 32 ? 'the paper’s 32×32 input' : '28×28 images are zero-padded to the paper’s 32×32 field' }),
+      build: (o) => new LeNet5Classic(o),
+    },
+    alexnet: { inputShape: [224, 224, 3], ...fixed(63, 'its 11×11 stride-4 stem and three max-pools need 63 px'), build: (o) => new AlexNet(o) },
+    vgg11: vgg(11, false),
+    vgg13: vgg(13, false),
+    vgg16: vgg(16, false),
+    vgg19: vgg(19, false),
+    'vgg11-bn': vgg(11, true),
+    'vgg13-bn': vgg(13, true),
+    'vgg16-bn': vgg(16, true),
+    'vgg19-bn': vgg(19, true),
+    resnet18: resnet(18),
+    resnet34: resnet(34),
+    resnet50: resnet(50),
+    resnet101: resnet(101),
+    resnet152: resnet(152),
+    googlenet: { inputShape: [224, 224, 3], ...fixed(15, 'its ceil-mode pools leave a map down to 15 px'), build: (o) => new GoogLeNet(o) },
+    'inception-v3': {
+      inputShape: [299, 299, 3],
+      // The auxiliary head's 5×5/3 pool and 5×5 convolution need Mixed_6e's full 17×17 grid.
+      minSize: (o) => (o.auxLogits ? 299 : 75),
+      choose: (_h, _w, o) => ({ reason: `the published layout (it needs ${o.auxLogits ? '299 px with the auxiliary head' : '75 px'})` }),
+      build: (o) => new InceptionV3(o),
+    },
+  };
+}
 
 function entryOf(name: string, spec: Spec): ZooEntry {
   return {
@@ -158,8 +163,15 @@ function entryOf(name: string, spec: Spec): ZooEntry {
   };
 }
 
-/** Zoo models by the names the CLI accepts. */
-export const MODELS: Record<string, ZooEntry> = Object.fromEntries(Object.entries(SPECS).map(([name, spec]) => [name, entryOf(name, spec)]));
+/**
+ * Zoo models by the names the CLI accepts. (Built by a call marked pure, so a bundle that never
+ * reads MODELS, such as a page importing one model class, drops every other architecture.)
+ */
+export const MODELS: Record<string, ZooEntry> = /* @__PURE__ */ entries();
+
+function entries(): Record<string, ZooEntry> {
+  return Object.fromEntries(Object.entries(SPECS).map(([name, spec]) => [name, entryOf(name, spec)]));
+}
 
 /** Looks a model up by name; an unknown name lists the known ones. */
 export function modelEntry(name: string): ZooEntry {

@@ -171,27 +171,32 @@ function tv(model: string, torchvision: string, file: string, extra: { crop?: nu
  * torchvision's builder name (`_v2` for the newer recipe where there is one). URLs and
  * preprocessing as in torchvision 0.14's `models/*.py`.
  */
-export const TORCHVISION_WEIGHTS: Record<string, TorchvisionWeights> = {
-  alexnet: tv('alexnet', 'AlexNet_Weights.IMAGENET1K_V1', 'alexnet-owt-7be5be79.pth'),
-  vgg11: tv('vgg11', 'VGG11_Weights.IMAGENET1K_V1', 'vgg11-8a719046.pth'),
-  vgg13: tv('vgg13', 'VGG13_Weights.IMAGENET1K_V1', 'vgg13-19584684.pth'),
-  vgg16: tv('vgg16', 'VGG16_Weights.IMAGENET1K_V1', 'vgg16-397923af.pth'),
-  vgg19: tv('vgg19', 'VGG19_Weights.IMAGENET1K_V1', 'vgg19-dcbb9e9d.pth'),
-  vgg11_bn: tv('vgg11-bn', 'VGG11_BN_Weights.IMAGENET1K_V1', 'vgg11_bn-6002323d.pth'),
-  vgg13_bn: tv('vgg13-bn', 'VGG13_BN_Weights.IMAGENET1K_V1', 'vgg13_bn-abd245e5.pth'),
-  vgg16_bn: tv('vgg16-bn', 'VGG16_BN_Weights.IMAGENET1K_V1', 'vgg16_bn-6c64b313.pth'),
-  vgg19_bn: tv('vgg19-bn', 'VGG19_BN_Weights.IMAGENET1K_V1', 'vgg19_bn-c79401a0.pth'),
-  resnet18: tv('resnet18', 'ResNet18_Weights.IMAGENET1K_V1', 'resnet18-f37072fd.pth'),
-  resnet34: tv('resnet34', 'ResNet34_Weights.IMAGENET1K_V1', 'resnet34-b627a593.pth'),
-  resnet50: tv('resnet50', 'ResNet50_Weights.IMAGENET1K_V1', 'resnet50-0676ba61.pth'),
-  resnet50_v2: tv('resnet50', 'ResNet50_Weights.IMAGENET1K_V2', 'resnet50-11ad3fa6.pth', { resize: 232 }),
-  resnet101: tv('resnet101', 'ResNet101_Weights.IMAGENET1K_V1', 'resnet101-63fe2227.pth'),
-  resnet101_v2: tv('resnet101', 'ResNet101_Weights.IMAGENET1K_V2', 'resnet101-cd907fc2.pth', { resize: 232 }),
-  resnet152: tv('resnet152', 'ResNet152_Weights.IMAGENET1K_V1', 'resnet152-394f9c45.pth'),
-  resnet152_v2: tv('resnet152', 'ResNet152_Weights.IMAGENET1K_V2', 'resnet152-f82ba261.pth', { resize: 232 }),
-  googlenet: tv('googlenet', 'GoogLeNet_Weights.IMAGENET1K_V1', 'googlenet-1378be20.pth', { transformInput: true }),
-  inception_v3: tv('inception-v3', 'Inception_V3_Weights.IMAGENET1K_V1', 'inception_v3_google-0cc3c7bd.pth', { crop: 299, resize: 342, transformInput: true }),
-};
+export const TORCHVISION_WEIGHTS: Record<string, TorchvisionWeights> = /* @__PURE__ */ torchvisionWeights();
+
+/** The table above, built by a call marked pure so that bundles which never read it drop it. */
+function torchvisionWeights(): Record<string, TorchvisionWeights> {
+  return {
+    alexnet: tv('alexnet', 'AlexNet_Weights.IMAGENET1K_V1', 'alexnet-owt-7be5be79.pth'),
+    vgg11: tv('vgg11', 'VGG11_Weights.IMAGENET1K_V1', 'vgg11-8a719046.pth'),
+    vgg13: tv('vgg13', 'VGG13_Weights.IMAGENET1K_V1', 'vgg13-19584684.pth'),
+    vgg16: tv('vgg16', 'VGG16_Weights.IMAGENET1K_V1', 'vgg16-397923af.pth'),
+    vgg19: tv('vgg19', 'VGG19_Weights.IMAGENET1K_V1', 'vgg19-dcbb9e9d.pth'),
+    vgg11_bn: tv('vgg11-bn', 'VGG11_BN_Weights.IMAGENET1K_V1', 'vgg11_bn-6002323d.pth'),
+    vgg13_bn: tv('vgg13-bn', 'VGG13_BN_Weights.IMAGENET1K_V1', 'vgg13_bn-abd245e5.pth'),
+    vgg16_bn: tv('vgg16-bn', 'VGG16_BN_Weights.IMAGENET1K_V1', 'vgg16_bn-6c64b313.pth'),
+    vgg19_bn: tv('vgg19-bn', 'VGG19_BN_Weights.IMAGENET1K_V1', 'vgg19_bn-c79401a0.pth'),
+    resnet18: tv('resnet18', 'ResNet18_Weights.IMAGENET1K_V1', 'resnet18-f37072fd.pth'),
+    resnet34: tv('resnet34', 'ResNet34_Weights.IMAGENET1K_V1', 'resnet34-b627a593.pth'),
+    resnet50: tv('resnet50', 'ResNet50_Weights.IMAGENET1K_V1', 'resnet50-0676ba61.pth'),
+    resnet50_v2: tv('resnet50', 'ResNet50_Weights.IMAGENET1K_V2', 'resnet50-11ad3fa6.pth', { resize: 232 }),
+    resnet101: tv('resnet101', 'ResNet101_Weights.IMAGENET1K_V1', 'resnet101-63fe2227.pth'),
+    resnet101_v2: tv('resnet101', 'ResNet101_Weights.IMAGENET1K_V2', 'resnet101-cd907fc2.pth', { resize: 232 }),
+    resnet152: tv('resnet152', 'ResNet152_Weights.IMAGENET1K_V1', 'resnet152-394f9c45.pth'),
+    resnet152_v2: tv('resnet152', 'ResNet152_Weights.IMAGENET1K_V2', 'resnet152-f82ba261.pth', { resize: 232 }),
+    googlenet: tv('googlenet', 'GoogLeNet_Weights.IMAGENET1K_V1', 'googlenet-1378be20.pth', { transformInput: true }),
+    inception_v3: tv('inception-v3', 'Inception_V3_Weights.IMAGENET1K_V1', 'inception_v3_google-0cc3c7bd.pth', { crop: 299, resize: 342, transformInput: true }),
+  };
+}
 
 /**
  * Finds a table entry by its key, torchvision's enum name (`ResNet18_Weights.IMAGENET1K_V1`), its

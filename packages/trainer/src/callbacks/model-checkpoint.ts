@@ -1,7 +1,6 @@
-import { existsSync, lstatSync, rmSync } from 'node:fs';
-import path from 'node:path';
 import { tf, ConfigError } from '@kiln/core';
-import { removeStaleTempFiles, resolveInside } from '@kiln/core/node';
+import { defaultStorage } from '../host/node.js';
+import type { Storage } from '../storage/storage.js';
 import type { Callback } from '../callback.js';
 import type { Trainer } from '../trainer.js';
 import type { TrainingModule, StepOutput } from '../training-module.js';
@@ -49,6 +48,8 @@ export class ModelCheckpoint implements Callback {
   readonly dirpath: string;
   private readonly monitor: Monitor | null;
   private saved: Saved[] = [];
+  /** The trainer's storage, known from `setup` on (the host's default before). */
+  private storage: Storage = defaultStorage();
   /** Path of the best checkpoint so far, and its score. */
   bestModelPath = '';
   /** Its monitored value (null before the first save, or without `monitor`). */
@@ -68,14 +69,27 @@ export class ModelCheckpoint implements Callback {
       if (v !== undefined && !(Number.isInteger(v) && v >= 0)) throw new ConfigError(`ModelCheckpoint.${f}`, 'a non-negative integer', v);
     }
     // Templates are checked once with placeholders filled by harmless values, and every name again at save time.
-    if (options.filename !== undefined) resolveInside(this.dirpath, `${options.filename.replace(/\{[^}]*\}/g, '0')}.ckpt`, 'ModelCheckpoint.filename');
-    if (options.bestName) resolveInside(this.dirpath, `${options.bestName}.ckpt`, 'ModelCheckpoint.bestName');
+    // (With the host's storage: the trainer's, which names the files later, is not known yet.)
+    const names = defaultStorage();
+    if (options.filename !== undefined) names.inside(this.dirpath, `${options.filename.replace(/\{[^}]*\}/g, '0')}.ckpt`, 'ModelCheckpoint.filename');
+    if (options.bestName) names.inside(this.dirpath, `${options.bestName}.ckpt`, 'ModelCheckpoint.bestName');
     this.stateKey = `ModelCheckpoint{dir=${this.dirpath},monitor=${options.monitor ?? ''}}`;
   }
 
   /** A run killed while writing a checkpoint left its temporary file behind: remove it. */
-  setup(): void {
-    removeStaleTempFiles(this.dirpath);
+  async setup(trainer: Trainer): Promise<void> {
+    this.storage = trainer.storage;
+    await trainer.storage.cleanUp(this.dirpath);
+  }
+
+  /** Forgets restored files that are gone from the trainer's storage (deleted by hand since the checkpoint). */
+  async onFitStart(trainer: Trainer): Promise<void> {
+    const present = await Promise.all(this.saved.map((s) => trainer.storage.exists(s.file)));
+    this.saved = this.saved.filter((_, i) => present[i]);
+    if (this.bestModelPath && !(await trainer.storage.exists(this.bestModelPath))) {
+      this.bestModelPath = '';
+      this.bestModelScore = null;
+    }
   }
 
   async onTrainBatchEnd(trainer: Trainer, _m: TrainingModule, _o: StepOutput, _b: Batch, _i: number): Promise<void> {
@@ -118,7 +132,8 @@ export class ModelCheckpoint implements Callback {
     const topK = pending ? 0 : (this.options.saveTopK ?? 1);
     const name = !epochEnd && !this.options.filename ? `epoch=${trainer.currentEpoch}-step=${trainer.globalStep}` : this.formatName(trainer);
     // A metric value cannot smuggle a path in either ('{val_loss}' filled with '../' is refused).
-    const file = path.join(this.dirpath, path.relative(this.dirpath, resolveInside(this.dirpath, `${name}.ckpt`, 'ModelCheckpoint.filename')));
+    const storage = trainer.storage;
+    const file = storage.inside(this.dirpath, `${name}.ckpt`, 'ModelCheckpoint.filename');
     // Weights that went NaN/Inf are never written as a checkpoint: last.ckpt and best.ckpt stay the last good ones.
     if (!(await weightsFinite(trainer))) {
       this.skippedNonFinite++;
@@ -136,11 +151,11 @@ export class ModelCheckpoint implements Callback {
       const evict = topK > 0 && this.saved.length > topK ? this.worstSaved() : null;
       if (evict) this.saved = this.saved.filter((s) => s !== evict);
       await trainer.saveCheckpoint(file);
-      if (evict && evict.file !== file && this.ownsFile(evict.file)) rmSync(evict.file, { force: true });
-      if (this.bestModelPath === file && (this.options.bestName ?? 'best')) await trainer.saveCheckpoint(path.join(this.dirpath, `${this.options.bestName ?? 'best'}.ckpt`));
+      if (evict && evict.file !== file && this.ownsName(evict.file, storage) && (await storage.exists(evict.file))) await storage.remove(evict.file);
+      if (this.bestModelPath === file && (this.options.bestName ?? 'best')) await trainer.saveCheckpoint(storage.join(this.dirpath, `${this.options.bestName ?? 'best'}.ckpt`));
     }
     if (this.options.saveLast) {
-      this.lastModelPath = path.join(this.dirpath, 'last.ckpt');
+      this.lastModelPath = storage.join(this.dirpath, 'last.ckpt');
       await trainer.saveCheckpoint(this.lastModelPath);
     }
   }
@@ -178,22 +193,21 @@ export class ModelCheckpoint implements Callback {
     this.saved = saved.filter((x): x is Saved => {
       if (x === null || typeof x !== 'object') return false;
       const { file, score } = x as Partial<Saved>;
-      return typeof file === 'string' && (score === null || typeof score === 'number') && this.ownsFile(file);
+      return typeof file === 'string' && (score === null || typeof score === 'number') && this.ownsName(file, this.storage);
     });
-    const best = typeof s.bestModelPath === 'string' && this.ownsFile(s.bestModelPath) ? s.bestModelPath : '';
+    const best = typeof s.bestModelPath === 'string' && this.ownsName(s.bestModelPath, this.storage) ? s.bestModelPath : '';
     this.bestModelPath = best;
     this.bestModelScore = best && typeof s.bestModelScore === 'number' ? s.bestModelScore : null;
   }
 
-  /** True when `file` is an existing regular `.ckpt` file directly inside `dirpath` (no links out, no sub-directories). */
-  private ownsFile(file: string): boolean {
-    if (!file.endsWith('.ckpt') || file.includes('\0')) return false;
-    if (path.resolve(path.dirname(file)) !== path.resolve(this.dirpath)) return false;
-    try {
-      return existsSync(file) && lstatSync(file).isFile();
-    } catch {
-      return false;
-    }
+  /**
+   * True when `file` names a `.ckpt` file directly inside `dirpath` (no sub-directories, nothing
+   * elsewhere): a restored state can never make this callback delete a file it did not write.
+   * Whether the file still exists (as a regular file, not a link) is checked before each deletion
+   * and at fit start.
+   */
+  private ownsName(file: string, storage: Storage): boolean {
+    return file.endsWith('.ckpt') && !file.includes('\0') && storage.isDirectlyIn(this.dirpath, file);
   }
 }
 

@@ -1,5 +1,4 @@
 import { tf, ConfigError } from '@kiln/core';
-import { writeFileAtomic } from '@kiln/core/node';
 import type { Callback, Stage } from '../callback.js';
 import type { HookObserver } from '../callback-list.js';
 import type { Trainer } from '../trainer.js';
@@ -257,7 +256,7 @@ export class Profiler implements Callback, HookObserver {
   }
 
   /** Writes the reports of the run that ends (after this, other callbacks' teardown is not timed). */
-  async teardown(_t: Trainer, _m: TrainingModule, stage: Stage): Promise<void> {
+  async teardown(trainer: Trainer, _m: TrainingModule, stage: Stage): Promise<void> {
     await this.closeWindow();
     this.wallMs = this.now() - this.origin;
     this.running = false;
@@ -268,8 +267,8 @@ export class Profiler implements Callback, HookObserver {
     const base = `${dir}${/[\\/]$/.test(dir) ? '' : '/'}${stage}-${this.options.filename ?? 'profile'}`;
     const table = `${base}.txt`;
     const trace = `${base}.trace.json`;
-    writeFileAtomic(table, formatProfile(this.summary(), `Profiler report: ${stage}`));
-    writeFileAtomic(trace, JSON.stringify(this.trace()));
+    await trainer.storage.write(table, formatProfile(this.summary(), `Profiler report: ${stage}`));
+    await trainer.storage.write(trace, JSON.stringify(this.trace()));
     this.lastReport = { table, trace };
   }
 

@@ -1,9 +1,8 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { removeStaleTempFiles } from '@kiln/core/node';
 import type { Logger } from '../logger.js';
-import { writeFileAtomic } from '../checkpoint.js';
+import { defaultStorage } from '../host/node.js';
+import { readText, type Storage } from '../storage/storage.js';
 import { learningCurves } from './learning-curves.js';
+import { WriteQueue } from './write-queue.js';
 
 /** Options of `CsvLogger`. */
 export interface CsvLoggerOptions {
@@ -22,6 +21,8 @@ export interface CsvLoggerOptions {
   monitor?: string;
   /** Whether `monitor` is best at its lowest or highest (default: from its name, `max` for accuracies). */
   mode?: 'min' | 'max';
+  /** Where to write (default the host's: files in Node, IndexedDB in browsers). */
+  storage?: Storage;
 }
 
 /**
@@ -32,18 +33,25 @@ export class CsvLogger implements Logger {
   readonly name = 'csv';
   /** Path of the file written. */
   readonly file: string;
+  /** Where the file is written. */
+  readonly storage: Storage;
   private columns: string[] = [];
   private rows: Record<string, number>[] = [];
+  private readonly queue = new WriteQueue();
+  private loaded = false;
 
   constructor(private readonly options: CsvLoggerOptions) {
-    mkdirSync(options.dir, { recursive: true });
-    this.file = path.join(options.dir, options.filename ?? 'metrics.csv');
-    removeStaleTempFiles(options.dir);
-    if (existsSync(this.file)) this.load();
+    this.storage = options.storage ?? defaultStorage();
+    this.file = this.storage.join(options.dir, options.filename ?? 'metrics.csv');
   }
 
-  private load(): void {
-    const text = readFileSync(this.file, 'utf8');
+  /** Before the first write: clears temporary files of killed writers and reads the rows an earlier run left. */
+  private async load(): Promise<void> {
+    if (this.loaded) return;
+    this.loaded = true;
+    await this.storage.cleanUp(this.options.dir);
+    const text = await readText(this.storage, this.file);
+    if (text === undefined) return;
     // A process killed mid-append leaves a last line without its newline: that row was never complete.
     const lines = text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter(Boolean);
     if (lines.length === 0) return;
@@ -51,34 +59,46 @@ export class CsvLogger implements Logger {
     this.rows = lines.slice(1).map((l) => Object.fromEntries(l.split(',').map((v, i) => [this.columns[i], v === '' ? NaN : Number(v)])));
   }
 
-  logMetrics(metrics: Record<string, number>, step: number): void {
-    if ((this.options.epochsOnly ?? true) && metrics.epoch === undefined) return;
-    const row = { step, ...metrics };
-    this.rows.push(row);
-    const fresh = Object.keys(row).filter((k) => !this.columns.includes(k));
-    if (fresh.length > 0 || !existsSync(this.file)) {
-      this.columns.push(...fresh);
-      // A new column rewrites the whole file: atomically, so a crash leaves the old file or the new one.
-      writeFileAtomic(this.file, [this.columns.join(','), ...this.rows.map((r) => this.format(r))].join('\n') + '\n');
-    } else {
-      appendFileSync(this.file, this.format(row) + '\n');
-    }
+  logMetrics(metrics: Record<string, number>, step: number): Promise<void> {
+    if ((this.options.epochsOnly ?? true) && metrics.epoch === undefined) return Promise.resolve();
+    return this.queue.run(async () => {
+      await this.load();
+      const row = { step, ...metrics };
+      this.rows.push(row);
+      const fresh = Object.keys(row).filter((k) => !this.columns.includes(k));
+      if (fresh.length > 0 || !(await this.storage.exists(this.file))) {
+        this.columns.push(...fresh);
+        // A new column rewrites the whole file: atomically, so a crash leaves the old file or the new one.
+        await this.storage.write(this.file, this.text());
+      } else {
+        await this.storage.append(this.file, this.format(row) + '\n');
+      }
+    });
   }
 
   /** Drops rows an interrupted run logged after its checkpoint (see `Logger.onResume`), rewriting the file atomically. */
-  onResume(step: number, midEpoch: boolean): void {
-    const kept = this.rows.filter((r) => !(r.step > step || (midEpoch && r.step === step && Number.isFinite(r.epoch))));
-    if (kept.length === this.rows.length && existsSync(this.file)) return;
-    this.rows = kept;
-    writeFileAtomic(this.file, [this.columns.join(','), ...this.rows.map((r) => this.format(r))].join('\n') + '\n');
+  onResume(step: number, midEpoch: boolean): Promise<void> {
+    return this.queue.run(async () => {
+      await this.load();
+      const kept = this.rows.filter((r) => !(r.step > step || (midEpoch && r.step === step && Number.isFinite(r.epoch))));
+      if (kept.length === this.rows.length && (await this.storage.exists(this.file))) return;
+      this.rows = kept;
+      await this.storage.write(this.file, this.text());
+    });
   }
 
   /** Writes the learning curves (PNG and SVG) of every epoch row logged so far. */
-  finalize(): void {
-    if (!(this.options.curves ?? true) || this.rows.length === 0) return;
-    const chart = learningCurves(this.rows, { monitor: this.options.monitor, mode: this.options.mode });
-    writeFileAtomic(path.join(this.options.dir, 'learning-curves.svg'), chart.svg());
-    writeFileAtomic(path.join(this.options.dir, 'learning-curves.png'), chart.png());
+  finalize(): Promise<void> {
+    return this.queue.run(async () => {
+      if (!(this.options.curves ?? true) || this.rows.length === 0) return;
+      const chart = learningCurves(this.rows, { monitor: this.options.monitor, mode: this.options.mode });
+      await this.storage.write(this.storage.join(this.options.dir, 'learning-curves.svg'), chart.svg());
+      await this.storage.write(this.storage.join(this.options.dir, 'learning-curves.png'), chart.png());
+    });
+  }
+
+  private text(): string {
+    return [this.columns.join(','), ...this.rows.map((r) => this.format(r))].join('\n') + '\n';
   }
 
   private format(r: Record<string, number>): string {

@@ -1,7 +1,7 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
-import { removeStaleTempFiles, writeFileAtomic } from '@kiln/core/node';
 import type { Logger } from '../logger.js';
+import { defaultStorage } from '../host/node.js';
+import { readText, type Storage } from '../storage/storage.js';
+import { WriteQueue } from './write-queue.js';
 
 /** Options of `JsonlLogger`. */
 export interface JsonlLoggerOptions {
@@ -9,6 +9,8 @@ export interface JsonlLoggerOptions {
   dir: string;
   /** Default `metrics.jsonl`. */
   filename?: string;
+  /** Where to write (default the host's: files in Node, IndexedDB in browsers). */
+  storage?: Storage;
 }
 
 /**
@@ -19,21 +21,39 @@ export class JsonlLogger implements Logger {
   readonly name = 'jsonl';
   /** Path of the file written. */
   readonly file: string;
+  /** Where the file is written. */
+  readonly storage: Storage;
+  private readonly queue = new WriteQueue();
+  private cleaned = false;
 
-  constructor(options: JsonlLoggerOptions) {
-    mkdirSync(options.dir, { recursive: true });
-    this.file = path.join(options.dir, options.filename ?? 'metrics.jsonl');
-    removeStaleTempFiles(options.dir);
+  constructor(private readonly options: JsonlLoggerOptions) {
+    this.storage = options.storage ?? defaultStorage();
+    this.file = this.storage.join(options.dir, options.filename ?? 'metrics.jsonl');
   }
 
-  logHyperparams(params: Record<string, unknown>): void {
-    appendFileSync(this.file, JSON.stringify({ type: 'hparams', ...params }) + '\n');
+  logHyperparams(params: Record<string, unknown>): Promise<void> {
+    return this.appendLine({ type: 'hparams', ...params });
   }
 
-  logMetrics(metrics: Record<string, number>, step: number): void {
+  logMetrics(metrics: Record<string, number>, step: number): Promise<void> {
     // JSON has no NaN/Infinity; write them as strings so no row is lost.
     const clean = Object.fromEntries(Object.entries(metrics).map(([k, v]) => [k, Number.isFinite(v) ? v : String(v)]));
-    appendFileSync(this.file, JSON.stringify({ type: 'metrics', step, wall_time: Date.now() / 1000, ...clean }) + '\n');
+    return this.appendLine({ type: 'metrics', step, wall_time: Date.now() / 1000, ...clean });
+  }
+
+  private appendLine(record: Record<string, unknown>): Promise<void> {
+    const line = JSON.stringify(record) + '\n';
+    return this.queue.run(async () => {
+      await this.cleanUp();
+      await this.storage.append(this.file, line);
+    });
+  }
+
+  /** Once, before the first write: temporary files a killed writer left. */
+  private async cleanUp(): Promise<void> {
+    if (this.cleaned) return;
+    this.cleaned = true;
+    await this.storage.cleanUp(this.options.dir);
   }
 
   /**
@@ -41,23 +61,30 @@ export class JsonlLogger implements Logger {
    * a torn last line (a process killed mid-append), rewriting the file atomically. Other lines
    * (hparams, run ends) stay.
    */
-  onResume(step: number, midEpoch: boolean): void {
-    if (!existsSync(this.file)) return;
-    const text = readFileSync(this.file, 'utf8');
-    const lines = text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter(Boolean);
-    const kept = lines.filter((l) => {
-      try {
-        const o = JSON.parse(l) as { type?: string; step?: number; epoch?: unknown };
-        if (o.type !== 'metrics' || typeof o.step !== 'number') return true;
-        return !(o.step > step || (midEpoch && o.step === step && o.epoch !== undefined));
-      } catch {
-        return false;
-      }
+  onResume(step: number, midEpoch: boolean): Promise<void> {
+    return this.queue.run(async () => {
+      await this.cleanUp();
+      const text = await readText(this.storage, this.file);
+      if (text !== undefined) await this.storage.write(this.file, keptLines(text, step, midEpoch));
     });
-    writeFileAtomic(this.file, kept.map((l) => l + '\n').join(''));
   }
 
-  finalize(status: 'success' | 'failed' | 'interrupted'): void {
-    appendFileSync(this.file, JSON.stringify({ type: 'end', status }) + '\n');
+  finalize(status: 'success' | 'failed' | 'interrupted'): Promise<void> {
+    return this.appendLine({ type: 'end', status });
   }
+}
+
+/** The lines of a JSONL log a resume from `step` keeps, each with its newline. */
+function keptLines(text: string, step: number, midEpoch: boolean): string {
+  const lines = text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter(Boolean);
+  const kept = lines.filter((l) => {
+    try {
+      const o = JSON.parse(l) as { type?: string; step?: number; epoch?: unknown };
+      if (o.type !== 'metrics' || typeof o.step !== 'number') return true;
+      return !(o.step > step || (midEpoch && o.step === step && o.epoch !== undefined));
+    } catch {
+      return false;
+    }
+  });
+  return kept.map((l) => l + '\n').join('');
 }

@@ -1,8 +1,8 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { ConfigError } from '@kiln/core';
 import type { Logger } from '../logger.js';
+import { defaultStorage, processLabel } from '../host/node.js';
+import type { Storage } from '../storage/storage.js';
+import { WriteQueue } from './write-queue.js';
 import { maskedCrc32c } from './crc32c.js';
 import { ProtoWriter } from './protobuf.js';
 
@@ -10,6 +10,8 @@ import { ProtoWriter } from './protobuf.js';
 export interface TensorBoardLoggerOptions {
   /** Directory TensorBoard is pointed at (`tensorboard --logdir DIR`). */
   dir: string;
+  /** Where to write (default the host's: files in Node, IndexedDB in browsers). */
+  storage?: Storage;
   /** Buckets per histogram (default 30). */
   histogramBuckets?: number;
 }
@@ -77,54 +79,58 @@ export class TensorBoardLogger implements Logger {
   readonly name = 'tensorboard';
   /** Path of the event file written. */
   readonly file: string;
-  private fd: number | null;
+  /** Where the event file is written. */
+  readonly storage: Storage;
+  private readonly queue = new WriteQueue();
 
   constructor(private readonly options: TensorBoardLoggerOptions) {
-    mkdirSync(options.dir, { recursive: true });
-    this.file = path.join(options.dir, `events.out.tfevents.${Math.floor(Date.now() / 1000)}.${os.hostname()}.${process.pid}`);
-    this.fd = openSync(this.file, 'a');
-    this.write(event(0, (e) => e.string(3, 'brain.Event:2')));
+    this.storage = options.storage ?? defaultStorage();
+    this.file = this.storage.join(options.dir, `events.out.tfevents.${Math.floor(Date.now() / 1000)}.${processLabel()}`);
+    void this.write(event(0, (e) => e.string(3, 'brain.Event:2'))).catch(() => {
+      // Reported again by the next write (the same storage, the same file) or by finalize.
+    });
   }
 
-  private write(data: Uint8Array): void {
-    if (this.fd === null) this.fd = openSync(this.file, 'a');
-    writeSync(this.fd, tfRecord(data));
+  /** Appends one record; records reach the file in call order. */
+  private write(data: Uint8Array): Promise<void> {
+    const record = tfRecord(data);
+    return this.queue.run(() => this.storage.append(this.file, record));
   }
 
   /** Summary { value = 1: Value { tag = 1, simple_value = 2 } } per metric, one event per call. */
-  logMetrics(metrics: Record<string, number>, step: number): void {
+  logMetrics(metrics: Record<string, number>, step: number): Promise<void> {
     const summary = new ProtoWriter();
     for (const [tag, v] of Object.entries(metrics)) summary.message(1, new ProtoWriter().string(1, tag).float(2, v));
-    this.write(event(step, (e) => e.message(5, summary)));
+    return this.write(event(step, (e) => e.message(5, summary)));
   }
 
   /** One histogram per named array (Value.histo = 5). */
-  logHistograms(named: Record<string, ArrayLike<number>>, step: number): void {
+  logHistograms(named: Record<string, ArrayLike<number>>, step: number): Promise<void> {
     const summary = new ProtoWriter();
     for (const [tag, vs] of Object.entries(named)) summary.message(1, new ProtoWriter().string(1, tag).message(5, histogramProto(vs, this.options.histogramBuckets)));
-    this.write(event(step, (e) => e.message(5, summary)));
+    return this.write(event(step, (e) => e.message(5, summary)));
   }
 
   /**
    * One PNG image (Value.image = 4: Image { height = 1, width = 2, colorspace = 3, encoded_image_string
    * = 4 }), shown in TensorBoard's Images tab. Width and height are read from the PNG's IHDR chunk.
    */
-  logImage(tag: string, png: Uint8Array, step: number): void {
+  logImage(tag: string, png: Uint8Array, step: number): Promise<void> {
     const { width, height, colorspace } = pngHeader(png, tag);
     const image = new ProtoWriter().int(1, height).int(2, width).int(3, colorspace).bytes(4, png);
-    this.write(event(step, (e) => e.message(5, new ProtoWriter().message(1, new ProtoWriter().string(1, tag).message(4, image)))));
+    return this.write(event(step, (e) => e.message(5, new ProtoWriter().message(1, new ProtoWriter().string(1, tag).message(4, image)))));
   }
 
   /**
    * As a text summary (Value.metadata = 9 naming the `text` plugin, Value.tensor = 8 holding a
    * DT_STRING scalar), which TensorBoard's Text tab shows as a table.
    */
-  logHyperparams(params: Record<string, unknown>): void {
+  logHyperparams(params: Record<string, unknown>): Promise<void> {
     const md = ['| name | value |', '|---|---|', ...Object.entries(params).map(([k, v]) => `| ${k} | ${typeof v === 'string' ? v : JSON.stringify(v)} |`)].join('\n');
     const tensor = new ProtoWriter().int(1, 7).message(2, new ProtoWriter()).string(8, md);
     const metadata = new ProtoWriter().message(1, new ProtoWriter().string(1, 'text'));
     const value = new ProtoWriter().string(1, 'hparams/text_summary').message(9, metadata).message(8, tensor);
-    this.write(event(0, (e) => e.message(5, new ProtoWriter().message(1, value))));
+    return this.write(event(0, (e) => e.message(5, new ProtoWriter().message(1, value))));
   }
 
   /**
@@ -134,14 +140,12 @@ export class TensorBoardLogger implements Logger {
    * epoch's point at `step` shown twice, with the same value: purging `step` would also purge the
    * step-level point logged before the checkpoint, which is not logged again.)
    */
-  onResume(step: number): void {
-    this.write(event(step + 1, (e) => e.message(7, new ProtoWriter().int(1, 1))));
+  onResume(step: number): Promise<void> {
+    return this.write(event(step + 1, (e) => e.message(7, new ProtoWriter().int(1, 1))));
   }
 
-  finalize(): void {
-    if (this.fd === null) return;
-    fsyncSync(this.fd);
-    closeSync(this.fd);
-    this.fd = null;
+  /** Waits for every record logged so far to be written. */
+  finalize(): Promise<void> {
+    return this.queue.run(async () => undefined);
   }
 }
