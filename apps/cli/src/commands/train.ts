@@ -340,7 +340,7 @@ export async function prepareRun(values: Record<string, string | undefined>, err
         return values.schedule && values.schedule !== 'none' ? { optimizer, ...makeSchedule(values.schedule, optimizer, epochs, trainLoader.length) } : { optimizer };
       },
     });
-    return { values, modelName, epochs, batchSize, lr, seed, limitTrain, valSplitGiven, valSplit, outDir, onNan, folds, fold, optimizerName, momentum, augment, patience, checkpointEvery, loggerNames, choice, pretrained, data, trainSet, valSet, testSet, stats, preprocessing, evalTransform, info, runHparams, model, trainLoader, module };
+    return { values, modelName, epochs, batchSize, lr, seed, limitTrain, valSplitGiven, valSplit, outDir, onNan, folds, fold, optimizerName, momentum, augment, patience, checkpointEvery, loggerNames, choice, container: run.container, pretrained, data, trainSet, valSet, testSet, stats, preprocessing, evalTransform, info, runHparams, model, trainLoader, module };
   } catch (e) {
     await data.close();
     throw e;
