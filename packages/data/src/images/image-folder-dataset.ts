@@ -1,7 +1,7 @@
 import { ConfigError, DataFormatError, KilnError } from '@kiln/core';
 import { ArrayDataset, type AsyncDataset, type Example } from '../dataset.js';
 import { ByteLru, type CacheStats } from './byte-lru.js';
-import { checkSize, RESIZE_MODES, type ResizeMode } from './geometry.js';
+import { checkSize, pixelsToFloat, RESIZE_MODES, type ResizeMode } from './geometry.js';
 import type { FolderLayout, ImageEntry, ImageHost, ImageLimits } from './image-host.js';
 
 /** Options of `imageFolder` and `imageFolderFromFiles`. */
@@ -21,7 +21,13 @@ export interface ImageFolderOptions extends ImageLimits {
   skipBad?: boolean;
   /** Receives the warnings (default: console.warn). */
   onWarning?: (message: string) => void;
-  /** Decoded images kept in a least-recently-used cache of at most this many bytes per split (default 256 MiB; 0: none). */
+  /**
+   * Decoded images kept in a least-recently-used cache of at most this many bytes per split
+   * (default 256 MiB; 0: none). Images are held as 8 bits per value, one byte per pixel for a grey
+   * image and three for colour (converted to float32 as they are read), so 256 MiB holds some
+   * 340,000 grey 28×28 images or 1,780 colour 224×224 ones; a folder that fits is decoded once,
+   * in the first epoch.
+   */
   cacheBytes?: number;
   /**
    * Decoding threads (Node: worker threads running sharp; default: CPU cores − 1, at least 1, at
@@ -112,11 +118,11 @@ export class ImageFolderDataset implements AsyncDataset<Example> {
   readonly files: string[];
   /** Class label of each example, by index. */
   readonly labels: Int32Array;
-  private readonly cache: ByteLru<number>;
+  private readonly cache: ByteLru<number, Uint8Array>;
   /** Oriented source sizes found at opening (0 when not probed), so decoding skips the header. */
   private readonly heights: Int32Array;
   private readonly widths: Int32Array;
-  private readonly inFlight = new Map<number, Promise<Float32Array>>();
+  private readonly inFlight = new Map<number, Promise<Uint8Array>>();
   private readonly bad = new Set<number>();
   private closed = false;
 
@@ -132,7 +138,7 @@ export class ImageFolderDataset implements AsyncDataset<Example> {
     this.labels = Int32Array.from(entries, (e) => e.label);
     this.classes = shared.classes;
     this.shape = [shared.size[0], shared.size[1], shared.channels];
-    this.cache = new ByteLru(shared.cacheBytes);
+    this.cache = new ByteLru<number, Uint8Array>(shared.cacheBytes);
   }
 
   get(index: number): Example {
@@ -144,13 +150,20 @@ export class ImageFolderDataset implements AsyncDataset<Example> {
   /** The examples at `indices`, in that order. */
   async getMany(indices: ArrayLike<number>): Promise<Example[]> {
     if (this.closed) throw new ConfigError('ImageFolderDataset', 'an open dataset', 'closed', 'open the folder again with imageFolder()');
-    const out: Promise<Example>[] = [];
+    const out: Example[] = new Array(indices.length);
+    const pixels = this.shape[0] * this.shape[1];
+    let misses: number[] | undefined;
     for (let k = 0; k < indices.length; k++) {
       const i = indices[k];
       if (!(Number.isInteger(i) && i >= 0 && i < this.length)) throw new ConfigError('ImageFolderDataset.getMany(indices)', `integers in [0, ${this.length})`, i);
-      out.push(this.example(i));
+      // Cached images are converted right here: no promise per image, so that an epoch served
+      // from the cache costs about what an in-memory dataset does.
+      const hit = this.cache.get(i);
+      if (hit) out[k] = { x: pixelsToFloat(hit, pixels, this.shared.channels), y: this.labels[i] };
+      else (misses ??= []).push(k);
     }
-    return Promise.all(out);
+    if (misses) await Promise.all(misses.map(async (k) => (out[k] = await this.example(indices[k], true))));
+    return out;
   }
 
   /** Decodes the images at `indices` (default: all) into an in-memory `ArrayDataset`, for what fits in memory. */
@@ -183,13 +196,17 @@ export class ImageFolderDataset implements AsyncDataset<Example> {
     if (--this.shared.open === 0) this.shared.host.close?.();
   }
 
-  /** Example `i`, or under skipBad the next readable one after it when its file fails to decode. */
-  private async example(i: number): Promise<Example> {
+  /**
+   * Example `i`, or under skipBad the next readable one after it when its file fails to decode.
+   * `missed`: the caller has just looked `i` up in the cache (so the lookup is not counted twice).
+   */
+  private async example(i: number, missed = false): Promise<Example> {
+    const pixels = this.shape[0] * this.shape[1];
     for (let k = 0; k < this.length; k++) {
       const j = (i + k) % this.length;
       if (this.bad.has(j)) continue;
       try {
-        return { x: await this.pixels(j), y: this.labels[j] };
+        return { x: pixelsToFloat(await this.compact(j, missed && j === i), pixels, this.shared.channels), y: this.labels[j] };
       } catch (e) {
         if (!(this.shared.skipBad && e instanceof DataFormatError)) throw e;
         if (!this.bad.has(j)) {
@@ -202,23 +219,22 @@ export class ImageFolderDataset implements AsyncDataset<Example> {
     throw new DataFormatError(this.files[i], 'no readable image left in the split', { hint: 'every file failed to decode; see the warnings' });
   }
 
-  /**
-   * Image `i`'s values, owned by the caller: a copy when the cache or another caller also holds
-   * them, the decoded array itself otherwise (so an uncached image is never copied).
-   */
-  private async pixels(i: number): Promise<Float32Array> {
-    const hit = this.cache.get(i);
-    if (hit) return hit.slice();
+  /** Image `i` as 8-bit pixels (`compactPixels` form): from the cache, a decode in flight, or a new decode. Never written to. */
+  private async compact(i: number, missed: boolean): Promise<Uint8Array> {
+    const hit = missed ? undefined : this.cache.get(i);
+    if (hit) return hit;
     const pending = this.inFlight.get(i);
-    if (pending) return (await pending).slice();
+    if (pending) return pending;
     const { host, size, resize, channels, limiter } = this.shared;
     const source = this.heights[i] > 0 ? { height: this.heights[i], width: this.widths[i] } : undefined;
     const p = limiter.run(() => host.decode(this.files[i], { size, resize, channels, source }));
     this.inFlight.set(i, p);
     try {
-      const x = await p;
-      if (!this.closed) this.cache.set(i, x);
-      return this.cache.has(i) ? x.slice() : x;
+      const px = await p;
+      // A decoding thread's images arrive as views into one buffer per message: the cache keeps a
+      // copy of just this image, so that what it counts is what it holds.
+      if (!this.closed) this.cache.set(i, px.byteLength === px.buffer.byteLength ? px : px.slice());
+      return px;
     } finally {
       this.inFlight.delete(i);
     }
