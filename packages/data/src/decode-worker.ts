@@ -41,7 +41,7 @@ parentPort?.on('message', (msg: DecodeRequests) => {
   void Promise.all(Array.from({ length: Math.min(PARALLEL, n) }, lane)).then(() => {
     const { ids } = msg;
     if (sizes) {
-      parentPort?.postMessage({ ids, sizes, errors } satisfies DecodeReplies, [ids.buffer as ArrayBuffer, sizes.buffer]);
+      parentPort?.postMessage({ batch: msg.batch, ids, sizes, errors } satisfies DecodeReplies, [ids.buffer as ArrayBuffer, sizes.buffer]);
       return;
     }
     // Every image's bytes into one buffer, sent as one transfer.
@@ -53,6 +53,6 @@ parentPort?.on('message', (msg: DecodeRequests) => {
       pixels.set(d, at);
       at += d.length;
     }
-    parentPort?.postMessage({ ids, lengths, pixels: pixels.buffer, errors } satisfies DecodeReplies, [ids.buffer as ArrayBuffer, lengths.buffer, pixels.buffer]);
+    parentPort?.postMessage({ batch: msg.batch, ids, lengths, pixels: pixels.buffer, errors } satisfies DecodeReplies, [ids.buffer as ArrayBuffer, lengths.buffer, pixels.buffer]);
   });
 });

@@ -67,19 +67,24 @@ export interface ImageFolder {
   close(): void;
 }
 
-/** Runs at most `n` tasks at once. */
+/** Runs tasks of total weight at most `n` at once (a heavier task runs alone when nothing else does). */
 class Limiter {
   private active = 0;
-  private readonly waiting: (() => void)[] = [];
+  private readonly waiting: { weight: number; go: () => void }[] = [];
   constructor(private readonly n: number) {}
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.active >= this.n) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.active++;
+  async run<T>(task: () => Promise<T>, weight = 1): Promise<T> {
+    // A waiter's weight is counted by whoever releases it, so that nothing overtakes it meanwhile.
+    if (this.active > 0 && (this.active + weight > this.n || this.waiting.length > 0)) await new Promise<void>((go) => this.waiting.push({ weight, go }));
+    else this.active += weight;
     try {
       return await task();
     } finally {
-      this.active--;
-      this.waiting.shift()?.();
+      this.active -= weight;
+      while (this.waiting.length > 0 && (this.active === 0 || this.active + this.waiting[0].weight <= this.n)) {
+        const next = this.waiting.shift() as { weight: number; go: () => void };
+        this.active += next.weight;
+        next.go();
+      }
     }
   }
 }
@@ -162,8 +167,66 @@ export class ImageFolderDataset implements AsyncDataset<Example> {
       if (hit) out[k] = { x: pixelsToFloat(hit, pixels, this.shared.channels), y: this.labels[i] };
       else (misses ??= []).push(k);
     }
-    if (misses) await Promise.all(misses.map(async (k) => (out[k] = await this.example(indices[k], true))));
+    if (!misses) return out;
+    const { host } = this.shared;
+    if (host.decodeMany) misses = await this.decodeBatch(host.decodeMany.bind(host), indices, misses, out);
+    await Promise.all(misses.map(async (k) => (out[k] = await this.example(indices[k], true))));
     return out;
+  }
+
+  /**
+   * Decodes the missed images of a batch with one `decodeMany` per chunk (no promise per image),
+   * filling `out`; returns the positions left to the per-image path: images failing to decode
+   * (it applies skipBad), known-bad ones, duplicates and images another call is decoding.
+   */
+  private async decodeBatch(decodeMany: NonNullable<ImageHost['decodeMany']>, indices: ArrayLike<number>, misses: number[], out: Example[]): Promise<number[]> {
+    const rest: number[] = [];
+    const todo: number[] = [];
+    const dups: number[] = [];
+    const seen = new Set<number>();
+    for (const k of misses) {
+      const i = indices[k];
+      if (this.bad.has(i) || this.inFlight.has(i)) rest.push(k);
+      else if (seen.has(i)) dups.push(k);
+      else {
+        seen.add(i);
+        todo.push(k);
+      }
+    }
+    const { size, resize, channels, limiter } = this.shared;
+    const pixels = size[0] * size[1];
+    const items = todo.map((k) => {
+      const i = indices[k];
+      return { file: this.files[i], source: this.heights[i] > 0 ? { height: this.heights[i], width: this.widths[i] } : undefined };
+    });
+    // Chunks of at most CHUNK images, so that a huge request neither holds all its pixels at once nor starves other callers.
+    const CHUNK = 256;
+    const parts: Promise<void>[] = [];
+    for (let s = 0; s < todo.length; s += CHUNK) {
+      const ks = todo.slice(s, s + CHUNK);
+      parts.push(
+        limiter
+          .run(() => decodeMany(items.slice(s, s + CHUNK), { size, resize, channels }), ks.length)
+          .then((results) => {
+            ks.forEach((k, j) => {
+              const px = results[j];
+              if (px instanceof Error) return void rest.push(k);
+              const i = indices[k];
+              // The cache keeps a copy of just this image (the answer is a view into one buffer per message).
+              if (!this.closed) this.cache.set(i, px.slice());
+              out[k] = { x: pixelsToFloat(px, pixels, channels), y: this.labels[i] };
+            });
+          }),
+      );
+    }
+    await Promise.all(parts);
+    // An index asked for twice in one batch: a cache hit now, or (cache off, or it failed) the per-image path.
+    for (const k of dups) {
+      const hit = this.cache.get(indices[k]);
+      if (hit) out[k] = { x: pixelsToFloat(hit, pixels, channels), y: this.labels[indices[k]] };
+      else rest.push(k);
+    }
+    return rest;
   }
 
   /** Decodes the images at `indices` (default: all) into an in-memory `ArrayDataset`, for what fits in memory. */

@@ -14,6 +14,12 @@ export interface ImageHost {
    * [0, 1] of it. Throws a DataFormatError naming the file.
    */
   decode(file: string, spec: DecodeSpec): Promise<Uint8Array>;
+  /**
+   * Optional: several images with one spec, answered together (each image's pixels as `decode`
+   * gives them, or its error in its place). A host with threads implements it so that a batch
+   * costs the calling thread one request and one answer rather than a promise chain per image.
+   */
+  decodeMany?(items: { file: string; source?: { height: number; width: number } }[], spec: Omit<DecodeSpec, 'source'>): Promise<(Uint8Array | Error)[]>;
   /** Releases what the host holds (threads); later calls fail. */
   close?(): void;
 }

@@ -29,6 +29,8 @@ export interface DecodeRequests {
   spec?: Omit<DecodeSpec, 'source'>;
   /** Decodes: each file's oriented source size from the probe, `[height, width]` pairs, 0 when unknown. */
   sources?: Int32Array;
+  /** Set on a `decodeMany` message: answered as a whole, this number echoed. */
+  batch?: number;
 }
 
 /** @internal The parts of an error that cross the thread boundary. */
@@ -49,6 +51,7 @@ export interface SentError {
  * request has length −1 and its error in `errors` (as `[k, error]`).
  */
 export interface DecodeReplies {
+  batch?: number;
   ids: Int32Array;
   lengths?: Int32Array;
   pixels?: ArrayBuffer;
@@ -92,6 +95,8 @@ type Answer = { size?: { height: number; width: number }; data?: Uint8Array };
 interface Slot {
   worker: Worker;
   pending: Map<number, { resolve: (r: Answer) => void; reject: (e: Error) => void }>;
+  /** `decodeMany` messages awaiting their answer, by batch number. */
+  batches: Map<number, { resolve: (r: DecodeReplies) => void; reject: (e: Error) => void }>;
   /** Requests made in this turn of the event loop, by operation and spec, each group sent as one message at its end. */
   outbox: Map<string, { op: 'probe' | 'decode'; spec?: DecodeSpec; ids: number[]; files: string[]; sources: number[] }>;
 }
@@ -107,14 +112,22 @@ export class WorkerPoolHost implements ImageHost {
   }
 
   private spawn(script: string, limits: ImageLimits): Slot {
-    const slot: Slot = { worker: new Worker(script, { workerData: { maxPixels: limits.maxPixels, maxFileBytes: limits.maxFileBytes } }), pending: new Map(), outbox: new Map() };
+    const slot: Slot = { worker: new Worker(script, { workerData: { maxPixels: limits.maxPixels, maxFileBytes: limits.maxFileBytes } }), pending: new Map(), batches: new Map(), outbox: new Map() };
     // An idle pool must not keep the process alive; a busy one must (the caller awaits it).
     slot.worker.unref();
     const failAll = (err: Error) => {
-      for (const p of slot.pending.values()) p.reject(err);
+      for (const p of [...slot.pending.values(), ...slot.batches.values()]) p.reject(err);
       slot.pending.clear();
+      slot.batches.clear();
     };
-    slot.worker.on('message', ({ ids, lengths, pixels, sizes, errors }: DecodeReplies) => {
+    slot.worker.on('message', (msg: DecodeReplies) => {
+      if (msg.batch !== undefined) {
+        slot.batches.get(msg.batch)?.resolve(msg);
+        slot.batches.delete(msg.batch);
+        if (slot.pending.size + slot.batches.size === 0) slot.worker.unref();
+        return;
+      }
+      const { ids, lengths, pixels, sizes, errors } = msg;
       const failed = new Map(errors);
       let at = 0;
       for (let k = 0; k < ids.length; k++) {
@@ -129,7 +142,7 @@ export class WorkerPoolHost implements ImageHost {
         }
         if (length > 0) at += length;
       }
-      if (slot.pending.size === 0) slot.worker.unref();
+      if (slot.pending.size + slot.batches.size === 0) slot.worker.unref();
     });
     slot.worker.on('error', (err) => failAll(new KilnError('E_WORKER', 'an image decoding worker failed', { found: err.message, cause: err })));
     // A worker that dies mid-file (killed, out of memory) would otherwise leave its callers waiting forever.
@@ -147,7 +160,7 @@ export class WorkerPoolHost implements ImageHost {
     const slot = this.slots.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      if (slot.pending.size === 0) slot.worker.ref();
+      if (slot.pending.size + slot.batches.size === 0) slot.worker.ref();
       slot.pending.set(id, { resolve, reject });
       const key = spec ? `${op} ${spec.size[0]} ${spec.size[1]} ${spec.resize} ${spec.channels}` : op;
       let group = slot.outbox.get(key);
@@ -187,6 +200,48 @@ export class WorkerPoolHost implements ImageHost {
   /** The image's pixels: a view into the buffer its worker's message brought (see `DecodeReplies`). */
   async decode(file: string, spec: DecodeSpec): Promise<Uint8Array> {
     return (await this.call('decode', file, spec)).data as Uint8Array;
+  }
+
+  /**
+   * A batch split evenly over the workers, one message each way per worker; the pixels come back
+   * as views into each message's buffer.
+   */
+  async decodeMany(items: { file: string; source?: { height: number; width: number } }[], spec: Omit<DecodeSpec, 'source'>): Promise<(Uint8Array | Error)[]> {
+    if (this.closed) throw new KilnError('E_WORKER', 'the image decoding pool is closed', { hint: 'open the folder again' });
+    const per = Math.ceil(items.length / this.slots.length);
+    const parts: Promise<(Uint8Array | Error)[]>[] = [];
+    for (let s = 0, w = 0; s < items.length; s += per, w++) {
+      const chunk = items.slice(s, s + per);
+      const slot = this.slots[w];
+      const batch = this.nextId++;
+      const ids = Int32Array.from(chunk, (_, k) => k);
+      const sources = new Int32Array(2 * chunk.length);
+      chunk.forEach((it, k) => {
+        sources[2 * k] = it.source?.height ?? 0;
+        sources[2 * k + 1] = it.source?.width ?? 0;
+      });
+      const files = chunk.map((it) => it.file);
+      parts.push(
+        new Promise<DecodeReplies>((resolve, reject) => {
+          if (slot.pending.size + slot.batches.size === 0) slot.worker.ref();
+          slot.batches.set(batch, { resolve, reject });
+          const msg: DecodeRequests = { op: 'decode', ids, files, spec: { size: spec.size, resize: spec.resize, channels: spec.channels }, sources, batch };
+          slot.worker.postMessage(msg, [ids.buffer, sources.buffer]);
+        }).then(({ lengths, pixels, errors }) => {
+          const failed = new Map(errors);
+          const out: (Uint8Array | Error)[] = new Array(chunk.length);
+          let at = 0;
+          for (let k = 0; k < chunk.length; k++) {
+            const error = failed.get(k);
+            const length = (lengths as Int32Array)[k];
+            out[k] = error ? receiveError(error) : new Uint8Array(pixels as ArrayBuffer, at, length);
+            if (length > 0) at += length;
+          }
+          return out;
+        }),
+      );
+    }
+    return (await Promise.all(parts)).flat();
   }
 
   close(): void {
