@@ -182,3 +182,32 @@ describe('8-bit cache form', () => {
     });
   });
 });
+
+describe('batches decoded on the worker pool', () => {
+  const opened: ImageFolder[] = [];
+  afterAll(() => opened.forEach((f) => f.close()));
+
+  it('duplicates, overlapping calls and more images than one chunk give what decoding each alone gives', async () => {
+    const root = path.join(tmp, 'many-small');
+    const N = 300; // more than one chunk of 256
+    for (let i = 0; i < N; i++) {
+      const file = path.join(root, `c${i % 3}`, `${String(i).padStart(3, '0')}.jpg`);
+      mkdirSync(path.dirname(file), { recursive: true });
+      writeFileSync(file, await jpeg(noise(6, 5).map((v, k) => (v + i * 7 + k) & 255) as Buffer, 6, 5, { quality: 90 }));
+    }
+    const pool = await imageFolder(root, { cacheBytes: 0, workers: 2 });
+    const alone = await imageFolder(root, { cacheBytes: 0, workers: 0 });
+    opened.push(pool, alone);
+    const all = Array.from({ length: N }, (_, i) => i);
+    const reference = await alone.train.getMany(all);
+    const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+    const batch = await pool.train.getMany(all);
+    batch.forEach((e, i) => {
+      expect(same(e.x, reference[i].x), `image ${i}`).toBe(true);
+      expect(e.y).toBe(reference[i].y);
+    });
+    const [dup, overlap] = await Promise.all([pool.train.getMany([7, 7, 299, 7]), pool.train.getMany([299, 0, 7])]);
+    expect(dup.map((e, k) => same(e.x, reference[[7, 7, 299, 7][k]].x))).toEqual([true, true, true, true]);
+    expect(overlap.map((e, k) => same(e.x, reference[[299, 0, 7][k]].x))).toEqual([true, true, true]);
+  });
+});
