@@ -91,11 +91,22 @@ async function child(cfg) {
     let t0 = 0;
     let t1 = 0;
     let steps = 0;
-    const timer = { onTrainEpochStart: () => void (t0 = performance.now()), onTrainBatchEnd: () => void ((t1 = performance.now()), steps++) };
+    let inSteps = 0;
+    let stepStart = 0;
+    const timer = {
+      onTrainEpochStart: () => void (t0 = performance.now()),
+      onTrainBatchStart: () => void (stepStart = performance.now()),
+      onTrainBatchEnd: () => {
+        t1 = performance.now();
+        inSteps += t1 - stepStart;
+        steps++;
+      },
+    };
     const trainer = createTrainer({ maxEpochs: 1, numSanityValSteps: 0, enableProgressBar: false, plugins: [callback(timer)] });
     const elu0 = performance.eventLoopUtilization();
     await trainer.fit(module, new DataLoader(ds, { batchSize: BATCH, shuffle: true }));
-    return { samples_per_sec: (steps * BATCH * 1000) / (t1 - t0), main_thread_busy: performance.eventLoopUtilization(elu0).utilization };
+    // Time in steps (batch start to end hooks) and the rest: mostly awaiting the next batch.
+    return { samples_per_sec: (steps * BATCH * 1000) / (t1 - t0), ms_per_step: inSteps / steps, ms_between_steps: (t1 - t0 - inSteps) / steps, main_thread_busy: performance.eventLoopUtilization(elu0).utilization };
   };
   await epoch(memory); // warm-up: JIT, kernels, allocator
   const cold = await open(undefined);
@@ -204,7 +215,7 @@ for (let r = 0; r < rounds; r++) {
   if (res.status !== 0 || !line) throw new Error(`round ${r + 1} failed: ${(res.stderr || '').trim().split('\n').slice(-5).join(' | ')}`);
   const run = { round: r, loadavg: os.loadavg()[0], ...JSON.parse(line.slice(7)) };
   runs.push(run);
-  process.stderr.write(`  samples/s ${Object.entries(run.epochs).map(([k, v]) => `${k} ${v.samples_per_sec.toFixed(0)}`).join(', ')}; ratios ${Object.entries(run.ratios).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ')}; cache ${run.cache.hits} hits ${run.cache.misses} misses ${(run.cache.bytes / 1024).toFixed(0)} KiB; load ${run.loadavg.toFixed(1)}\n`);
+  process.stderr.write(`  samples/s ${Object.entries(run.epochs).map(([k, v]) => `${k} ${v.samples_per_sec.toFixed(0)} (step ${v.ms_per_step.toFixed(1)} + ${v.ms_between_steps.toFixed(1)} ms)`).join(', ')}; ratios ${Object.entries(run.ratios).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ')}; cache ${run.cache.hits} hits ${run.cache.misses} misses ${(run.cache.bytes / 1024).toFixed(0)} KiB; load ${run.loadavg.toFixed(1)}\n`);
 }
 const load1 = os.loadavg();
 const kinds = ['cold', 'warm', 'nocache'];
