@@ -165,7 +165,7 @@ const mozjpeg = await (async () => {
   // The WebAssembly decoder @kiln/data uses for small plain JPEGs (packages/data/src/images/small-jpeg.ts).
   const wasm = await WebAssembly.compile(readFileSync(req.resolve('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm')));
   const factory = (await import(pathToFileURL(req.resolve('@jsquash/jpeg/codec/dec/mozjpeg_dec.js')).href)).default;
-  return factory({ noInitialRun: true, instantiateWasm: (imports, done) => { const i = new WebAssembly.Instance(wasm, imports); done(i); return i.exports; } });
+  return factory({ noInitialRun: true, print: () => undefined, printErr: () => undefined, instantiateWasm: (imports, done) => { const i = new WebAssembly.Instance(wasm, imports); done(i); return i.exports; } });
 })();
 const stages = {
   'read file': async (k) => readFileSync(files[k]),

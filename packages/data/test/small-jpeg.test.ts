@@ -99,6 +99,22 @@ describe('small plain JPEGs (WebAssembly libjpeg-turbo instead of libvips)', () 
     await expect(fast.decodeBytes(truncated, 'cut.jpg', { size: [10, 20], resize: 'stretch', channels: 3 })).rejects.toBeInstanceOf(DataFormatError);
   });
 
+  it('a plain-looking JPEG that libjpeg refuses ends as sharp’s DataFormatError, and the decoder keeps working', async () => {
+    const [[, good]] = await plainJpegs();
+    const broken = Buffer.from(good);
+    // Wreck the first Huffman table's code counts (DHT segment) while keeping every length intact.
+    const dht = broken.indexOf(Buffer.from([0xff, 0xc4]));
+    expect(dht).toBeGreaterThan(0);
+    broken.fill(0xff, dht + 5, dht + 21);
+    expect(plainJpegSize(broken)).toBeDefined();
+    const spec = { size: [28, 28] as [number, number], resize: 'stretch' as const, channels: 1 as const };
+    await expect(fast.decodeBytes(broken, 'broken.jpg', spec)).rejects.toBeInstanceOf(DataFormatError);
+    const n0 = plainJpegDecodes();
+    const again = await fast.decodeBytes(good, 'good.jpg', spec);
+    expect(plainJpegDecodes()).toBe(n0 + 1);
+    expect(Buffer.from(again).equals(Buffer.from(await libvips.decodeBytes(good, 'good.jpg', spec)))).toBe(true);
+  });
+
   it('every JPEG of the messy-folder fixture decodes to the same bytes on both paths', async () => {
     const out = path.join(tmp, 'messy');
     execFileSync(process.execPath, [path.join(here, '..', '..', '..', 'tools', 'fixtures', 'data', 'make-messy-folder.mjs'), '--out', out, '--per-class', '3', '--test-per-class', '1', '--max-size', '48'], { stdio: 'pipe' });

@@ -89,6 +89,10 @@ async function instance(): Promise<Mozjpeg> {
   const { factory, wasm } = await load();
   decoder = await factory({
     noInitialRun: true,
+    // libjpeg's messages (warnings such as "Corrupt JPEG data", the reason of an error exit) would go
+    // to the console: a file it refuses goes to sharp, which reports it as a DataFormatError.
+    print: () => undefined,
+    printErr: () => undefined,
     instantiateWasm(imports: WebAssembly.Imports, done: (i: WebAssembly.Instance) => void) {
       const inst = new WebAssembly.Instance(wasm, imports);
       done(inst);
