@@ -1,53 +1,138 @@
 #!/usr/bin/env node
-// Does decoding images from disk keep up with training? LeNet-5 (or ResNet-18) trained by Kiln's Trainer for the
-// same steps on the same images, once read as JPEG files through imageFolder + DataLoader (decoded
-// on worker threads every step, no cache, `prefetch` batches ahead) and once as the same tensors
-// already in memory (the folder decoded beforehand into an ArrayDataset). Each run is its own
-// process (worker.mjs); rounds alternate which goes first. Reports the median step throughput of
-// each and their ratio (1.00: loading costs nothing). First, without training, it measures decoding
-// alone: images/s and main-thread time per image with decoding on worker threads and with
-// `workers: 0` (sharp called from the main thread), the measurement behind the worker pool.
+// Does loading images from disk keep up with training? LeNet-5 (or ResNet-18) trained by Kiln's
+// Trainer (ClassificationModule, batch 64, shuffled), one epoch at a time, on the same images read
+// three ways:
 //
-//   node tools/bench/image-folder.mjs [--model lenet5|resnet18] [--rounds 3] [--steps 40] [--warmup 5]
-//                                     [--threads N] [--decode-workers N] [--out FILE]
+//   memory          the images decoded beforehand into an ArrayDataset;
+//   folder cold     a freshly opened imageFolder of the JPEG files (DataLoader, `for await`,
+//                   prefetch 2, default 256 MiB cache): every file decoded on the worker pool;
+//   folder warm     the next epoch on that folder: every image from the decoded-image cache
+//                   (the folder's decoded size, 8 bits per pixel, is far below the cache's bound);
+//   folder nocache  a folder opened with `cacheBytes: 0`, which decodes every file every epoch.
 //
-// The JPEGs (Fashion-MNIST training images, 28×28 grey, quality 90) are written once to
-// bench-results/.cache/image-folder-<count>/.
+// Each round runs, in one process and one after the other, memory · cold · memory · warm ·
+// nocache · memory epochs, so that each folder epoch is compared with the memory epochs beside it
+// (the mean of the one before and the one after): on a shared machine the load changes within
+// seconds, and separate processes minutes apart measured it more than the loader. An epoch's
+// throughput is its samples over the time from its start (onTrainEpochStart: the loader's first
+// batch is awaited inside it) to its last step's end. Every round runs in a new process, after one
+// warm-up epoch from memory. Opening a folder (listing, reading headers) is before and outside the
+// timed epochs; its time is reported. Reported: each ratio (folder / memory) as the median over
+// rounds. Before training it profiles decoding per image on one thread: reading the file, sharp
+// (libvips) with imageFolder's options, sharp's header read, libjpeg-turbo as WebAssembly (the
+// small-JPEG path), and an imageFolder pass with the pool and with `workers: 0`.
+//
+//   node tools/bench/image-folder.mjs [--model lenet5|resnet18] [--rounds 5] [--batches 45]
+//                                     [--threads N] [--decode-workers N] [--skip-profile] [--out FILE]
+//
+// The JPEGs (the first batches × 64 Fashion-MNIST training images, 28×28 grey, quality 90) are
+// written once to bench-results/.cache/image-folder-<count>/.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { fashionMnist, imageFolder } from '@kiln/data';
-import { loadDnnl } from '@kiln/backend-cpu';
+import { manualSeed } from '@kiln/core';
+import { DataLoader, fashionMnist, imageFolder } from '@kiln/data';
+import { loadDnnl, wasmBackend } from '@kiln/backend-cpu';
+import { ClassificationModule, callback, createTrainer } from '@kiln/trainer';
+import { kilnModel } from './models.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
+const BATCH = 64;
 const { values: flags } = parseArgs({
   options: {
     model: { type: 'string', default: 'lenet5' },
-    rounds: { type: 'string', default: '3' },
-    steps: { type: 'string', default: '40' },
-    warmup: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '5' },
+    batches: { type: 'string', default: '45' },
     threads: { type: 'string' },
     'decode-workers': { type: 'string' },
     out: { type: 'string' },
+    'skip-profile': { type: 'boolean', default: false },
+    child: { type: 'string' },
   },
 });
-const int = (name, v) => {
+const int = (name, v, min = 0) => {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be an integer >= 0, got '${v}'`);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${v}'`);
   return n;
 };
-const rounds = int('rounds', flags.rounds);
-const steps = int('steps', flags.steps);
-const warmup = int('warmup', flags.warmup);
-const threads = flags.threads === undefined ? os.availableParallelism() : int('threads', flags.threads);
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+if (flags.child) {
+  await child(JSON.parse(flags.child));
+  process.exit(0);
+}
+
+/** One round in this process: the epoch sequence above; prints `RESULT {...}`. */
+async function child(cfg) {
+  process.env.KILN_NUM_THREADS = String(cfg.threads);
+  const backend = wasmBackend({ dnnl: cfg.backend === 'wasm+onednn' });
+  await backend.init();
+  manualSeed(0);
+  const open = async (cacheBytes) => {
+    const t0 = performance.now();
+    const f = await imageFolder(cfg.folder, { size: [28, 28], channels: 1, cacheBytes, workers: cfg.decodeWorkers });
+    return { f, openMs: performance.now() - t0 };
+  };
+  const first = await open(0);
+  const memory = await first.f.train.materialize();
+  first.f.close();
+  const module = new ClassificationModule(kilnModel(cfg.model), { lr: 1e-3 });
+  /** One epoch of `ds`: samples/s and the main thread's busy share. */
+  const epoch = async (ds) => {
+    let t0 = 0;
+    let t1 = 0;
+    let steps = 0;
+    let inSteps = 0;
+    let stepStart = 0;
+    const timer = {
+      onTrainEpochStart: () => void (t0 = performance.now()),
+      onTrainBatchStart: () => void (stepStart = performance.now()),
+      onTrainBatchEnd: () => {
+        t1 = performance.now();
+        inSteps += t1 - stepStart;
+        steps++;
+      },
+    };
+    const trainer = createTrainer({ maxEpochs: 1, numSanityValSteps: 0, enableProgressBar: false, plugins: [callback(timer)] });
+    const elu0 = performance.eventLoopUtilization();
+    await trainer.fit(module, new DataLoader(ds, { batchSize: BATCH, shuffle: true }));
+    // Time in steps (batch start to end hooks) and the rest: mostly awaiting the next batch.
+    return { samples_per_sec: (steps * BATCH * 1000) / (t1 - t0), ms_per_step: inSteps / steps, ms_between_steps: (t1 - t0 - inSteps) / steps, main_thread_busy: performance.eventLoopUtilization(elu0).utilization };
+  };
+  await epoch(memory); // warm-up: JIT, kernels, allocator
+  const cold = await open(undefined);
+  const nocache = await open(0);
+  const seq = {};
+  seq.memory1 = await epoch(memory);
+  seq.cold = await epoch(cold.f.train);
+  seq.memory2 = await epoch(memory);
+  seq.warm = await epoch(cold.f.train);
+  seq.nocache = await epoch(nocache.f.train);
+  seq.memory3 = await epoch(memory);
+  const cache = cold.f.train.cacheStats();
+  cold.f.close();
+  nocache.f.close();
+  const m = (a, b) => (seq[a].samples_per_sec + seq[b].samples_per_sec) / 2;
+  const ratios = { cold: seq.cold.samples_per_sec / m('memory1', 'memory2'), warm: seq.warm.samples_per_sec / m('memory2', 'memory3'), nocache: seq.nocache.samples_per_sec / m('memory2', 'memory3') };
+  console.log('RESULT ' + JSON.stringify({ epochs: seq, ratios, cache, open_ms: cold.openMs, peak_rss_mib: process.resourceUsage().maxRSS / 1024 }));
+}
+
+// ---------------------------------------------------------------- parent
+const rounds = int('rounds', flags.rounds, 1);
+const batches = int('batches', flags.batches, 2);
+if (!['lenet5', 'resnet18'].includes(flags.model)) throw new Error(`--model must be lenet5 or resnet18, got '${flags.model}'`);
+const threads = flags.threads === undefined ? os.availableParallelism() : int('threads', flags.threads, 1);
 const decodeWorkers = flags['decode-workers'] === undefined ? undefined : int('decode-workers', flags['decode-workers']);
-const BATCH = 64;
-const count = (warmup + steps) * BATCH;
+const count = batches * BATCH;
 
 /** Writes the first `count` Fashion-MNIST training images as JPEGs in class folders (once). */
 async function ensureFolder() {
@@ -66,72 +151,94 @@ async function ensureFolder() {
   renameSync(tmp, dir);
   return dir;
 }
-
 const folder = await ensureFolder();
+const cpuModel = (readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m)?.[1] ?? os.cpus()[0]?.model ?? 'unknown').trim();
+const load0 = os.loadavg();
 
-/** Decodes the whole folder `reps` times in batches of 64 (all requested at once) and times it. */
-async function decodeOnly(workers, reps = 2) {
+// ---- decoding profile, per image, one thread
+const files = readdirSync(folder)
+  .filter((d) => !d.startsWith('.'))
+  .flatMap((c) => readdirSync(path.join(folder, c)).map((f) => path.join(folder, c, f)));
+const bytes = files.map((f) => readFileSync(f));
+const req = createRequire(import.meta.url);
+const mozjpeg = await (async () => {
+  // The WebAssembly decoder @kiln/data uses for small plain JPEGs (packages/data/src/images/small-jpeg.ts).
+  const wasm = await WebAssembly.compile(readFileSync(req.resolve('@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm')));
+  const factory = (await import(pathToFileURL(req.resolve('@jsquash/jpeg/codec/dec/mozjpeg_dec.js')).href)).default;
+  return factory({ noInitialRun: true, print: () => undefined, printErr: () => undefined, instantiateWasm: (imports, done) => { const i = new WebAssembly.Instance(wasm, imports); done(i); return i.exports; } });
+})();
+const stages = {
+  'read file': async (k) => readFileSync(files[k]),
+  'sharp (libvips), imageFolder options': (k) =>
+    sharp(bytes[k], { autoOrient: true, failOn: 'truncated', limitInputPixels: 50_000_000, sequentialRead: true }).flatten({ background: { r: 0, g: 0, b: 0 } }).toColourspace('srgb').removeAlpha().raw({ depth: 'uchar' }).toBuffer(),
+  'sharp metadata() (the old probe)': (k) => sharp(bytes[k]).metadata(),
+  'libjpeg-turbo as WebAssembly': async (k) => mozjpeg.decode(bytes[k], true),
+};
+async function timeStage(fn) {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let k = 0; k < files.length; k++) await fn(k);
+  const cpu = process.cpuUsage(c0);
+  return { us_per_image: ((performance.now() - t0) * 1000) / files.length, cpu_us_per_image: (cpu.user + cpu.system) / files.length };
+}
+const profile = {};
+if (!flags['skip-profile']) for (let rep = 0; rep < 2; rep++) for (const [name, fn] of Object.entries(stages)) profile[name] = await timeStage(fn); // second pass kept
+/** The whole folder through getMany in batches of 64, all requested at once, no cache. */
+async function folderPass(workers) {
   const f = await imageFolder(folder, { size: [28, 28], channels: 1, cacheBytes: 0, workers });
   const idx = Array.from({ length: f.train.length }, (_, i) => i);
   const e0 = performance.eventLoopUtilization();
   const c0 = process.cpuUsage();
   const t0 = performance.now();
-  for (let r = 0; r < reps; r++) {
-    const batches = [];
-    for (let s = 0; s < idx.length; s += BATCH) batches.push(f.train.getMany(idx.slice(s, s + BATCH)));
-    await Promise.all(batches);
-  }
-  const n = reps * idx.length;
+  const pending = [];
+  for (let s = 0; s < idx.length; s += BATCH) pending.push(f.train.getMany(idx.slice(s, s + BATCH)));
+  await Promise.all(pending);
   const wall = performance.now() - t0;
   const cpu = process.cpuUsage(c0);
   const busy = performance.eventLoopUtilization(e0).active;
   f.close();
-  return { workers: workers ?? 'default', images_per_sec: (n / wall) * 1000, main_thread_us_per_image: (busy / n) * 1000, process_cpu_us_per_image: (cpu.user + cpu.system) / n };
+  return { images_per_sec: (idx.length / wall) * 1000, main_thread_us_per_image: (busy * 1000) / idx.length, process_cpu_us_per_image: (cpu.user + cpu.system) / idx.length };
 }
-const decoding = [];
-for (const w of [0, decodeWorkers, 0, decodeWorkers]) decoding.push(await decodeOnly(w));
-for (const d of decoding) process.stderr.write(`decode only, workers ${d.workers}: ${d.images_per_sec.toFixed(0)} images/s, main thread ${d.main_thread_us_per_image.toFixed(0)} µs/image, process CPU ${d.process_cpu_us_per_image.toFixed(0)} µs/image\n`);
+const passes = [];
+if (!flags['skip-profile']) for (const w of [0, decodeWorkers, 0, decodeWorkers]) passes.push({ workers: w ?? 'default', ...(await folderPass(w)) });
+for (const [name, p] of Object.entries(profile)) process.stderr.write(`profile: ${name}: ${p.us_per_image.toFixed(1)} µs wall, ${p.cpu_us_per_image.toFixed(1)} µs CPU per image\n`);
+for (const p of passes) process.stderr.write(`imageFolder pass, workers ${p.workers}: ${p.images_per_sec.toFixed(0)} images/s, main thread ${p.main_thread_us_per_image.toFixed(1)} µs/image, process CPU ${p.process_cpu_us_per_image.toFixed(1)} µs/image\n`);
+
+// ---- training
 const backend = loadDnnl().loaded ? 'wasm+onednn' : 'wasm';
-if (!['lenet5', 'resnet18'].includes(flags.model)) throw new Error(`--model must be lenet5 or resnet18, got '${flags.model}'`);
-const base = { framework: 'kiln', model: flags.model, backend, threads, steps, warmup, inferBatches: 1, imageFolder: folder, decodeWorkers };
-
-function run(data) {
-  process.stderr.write(`… ${flags.model} from ${data}\n`);
-  const r = spawnSync(process.execPath, [path.join(here, 'worker.mjs'), JSON.stringify({ ...base, data })], { encoding: 'utf8', cwd: root });
-  const line = (r.stdout || '').split('\n').find((l) => l.startsWith('RESULT '));
-  if (r.status !== 0 || !line) throw new Error(`worker failed (${data}): ${(r.stderr || '').trim().split('\n').slice(-5).join(' | ')}`);
-  const res = JSON.parse(line.slice(7));
-  process.stderr.write(`  ${res.train_samples_per_sec.toFixed(1)} samples/s, main thread busy ${(100 * res.main_thread_busy).toFixed(0)}%, rss ${res.peak_rss_mib.toFixed(0)} MiB\n`);
-  return res;
-}
-
-const load0 = os.loadavg();
+const base = { model: flags.model, backend, threads, folder, decodeWorkers };
 const runs = [];
 for (let r = 0; r < rounds; r++) {
-  const order = r % 2 === 0 ? ['folder', 'memory'] : ['memory', 'folder'];
-  for (const data of order) runs.push({ round: r, ...run(data) });
+  process.stderr.write(`… round ${r + 1}: ${flags.model}, epochs memory · cold · memory · warm · nocache · memory\n`);
+  const res = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(base)], { encoding: 'utf8', cwd: root });
+  const line = (res.stdout || '').split('\n').find((l) => l.startsWith('RESULT '));
+  if (res.status !== 0 || !line) throw new Error(`round ${r + 1} failed: ${(res.stderr || '').trim().split('\n').slice(-5).join(' | ')}`);
+  const run = { round: r, loadavg: os.loadavg()[0], ...JSON.parse(line.slice(7)) };
+  runs.push(run);
+  process.stderr.write(`  samples/s ${Object.entries(run.epochs).map(([k, v]) => `${k} ${v.samples_per_sec.toFixed(0)} (step ${v.ms_per_step.toFixed(1)} + ${v.ms_between_steps.toFixed(1)} ms)`).join(', ')}; ratios ${Object.entries(run.ratios).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ')}; cache ${run.cache.hits} hits ${run.cache.misses} misses ${(run.cache.bytes / 1024).toFixed(0)} KiB; load ${run.loadavg.toFixed(1)}\n`);
 }
 const load1 = os.loadavg();
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const of = (data) => runs.filter((r) => r.data === data);
-const summary = Object.fromEntries(['folder', 'memory'].map((d) => [d, { train_samples_per_sec: median(of(d).map((r) => r.train_samples_per_sec)), peak_rss_mib: Math.max(...of(d).map((r) => r.peak_rss_mib)) }]));
-// Per round, so that a load change between rounds does not enter the ratio.
-const roundRatios = Array.from({ length: rounds }, (_, r) => runs.find((x) => x.round === r && x.data === 'folder').train_samples_per_sec / runs.find((x) => x.round === r && x.data === 'memory').train_samples_per_sec);
-const ratio = median(roundRatios);
+const kinds = ['cold', 'warm', 'nocache'];
+const ratios = Object.fromEntries(kinds.map((k) => [k, { median: median(runs.map((r) => r.ratios[k])), rounds: runs.map((r) => r.ratios[k]) }]));
+const epochMedian = (k) => median(runs.map((r) => r.epochs[k].samples_per_sec));
+const memoryMedian = median(runs.flatMap((r) => ['memory1', 'memory2', 'memory3'].map((k) => r.epochs[k].samples_per_sec)));
 
-console.log(`${flags.model}, batch ${BATCH}, ${steps} steps after ${warmup} warm-up, ${backend}, ${threads} compute threads, ${rounds} rounds`);
-console.log(`| data | train samples/s | peak RSS MiB |`);
-console.log(`|---|---|---|`);
-console.log(`| JPEG folder (imageFolder, decoded every step) | ${summary.folder.train_samples_per_sec.toFixed(1)} | ${summary.folder.peak_rss_mib.toFixed(0)} |`);
-console.log(`| same tensors in memory (ArrayDataset) | ${summary.memory.train_samples_per_sec.toFixed(1)} | ${summary.memory.peak_rss_mib.toFixed(0)} |`);
-console.log(`folder / memory: ${ratio.toFixed(3)} (median of per-round ratios ${roundRatios.map((x) => x.toFixed(3)).join(', ')})`);
-console.log(`decoding alone (second pass of each): ${decoding.slice(2).map((d) => `workers ${d.workers}: ${d.images_per_sec.toFixed(0)} images/s, ${d.main_thread_us_per_image.toFixed(0)} µs main-thread and ${d.process_cpu_us_per_image.toFixed(0)} µs CPU per image`).join('; ')}`);
-console.log(`load average ${load0.map((x) => x.toFixed(2)).join(' ')} → ${load1.map((x) => x.toFixed(2)).join(' ')} on ${os.availableParallelism()} cores`);
+const f1 = (x) => x.toFixed(1);
+console.log(`${flags.model}, batch ${BATCH}, ${count} images (one epoch = ${batches} steps), ${backend}, ${threads} compute threads, decode workers ${decodeWorkers ?? 'default'}, ${rounds} rounds`);
+console.log(`CPU: ${cpuModel}, ${os.availableParallelism()} cores, Node ${process.version}; load average ${load0.map((x) => x.toFixed(2)).join(' ')} → ${load1.map((x) => x.toFixed(2)).join(' ')}`);
+console.log('| epoch | samples/s (median) | folder / memory (median; per round) |');
+console.log('|---|---|---|');
+console.log(`| memory | ${f1(memoryMedian)} | |`);
+for (const k of kinds) console.log(`| folder ${k} | ${f1(epochMedian(k))} | **${ratios[k].median.toFixed(3)}**; ${ratios[k].rounds.map((x) => x.toFixed(2)).join(', ')} |`);
+console.log(`opening the folder (list + headers): ${f1(median(runs.map((r) => r.open_ms)))} ms; cache after cold + warm epochs: ${runs[0].cache.hits} hits, ${runs[0].cache.misses} misses, ${(runs[0].cache.bytes / 1024).toFixed(0)} KiB; peak RSS ${Math.max(...runs.map((r) => r.peak_rss_mib)).toFixed(0)} MiB`);
+console.log('decoding profile, per image (one thread, second pass):');
+for (const [name, p] of Object.entries(profile)) console.log(`  ${name}: ${f1(p.cpu_us_per_image)} µs CPU (${f1(p.us_per_image)} µs wall)`);
+for (const p of passes.slice(2)) console.log(`  imageFolder, workers ${p.workers}: ${p.images_per_sec.toFixed(0)} images/s, ${f1(p.main_thread_us_per_image)} µs main thread, ${f1(p.process_cpu_us_per_image)} µs process CPU`);
 
 const outFile = flags.out ?? path.join(root, 'bench-results', `image-folder-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 mkdirSync(path.dirname(outFile), { recursive: true });
-writeFileSync(outFile, JSON.stringify({ model: flags.model, batch_size: BATCH, steps, warmup, threads, backend, rounds, machine: { cpu: os.cpus()[0]?.model, cores: os.availableParallelism(), node: process.version, loadavg_start: load0, loadavg_end: load1 }, summary, ratio, roundRatios, decoding, runs }, null, 2) + '\n');
+writeFileSync(
+  outFile,
+  JSON.stringify({ model: flags.model, batch_size: BATCH, images: count, threads, backend, rounds, machine: { cpu: cpuModel, cores: os.availableParallelism(), node: process.version, loadavg_start: load0, loadavg_end: load1 }, ratios, memory_samples_per_sec: memoryMedian, profile, passes, runs }, null, 2) + '\n',
+);
 console.log(`results: ${path.relative(process.cwd(), outFile)}`);

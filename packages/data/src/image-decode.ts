@@ -1,5 +1,5 @@
 import { ConfigError } from '@kiln/core';
-import { checkSize, type ResizeMode } from './images/geometry.js';
+import { checkSize, pixelsToFloat, type ResizeMode } from './images/geometry.js';
 import type { DecodedImage, ImageLimits } from './images/image-host.js';
 import { SharpHost } from './images/sharp-host.js';
 
@@ -27,6 +27,7 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeImageOptions
   if (channels !== 1 && channels !== 3) throw new ConfigError('decodeImage.channels', '1 or 3', channels);
   const host = new SharpHost(options);
   const size = options.size === undefined ? await host.probeBytes(bytes, file) : checkSize(options.size, 'decodeImage.size');
-  const data = await host.decodeBytes(bytes, file, { size, resize: options.resize ?? 'stretch', channels });
+  const px = await host.decodeBytes(bytes, file, { size, resize: options.resize ?? 'stretch', channels });
+  const data = pixelsToFloat(px, size[0] * size[1], channels);
   return { height: size[0], width: size[1], channels, data };
 }

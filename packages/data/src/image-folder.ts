@@ -3,7 +3,7 @@
  * lazy dataset in images/image-folder-dataset.ts. Browsers get the same dataset from index.browser.ts.
  */
 import { ConfigError } from '@kiln/core';
-import { checkSize, type ResizeMode } from './images/geometry.js';
+import { checkSize, pixelsToFloat, type ResizeMode } from './images/geometry.js';
 import { DEFAULT_EXTENSIONS, type FolderLayout, type ImageLimits } from './images/image-host.js';
 import { openImageFolder, type ImageFolder, type ImageFolderOptions } from './images/image-folder-dataset.js';
 import { folderLayout } from './images/layout.js';
@@ -60,5 +60,5 @@ export async function loadImages(files: string[], options: LoadImagesOptions): P
   if (channels !== 1 && channels !== 3) throw new ConfigError('loadImages.channels', '1 or 3', channels);
   const host = new SharpHost(options);
   const resize = options.resize ?? 'stretch';
-  return Promise.all(files.map((f) => host.decode(f, { size, resize, channels })));
+  return Promise.all(files.map(async (f) => pixelsToFloat(await host.decode(f, { size, resize, channels }), size[0] * size[1], channels)));
 }

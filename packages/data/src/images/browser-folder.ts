@@ -5,7 +5,7 @@
  */
 import { ConfigError } from '@kiln/core';
 import { CanvasHost } from './canvas-host.js';
-import { checkSize, type ResizeMode } from './geometry.js';
+import { checkSize, pixelsToFloat, type ResizeMode } from './geometry.js';
 import { DEFAULT_EXTENSIONS, type DecodedImage, type ImageLimits } from './image-host.js';
 import { openImageFolder, type ImageFolder, type ImageFolderOptions } from './image-folder-dataset.js';
 import { folderLayout, type DirEntry } from './layout.js';
@@ -76,6 +76,6 @@ export async function decodeImageBlob(blob: Blob, options: DecodeBlobOptions = {
   const host = new CanvasHost(new Map([[name, blob]]), options);
   const own = options.size === undefined ? await host.probe(name) : undefined;
   const size = own ? ([own.height, own.width] as [number, number]) : checkSize(options.size, 'decodeImageBlob.size');
-  const data = await host.decode(name, { size, resize: options.resize ?? 'stretch', channels });
+  const data = pixelsToFloat(await host.decode(name, { size, resize: options.resize ?? 'stretch', channels }), size[0] * size[1], channels);
   return { height: size[0], width: size[1], channels, data };
 }

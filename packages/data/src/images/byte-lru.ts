@@ -15,12 +15,12 @@ export interface CacheStats {
 }
 
 /**
- * A least-recently-used cache of typed arrays bounded by their total byte length. A Map keeps
+ * A least-recently-used cache of typed arrays (or anything with a `byteLength`) bounded by their total byte length. A Map keeps
  * insertion order, so re-inserting on every hit makes its first key the least recently used.
  * Values larger than the whole capacity are not stored.
  */
-export class ByteLru<K> {
-  private readonly map = new Map<K, Float32Array>();
+export class ByteLru<K, V extends { readonly byteLength: number } = Float32Array> {
+  private readonly map = new Map<K, V>();
   private held = 0;
   private hits = 0;
   private misses = 0;
@@ -28,7 +28,7 @@ export class ByteLru<K> {
 
   constructor(readonly capacity: number) {}
 
-  get(key: K): Float32Array | undefined {
+  get(key: K): V | undefined {
     const v = this.map.get(key);
     if (v === undefined) {
       this.misses++;
@@ -45,7 +45,7 @@ export class ByteLru<K> {
     return this.map.has(key);
   }
 
-  set(key: K, value: Float32Array): void {
+  set(key: K, value: V): void {
     if (value.byteLength > this.capacity) return;
     const old = this.map.get(key);
     if (old) {

@@ -4,7 +4,7 @@
  * shrinking and flattening. Works in windows and in Web Workers; no Node API.
  */
 import { DataFormatError, NotFoundError } from '@kiln/core';
-import { finishResize, resizePlan, rgbToFloat, shrunkSize } from './geometry.js';
+import { compactPixels, finishResize, resizePlan, shrunkSize } from './geometry.js';
 import { headerSize } from './header-size.js';
 import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, type DecodeSpec, type ImageHost, type ImageLimits } from './image-host.js';
 
@@ -32,7 +32,7 @@ export class CanvasHost implements ImageHost {
     return size;
   }
 
-  async decode(file: string, spec: DecodeSpec): Promise<Float32Array> {
+  async decode(file: string, spec: DecodeSpec): Promise<Uint8Array> {
     const bitmap = await this.bitmap(file);
     try {
       const plan = resizePlan(bitmap.height, bitmap.width, spec.size, spec.resize);
@@ -53,7 +53,7 @@ export class CanvasHost implements ImageHost {
         rgb[q + 1] = rgba[p + 1];
         rgb[q + 2] = rgba[p + 2];
       }
-      return rgbToFloat(finishResize(rgb, [h, w], plan, spec.size), spec.channels);
+      return compactPixels(finishResize(rgb, [h, w], plan, spec.size));
     } finally {
       bitmap.close();
     }

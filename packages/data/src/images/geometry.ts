@@ -151,17 +151,45 @@ export function checkSize(size: unknown, where: string): [number, number] {
 }
 
 /**
- * 8-bit RGB pixels (HWC) → values in [0, 1] with `channels` channels. One channel is BT.601 luma
- * (0.299 R + 0.587 G + 0.114 B on the encoded values), what PIL's `convert('L')` and torchvision's
- * `Grayscale` compute; three channels copy RGB.
+ * 8-bit RGB (HWC) in its most compact exact form: one byte per pixel when every pixel is grey
+ * (R = G = B, as for a greyscale file), the RGB bytes themselves otherwise. Decoders hand images
+ * over, and folders cache them, in this form; `pixelsToFloat` turns either into model input.
  */
-export function rgbToFloat(rgb: Uint8Array, channels: 1 | 3): Float32Array {
-  const n = rgb.length / 3;
-  const out = new Float32Array(n * channels);
-  if (channels === 3) {
-    for (let i = 0; i < rgb.length; i++) out[i] = rgb[i] / 255;
+export function compactPixels(rgb: Uint8Array): Uint8Array {
+  for (let i = 0; i < rgb.length; i += 3) if (rgb[i] !== rgb[i + 1] || rgb[i] !== rgb[i + 2]) return rgb;
+  const grey = new Uint8Array(rgb.length / 3);
+  for (let p = 0; p < grey.length; p++) grey[p] = rgb[3 * p];
+  return grey;
+}
+
+/** v / 255, and the luma of the grey pixel (v, v, v) by the same expression as an RGB pixel's below. */
+const UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
+const GREY_LUMA = Float32Array.from({ length: 256 }, (_, v) => (0.299 * v + 0.587 * v + 0.114 * v) / 255);
+
+/**
+ * `compactPixels` output of an image of `pixels` pixels → values in [0, 1] with `channels`
+ * channels, HWC; a grey image gives exactly what its RGB form would. One channel is BT.601 luma
+ * (0.299 R + 0.587 G + 0.114 B on the encoded values, not rounded to 8 bits), torchvision's
+ * `Grayscale` weights; three channels copy RGB. Written into `out` at `at` when given, else into a
+ * new array.
+ */
+export function pixelsToFloat(px: Uint8Array, pixels: number, channels: 1 | 3, out?: Float32Array, at = 0): Float32Array {
+  const dst = out ?? new Float32Array(pixels * channels);
+  if (px.length === pixels * 3) {
+    if (channels === 3) for (let i = 0; i < px.length; i++) dst[at + i] = UNIT[px[i]];
+    else for (let p = 0; p < pixels; p++) dst[at + p] = (0.299 * px[3 * p] + 0.587 * px[3 * p + 1] + 0.114 * px[3 * p + 2]) / 255;
+  } else if (px.length === pixels) {
+    if (channels === 1) for (let p = 0; p < pixels; p++) dst[at + p] = GREY_LUMA[px[p]];
+    else {
+      for (let p = 0; p < pixels; p++) {
+        const v = UNIT[px[p]];
+        dst[at + 3 * p] = v;
+        dst[at + 3 * p + 1] = v;
+        dst[at + 3 * p + 2] = v;
+      }
+    }
   } else {
-    for (let p = 0; p < n; p++) out[p] = (0.299 * rgb[3 * p] + 0.587 * rgb[3 * p + 1] + 0.114 * rgb[3 * p + 2]) / 255;
+    throw new RangeError(`${px.length} bytes are neither ${pixels} grey nor ${pixels * 3} RGB pixels`);
   }
-  return out;
+  return dst;
 }

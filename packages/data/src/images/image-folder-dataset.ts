@@ -1,7 +1,7 @@
 import { ConfigError, DataFormatError, KilnError } from '@kiln/core';
 import { ArrayDataset, type AsyncDataset, type Example } from '../dataset.js';
 import { ByteLru, type CacheStats } from './byte-lru.js';
-import { checkSize, RESIZE_MODES, type ResizeMode } from './geometry.js';
+import { checkSize, pixelsToFloat, RESIZE_MODES, type ResizeMode } from './geometry.js';
 import type { FolderLayout, ImageEntry, ImageHost, ImageLimits } from './image-host.js';
 
 /** Options of `imageFolder` and `imageFolderFromFiles`. */
@@ -21,7 +21,13 @@ export interface ImageFolderOptions extends ImageLimits {
   skipBad?: boolean;
   /** Receives the warnings (default: console.warn). */
   onWarning?: (message: string) => void;
-  /** Decoded images kept in a least-recently-used cache of at most this many bytes per split (default 256 MiB; 0: none). */
+  /**
+   * Decoded images kept in a least-recently-used cache of at most this many bytes per split
+   * (default 256 MiB; 0: none). Images are held as 8 bits per value, one byte per pixel for a grey
+   * image and three for colour (converted to float32 as they are read), so 256 MiB holds some
+   * 340,000 grey 28×28 images or 1,780 colour 224×224 ones; a folder that fits is decoded once,
+   * in the first epoch.
+   */
   cacheBytes?: number;
   /**
    * Decoding threads (Node: worker threads running sharp; default: CPU cores − 1, at least 1, at
@@ -61,19 +67,24 @@ export interface ImageFolder {
   close(): void;
 }
 
-/** Runs at most `n` tasks at once. */
+/** Runs tasks of total weight at most `n` at once (a heavier task runs alone when nothing else does). */
 class Limiter {
   private active = 0;
-  private readonly waiting: (() => void)[] = [];
+  private readonly waiting: { weight: number; go: () => void }[] = [];
   constructor(private readonly n: number) {}
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.active >= this.n) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.active++;
+  async run<T>(task: () => Promise<T>, weight = 1): Promise<T> {
+    // A waiter's weight is counted by whoever releases it, so that nothing overtakes it meanwhile.
+    if (this.active > 0 && (this.active + weight > this.n || this.waiting.length > 0)) await new Promise<void>((go) => this.waiting.push({ weight, go }));
+    else this.active += weight;
     try {
       return await task();
     } finally {
-      this.active--;
-      this.waiting.shift()?.();
+      this.active -= weight;
+      while (this.waiting.length > 0 && (this.active === 0 || this.active + this.waiting[0].weight <= this.n)) {
+        const next = this.waiting.shift() as { weight: number; go: () => void };
+        this.active += next.weight;
+        next.go();
+      }
     }
   }
 }
@@ -112,11 +123,11 @@ export class ImageFolderDataset implements AsyncDataset<Example> {
   readonly files: string[];
   /** Class label of each example, by index. */
   readonly labels: Int32Array;
-  private readonly cache: ByteLru<number>;
+  private readonly cache: ByteLru<number, Uint8Array>;
   /** Oriented source sizes found at opening (0 when not probed), so decoding skips the header. */
   private readonly heights: Int32Array;
   private readonly widths: Int32Array;
-  private readonly inFlight = new Map<number, Promise<Float32Array>>();
+  private readonly inFlight = new Map<number, Promise<Uint8Array>>();
   private readonly bad = new Set<number>();
   private closed = false;
 
@@ -132,7 +143,7 @@ export class ImageFolderDataset implements AsyncDataset<Example> {
     this.labels = Int32Array.from(entries, (e) => e.label);
     this.classes = shared.classes;
     this.shape = [shared.size[0], shared.size[1], shared.channels];
-    this.cache = new ByteLru(shared.cacheBytes);
+    this.cache = new ByteLru<number, Uint8Array>(shared.cacheBytes);
   }
 
   get(index: number): Example {
@@ -144,13 +155,78 @@ export class ImageFolderDataset implements AsyncDataset<Example> {
   /** The examples at `indices`, in that order. */
   async getMany(indices: ArrayLike<number>): Promise<Example[]> {
     if (this.closed) throw new ConfigError('ImageFolderDataset', 'an open dataset', 'closed', 'open the folder again with imageFolder()');
-    const out: Promise<Example>[] = [];
+    const out: Example[] = new Array(indices.length);
+    const pixels = this.shape[0] * this.shape[1];
+    let misses: number[] | undefined;
     for (let k = 0; k < indices.length; k++) {
       const i = indices[k];
       if (!(Number.isInteger(i) && i >= 0 && i < this.length)) throw new ConfigError('ImageFolderDataset.getMany(indices)', `integers in [0, ${this.length})`, i);
-      out.push(this.example(i));
+      // Cached images are converted right here: no promise per image, so that an epoch served
+      // from the cache costs about what an in-memory dataset does.
+      const hit = this.cache.get(i);
+      if (hit) out[k] = { x: pixelsToFloat(hit, pixels, this.shared.channels), y: this.labels[i] };
+      else (misses ??= []).push(k);
     }
-    return Promise.all(out);
+    if (!misses) return out;
+    const { host } = this.shared;
+    if (host.decodeMany) misses = await this.decodeBatch(host.decodeMany.bind(host), indices, misses, out);
+    await Promise.all(misses.map(async (k) => (out[k] = await this.example(indices[k], true))));
+    return out;
+  }
+
+  /**
+   * Decodes the missed images of a batch with one `decodeMany` per chunk (no promise per image),
+   * filling `out`; returns the positions left to the per-image path: images failing to decode
+   * (it applies skipBad), known-bad ones, duplicates and images another call is decoding.
+   */
+  private async decodeBatch(decodeMany: NonNullable<ImageHost['decodeMany']>, indices: ArrayLike<number>, misses: number[], out: Example[]): Promise<number[]> {
+    const rest: number[] = [];
+    const todo: number[] = [];
+    const dups: number[] = [];
+    const seen = new Set<number>();
+    for (const k of misses) {
+      const i = indices[k];
+      if (this.bad.has(i) || this.inFlight.has(i)) rest.push(k);
+      else if (seen.has(i)) dups.push(k);
+      else {
+        seen.add(i);
+        todo.push(k);
+      }
+    }
+    const { size, resize, channels, limiter } = this.shared;
+    const pixels = size[0] * size[1];
+    const items = todo.map((k) => {
+      const i = indices[k];
+      return { file: this.files[i], source: this.heights[i] > 0 ? { height: this.heights[i], width: this.widths[i] } : undefined };
+    });
+    // Chunks of at most CHUNK images, so that a huge request neither holds all its pixels at once nor starves other callers.
+    const CHUNK = 256;
+    const parts: Promise<void>[] = [];
+    for (let s = 0; s < todo.length; s += CHUNK) {
+      const ks = todo.slice(s, s + CHUNK);
+      parts.push(
+        limiter
+          .run(() => decodeMany(items.slice(s, s + CHUNK), { size, resize, channels }), ks.length)
+          .then((results) => {
+            ks.forEach((k, j) => {
+              const px = results[j];
+              if (px instanceof Error) return void rest.push(k);
+              const i = indices[k];
+              // The cache keeps a copy of just this image (the answer is a view into one buffer per message).
+              if (!this.closed) this.cache.set(i, px.slice());
+              out[k] = { x: pixelsToFloat(px, pixels, channels), y: this.labels[i] };
+            });
+          }),
+      );
+    }
+    await Promise.all(parts);
+    // An index asked for twice in one batch: a cache hit now, or (cache off, or it failed) the per-image path.
+    for (const k of dups) {
+      const hit = this.cache.get(indices[k]);
+      if (hit) out[k] = { x: pixelsToFloat(hit, pixels, channels), y: this.labels[indices[k]] };
+      else rest.push(k);
+    }
+    return rest;
   }
 
   /** Decodes the images at `indices` (default: all) into an in-memory `ArrayDataset`, for what fits in memory. */
@@ -183,13 +259,17 @@ export class ImageFolderDataset implements AsyncDataset<Example> {
     if (--this.shared.open === 0) this.shared.host.close?.();
   }
 
-  /** Example `i`, or under skipBad the next readable one after it when its file fails to decode. */
-  private async example(i: number): Promise<Example> {
+  /**
+   * Example `i`, or under skipBad the next readable one after it when its file fails to decode.
+   * `missed`: the caller has just looked `i` up in the cache (so the lookup is not counted twice).
+   */
+  private async example(i: number, missed = false): Promise<Example> {
+    const pixels = this.shape[0] * this.shape[1];
     for (let k = 0; k < this.length; k++) {
       const j = (i + k) % this.length;
       if (this.bad.has(j)) continue;
       try {
-        return { x: await this.pixels(j), y: this.labels[j] };
+        return { x: pixelsToFloat(await this.compact(j, missed && j === i), pixels, this.shared.channels), y: this.labels[j] };
       } catch (e) {
         if (!(this.shared.skipBad && e instanceof DataFormatError)) throw e;
         if (!this.bad.has(j)) {
@@ -202,23 +282,22 @@ export class ImageFolderDataset implements AsyncDataset<Example> {
     throw new DataFormatError(this.files[i], 'no readable image left in the split', { hint: 'every file failed to decode; see the warnings' });
   }
 
-  /**
-   * Image `i`'s values, owned by the caller: a copy when the cache or another caller also holds
-   * them, the decoded array itself otherwise (so an uncached image is never copied).
-   */
-  private async pixels(i: number): Promise<Float32Array> {
-    const hit = this.cache.get(i);
-    if (hit) return hit.slice();
+  /** Image `i` as 8-bit pixels (`compactPixels` form): from the cache, a decode in flight, or a new decode. Never written to. */
+  private async compact(i: number, missed: boolean): Promise<Uint8Array> {
+    const hit = missed ? undefined : this.cache.get(i);
+    if (hit) return hit;
     const pending = this.inFlight.get(i);
-    if (pending) return (await pending).slice();
+    if (pending) return pending;
     const { host, size, resize, channels, limiter } = this.shared;
     const source = this.heights[i] > 0 ? { height: this.heights[i], width: this.widths[i] } : undefined;
     const p = limiter.run(() => host.decode(this.files[i], { size, resize, channels, source }));
     this.inFlight.set(i, p);
     try {
-      const x = await p;
-      if (!this.closed) this.cache.set(i, x);
-      return this.cache.has(i) ? x.slice() : x;
+      const px = await p;
+      // A decoding thread's images arrive as views into one buffer per message: the cache keeps a
+      // copy of just this image, so that what it counts is what it holds.
+      if (!this.closed) this.cache.set(i, px.byteLength === px.buffer.byteLength ? px : px.slice());
+      return px;
     } finally {
       this.inFlight.delete(i);
     }

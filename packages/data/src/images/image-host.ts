@@ -8,8 +8,18 @@ import type { ResizeMode } from './geometry.js';
 export interface ImageHost {
   /** The oriented size of an image from its header, without decoding pixels. Throws a DataFormatError naming the file. */
   probe(file: string): Promise<{ height: number; width: number }>;
-  /** The image brought to `spec.size` and `spec.channels`, values in [0, 1], HWC. Throws a DataFormatError naming the file. */
-  decode(file: string, spec: DecodeSpec): Promise<Float32Array>;
+  /**
+   * The image brought to `spec.size` as 8-bit pixels, HWC, in `compactPixels` form (one byte per
+   * pixel when the image is grey, else RGB); `pixelsToFloat` makes the `spec.channels` values in
+   * [0, 1] of it. Throws a DataFormatError naming the file.
+   */
+  decode(file: string, spec: DecodeSpec): Promise<Uint8Array>;
+  /**
+   * Optional: several images with one spec, answered together (each image's pixels as `decode`
+   * gives them, or its error in its place). A host with threads implements it so that a batch
+   * costs the calling thread one request and one answer rather than a promise chain per image.
+   */
+  decodeMany?(items: { file: string; source?: { height: number; width: number } }[], spec: Omit<DecodeSpec, 'source'>): Promise<(Uint8Array | Error)[]>;
   /** Releases what the host holds (threads); later calls fail. */
   close?(): void;
 }
@@ -20,7 +30,7 @@ export interface DecodeSpec {
   size: [number, number];
   /** How an image of another size is brought to `size`. */
   resize: ResizeMode;
-  /** 1 (BT.601 luma) or 3 (RGB). */
+  /** 1 (BT.601 luma) or 3 (RGB): what the pixels will be converted to (decoders keep RGB so that the conversion is exact). */
   channels: 1 | 3;
   /** The oriented size found by `probe`, when known, so decoding need not read the header again. */
   source?: { height: number; width: number };
