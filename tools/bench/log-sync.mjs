@@ -5,11 +5,13 @@
 //           50 steps, as by default), so the step makes no host read.
 //   forced: a callback reads each logged value of every step with `await tensor.data()`, which is
 //           exactly what the trainer did for every run before `log` (MetricAverager).
+//   control: the same asynchronous callback without the reads, so that forced - control is the
+//           cost of the reads alone (an async callback shifts the loop's timing by itself).
 // The gap is largest where a read waits for the device's queue to drain: WebGPU. In Node WebGPU
 // runs on Dawn; without a GPU, on SwiftShader (Debian's chromium ships it):
 //   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json XDG_RUNTIME_DIR=/tmp \
 //     node tools/bench/log-sync.mjs [--backend webgpu|wasm] [--model mlp|lenet] [--rounds 3] [--steps 20] [--batch 32]
-// Prints ms per step (median of rounds) for each way and their ratio, and one JSON line.
+// Prints ms per step (median of rounds) for each way, forced/kept, and one JSON line.
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 
@@ -56,13 +58,20 @@ const forcedReads = {
     for (const v of Object.values(out.logs)) await v.data();
   },
 };
+/** The same callback shape without the reads: what an asynchronous callback costs by itself. */
+const control = {
+  async onTrainBatchEnd() {
+    await Promise.resolve();
+  },
+};
 const quietLogger = { name: 'quiet', logMetrics() {} };
 
-async function msPerStep(forced) {
+async function msPerStep(way) {
   manualSeed(0);
   const net = values.model === 'lenet' ? new LeNet5({ numClasses: 10, inChannels: 1 }) : new Sequential(new Flatten(), new Linear({ inFeatures: 784, outFeatures: 128 }), new ReLU(), new Linear({ inFeatures: 128, outFeatures: 10 }));
   const module = new ClassificationModule(net, { optimizer: (m) => new SGD(m.trainableVariables(), { lr: 0.01 }) });
-  const trainer = new Trainer({ maxEpochs: 1, numSanityValSteps: 0, logEveryNSteps: 50 }, forced ? [forcedReads] : [], [quietLogger]);
+  const callbacks = { kept: [], control: [control], forced: [forcedReads] }[way];
+  const trainer = new Trainer({ maxEpochs: 1, numSanityValSteps: 0, logEveryNSteps: 50 }, callbacks, [quietLogger]);
   const loader = new DataLoader(dataset, { batchSize: batch });
   // The epoch ends with one read of the epoch's values either way, which also waits for the queue.
   const t0 = performance.now();
@@ -74,16 +83,24 @@ async function msPerStep(forced) {
 }
 
 const median = (a) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
-await msPerStep(false); // warm-up: shader compilation, kernel caches
-const kept = [];
-const forced = [];
-// Which way goes first alternates, so a drift in machine load favours neither.
+await msPerStep('kept'); // warm-up: shader compilation, kernel caches
+const times = { kept: [], control: [], forced: [] };
+// The order of the ways rotates each round, so a drift in machine load favours none.
+const ways = ['kept', 'control', 'forced'];
 for (let r = 0; r < rounds; r++) {
-  for (const way of r % 2 === 0 ? [false, true] : [true, false]) (way ? forced : kept).push(await msPerStep(way));
+  for (let i = 0; i < ways.length; i++) {
+    const way = ways[(i + r) % ways.length];
+    times[way].push(await msPerStep(way));
+  }
 }
-const result = { backend: tf.getBackend(), model: values.model, steps, batch, rounds, keptMsPerStep: median(kept), forcedMsPerStep: median(forced), ratio: median(forced) / median(kept), tensorsLeft: tf.memory().numTensors };
+const kept = median(times.kept);
+const ctl = median(times.control);
+const forced = median(times.forced);
+const result = { backend: tf.getBackend(), model: values.model, steps, batch, rounds, keptMsPerStep: kept, controlMsPerStep: ctl, forcedMsPerStep: forced, ratio: forced / kept, readCostMsPerStep: forced - ctl, tensorsLeft: tf.memory().numTensors };
 console.log(`backend ${result.backend}, ${values.model === 'lenet' ? 'LeNet-5' : 'MLP 784-128-10'}, batch ${batch}, ${steps} steps, median of ${rounds} rounds`);
-console.log(`values kept on the device:  ${result.keptMsPerStep.toFixed(1)} ms/step`);
-console.log(`read every step (before):   ${result.forcedMsPerStep.toFixed(1)} ms/step`);
-console.log(`forced / kept:              ${result.ratio.toFixed(3)}`);
+console.log(`values kept on the device:      ${kept.toFixed(2)} ms/step`);
+console.log(`async callback, no read:        ${ctl.toFixed(2)} ms/step`);
+console.log(`read every step (before):       ${forced.toFixed(2)} ms/step`);
+console.log(`forced / kept:                  ${result.ratio.toFixed(3)}`);
+console.log(`the reads alone (forced - ctl): ${result.readCostMsPerStep.toFixed(2)} ms/step`);
 console.log(JSON.stringify(result));

@@ -127,6 +127,7 @@ export class Trainer {
   get lastTrainMetrics(): Record<string, number> {
     return this.stepOverride ?? this.fitLoop.epochLoop.results.stepValuesSync();
   }
+  /** Replaces the values callbacks read until the next step commits its own (for tests and tools driving hooks by hand). */
   set lastTrainMetrics(values: Record<string, number>) {
     this.stepOverride = values;
   }

@@ -8,7 +8,7 @@ import type { Batch } from '@kiln/data';
 import { DataLoader } from '@kiln/data';
 import { Flatten, Linear, Sequential } from '@kiln/layers';
 import { SGD } from '@kiln/optim';
-import { ClassificationModule, ModelCheckpoint, Trainer, type Callback, type Logger, type StepOutput } from '../src/index.js';
+import { ClassificationModule, EarlyStopping, ModelCheckpoint, Trainer, type Callback, type Logger, type StepOutput } from '../src/index.js';
 import { syntheticDataset } from './helpers.js';
 
 /** Unshuffled loaders whose last batch is short: train 16, 16, 8 examples; validation 8, 8, 4. */
@@ -113,6 +113,24 @@ describe('TrainingModule.log', () => {
     expect(lateRows.map((r) => [r.step, r.m.epoch, r.m.late])).toEqual([[3, 0, 40], [6, 1, 41]]);
     expect(epochRows.find((r) => r.m.t_mean !== undefined)!.m.v_mean).toBeCloseTo(0.8, 6);
     trainer.optimizerConfig!.optimizer.dispose();
+  });
+
+  it('EarlyStopping and ModelCheckpoint monitor a value the module logs in onTrainEpochEnd', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiln-log-'));
+    try {
+      // `late` is 40, 41, 42, …: never lower again, so EarlyStopping(min, patience 0) stops after epoch 1,
+      // and ModelCheckpoint(max) finds epoch 1 the better one.
+      const ck = new ModelCheckpoint({ dirpath: dir, monitor: 'late', mode: 'max', filename: 'e{epoch}' });
+      const es = new EarlyStopping({ monitor: 'late', mode: 'min', patience: 0 });
+      const trainer = new Trainer({ maxEpochs: 5, numSanityValSteps: 0 }, [ck, es]);
+      await trainer.fit(new LoggingModule(), data().train);
+      expect(trainer.currentEpoch).toBe(2);
+      expect(es.stoppedEpoch).toBe(1);
+      expect(ck.bestModelPath).toBe(join(dir, 'e1.ckpt'));
+      trainer.optimizerConfig!.optimizer.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('validate and test return logged epoch values beside the returned ones', async () => {

@@ -46,8 +46,13 @@ export class LossSpikeGuard implements Callback {
     }
   }
 
+  /** Reads every step's loss: the trainer copies the step's values to the host for it (one read, shared). */
+  needsStepMetrics(): boolean {
+    return true;
+  }
+
   onTrainBatchEnd(trainer: Trainer, _module: TrainingModule): void {
-    // The trainer already copied the step's metrics to the host: no tensor sync here.
+    // The trainer already copied the step's metrics to the host (needsStepMetrics): no tensor sync here.
     const loss = trainer.lastTrainMetrics.train_loss;
     if (loss === undefined) return;
     if (this.ema !== null && loss > this.factor * this.ema) {
