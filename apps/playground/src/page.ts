@@ -82,6 +82,7 @@ async function train(resume: boolean): Promise<void> {
   trainButton.disabled = true;
   resumeButton.disabled = true;
   stopButton.disabled = false;
+  let run: PlaygroundRun | undefined;
   try {
     setStatus('loading', `starting ${options.backend}…`, { weightsDigest: '' });
     const ckpt = lastCheckpoint(options.model);
@@ -96,7 +97,7 @@ async function train(resume: boolean): Promise<void> {
       setStatus('training', `${header}\nepoch ${epoch}/${options.epochs}, step ${step}: loss ${m.train_loss?.toFixed(4)}, acc ${m.train_acc?.toFixed(3)} (${rate.toFixed(0)} examples/s)`, { steps: String(step) });
     });
     // The run's container starts the backend picked on the page (or says why it cannot run here).
-    const run = await playgroundRun(subset, options, config.models[options.model], { storage, backends: config.backends, accelerator: options.backend, loggers: [chart] });
+    run = await playgroundRun(subset, options, config.models[options.model], { storage, backends: config.backends, accelerator: options.backend, loggers: [chart] });
     running = run;
     const choice = run.trainer.accelerator!;
     header = `${options.model} on ${choice.info.device}`;
@@ -106,19 +107,22 @@ async function train(resume: boolean): Promise<void> {
     renderConfusion($<HTMLTableElement>('confusion'), confusion, subset.classes);
     renderSamples($('samples'), subset, predictions);
     const digest = await weightsDigest(run);
-    const m = run.trainer.callbackMetrics;
-    const stopped = run.trainer.shouldStop;
+    const { trainer } = run;
+    const m = trainer.callbackMetrics;
+    const stopped = trainer.shouldStop;
     const seconds = (performance.now() - started) / 1000;
     setStatus(
       'done',
-      `${header}\n${stopped ? 'stopped' : 'finished'} at step ${run.trainer.globalStep} (${seconds.toFixed(1)} s): accuracy ${(acc * 100).toFixed(1)}% on ${predictions.length} held-out images; checkpoint in ${storage.description}`,
-      { steps: String(run.trainer.globalStep), epochs: String(run.trainer.currentEpoch), testAcc: acc.toFixed(4), valLoss: String(m.val_loss), trainLoss: String(m.train_loss), weightsDigest: digest, stopped: String(stopped), resumedAt: String(chart.resumedAt ?? '') },
+      `${header}\n${stopped ? 'stopped' : 'finished'} at step ${trainer.globalStep} (${seconds.toFixed(1)} s): accuracy ${(acc * 100).toFixed(1)}% on ${predictions.length} held-out images; checkpoint in ${storage.description}`,
+      { steps: String(trainer.globalStep), epochs: String(trainer.currentEpoch), testAcc: acc.toFixed(4), valLoss: String(m.val_loss), trainLoss: String(m.train_loss), weightsDigest: digest, stopped: String(stopped), resumedAt: String(chart.resumedAt ?? '') },
     );
-    run.module.model.dispose();
   } catch (e) {
     console.error(e);
     setStatus('error', `training failed: ${e instanceof Error ? e.message : String(e)}`);
   } finally {
+    // The weights and the optimizer's slots live on the backend until freed here.
+    run?.trainer.optimizerConfig?.optimizer.dispose();
+    run?.module.model.dispose();
     running = undefined;
     trainButton.disabled = false;
     stopButton.disabled = true;

@@ -49,7 +49,8 @@ export class IndexedDbStorage implements Storage {
   }
 
   async write(name: string, data: Uint8Array | string): Promise<void> {
-    const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : Uint8Array.from(data);
+    // A copy of exactly these bytes (a view into a larger buffer would store all of it).
+    const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data.slice();
     await this.request('readwrite', (s) => s.put(bytes, normalizeKey(name)));
   }
 
