@@ -2,8 +2,8 @@
  * @kiln/data in browsers (the package's `browser` export condition): everything that needs no Node
  * API, with image folders read through the browser's own decoders (`imageFolderFromFiles`,
  * `decodeImageBlob`) instead of files and sharp. File-system readers (IDX/CIFAR/CSV files,
- * downloads, Fashion-MNIST location, `imageFolder(path)`), PNG encoding and the split leak check
- * are Node-only: here they keep their names and signatures and throw a `NodeOnlyError` naming
+ * downloads, Fashion-MNIST location, `imageFolder(path)`) and the split leak check are Node-only
+ * (PNG encoding works here too, storing the image data uncompressed): here they keep their names and signatures and throw a `NodeOnlyError` naming
  * the function (`./node-only.browser.ts`), so shared code bundles for both hosts.
  */
 export * from './dataset.js';
@@ -33,6 +33,8 @@ export {
 } from './collate.js';
 export { readTar, type TarEntry } from './tar.js';
 export * from './node-only.browser.js';
+export * from './png.browser.js';
+export { storedZlib, writePng, type ZlibDeflate } from './png-writer.js';
 export * from './dataset-ops.js';
 export * from './idx.js';
 export * from './sampler.js';

@@ -39,6 +39,7 @@ export { resizePlan, RESIZE_MODES, type ResizeMode, type ResizePlan } from './im
 export { DEFAULT_EXTENSIONS, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, type DecodedImage, type FolderLayout, type ImageEntry, type ImageLimits } from './images/image-host.js';
 export type { CacheStats } from './images/byte-lru.js';
 export * from './png.js';
+export { storedZlib, writePng, type ZlibDeflate } from './png-writer.js';
 export * from './download.js';
 export * from './fashion-mnist.js';
 export * from './sampler.js';

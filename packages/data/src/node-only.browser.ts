@@ -1,6 +1,6 @@
 /**
  * The browser build's stand-ins for @kiln/data's Node-only functions (they read files, spawn worker
- * threads, download, hash with `node:crypto` or decode with `sharp`/`pngjs`). Each keeps its Node
+ * threads, download, hash with `node:crypto` or decode with `sharp`). Each keeps its Node
  * signature, so code written for both hosts type-checks and bundles, and throws a `NodeOnlyError`
  * naming the function and the browser way, when there is one. The modules themselves are imported
  * for their types only, so none of them reaches a browser bundle.
@@ -11,7 +11,6 @@ import type * as Cifar from './cifar.js';
 import type * as Csv from './csv.js';
 import type * as Download from './download.js';
 import type * as FashionMnist from './fashion-mnist.js';
-import type * as Png from './png.js';
 import type * as LeakCheck from './leak-check.js';
 import type * as ImageDecode from './image-decode.js';
 import type * as ImageFolder from './image-folder.js';
@@ -38,8 +37,6 @@ export const ensureDownloaded = nodeOnly<typeof Download.ensureDownloaded>('ensu
 export const locateFashionMnist = nodeOnly<typeof FashionMnist.locateFashionMnist>('locateFashionMnist', FETCH);
 export const readIdxImageDataset = nodeOnly<typeof FashionMnist.readIdxImageDataset>('readIdxImageDataset', FETCH);
 export const fashionMnist = nodeOnly<typeof FashionMnist.fashionMnist>('fashionMnist', FETCH);
-export const encodePng = nodeOnly<typeof Png.encodePng>('encodePng', 'draw on a canvas and use canvas.toBlob()');
-export const imageGridPng = nodeOnly<typeof Png.imageGridPng>('imageGridPng', 'draw on a canvas and use canvas.toBlob()');
 export const findLeaks = nodeOnly<typeof LeakCheck.findLeaks>('findLeaks', 'run the split leak check in Node');
 export const decodeImage = nodeOnly<typeof ImageDecode.decodeImage>('decodeImage', 'use decodeImageBlob(blob)');
 export const listImageFolder = nodeOnly<typeof ImageFolder.listImageFolder>('listImageFolder', FILES);

@@ -109,7 +109,7 @@ describe('learning curves', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-curves-'));
     const log = new CsvLogger({ dir });
     overfittingRows(5).forEach((r, i) => log.logMetrics(r, i));
-    log.finalize();
+    await log.finalize();
     const png = readFileSync(path.join(dir, 'learning-curves.png'));
     const img = await decodeImage(png);
     const expected = learningCurves(overfittingRows(5));
