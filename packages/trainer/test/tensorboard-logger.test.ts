@@ -95,9 +95,9 @@ describe('TensorBoardLogger.logImage', () => {
     const dv = new DataView(png.buffer, png.byteOffset);
     expect(image.get(1)![0]).toBe(BigInt(dv.getUint32(20)));
     expect(image.get(2)![0]).toBe(BigInt(dv.getUint32(16)));
-    // encodePng writes RGBA (PNG colour type 6), TensorBoard's colorspace 4.
-    expect(png[25]).toBe(6);
-    expect(image.get(3)![0]).toBe(4n);
+    // The confusion matrix is an RGB PNG (colour type 2): TensorBoard's colorspace 3.
+    expect(png[25]).toBe(2);
+    expect(image.get(3)![0]).toBe(3n);
     expect(Array.from(image.get(4)![0] as Uint8Array)).toEqual(Array.from(png));
   });
 });
