@@ -1,6 +1,8 @@
 // Kiln's oneDNN kernels for the WASM backend in Node: 2-D convolution forward, input gradient and
 // filter gradient, computed by oneDNN (the library PyTorch's CPU convolutions use) straight on the
-// tensors' bytes in the WebAssembly heap.
+// tensors' bytes in the WebAssembly heap. Beside them, three plain loops oneDNN has no primitive
+// for, which replace many small WASM kernels each: the Adam and SGD updates of one parameter and
+// the sum over leading axes (bias gradients).
 //
 // Layouts are tfjs's: activations NHWC, filters HWIO ([KH, KW, CI, CO]). Activations are handed to
 // oneDNN in that layout (its AVX2/AVX-512 kernels have channels-last paths); filters are reordered
@@ -23,6 +25,7 @@
 #include <string>
 #include <unordered_map>
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 namespace {
@@ -503,6 +506,139 @@ napi_value BatchNormBackwardJs(napi_env env, napi_callback_info info) {
   });
 }
 
+// ---- element-wise loops ----------------------------------------------------------------------------
+// Written in float32, one operation at a time in the order @kiln/optim's composite updates apply
+// them (each tfjs op rounds to float32, and so does each line here; the build contracts nothing
+// into FMAs), so the fused update gives the composite's numbers. Large tensors are split between
+// oneDNN's OpenMP threads; each element is independent, so the result does not depend on the split.
+constexpr int64_t kParallelFrom = 1 << 15;
+
+size_t floatsLength(napi_env env, napi_value v, const char *what) {
+  bool is = false;
+  NAPI_OK(napi_is_typedarray(env, v, &is));
+  napi_typedarray_type type;
+  size_t length = 0;
+  if (is) NAPI_OK(napi_get_typedarray_info(env, v, &type, &length, nullptr, nullptr, nullptr));
+  if (!is || type != napi_float32_array) throw JsError{std::string(what) + ": expected a Float32Array"};
+  return length;
+}
+
+std::vector<double> doubles(napi_env env, napi_value v, size_t n, const char *what) {
+  napi_typedarray_type type;
+  size_t length = 0;
+  void *data = nullptr;
+  bool is = false;
+  NAPI_OK(napi_is_typedarray(env, v, &is));
+  if (is) NAPI_OK(napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr));
+  if (!is || type != napi_float64_array || length != n) throw JsError{std::string(what) + ": expected a Float64Array of " + std::to_string(n) + " values"};
+  const double *p = static_cast<const double *>(data);
+  return std::vector<double>(p, p + n);
+}
+
+// adamUpdate(hyper, p, g, m, v, vMax | null, pOut, mOut, vOut, vMaxOut | null)
+// hyper (Float64Array): [lr / (1 − β₁ᵗ), β₁, 1 − β₁, β₂, 1 − β₂, √(1 − β₂ᵗ), ε, decay, mode]
+// mode 0: no weight decay; 1: L2 (g + decay·p); 2: decoupled (p·decay first, decay = 1 − η·λ).
+napi_value AdamUpdate(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = args(env, info, 10);
+    auto h = doubles(env, a[0], 9, "hyper");
+    size_t n = floatsLength(env, a[1], "param");
+    const float *p = floats(env, a[1], n, "param");
+    const float *g = floats(env, a[2], n, "grad");
+    const float *m = floats(env, a[3], n, "expAvg");
+    const float *v = floats(env, a[4], n, "expAvgSq");
+    bool ams = !isNullish(env, a[5]);
+    const float *vMax = ams ? floats(env, a[5], n, "maxExpAvgSq") : nullptr;
+    float *pOut = floats(env, a[6], n, "paramOut");
+    float *mOut = floats(env, a[7], n, "expAvgOut");
+    float *vOut = floats(env, a[8], n, "expAvgSqOut");
+    float *vMaxOut = ams ? floats(env, a[9], n, "maxExpAvgSqOut") : nullptr;
+    const float step = float(h[0]), b1 = float(h[1]), omb1 = float(h[2]), b2 = float(h[3]), omb2 = float(h[4]);
+    const float sqrtBc2 = float(h[5]), eps = float(h[6]), decay = float(h[7]);
+    const int mode = int(h[8]);
+#pragma omp parallel for if (int64_t(n) >= kParallelFrom) schedule(static)
+    for (int64_t i = 0; i < int64_t(n); i++) {
+      float pi = p[i], gi = g[i];
+      if (mode == 1) gi = gi + pi * decay;
+      else if (mode == 2) pi = pi * decay;
+      const float mi = m[i] * b1 + gi * omb1;
+      const float vi = v[i] * b2 + (gi * gi) * omb2;
+      float vHat = vi;
+      if (vMax) {
+        vHat = std::max(vMax[i], vi);
+        vMaxOut[i] = vHat;
+      }
+      const float denom = std::sqrt(vHat) / sqrtBc2 + eps;
+      pOut[i] = pi - (mi / denom) * step;
+      mOut[i] = mi;
+      vOut[i] = vi;
+    }
+    return undefinedValue(env);
+  });
+}
+
+// sgdUpdate(hyper, p, g, buf | null, pOut, bufOut | null)
+// hyper (Float64Array): [lr, weightDecay, momentum, 1 − dampening, nesterov, first step]
+napi_value SgdUpdate(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = args(env, info, 6);
+    auto h = doubles(env, a[0], 6, "hyper");
+    size_t n = floatsLength(env, a[1], "param");
+    const float *p = floats(env, a[1], n, "param");
+    const float *g = floats(env, a[2], n, "grad");
+    bool withBuffer = !isNullish(env, a[3]);
+    const float *b = withBuffer ? floats(env, a[3], n, "momentumBuffer") : nullptr;
+    float *pOut = floats(env, a[4], n, "paramOut");
+    float *bOut = withBuffer ? floats(env, a[5], n, "momentumBufferOut") : nullptr;
+    const float lr = float(h[0]), wd = float(h[1]), mu = float(h[2]), omd = float(h[3]);
+    const bool nesterov = h[4] != 0, first = h[5] != 0;
+#pragma omp parallel for if (int64_t(n) >= kParallelFrom) schedule(static)
+    for (int64_t i = 0; i < int64_t(n); i++) {
+      const float pi = p[i];
+      float gi = g[i];
+      if (wd != 0.f) gi = gi + pi * wd;
+      if (b) {
+        const float bi = first ? gi : b[i] * mu + gi * omd;
+        bOut[i] = bi;
+        gi = nesterov ? gi + bi * mu : bi;
+      }
+      pOut[i] = pi - gi * lr;
+    }
+    return undefinedValue(env);
+  });
+}
+
+// sumLeading(rows, x, out, mean): out[c] = Σ_r x[r·C + c] (÷ rows when mean), C = out.length,
+// accumulated in double precision row by row, as the JavaScript kernel it replaces does.
+napi_value SumLeading(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = args(env, info, 4);
+    int64_t rows = 0;
+    NAPI_OK(napi_get_value_int64(env, a[0], &rows));
+    if (rows < 1) throw JsError{"rows: expected a positive integer"};
+    size_t inner = floatsLength(env, a[2], "out");
+    const float *x = floats(env, a[1], rows * inner, "x");
+    float *out = floats(env, a[2], inner, "out");
+    bool mean = false;
+    NAPI_OK(napi_get_value_bool(env, a[3], &mean));
+    // Column blocks per thread: each column's sum keeps its row order whatever the split.
+    const int64_t C = int64_t(inner);
+    const int64_t block = 256;
+#pragma omp parallel for if (rows * C >= kParallelFrom && C >= 2 * block) schedule(static)
+    for (int64_t c0 = 0; c0 < C; c0 += block) {
+      const int64_t c1 = std::min(C, c0 + block);
+      double acc[block] = {0};
+      for (int64_t r = 0; r < rows; r++) {
+        const float *row = x + r * C;
+#pragma omp simd
+        for (int64_t c = c0; c < c1; c++) acc[c - c0] += row[c];
+      }
+      for (int64_t c = c0; c < c1; c++) out[c] = float(mean ? acc[c - c0] / double(rows) : acc[c - c0]);
+    }
+    return undefinedValue(env);
+  });
+}
+
 // setNumThreads(n): the size of oneDNN's OpenMP pool.
 napi_value SetNumThreads(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
@@ -552,6 +688,9 @@ napi_value Init(napi_env env, napi_value exports) {
       {"matMul", nullptr, MatMulJs, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormForward", nullptr, BatchNormForwardJs, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormBackward", nullptr, BatchNormBackwardJs, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adamUpdate", nullptr, AdamUpdate, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sgdUpdate", nullptr, SgdUpdate, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sumLeading", nullptr, SumLeading, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setNumThreads", nullptr, SetNumThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -262,7 +262,7 @@ describe('the oneDNN addon', () => {
   it('replaces the convolution kernels, and puts the previous ones back when turned off', async (ctx) => {
     requireOrSkip(ctx, dnnlMissing, whenDnnlOff);
     await wasm.init();
-    const names = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'MaxPoolGrad', 'BatchMatMul'];
+    const names = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'MaxPoolGrad', 'BatchMatMul', 'Sum', 'Mean'];
     registerWasmTrainingKernels({ dnnl: false });
     const js = names.map((n) => tf.getKernel(n, 'wasm')!.kernelFunc);
     registerWasmTrainingKernels({ dnnl: true });
@@ -270,14 +270,14 @@ describe('the oneDNN addon', () => {
     names.forEach((_, i) => expect(native[i]).not.toBe(js[i]));
     // tfjs's WASM kernels bind their C functions in setupFunc; the wrappers must keep it.
     expect(tf.getKernel('Conv2D', 'wasm')!.setupFunc).toBeTypeOf('function');
-    // The fused batch-norm kernels wrap nothing: they exist exactly while oneDNN is on.
-    expect(tf.getKernel('KilnBatchNormTraining', 'wasm')).toBeDefined();
+    // The fused batch-norm and optimizer kernels wrap nothing: they exist exactly while oneDNN is on.
+    for (const k of ['KilnBatchNormTraining', 'KilnAdamUpdate', 'KilnSgdUpdate']) expect(tf.getKernel(k, 'wasm')).toBeDefined();
     // Any plugin instance describes the kernels in place, not just the one that registered them.
     expect(String(wasmBackend().describe().device)).toMatch(/oneDNN/);
     registerWasmTrainingKernels({ dnnl: false });
     names.forEach((n, i) => expect(tf.getKernel(n, 'wasm')!.kernelFunc).toBe(js[i]));
     expect(String(wasmBackend().describe().device)).not.toMatch(/oneDNN/);
-    expect(tf.getKernel('KilnBatchNormTraining', 'wasm')).toBeUndefined();
+    for (const k of ['KilnBatchNormTraining', 'KilnAdamUpdate', 'KilnSgdUpdate']) expect(tf.getKernel(k, 'wasm')).toBeUndefined();
     registerWasmTrainingKernels();
   });
 });
@@ -446,6 +446,28 @@ describe('training on wasm', () => {
   });
 });
 
+describe('Identity on wasm', () => {
+  it('shares its input\'s heap data (no copy) and frees it with the last reference', async () => {
+    await wasm.init();
+    const backend = tf.engine().backend;
+    const dataIds = backend.numDataIds();
+    const x = random([5, 7], 41);
+    const values = x.dataSync().slice();
+    const y = tf.clone(x); // the Identity kernel
+    expect(backend.numDataIds()).toBe(dataIds + 1);
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual(Array.from(values));
+    y.dispose();
+    expect(backend.numDataIds()).toBe(dataIds);
+    // Strings live outside the heap and keep tfjs's own kernel.
+    const s = tf.tensor1d(['a', 'bc'], 'string');
+    const t = tf.clone(s);
+    s.dispose();
+    expect(t.dataSync()).toEqual(['a', 'bc']);
+    t.dispose();
+  });
+});
+
 describe('CPU bridge', () => {
   it('gives wasm every kernel the cpu backend has', () => {
     const onWasm = new Set(tf.getKernelsForBackend('wasm').map((k) => k.kernelName));
@@ -485,8 +507,11 @@ describe('CPU bridge', () => {
   });
 });
 
-describe('leading-axis reductions and row tiling on wasm match cpu', () => {
+describe.each(convModes)('leading-axis reductions and row tiling on wasm match cpu (oneDNN: %s)', (dnnl) => {
+  // With oneDNN on, leading-axis float32 sums run in the addon; the other reductions here are handed back.
+  useNativeKernels(dnnl, { Sum: 3, Mean: 4 });
   const cases: { name: string; shape: number[]; axis: number | number[]; keepDims?: boolean }[] = [
+    { name: 'bias gradient large enough to be split between threads', shape: [64, 1030], axis: 0 },
     { name: 'NHWC over N, H, W (batch-norm statistics)', shape: [5, 7, 6, 13], axis: [0, 1, 2] },
     { name: 'axes given out of order, negative, kept', shape: [4, 3, 9], axis: [1, -3], keepDims: true },
     { name: 'bias gradient over the batch', shape: [33, 17], axis: 0 },

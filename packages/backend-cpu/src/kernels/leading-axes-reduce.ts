@@ -19,7 +19,7 @@ interface ReduceAttrs {
 type KernelFn = (args: WasmKernelArgs<ReduceAttrs>) => tf.TensorInfo;
 
 /** Number of leading axes `axis` names, or -1 when it names anything else. */
-function leadingAxes(axis: number | number[], shape: number[]): number {
+export function leadingAxes(axis: number | number[], shape: number[]): number {
   const axes = [...new Set(tf.util.parseAxisParam(axis, shape))].sort((a, b) => a - b);
   return axes.every((a, i) => a === i) ? axes.length : -1;
 }
