@@ -1,7 +1,8 @@
 // Where a training step's time goes, per kernel and per phase:
 //
-//   node tools/bench/profile.mjs [lenet5|resnet18] [batch] [steps] [--isa native,avx2] [--rounds N]
+//   node tools/bench/profile.mjs [lenet5|resnet18] [batch] [steps] [--isa native,avx2] [--rounds N] [--infer]
 //
+// --infer profiles inference instead (eval mode, no gradient): one phase, `forward`.
 // Without --isa: one process, the backend as configured (KILN_NUM_THREADS, KILN_DNNL,
 // KILN_BACKEND=cpu apply), averaged over `steps` steps (default 10). Every kernel registered for
 // the active backend is wrapped with a timer (kernels run synchronously on the WASM and cpu
@@ -24,7 +25,7 @@ import { parseArgs } from 'node:util';
 
 const { values: flags, positionals } = parseArgs({
   allowPositionals: true,
-  options: { isa: { type: 'string' }, rounds: { type: 'string', default: '3' }, child: { type: 'boolean', default: false } },
+  options: { isa: { type: 'string' }, infer: { type: 'boolean', default: false }, rounds: { type: 'string', default: '3' }, child: { type: 'boolean', default: false } },
 });
 const [name = 'lenet5', batchArg = '64', stepsArg = '10'] = positionals;
 const steps = Number(stepsArg);
@@ -54,11 +55,11 @@ async function profile() {
   const x = tf.randomUniform([B, 28, 28, 1]);
   const y = tf.tensor1d(Array.from({ length: B }, (_, i) => i % 10), 'int32');
 
-  const phases = { 'forward + backward': 0, optimizer: 0, 'host read': 0 };
+  const phases = flags.infer ? { forward: 0, 'host read': 0 } : { 'forward + backward': 0, optimizer: 0, 'host read': 0 };
   /** Kernel time and calls per phase, and per kernel name. */
   const inPhase = Object.fromEntries(Object.keys(phases).map((p) => [p, { ms: 0, calls: 0 }]));
   const times = new Map();
-  let phase = 'forward + backward';
+  let phase = Object.keys(phases)[0];
   const timed = (p, fn) => {
     phase = p;
     const t0 = cpuMs();
@@ -66,12 +67,19 @@ async function profile() {
     phases[p] += cpuMs() - t0;
     return out;
   };
-  const step = () => {
+  const infer = () => {
+    const logits = timed('forward', () => tf.tidy(() => model.forward(x)));
+    timed('host read', () => logits.dataSync());
+    logits.dispose();
+  };
+  const train = () => {
     const { value, grads } = timed('forward + backward', () => tf.variableGrads(() => crossEntropy(model.forward(x), y), vars));
     timed('optimizer', () => opt.step(grads));
     timed('host read', () => value.dataSync());
     tf.dispose([value, grads]);
   };
+  if (flags.infer) model.eval();
+  const step = flags.infer ? infer : train;
   step();
   step();
 
@@ -137,7 +145,7 @@ async function compareIsas() {
   const child = (isa, n, extraEnv = {}) => {
     const env = { ...process.env, ...extraEnv };
     if (isa !== 'native') Object.assign(env, { ONEDNN_MAX_CPU_ISA: isa.toUpperCase(), DNNL_MAX_CPU_ISA: isa.toUpperCase() });
-    const run = spawnSync(process.execPath, [self, name, batchArg, n, '--child'], { env, encoding: 'utf8', maxBuffer: 1 << 28 });
+    const run = spawnSync(process.execPath, [self, name, batchArg, n, '--child', ...(flags.infer ? ['--infer'] : [])], { env, encoding: 'utf8', maxBuffer: 1 << 28 });
     const line = run.stdout.split('\n').find((l) => l.startsWith('PROFILE '));
     if (run.status !== 0 || !line) throw new Error(`profile child (${isa}) failed: ${run.stderr.trim().split('\n').slice(-3).join(' | ')}`);
     return Object.assign(JSON.parse(line.slice(8)), { stdout: run.stdout });
@@ -149,7 +157,7 @@ async function compareIsas() {
       // oneDNN's primitive executions per step, from its verbose log of a separate short run (the
       // log's own writes would otherwise be timed): every step runs the same primitives.
       if (r === 0) {
-        const countSteps = 3;
+        const countSteps = Math.min(3, steps);
         const log = child(isa, String(countSteps), { ONEDNN_VERBOSE: '1', DNNL_VERBOSE: '1' }).stdout;
         const byKind = {};
         for (const l of log.split('\n').filter((l) => /^(onednn|dnnl)_verbose,exec,/.test(l))) {
@@ -186,7 +194,7 @@ async function compareIsas() {
   const kinds = [...new Set(isas.flatMap((i) => Object.keys(execCounts[i])))];
   for (const kind of kinds) rows.push([`oneDNN ${kind} executions`, ...isas.map((i) => (execCounts[i][kind] ?? 0).toFixed(1))]);
   const header = ['ms per step (median of ' + rounds + ' rounds)', ...isas.map((i) => `${i} (${results[i][0].device.match(/oneDNN [^ ]+ ([^ ]+)/)?.[1] ?? 'no oneDNN'})`)];
-  console.log(`${name}, batch ${batchArg}, ${steps} steps per round, ${rounds} rounds; load ${load0.map((l) => l.toFixed(2)).join(' ')} → ${load1.map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores (${os.cpus()[0]?.model})`);
+  console.log(`${name} ${flags.infer ? 'inference' : 'training'}, batch ${batchArg}, ${steps} steps per round, ${rounds} rounds; load ${load0.map((l) => l.toFixed(2)).join(' ')} → ${load1.map((l) => l.toFixed(2)).join(' ')} on ${os.cpus().length} cores (${os.cpus()[0]?.model})`);
   console.log('| ' + header.join(' | ') + ' |');
   console.log('|' + header.map((_, i) => (i ? '---:' : '---')).join('|') + '|');
   for (const r of rows) console.log('| ' + r.join(' | ') + ' |');

@@ -7,6 +7,7 @@
 //
 //   node tools/bench/run.mjs [--models lenet5,resnet18] [--rounds 1] [--full]
 //                            [--lenet-steps 40] [--resnet-steps 3] [--threads 1,2] [--out FILE]
+//                            [--frameworks kiln,pytorch,...] [--backends wasm+onednn,torch-cpu,...]
 //
 // --full runs more steps and rounds. Writes a table to stdout and JSON to
 // bench-results/bench-<time>.json (or --out).
@@ -30,6 +31,9 @@ const { values: flags } = parseArgs({
     threads: { type: 'string' },
     out: { type: 'string' },
     python: { type: 'string', default: '/usr/bin/python3' },
+    // Only these frameworks / backends (default: all), for a quick pair on a busy machine.
+    frameworks: { type: 'string' },
+    backends: { type: 'string' },
   },
 });
 
@@ -147,7 +151,8 @@ function roundConfigs(round) {
       list.push({ ...cpuBase, framework: 'tfjs-layers', backend: 'cpu', threads: 1, layersBundle: bundle });
     }
   }
-  return list;
+  const keep = (v, only) => !only || only.split(',').includes(v);
+  return list.filter((c) => keep(c.framework, flags.frameworks) && keep(c.backend, flags.backends));
 }
 
 const started = new Date();

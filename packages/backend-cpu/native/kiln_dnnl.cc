@@ -210,8 +210,16 @@ struct BatchNorm {
   }
 };
 
+// Inference: normalises with given (running) statistics, so one primitive with no backward.
+dnnl::batch_normalization_forward makeBatchNormInference(const NormGeometry &g, float eps) {
+  auto flags = kScaleShift | dnnl::normalization_flags::use_global_stats;
+  return dnnl::batch_normalization_forward(dnnl::batch_normalization_forward::primitive_desc(
+      dnnl::batch_normalization_forward::desc(prop_kind::forward_inference, g.data(), eps, flags), cpu()));
+}
+
 std::mutex cacheLock;
 std::unordered_map<std::string, std::unique_ptr<BatchNorm>> batchNorms;
+std::unordered_map<std::string, std::unique_ptr<dnnl::batch_normalization_forward>> batchNormInferences;
 std::unordered_map<std::string, std::unique_ptr<MaxPoolBackward>> maxPoolBackwards;
 std::unordered_map<std::string, std::unique_ptr<dnnl::matmul>> matmuls;
 std::unordered_map<std::string, std::unique_ptr<Forward>> forwards;
@@ -474,6 +482,31 @@ napi_value BatchNormForwardJs(napi_env env, napi_callback_info info) {
   });
 }
 
+// batchNormInference(geometry, eps, x, mean, variance, gamma, beta, y)
+napi_value BatchNormInferenceJs(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = args(env, info, 8);
+    NormGeometry g = normGeometry(env, a[0]);
+    float eps = epsilonOf(env, a[1]);
+    float *x = floats(env, a[2], g.size(), "x");
+    float *mean = floats(env, a[3], g.C, "mean");
+    float *variance = floats(env, a[4], g.C, "variance");
+    float *gamma = floats(env, a[5], g.C, "gamma");
+    float *beta = floats(env, a[6], g.C, "beta");
+    float *y = floats(env, a[7], g.size(), "y");
+    std::lock_guard<std::mutex> lock(cacheLock);
+    auto *bn = &cached(batchNormInferences, "i" + g.key(eps), [&] { return makeBatchNormInference(g, eps); });
+    bn->execute(strm(), {{DNNL_ARG_SRC, memory(g.data(), cpu(), x)},
+                         {DNNL_ARG_MEAN, memory(g.channels(), cpu(), mean)},
+                         {DNNL_ARG_VARIANCE, memory(g.channels(), cpu(), variance)},
+                         {DNNL_ARG_SCALE, memory(g.channels(), cpu(), gamma)},
+                         {DNNL_ARG_SHIFT, memory(g.channels(), cpu(), beta)},
+                         {DNNL_ARG_DST, memory(g.data(), cpu(), y)}});
+    strm().wait();
+    return undefinedValue(env);
+  });
+}
+
 // batchNormBackward(geometry, eps, x, dy, mean, variance, gamma, dx, dgamma, dbeta)
 napi_value BatchNormBackwardJs(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
@@ -687,6 +720,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"maxPoolBackward", nullptr, MaxPoolBackwardJs, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"matMul", nullptr, MatMulJs, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormForward", nullptr, BatchNormForwardJs, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormInference", nullptr, BatchNormInferenceJs, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormBackward", nullptr, BatchNormBackwardJs, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamUpdate", nullptr, AdamUpdate, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgdUpdate", nullptr, SgdUpdate, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -262,7 +262,7 @@ describe('the oneDNN addon', () => {
   it('replaces the convolution kernels, and puts the previous ones back when turned off', async (ctx) => {
     requireOrSkip(ctx, dnnlMissing, whenDnnlOff);
     await wasm.init();
-    const names = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'MaxPoolGrad', 'BatchMatMul', 'Sum', 'Mean'];
+    const names = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'MaxPoolGrad', 'BatchMatMul', 'Sum', 'Mean', 'FusedBatchNorm'];
     registerWasmTrainingKernels({ dnnl: false });
     const js = names.map((n) => tf.getKernel(n, 'wasm')!.kernelFunc);
     registerWasmTrainingKernels({ dnnl: true });
@@ -444,6 +444,32 @@ describe('training on wasm', () => {
     expect(tf.engine().backend.numDataIds()).toBe(dataIds);
     tf.dispose([x, f, dwf, w]);
   });
+});
+
+describe.each(convModes)('inference batch norm (tf.batchNorm) on wasm matches cpu (oneDNN: %s)', (dnnl) => {
+  // The rank-3 input is reshaped by tfjs to 4-D first; none is handed back.
+  useNativeKernels(dnnl, {});
+  const cases: { name: string; shape: number[]; affine: boolean }[] = [
+    { name: 'NHWC with scale and offset', shape: [3, 5, 4, 7], affine: true },
+    { name: 'NHWC without scale and offset', shape: [2, 3, 3, 6], affine: false },
+    { name: '[N, C]', shape: [9, 5], affine: true },
+    { name: 'ResNet-sized channels', shape: [2, 4, 4, 64], affine: true },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      const ch = c.shape[c.shape.length - 1];
+      const x = random(c.shape, 51);
+      const mean = random([ch], 52);
+      const variance = tf.tidy(() => random([ch], 53).abs().add(0.1));
+      const scale = random([ch], 54);
+      const offset = random([ch], 55);
+      const r = await onBothBackends(() => [
+        c.affine ? tf.batchNorm(x, mean, variance, offset, scale, 1e-3) : tf.batchNorm(x, mean, variance, undefined, undefined, 1e-5),
+      ]);
+      expectSame(r);
+      tf.dispose([x, mean, variance, scale, offset]);
+    });
+  }
 });
 
 describe('Identity on wasm', () => {

@@ -27,6 +27,8 @@ export interface DnnlAddon {
   matMul(geometry: Int32Array, a: Float32Array, b: Float32Array, c: Float32Array): void;
   /** Training-mode batch norm: normalises `x` with its batch statistics into `y`, returning them in `mean` and `variance`. */
   batchNormForward(geometry: Int32Array, epsilon: number, x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, mean: Float32Array, variance: Float32Array): void;
+  /** Inference-mode batch norm: normalises `x` with the given statistics into `y`. */
+  batchNormInference(geometry: Int32Array, epsilon: number, x: Float32Array, mean: Float32Array, variance: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array): void;
   /** Gradients of training-mode batch norm with respect to `x`, `gamma` and `beta`. */
   batchNormBackward(
     geometry: Int32Array, epsilon: number, x: Float32Array, dy: Float32Array, mean: Float32Array, variance: Float32Array,
@@ -296,6 +298,25 @@ export function dnnlKernelConfigs(previous: (name: string) => tf.KernelFunc): tf
       const dx = backend.makeOutput(input.shape, 'float32');
       addon.maxPoolBackward(g, f32View(backend, input), f32View(backend, dy), f32View(backend, dx));
       return dx;
+    }),
+    withFallback(tf.FusedBatchNorm, previous(tf.FusedBatchNorm), ({ inputs, backend, attrs }, addon) => {
+      // tfjs's batchNorm op (eval mode in @kiln/layers): statistics given, one vector per channel.
+      const { x, mean, variance, scale, offset } = inputs;
+      const { varianceEpsilon } = attrs as { varianceEpsilon: number };
+      if (!float32(x, mean, variance, scale, offset) || (x.shape.length !== 4 && x.shape.length !== 2) || !(varianceEpsilon > 0)) return undefined;
+      if (tf.util.sizeFromShape(x.shape) === 0) return undefined;
+      const c = x.shape[x.shape.length - 1];
+      if (![mean, variance, scale, offset].every((t) => t === undefined || (t.shape.length === 1 && t.shape[0] === c))) return undefined;
+      const [n, h, w] = x.shape.length === 4 ? x.shape : [x.shape[0], 1, 1];
+      const y = backend.makeOutput(x.shape, 'float32');
+      // Without a scale or an offset, oneDNN gets ones and zeros (made after the output, whose allocation may move the heap).
+      const ones = scale ? undefined : new Float32Array(c).fill(1);
+      const zeros = offset ? undefined : new Float32Array(c);
+      addon.batchNormInference(
+        Int32Array.of(n, h, w, c), varianceEpsilon, f32View(backend, x), f32View(backend, mean), f32View(backend, variance),
+        scale ? f32View(backend, scale) : ones!, offset ? f32View(backend, offset) : zeros!, f32View(backend, y),
+      );
+      return y;
     }),
     withFallback(tf.BatchMatMul, previous(tf.BatchMatMul), ({ inputs, backend, attrs }, addon) => {
       const { a, b } = inputs;
