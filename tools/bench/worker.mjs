@@ -40,6 +40,11 @@ async function trainingData() {
 const train = await trainingData();
 const loader = () => new DataLoader(train, { batchSize: BATCH, shuffle: false });
 const now = () => performance.now();
+/** CPU seconds this process has used (all threads): on a shared machine, the work itself. */
+const cpuSec = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
 
 /** Times `batches` forward passes in inference mode (no gradient, eval-mode batch norm). */
 function inference(forward, batches) {
@@ -47,13 +52,17 @@ function inference(forward, batches) {
   const run = () => tf.tidy(() => forward(x).dataSync());
   run();
   const t0 = now();
+  const c0 = cpuSec();
   for (let i = 0; i < batches; i++) run();
   const dt = (now() - t0) / 1000;
+  inferCpu = cpuSec() - c0;
   x.dispose();
   return (batches * BATCH) / dt;
 }
 
 let trainTime;
+let trainCpu;
+let inferCpu;
 let inferSps;
 
 if (cfg.framework === 'kiln') {
@@ -61,10 +70,11 @@ if (cfg.framework === 'kiln') {
   const module = new ClassificationModule(model, { lr: 1e-3 });
   let tStart;
   let tEnd;
+  let cStart;
   const timer = {
     onTrainBatchEnd(_t, _m, _o, _b, i) {
-      if (i === cfg.warmup - 1) tStart = now();
-      if (i === cfg.warmup + cfg.steps - 1) tEnd = now();
+      if (i === cfg.warmup - 1) [tStart, cStart] = [now(), cpuSec()];
+      if (i === cfg.warmup + cfg.steps - 1) [tEnd, trainCpu] = [now(), cpuSec() - cStart];
     },
   };
   const trainer = createTrainer({ maxEpochs: 1, numSanityValSteps: 0, enableProgressBar: false, plugins: [callback(timer)] });
@@ -79,8 +89,9 @@ if (cfg.framework === 'kiln') {
   model.train();
   let i = 0;
   let tStart;
+  let cStart;
   for (const batch of loader()) {
-    if (i === cfg.warmup) tStart = now();
+    if (i === cfg.warmup) [tStart, cStart] = [now(), cpuSec()];
     // The same work per step as ClassificationModule under the Trainer: loss and accuracy, both
     // read back to the host.
     let acc;
@@ -98,6 +109,7 @@ if (cfg.framework === 'kiln') {
     i++;
   }
   trainTime = (now() - tStart) / 1000;
+  trainCpu = cpuSec() - cStart;
   model.eval();
   inferSps = inference((x) => model.forward(x), cfg.inferBatches);
 } else if (cfg.framework === 'tfjs-layers') {
@@ -113,8 +125,10 @@ if (cfg.framework === 'kiln') {
   const [yw, yt] = [ys.slice(0, warmN), ys.slice(warmN)];
   await model.fit(xw, yw, { batchSize: BATCH, epochs: 1, shuffle: false, verbose: 0 });
   const t0 = now();
+  const c0 = cpuSec();
   await model.fit(xt, yt, { batchSize: BATCH, epochs: 1, shuffle: false, verbose: 0 });
   trainTime = (now() - t0) / 1000;
+  trainCpu = cpuSec() - c0;
   inferSps = inference((x) => model.predict(x), cfg.inferBatches);
 } else {
   throw new Error(`unknown framework '${cfg.framework}'`);
@@ -126,6 +140,9 @@ const result = {
   device: backend.describe().device,
   train_samples_per_sec: (cfg.steps * BATCH) / trainTime,
   infer_samples_per_sec: inferSps,
+  // Per CPU-second (all threads): comparable across runs that saw different machine load.
+  train_samples_per_cpu_sec: (cfg.steps * BATCH) / trainCpu,
+  infer_samples_per_cpu_sec: (cfg.inferBatches * BATCH) / inferCpu,
   peak_rss_mib: process.resourceUsage().maxRSS / 1024,
 };
 console.log('RESULT ' + JSON.stringify(result));

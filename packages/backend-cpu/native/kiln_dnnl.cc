@@ -5,7 +5,8 @@
 // the sum over leading axes (bias gradients).
 //
 // Layouts are tfjs's: activations NHWC, filters HWIO ([KH, KW, CI, CO]). Activations are handed to
-// oneDNN in that layout (its AVX2/AVX-512 kernels have channels-last paths); filters are reordered
+// oneDNN in that layout (its AVX2/AVX-512 kernels have channels-last paths), except where its
+// blocked layout pays even with a conversion at each call (preferBlocked()); filters are reordered
 // to whatever blocked layout the chosen primitive prefers, which costs little since filters are
 // small. Primitives are created once per shape and cached.
 //
@@ -19,6 +20,7 @@
 #include <dnnl.hpp>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -79,13 +81,15 @@ stream &strm() {
 memory::desc plain(const memory::dims &d, tag t) { return memory::desc(d, dt::f32, t); }
 memory::desc anyLayout(const memory::dims &d) { return memory::desc(d, dt::f32, tag::any); }
 
-convolution_forward::primitive_desc forwardPd(const Geometry &g, bool bias, bool relu) {
-  auto desc = bias ? convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, plain(g.src(), tag::nhwc),
-                                               anyLayout(g.wei()), plain({g.CO}, tag::x), plain(g.dst(), tag::nhwc), g.strides(),
-                                               g.dilates(), g.padL(), g.padR())
-                   : convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, plain(g.src(), tag::nhwc),
-                                               anyLayout(g.wei()), plain(g.dst(), tag::nhwc), g.strides(), g.dilates(), g.padL(),
-                                               g.padR());
+// Activations NHWC, or (`blocked`) in whatever layout oneDNN prefers for this convolution, which
+// the calls below convert to and from NHWC around the primitive. See preferBlocked().
+convolution_forward::primitive_desc forwardPd(const Geometry &g, bool bias, bool relu, bool blocked) {
+  const tag act = blocked ? tag::any : tag::nhwc;
+  const memory::desc src(g.src(), dt::f32, act), dst(g.dst(), dt::f32, act);
+  auto desc = bias ? convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, src, anyLayout(g.wei()),
+                                               plain({g.CO}, tag::x), dst, g.strides(), g.dilates(), g.padL(), g.padR())
+                   : convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, src, anyLayout(g.wei()), dst,
+                                               g.strides(), g.dilates(), g.padL(), g.padR());
   dnnl::primitive_attr attr;
   if (relu) {
     dnnl::post_ops ops;
@@ -94,6 +98,50 @@ convolution_forward::primitive_desc forwardPd(const Geometry &g, bool bias, bool
   }
   return convolution_forward::primitive_desc(desc, attr, cpu());
 }
+
+// Whether a convolution's activations go to oneDNN in its preferred (blocked, nChw8c/nChw16c)
+// layout, converted from and to NHWC at each call, instead of as NHWC. Measured on ResNet-18's
+// convolutions (tools/bench/dnnl-layouts.cc, docs/benchmarks.md): with AVX2 the blocked kernels
+// are 14% faster than the NHWC ones over the network, 10% with the conversions paid at every call,
+// gained on the 3x3 convolutions with 64 channels or more and lost on 1x1 and the 1-channel stem;
+// with AVX-512 the two layouts are within 6% and the conversions eat the difference. So: blocked
+// below AVX-512 for 3x3-and-larger filters over >= 64 channels. KILN_DNNL_BLOCKED=1/0 forces
+// either way (for measuring).
+bool preferBlocked(const Geometry &g) {
+  static const int forced = [] {
+    const char *e = std::getenv("KILN_DNNL_BLOCKED");
+    return e && (e[0] == '0' || e[0] == '1') ? e[0] - '0' : -1;
+  }();
+  if (forced >= 0) return forced == 1;
+  // avx512_core and every later AVX-512 level carry all of avx512_core's bits (avx2_vnni does not).
+  const int core = static_cast<int>(dnnl::cpu_isa::avx512_core);
+  const bool avx512 = (static_cast<int>(dnnl::get_effective_cpu_isa()) & core) == core;
+  return !avx512 && g.KH * g.KW > 1 && g.CI >= 64;
+}
+
+// An activation tensor handed over as NHWC and given to the primitive in the layout `want`: the
+// reorder between them when they differ, and scratch space for the converted copy.
+struct Activation {
+  memory::desc nhwc, want;
+  std::unique_ptr<reorder> convert;
+  std::vector<float> scratch;
+  Activation(const memory::desc &nhwcDesc, const memory::desc &wantDesc, bool in) : nhwc(nhwcDesc), want(wantDesc) {
+    if (want != nhwc)
+      convert = std::make_unique<reorder>(in ? reorder::primitive_desc(cpu(), nhwc, cpu(), want) : reorder::primitive_desc(cpu(), want, cpu(), nhwc));
+  }
+  // The memory the primitive reads or writes: the caller's NHWC bytes, or the scratch copy.
+  memory bind(float *data) {
+    if (!convert) return memory(nhwc, cpu(), data);
+    scratch.resize(want.get_size() / sizeof(float) + 16);
+    return memory(want, cpu(), scratch.data());
+  }
+  void toPrimitive(float *data, memory &bound) {
+    if (convert) convert->execute(strm(), {{DNNL_ARG_FROM, memory(nhwc, cpu(), data)}, {DNNL_ARG_TO, bound}});
+  }
+  void fromPrimitive(memory &bound, float *data) {
+    if (convert) convert->execute(strm(), {{DNNL_ARG_FROM, bound}, {DNNL_ARG_TO, memory(nhwc, cpu(), data)}});
+  }
+};
 
 // A filter in tfjs's HWIO layout, reordered into the layout `want` when that differs. The reorder
 // primitive is cached with the convolution that needs it.
@@ -109,18 +157,24 @@ struct FilterIn {
 struct Forward {
   convolution_forward prim;
   FilterIn filter;
-  Forward(const Geometry &g, bool bias, bool relu) : Forward(forwardPd(g, bias, relu), g) {}
-  Forward(const convolution_forward::primitive_desc &pd, const Geometry &g) : prim(pd), filter(g, pd.weights_desc()) {}
+  Activation x, y;
+  Forward(const Geometry &g, bool bias, bool relu) : Forward(forwardPd(g, bias, relu, preferBlocked(g)), g) {}
+  Forward(const convolution_forward::primitive_desc &pd, const Geometry &g)
+      : prim(pd), filter(g, pd.weights_desc()), x(plain(g.src(), tag::nhwc), pd.src_desc(), true), y(plain(g.dst(), tag::nhwc), pd.dst_desc(), false) {}
 };
 
 struct BackwardData {
   convolution_backward_data prim;
   FilterIn filter;
-  explicit BackwardData(const convolution_backward_data::primitive_desc &pd, const Geometry &g) : prim(pd), filter(g, pd.weights_desc()) {}
+  Activation dy, dx;
+  explicit BackwardData(const convolution_backward_data::primitive_desc &pd, const Geometry &g)
+      : prim(pd), filter(g, pd.weights_desc()), dy(plain(g.dst(), tag::nhwc), pd.diff_dst_desc(), true), dx(plain(g.src(), tag::nhwc), pd.diff_src_desc(), false) {}
   static BackwardData make(const Geometry &g) {
-    auto hint = forwardPd(g, false, false);
-    auto desc = convolution_backward_data::desc(algorithm::convolution_direct, plain(g.src(), tag::nhwc), anyLayout(g.wei()),
-                                                plain(g.dst(), tag::nhwc), g.strides(), g.dilates(), g.padL(), g.padR());
+    const bool blocked = preferBlocked(g);
+    const tag act = blocked ? tag::any : tag::nhwc;
+    auto hint = forwardPd(g, false, false, blocked);
+    auto desc = convolution_backward_data::desc(algorithm::convolution_direct, memory::desc(g.src(), dt::f32, act), anyLayout(g.wei()),
+                                                memory::desc(g.dst(), dt::f32, act), g.strides(), g.dilates(), g.padL(), g.padR());
     return BackwardData(convolution_backward_data::primitive_desc(desc, cpu(), hint), g);
   }
 };
@@ -129,14 +183,17 @@ struct BackwardWeights {
   convolution_backward_weights prim;
   memory::desc got;
   std::unique_ptr<reorder> toHwio;  // null when the primitive writes HWIO itself
+  Activation x, dy;
   BackwardWeights(const convolution_backward_weights::primitive_desc &pd, const Geometry &g)
-      : prim(pd), got(pd.diff_weights_desc()) {
+      : prim(pd), got(pd.diff_weights_desc()), x(plain(g.src(), tag::nhwc), pd.src_desc(), true), dy(plain(g.dst(), tag::nhwc), pd.diff_dst_desc(), true) {
     if (got != plain(g.wei(), tag::hwio)) toHwio = std::make_unique<reorder>(reorder::primitive_desc(cpu(), got, cpu(), plain(g.wei(), tag::hwio)));
   }
   static BackwardWeights make(const Geometry &g) {
-    auto hint = forwardPd(g, false, false);
-    auto desc = convolution_backward_weights::desc(algorithm::convolution_direct, plain(g.src(), tag::nhwc), anyLayout(g.wei()),
-                                                   plain(g.dst(), tag::nhwc), g.strides(), g.dilates(), g.padL(), g.padR());
+    const bool blocked = preferBlocked(g);
+    const tag act = blocked ? tag::any : tag::nhwc;
+    auto hint = forwardPd(g, false, false, blocked);
+    auto desc = convolution_backward_weights::desc(algorithm::convolution_direct, memory::desc(g.src(), dt::f32, act), anyLayout(g.wei()),
+                                                   memory::desc(g.dst(), dt::f32, act), g.strides(), g.dilates(), g.padL(), g.padR());
     return BackwardWeights(convolution_backward_weights::primitive_desc(desc, cpu(), hint), g);
   }
 };
@@ -338,11 +395,12 @@ napi_value Conv2dForward(napi_env env, napi_callback_info info) {
     std::string key = g.key() + (b ? "b" : "") + (relu ? "r" : "");
     Forward *slot = &cached(forwards, key, [&] { return Forward(g, b != nullptr, relu); });
     float *wIn = filterFor(slot->filter, w, g);
-    std::unordered_map<int, memory> io{{DNNL_ARG_SRC, memory(plain(g.src(), tag::nhwc), cpu(), x)},
-                                       {DNNL_ARG_WEIGHTS, memory(slot->filter.want, cpu(), wIn)},
-                                       {DNNL_ARG_DST, memory(plain(g.dst(), tag::nhwc), cpu(), y)}};
+    memory xm = slot->x.bind(x), ym = slot->y.bind(y);
+    slot->x.toPrimitive(x, xm);
+    std::unordered_map<int, memory> io{{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, memory(slot->filter.want, cpu(), wIn)}, {DNNL_ARG_DST, ym}};
     if (b) io.emplace(DNNL_ARG_BIAS, memory(plain({g.CO}, tag::x), cpu(), b));
     slot->prim.execute(strm(), io);
+    slot->y.fromPrimitive(ym, y);
     strm().wait();
     return undefinedValue(env);
   });
@@ -359,9 +417,10 @@ napi_value Conv2dBackwardData(napi_env env, napi_callback_info info) {
     std::lock_guard<std::mutex> lock(cacheLock);
     BackwardData *slot = &cached(backwardDatas, g.key(), [&] { return BackwardData::make(g); });
     float *wIn = filterFor(slot->filter, w, g);
-    slot->prim.execute(strm(), {{DNNL_ARG_DIFF_DST, memory(plain(g.dst(), tag::nhwc), cpu(), dy)},
-                                {DNNL_ARG_WEIGHTS, memory(slot->filter.want, cpu(), wIn)},
-                                {DNNL_ARG_DIFF_SRC, memory(plain(g.src(), tag::nhwc), cpu(), dx)}});
+    memory dym = slot->dy.bind(dy), dxm = slot->dx.bind(dx);
+    slot->dy.toPrimitive(dy, dym);
+    slot->prim.execute(strm(), {{DNNL_ARG_DIFF_DST, dym}, {DNNL_ARG_WEIGHTS, memory(slot->filter.want, cpu(), wIn)}, {DNNL_ARG_DIFF_SRC, dxm}});
+    slot->dx.fromPrimitive(dxm, dx);
     strm().wait();
     return undefinedValue(env);
   });
@@ -383,9 +442,10 @@ napi_value Conv2dBackwardFilter(napi_env env, napi_callback_info info) {
       blocked.resize(slot->got.get_size() / sizeof(float) + 16);
       out = blocked.data();
     }
-    slot->prim.execute(strm(), {{DNNL_ARG_SRC, memory(plain(g.src(), tag::nhwc), cpu(), x)},
-                                {DNNL_ARG_DIFF_DST, memory(plain(g.dst(), tag::nhwc), cpu(), dy)},
-                                {DNNL_ARG_DIFF_WEIGHTS, memory(slot->got, cpu(), out)}});
+    memory xm = slot->x.bind(x), dym = slot->dy.bind(dy);
+    slot->x.toPrimitive(x, xm);
+    slot->dy.toPrimitive(dy, dym);
+    slot->prim.execute(strm(), {{DNNL_ARG_SRC, xm}, {DNNL_ARG_DIFF_DST, dym}, {DNNL_ARG_DIFF_WEIGHTS, memory(slot->got, cpu(), out)}});
     if (slot->toHwio) {
       memory from(slot->got, cpu(), out);
       memory to(plain(g.wei(), tag::hwio), cpu(), dw);
