@@ -120,13 +120,16 @@ async function profile() {
     phases: Object.fromEntries(Object.keys(phases).map((p) => [p, { ms: per(phases[p]), kernel_ms: per(inPhase[p].ms), calls: per(inPhase[p].calls) }])),
     kernels: Object.fromEntries([...times].sort((a, b) => b[1].ms - a[1].ms).map(([k, e]) => [k, { ms: per(e.ms), calls: per(e.calls) }])),
     tensors_growth: tf.memory().numTensors - tensors0,
+    // Memory: the process's peak RSS, and how much of it is the WebAssembly heap (which never shrinks).
+    peak_rss_mib: process.resourceUsage().maxRSS / 1024,
+    wasm_heap_mib: (tf.backend().wasm?.HEAPU8?.byteLength ?? 0) / 2 ** 20,
   };
   if (flags.child) {
     console.log('PROFILE ' + JSON.stringify(result));
     return;
   }
   const inKernels = Object.values(result.phases).reduce((a, p) => a + p.kernel_ms, 0);
-  console.log(`${name} batch ${B} on ${result.device}: ${total.toFixed(1)} ms CPU per step (${wall.toFixed(1)} ms wall), ${inKernels.toFixed(1)} ms in kernels`);
+  console.log(`${name} batch ${B} on ${result.device}: ${total.toFixed(1)} ms CPU per step (${wall.toFixed(1)} ms wall), ${inKernels.toFixed(1)} ms in kernels; peak RSS ${result.peak_rss_mib.toFixed(0)} MiB, WASM heap ${result.wasm_heap_mib.toFixed(0)} MiB`);
   for (const [p, e] of Object.entries(result.phases)) {
     console.log(`  ${p.padEnd(20)} ${e.ms.toFixed(2).padStart(8)} ms, ${e.kernel_ms.toFixed(2).padStart(8)} ms in ${e.calls} kernel calls`);
   }
@@ -191,6 +194,8 @@ async function compareIsas() {
   }
   const kernels = Object.keys(results[isas[0]][0].kernels).slice(0, 14);
   for (const k of kernels) row(`\`${k}\` (${results[isas[0]][0].kernels[k].calls} calls)`, (r) => r.kernels[k]?.ms);
+  row('peak RSS, MiB', (r) => r.peak_rss_mib, 0);
+  row('of which WASM heap, MiB', (r) => r.wasm_heap_mib, 0);
   const kinds = [...new Set(isas.flatMap((i) => Object.keys(execCounts[i])))];
   for (const kind of kinds) rows.push([`oneDNN ${kind} executions`, ...isas.map((i) => (execCounts[i][kind] ?? 0).toFixed(1))]);
   const header = ['ms per step (median of ' + rounds + ' rounds)', ...isas.map((i) => `${i} (${results[i][0].device.match(/oneDNN [^ ]+ ([^ ]+)/)?.[1] ?? 'no oneDNN'})`)];

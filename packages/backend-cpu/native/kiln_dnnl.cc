@@ -119,20 +119,26 @@ bool preferBlocked(const Geometry &g) {
   return !avx512 && g.KH * g.KW > 1 && g.CI >= 64;
 }
 
+// Scratch for converted activations, shared by every convolution (calls hold cacheLock, and one
+// call converts at most two tensors: slot 0 and slot 1), so it costs the two largest activations
+// once, not a copy per cached primitive.
+std::vector<float> activationScratch[2];
+
 // An activation tensor handed over as NHWC and given to the primitive in the layout `want`: the
-// reorder between them when they differ, and scratch space for the converted copy.
+// reorder between them when they differ, and which scratch slot holds the converted copy.
 struct Activation {
   memory::desc nhwc, want;
   std::unique_ptr<reorder> convert;
-  std::vector<float> scratch;
-  Activation(const memory::desc &nhwcDesc, const memory::desc &wantDesc, bool in) : nhwc(nhwcDesc), want(wantDesc) {
+  int slot;
+  Activation(const memory::desc &nhwcDesc, const memory::desc &wantDesc, bool in, int scratchSlot) : nhwc(nhwcDesc), want(wantDesc), slot(scratchSlot) {
     if (want != nhwc)
       convert = std::make_unique<reorder>(in ? reorder::primitive_desc(cpu(), nhwc, cpu(), want) : reorder::primitive_desc(cpu(), want, cpu(), nhwc));
   }
   // The memory the primitive reads or writes: the caller's NHWC bytes, or the scratch copy.
   memory bind(float *data) {
     if (!convert) return memory(nhwc, cpu(), data);
-    scratch.resize(want.get_size() / sizeof(float) + 16);
+    auto &scratch = activationScratch[slot];
+    scratch.resize(std::max(scratch.size(), want.get_size() / sizeof(float) + 16));
     return memory(want, cpu(), scratch.data());
   }
   void toPrimitive(float *data, memory &bound) {
@@ -160,7 +166,7 @@ struct Forward {
   Activation x, y;
   Forward(const Geometry &g, bool bias, bool relu) : Forward(forwardPd(g, bias, relu, preferBlocked(g)), g) {}
   Forward(const convolution_forward::primitive_desc &pd, const Geometry &g)
-      : prim(pd), filter(g, pd.weights_desc()), x(plain(g.src(), tag::nhwc), pd.src_desc(), true), y(plain(g.dst(), tag::nhwc), pd.dst_desc(), false) {}
+      : prim(pd), filter(g, pd.weights_desc()), x(plain(g.src(), tag::nhwc), pd.src_desc(), true, 0), y(plain(g.dst(), tag::nhwc), pd.dst_desc(), false, 1) {}
 };
 
 struct BackwardData {
@@ -168,7 +174,7 @@ struct BackwardData {
   FilterIn filter;
   Activation dy, dx;
   explicit BackwardData(const convolution_backward_data::primitive_desc &pd, const Geometry &g)
-      : prim(pd), filter(g, pd.weights_desc()), dy(plain(g.dst(), tag::nhwc), pd.diff_dst_desc(), true), dx(plain(g.src(), tag::nhwc), pd.diff_src_desc(), false) {}
+      : prim(pd), filter(g, pd.weights_desc()), dy(plain(g.dst(), tag::nhwc), pd.diff_dst_desc(), true, 0), dx(plain(g.src(), tag::nhwc), pd.diff_src_desc(), false, 1) {}
   static BackwardData make(const Geometry &g) {
     const bool blocked = preferBlocked(g);
     const tag act = blocked ? tag::any : tag::nhwc;
@@ -185,7 +191,7 @@ struct BackwardWeights {
   std::unique_ptr<reorder> toHwio;  // null when the primitive writes HWIO itself
   Activation x, dy;
   BackwardWeights(const convolution_backward_weights::primitive_desc &pd, const Geometry &g)
-      : prim(pd), got(pd.diff_weights_desc()), x(plain(g.src(), tag::nhwc), pd.src_desc(), true), dy(plain(g.dst(), tag::nhwc), pd.diff_dst_desc(), true) {
+      : prim(pd), got(pd.diff_weights_desc()), x(plain(g.src(), tag::nhwc), pd.src_desc(), true, 0), dy(plain(g.dst(), tag::nhwc), pd.diff_dst_desc(), true, 1) {
     if (got != plain(g.wei(), tag::hwio)) toHwio = std::make_unique<reorder>(reorder::primitive_desc(cpu(), got, cpu(), plain(g.wei(), tag::hwio)));
   }
   static BackwardWeights make(const Geometry &g) {

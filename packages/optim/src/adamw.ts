@@ -13,6 +13,7 @@ export class AdamW extends Adam {
     super(params, { weightDecay: 0.01, ...options });
   }
 
+  /** Decoupled decay for the backend's fused update, unless a subclass changed `decay`. */
   protected override decayMode(): 'l2' | 'decoupled' | undefined {
     return this.decay === AdamW.prototype.decay ? 'decoupled' : undefined;
   }
