@@ -17,7 +17,9 @@
 // With --isa: one child process per ISA level and round (alternating, so both see the same machine
 // load; `native` is what the CPU has, `avx2` caps oneDNN with ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA,
 // which oneDNN 2.6 reads), each also counting oneDNN's primitive executions per step from its
-// verbose log, and prints the medians side by side as a Markdown table.
+// verbose log, and prints the medians side by side as a Markdown table. A level may carry a
+// layout, `avx2:nhwc` or `avx2:blocked`, forcing the addon's choice of activation layout for
+// convolutions (KILN_DNNL_BLOCKED).
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -147,7 +149,9 @@ async function compareIsas() {
   const execCounts = {};
   const child = (isa, n, extraEnv = {}) => {
     const env = { ...process.env, ...extraEnv };
-    if (isa !== 'native') Object.assign(env, { ONEDNN_MAX_CPU_ISA: isa.toUpperCase(), DNNL_MAX_CPU_ISA: isa.toUpperCase() });
+    const [level, layout] = isa.split(':');
+    if (level !== 'native') Object.assign(env, { ONEDNN_MAX_CPU_ISA: level.toUpperCase(), DNNL_MAX_CPU_ISA: level.toUpperCase() });
+    if (layout) env.KILN_DNNL_BLOCKED = layout === 'blocked' ? '1' : '0';
     const run = spawnSync(process.execPath, [self, name, batchArg, n, '--child', ...(flags.infer ? ['--infer'] : [])], { env, encoding: 'utf8', maxBuffer: 1 << 28 });
     const line = run.stdout.split('\n').find((l) => l.startsWith('PROFILE '));
     if (run.status !== 0 || !line) throw new Error(`profile child (${isa}) failed: ${run.stderr.trim().split('\n').slice(-3).join(' | ')}`);

@@ -187,9 +187,12 @@ for (const s of summary) {
   const pt = find(s.model, 'pytorch', 'torch-cpu', s.threads);
   s.vs_pytorch_train = pt ? s.train_samples_per_sec / pt.train_samples_per_sec : null;
   s.vs_pytorch_infer = pt ? s.infer_samples_per_sec / pt.infer_samples_per_sec : null;
-  // The same ratios per CPU-second: what each side's work costs, whatever else ran on the machine.
-  s.vs_pytorch_train_cpu = pt ? s.train_samples_per_cpu_sec / pt.train_samples_per_cpu_sec : null;
-  s.vs_pytorch_infer_cpu = pt ? s.infer_samples_per_cpu_sec / pt.infer_samples_per_cpu_sec : null;
+  // The same ratios per CPU-second of the thread that runs the step: at one thread, what each
+  // side's work costs whatever else ran on the machine; with more threads the others' share is
+  // missing, so there is no such ratio.
+  const oneThread = pt && s.threads === 1;
+  s.vs_pytorch_train_cpu = oneThread ? s.train_samples_per_cpu_sec / pt.train_samples_per_cpu_sec : null;
+  s.vs_pytorch_infer_cpu = oneThread ? s.infer_samples_per_cpu_sec / pt.infer_samples_per_cpu_sec : null;
   if (s.framework === 'kiln') {
     const bare = find(s.model, 'bare', s.backend, s.threads);
     // Positive: the Trainer is that much slower than the hand-written loop.
