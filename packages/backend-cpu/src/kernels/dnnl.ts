@@ -11,7 +11,7 @@
  */
 import { tf, nodeBuiltin, ADAM_UPDATE_KERNEL, BATCH_NORM_TRAINING_GRAD_KERNEL, BATCH_NORM_TRAINING_KERNEL, SGD_UPDATE_KERNEL, ShapeMismatchError } from '@kiln/core';
 import { f32View, type BackendWasm, type WasmKernelArgs } from './wasm-heap.js';
-import { leadingAxes } from './leading-axes-reduce.js';
+import { leadingReduction, type ReduceAttrs } from './leading-axes-reduce.js';
 
 /** What the native addon exports. */
 export interface DnnlAddon {
@@ -242,14 +242,12 @@ function matMulGeometry(a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean,
  * JavaScript kernel it wraps (leading-axes-reduce.ts) does the same sums in the same order.
  */
 function sumLeading(mean: boolean) {
-  return ({ inputs, backend, attrs }: WasmKernelArgs<{ axis: number | number[]; keepDims: boolean }>, addon: DnnlAddon): tf.TensorInfo | undefined => {
+  return ({ inputs, backend, attrs }: WasmKernelArgs<ReduceAttrs>, addon: DnnlAddon): tf.TensorInfo | undefined => {
     const { x } = inputs;
-    const k = leadingAxes(attrs.axis, x.shape);
-    const size = tf.util.sizeFromShape(x.shape);
-    if (x.dtype !== 'float32' || k <= 0 || size === 0) return undefined;
-    const rows = tf.util.sizeFromShape(x.shape.slice(0, k));
-    const out = backend.makeOutput(attrs.keepDims ? x.shape.map((d, i) => (i < k ? 1 : d)) : x.shape.slice(k), 'float32');
-    addon.sumLeading(rows, f32View(backend, x), f32View(backend, out), mean);
+    const r = leadingReduction(x, attrs);
+    if (!r) return undefined;
+    const out = backend.makeOutput(r.outShape, 'float32');
+    addon.sumLeading(r.rows, f32View(backend, x), f32View(backend, out), mean);
     return out;
   };
 }
