@@ -1,7 +1,7 @@
 // How much Kiln's choice of activation layout costs oneDNN on ResNet-18's convolutions (batch 64,
 // 28x28 input, small-input stem): each convolution's forward, input gradient and filter gradient
 // timed with
-//   nhwc     activations in tfjs's NHWC, as Kiln's addon hands them over today;
+//   nhwc     activations in tfjs's NHWC, as Kiln's addon hands them over (with AVX-512 always);
 //   blocked  activations in the layout oneDNN prefers (format `any`: nChw16c with AVX-512, nChw8c
 //            with AVX2), as they would be if kept in that layout between oneDNN ops;
 //   blocked+reorders  the same, plus reordering NHWC in and out at every call (what a per-call
@@ -13,6 +13,7 @@
 #include <dnnl.hpp>
 
 #include <algorithm>
+#include <array>
 #include <ctime>
 #include <cstdio>
 #include <cstdlib>
