@@ -7,6 +7,7 @@
 //
 //   node tools/bench/run.mjs [--models lenet5,resnet18] [--rounds 1] [--full]
 //                            [--lenet-steps 40] [--resnet-steps 3] [--threads 1,2] [--out FILE]
+//                            [--frameworks kiln,pytorch,...] [--backends wasm+onednn,torch-cpu,...]
 //
 // --full runs more steps and rounds. Writes a table to stdout and JSON to
 // bench-results/bench-<time>.json (or --out).
@@ -30,6 +31,9 @@ const { values: flags } = parseArgs({
     threads: { type: 'string' },
     out: { type: 'string' },
     python: { type: 'string', default: '/usr/bin/python3' },
+    // Only these frameworks / backends (default: all), for a quick pair on a busy machine.
+    frameworks: { type: 'string' },
+    backends: { type: 'string' },
   },
 });
 
@@ -147,7 +151,8 @@ function roundConfigs(round) {
       list.push({ ...cpuBase, framework: 'tfjs-layers', backend: 'cpu', threads: 1, layersBundle: bundle });
     }
   }
-  return list;
+  const keep = (v, only) => !only || only.split(',').includes(v);
+  return list.filter((c) => keep(c.framework, flags.frameworks) && keep(c.backend, flags.backends));
 }
 
 const started = new Date();
@@ -173,6 +178,8 @@ const summary = [...groups.values()].map((rs) => ({
   rounds: rs.length,
   train_samples_per_sec: median(rs.map((r) => r.train_samples_per_sec)),
   infer_samples_per_sec: median(rs.map((r) => r.infer_samples_per_sec)),
+  train_samples_per_cpu_sec: median(rs.map((r) => r.train_samples_per_cpu_sec)),
+  infer_samples_per_cpu_sec: median(rs.map((r) => r.infer_samples_per_cpu_sec)),
   peak_rss_mib: Math.max(...rs.map((r) => r.peak_rss_mib)),
 }));
 const find = (model, framework, backend, threads) => summary.find((s) => s.model === model && s.framework === framework && s.backend === backend && s.threads === threads);
@@ -180,6 +187,12 @@ for (const s of summary) {
   const pt = find(s.model, 'pytorch', 'torch-cpu', s.threads);
   s.vs_pytorch_train = pt ? s.train_samples_per_sec / pt.train_samples_per_sec : null;
   s.vs_pytorch_infer = pt ? s.infer_samples_per_sec / pt.infer_samples_per_sec : null;
+  // The same ratios per CPU-second of the thread that runs the step: at one thread, what each
+  // side's work costs whatever else ran on the machine; with more threads the others' share is
+  // missing, so there is no such ratio.
+  const oneThread = pt && s.threads === 1;
+  s.vs_pytorch_train_cpu = oneThread ? s.train_samples_per_cpu_sec / pt.train_samples_per_cpu_sec : null;
+  s.vs_pytorch_infer_cpu = oneThread ? s.infer_samples_per_cpu_sec / pt.infer_samples_per_cpu_sec : null;
   if (s.framework === 'kiln') {
     const bare = find(s.model, 'bare', s.backend, s.threads);
     // Positive: the Trainer is that much slower than the hand-written loop.
@@ -190,10 +203,11 @@ for (const s of summary) {
 }
 
 const f = (x, d = 1) => (x == null ? '—' : x.toFixed(d));
-const header = ['model', 'framework', 'backend', 'thr', 'train/s', 'infer/s', 'RSS MiB', 'train ×PT', 'infer ×PT', 'overhead', 'thr speedup'];
+const header = ['model', 'framework', 'backend', 'thr', 'train/s', 'infer/s', 'RSS MiB', 'train ×PT', 'infer ×PT', 'overhead', 'thr speedup', 'train ×PT cpu', 'infer ×PT cpu'];
 const rows = summary.map((s) => [
   s.model, s.framework, s.backend, String(s.threads), f(s.train_samples_per_sec), f(s.infer_samples_per_sec), f(s.peak_rss_mib, 0),
   f(s.vs_pytorch_train, 2), f(s.vs_pytorch_infer, 2), s.trainer_overhead == null ? '—' : `${(100 * s.trainer_overhead).toFixed(1)}%`, f(s.thread_speedup, 2),
+  f(s.vs_pytorch_train_cpu, 2), f(s.vs_pytorch_infer_cpu, 2),
 ]);
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
 const line = (cells) => '| ' + cells.map((c, i) => c.padEnd(widths[i])).join(' | ') + ' |';

@@ -10,6 +10,7 @@
 //   kiln         Kiln's Trainer.fit with ClassificationModule (Adam, cross-entropy, accuracy)
 //   bare         the same model, loss, accuracy and Adam in a hand-written tf.variableGrads loop
 //   tfjs-layers  the same architecture as a tfjs-layers model, trained with model.fit
+import { readFileSync } from 'node:fs';
 import { tf, manualSeed } from '@kiln/core';
 import { cpuBackend, wasmBackend } from '@kiln/backend-cpu';
 import { DataLoader, fashionMnist, imageFolder } from '@kiln/data';
@@ -40,6 +41,21 @@ async function trainingData() {
 const train = await trainingData();
 const loader = () => new DataLoader(train, { batchSize: BATCH, shuffle: false });
 const now = () => performance.now();
+/**
+ * CPU seconds of the thread running the step. With one compute thread that is all the step's
+ * compute (WASM, and oneDNN's one OpenMP thread is the calling thread), and unlike wall time it
+ * does not count the time other processes hold the core, nor V8's helper threads (GC), which run
+ * beside the step on an idle machine. Linux's per-thread schedstat (ns); elsewhere the process's time.
+ */
+const mainThread = `/proc/self/task/${process.pid}/schedstat`;
+const cpuSec = () => {
+  try {
+    return Number(readFileSync(mainThread, 'utf8').split(' ')[0]) / 1e9;
+  } catch {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1e6;
+  }
+};
 
 /** Times `batches` forward passes in inference mode (no gradient, eval-mode batch norm). */
 function inference(forward, batches) {
@@ -47,13 +63,17 @@ function inference(forward, batches) {
   const run = () => tf.tidy(() => forward(x).dataSync());
   run();
   const t0 = now();
+  const c0 = cpuSec();
   for (let i = 0; i < batches; i++) run();
   const dt = (now() - t0) / 1000;
+  inferCpu = cpuSec() - c0;
   x.dispose();
   return (batches * BATCH) / dt;
 }
 
 let trainTime;
+let trainCpu;
+let inferCpu;
 let inferSps;
 
 if (cfg.framework === 'kiln') {
@@ -61,10 +81,11 @@ if (cfg.framework === 'kiln') {
   const module = new ClassificationModule(model, { lr: 1e-3 });
   let tStart;
   let tEnd;
+  let cStart;
   const timer = {
     onTrainBatchEnd(_t, _m, _o, _b, i) {
-      if (i === cfg.warmup - 1) tStart = now();
-      if (i === cfg.warmup + cfg.steps - 1) tEnd = now();
+      if (i === cfg.warmup - 1) [tStart, cStart] = [now(), cpuSec()];
+      if (i === cfg.warmup + cfg.steps - 1) [tEnd, trainCpu] = [now(), cpuSec() - cStart];
     },
   };
   const trainer = createTrainer({ maxEpochs: 1, numSanityValSteps: 0, enableProgressBar: false, plugins: [callback(timer)] });
@@ -79,8 +100,9 @@ if (cfg.framework === 'kiln') {
   model.train();
   let i = 0;
   let tStart;
+  let cStart;
   for (const batch of loader()) {
-    if (i === cfg.warmup) tStart = now();
+    if (i === cfg.warmup) [tStart, cStart] = [now(), cpuSec()];
     // The same work per step as ClassificationModule under the Trainer: loss and accuracy, both
     // read back to the host.
     let acc;
@@ -98,6 +120,7 @@ if (cfg.framework === 'kiln') {
     i++;
   }
   trainTime = (now() - tStart) / 1000;
+  trainCpu = cpuSec() - cStart;
   model.eval();
   inferSps = inference((x) => model.forward(x), cfg.inferBatches);
 } else if (cfg.framework === 'tfjs-layers') {
@@ -113,8 +136,10 @@ if (cfg.framework === 'kiln') {
   const [yw, yt] = [ys.slice(0, warmN), ys.slice(warmN)];
   await model.fit(xw, yw, { batchSize: BATCH, epochs: 1, shuffle: false, verbose: 0 });
   const t0 = now();
+  const c0 = cpuSec();
   await model.fit(xt, yt, { batchSize: BATCH, epochs: 1, shuffle: false, verbose: 0 });
   trainTime = (now() - t0) / 1000;
+  trainCpu = cpuSec() - c0;
   inferSps = inference((x) => model.predict(x), cfg.inferBatches);
 } else {
   throw new Error(`unknown framework '${cfg.framework}'`);
@@ -126,6 +151,10 @@ const result = {
   device: backend.describe().device,
   train_samples_per_sec: (cfg.steps * BATCH) / trainTime,
   infer_samples_per_sec: inferSps,
+  // Per CPU-second of the stepping thread: comparable across runs that saw different machine load
+  // (at one compute thread; see cpuSec).
+  train_samples_per_cpu_sec: (cfg.steps * BATCH) / trainCpu,
+  infer_samples_per_cpu_sec: (cfg.inferBatches * BATCH) / inferCpu,
   peak_rss_mib: process.resourceUsage().maxRSS / 1024,
 };
 console.log('RESULT ' + JSON.stringify(result));

@@ -1,9 +1,12 @@
 // Kiln's oneDNN kernels for the WASM backend in Node: 2-D convolution forward, input gradient and
 // filter gradient, computed by oneDNN (the library PyTorch's CPU convolutions use) straight on the
-// tensors' bytes in the WebAssembly heap.
+// tensors' bytes in the WebAssembly heap. Beside them, three plain loops oneDNN has no primitive
+// for, which replace many small WASM kernels each: the Adam and SGD updates of one parameter and
+// the sum over leading axes (bias gradients).
 //
 // Layouts are tfjs's: activations NHWC, filters HWIO ([KH, KW, CI, CO]). Activations are handed to
-// oneDNN in that layout (its AVX2/AVX-512 kernels have channels-last paths); filters are reordered
+// oneDNN in that layout (its AVX2/AVX-512 kernels have channels-last paths), except where its
+// blocked layout pays even with a conversion at each call (preferBlocked()); filters are reordered
 // to whatever blocked layout the chosen primitive prefers, which costs little since filters are
 // small. Primitives are created once per shape and cached.
 //
@@ -17,12 +20,14 @@
 #include <dnnl.hpp>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 namespace {
@@ -76,13 +81,15 @@ stream &strm() {
 memory::desc plain(const memory::dims &d, tag t) { return memory::desc(d, dt::f32, t); }
 memory::desc anyLayout(const memory::dims &d) { return memory::desc(d, dt::f32, tag::any); }
 
-convolution_forward::primitive_desc forwardPd(const Geometry &g, bool bias, bool relu) {
-  auto desc = bias ? convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, plain(g.src(), tag::nhwc),
-                                               anyLayout(g.wei()), plain({g.CO}, tag::x), plain(g.dst(), tag::nhwc), g.strides(),
-                                               g.dilates(), g.padL(), g.padR())
-                   : convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, plain(g.src(), tag::nhwc),
-                                               anyLayout(g.wei()), plain(g.dst(), tag::nhwc), g.strides(), g.dilates(), g.padL(),
-                                               g.padR());
+// Activations NHWC, or (`blocked`) in whatever layout oneDNN prefers for this convolution, which
+// the calls below convert to and from NHWC around the primitive. See preferBlocked().
+convolution_forward::primitive_desc forwardPd(const Geometry &g, bool bias, bool relu, bool blocked) {
+  const tag act = blocked ? tag::any : tag::nhwc;
+  const memory::desc src(g.src(), dt::f32, act), dst(g.dst(), dt::f32, act);
+  auto desc = bias ? convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, src, anyLayout(g.wei()),
+                                               plain({g.CO}, tag::x), dst, g.strides(), g.dilates(), g.padL(), g.padR())
+                   : convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, src, anyLayout(g.wei()), dst,
+                                               g.strides(), g.dilates(), g.padL(), g.padR());
   dnnl::primitive_attr attr;
   if (relu) {
     dnnl::post_ops ops;
@@ -91,6 +98,56 @@ convolution_forward::primitive_desc forwardPd(const Geometry &g, bool bias, bool
   }
   return convolution_forward::primitive_desc(desc, attr, cpu());
 }
+
+// Whether a convolution's activations go to oneDNN in its preferred (blocked, nChw8c/nChw16c)
+// layout, converted from and to NHWC at each call, instead of as NHWC. Measured on ResNet-18's
+// convolutions (tools/bench/dnnl-layouts.cc, docs/benchmarks.md): with AVX2 the blocked kernels
+// are 14% faster than the NHWC ones over the network, 10% with the conversions paid at every call,
+// gained on the 3x3 convolutions with 64 channels or more and lost on 1x1 and the 1-channel stem;
+// with AVX-512 the two layouts are within 6% and the conversions eat the difference. So: blocked
+// below AVX-512 for 3x3-and-larger filters over >= 64 channels. KILN_DNNL_BLOCKED=1/0 forces
+// either way (for measuring).
+bool preferBlocked(const Geometry &g) {
+  static const int forced = [] {
+    const char *e = std::getenv("KILN_DNNL_BLOCKED");
+    return e && (e[0] == '0' || e[0] == '1') ? e[0] - '0' : -1;
+  }();
+  if (forced >= 0) return forced == 1;
+  // avx512_core and every later AVX-512 level carry all of avx512_core's bits (avx2_vnni does not).
+  const int core = static_cast<int>(dnnl::cpu_isa::avx512_core);
+  const bool avx512 = (static_cast<int>(dnnl::get_effective_cpu_isa()) & core) == core;
+  return !avx512 && g.KH * g.KW > 1 && g.CI >= 64;
+}
+
+// Scratch for converted activations, shared by every convolution (calls hold cacheLock, and one
+// call converts at most two tensors: slot 0 and slot 1), so it costs the two largest activations
+// once, not a copy per cached primitive.
+std::vector<float> activationScratch[2];
+
+// An activation tensor handed over as NHWC and given to the primitive in the layout `want`: the
+// reorder between them when they differ, and which scratch slot holds the converted copy.
+struct Activation {
+  memory::desc nhwc, want;
+  std::unique_ptr<reorder> convert;
+  int slot;
+  Activation(const memory::desc &nhwcDesc, const memory::desc &wantDesc, bool in, int scratchSlot) : nhwc(nhwcDesc), want(wantDesc), slot(scratchSlot) {
+    if (want != nhwc)
+      convert = std::make_unique<reorder>(in ? reorder::primitive_desc(cpu(), nhwc, cpu(), want) : reorder::primitive_desc(cpu(), want, cpu(), nhwc));
+  }
+  // The memory the primitive reads or writes: the caller's NHWC bytes, or the scratch copy.
+  memory bind(float *data) {
+    if (!convert) return memory(nhwc, cpu(), data);
+    auto &scratch = activationScratch[slot];
+    scratch.resize(std::max(scratch.size(), want.get_size() / sizeof(float) + 16));
+    return memory(want, cpu(), scratch.data());
+  }
+  void toPrimitive(float *data, memory &bound) {
+    if (convert) convert->execute(strm(), {{DNNL_ARG_FROM, memory(nhwc, cpu(), data)}, {DNNL_ARG_TO, bound}});
+  }
+  void fromPrimitive(memory &bound, float *data) {
+    if (convert) convert->execute(strm(), {{DNNL_ARG_FROM, bound}, {DNNL_ARG_TO, memory(nhwc, cpu(), data)}});
+  }
+};
 
 // A filter in tfjs's HWIO layout, reordered into the layout `want` when that differs. The reorder
 // primitive is cached with the convolution that needs it.
@@ -106,18 +163,24 @@ struct FilterIn {
 struct Forward {
   convolution_forward prim;
   FilterIn filter;
-  Forward(const Geometry &g, bool bias, bool relu) : Forward(forwardPd(g, bias, relu), g) {}
-  Forward(const convolution_forward::primitive_desc &pd, const Geometry &g) : prim(pd), filter(g, pd.weights_desc()) {}
+  Activation x, y;
+  Forward(const Geometry &g, bool bias, bool relu) : Forward(forwardPd(g, bias, relu, preferBlocked(g)), g) {}
+  Forward(const convolution_forward::primitive_desc &pd, const Geometry &g)
+      : prim(pd), filter(g, pd.weights_desc()), x(plain(g.src(), tag::nhwc), pd.src_desc(), true, 0), y(plain(g.dst(), tag::nhwc), pd.dst_desc(), false, 1) {}
 };
 
 struct BackwardData {
   convolution_backward_data prim;
   FilterIn filter;
-  explicit BackwardData(const convolution_backward_data::primitive_desc &pd, const Geometry &g) : prim(pd), filter(g, pd.weights_desc()) {}
+  Activation dy, dx;
+  explicit BackwardData(const convolution_backward_data::primitive_desc &pd, const Geometry &g)
+      : prim(pd), filter(g, pd.weights_desc()), dy(plain(g.dst(), tag::nhwc), pd.diff_dst_desc(), true, 0), dx(plain(g.src(), tag::nhwc), pd.diff_src_desc(), false, 1) {}
   static BackwardData make(const Geometry &g) {
-    auto hint = forwardPd(g, false, false);
-    auto desc = convolution_backward_data::desc(algorithm::convolution_direct, plain(g.src(), tag::nhwc), anyLayout(g.wei()),
-                                                plain(g.dst(), tag::nhwc), g.strides(), g.dilates(), g.padL(), g.padR());
+    const bool blocked = preferBlocked(g);
+    const tag act = blocked ? tag::any : tag::nhwc;
+    auto hint = forwardPd(g, false, false, blocked);
+    auto desc = convolution_backward_data::desc(algorithm::convolution_direct, memory::desc(g.src(), dt::f32, act), anyLayout(g.wei()),
+                                                memory::desc(g.dst(), dt::f32, act), g.strides(), g.dilates(), g.padL(), g.padR());
     return BackwardData(convolution_backward_data::primitive_desc(desc, cpu(), hint), g);
   }
 };
@@ -126,14 +189,17 @@ struct BackwardWeights {
   convolution_backward_weights prim;
   memory::desc got;
   std::unique_ptr<reorder> toHwio;  // null when the primitive writes HWIO itself
+  Activation x, dy;
   BackwardWeights(const convolution_backward_weights::primitive_desc &pd, const Geometry &g)
-      : prim(pd), got(pd.diff_weights_desc()) {
+      : prim(pd), got(pd.diff_weights_desc()), x(plain(g.src(), tag::nhwc), pd.src_desc(), true, 0), dy(plain(g.dst(), tag::nhwc), pd.diff_dst_desc(), true, 1) {
     if (got != plain(g.wei(), tag::hwio)) toHwio = std::make_unique<reorder>(reorder::primitive_desc(cpu(), got, cpu(), plain(g.wei(), tag::hwio)));
   }
   static BackwardWeights make(const Geometry &g) {
-    auto hint = forwardPd(g, false, false);
-    auto desc = convolution_backward_weights::desc(algorithm::convolution_direct, plain(g.src(), tag::nhwc), anyLayout(g.wei()),
-                                                   plain(g.dst(), tag::nhwc), g.strides(), g.dilates(), g.padL(), g.padR());
+    const bool blocked = preferBlocked(g);
+    const tag act = blocked ? tag::any : tag::nhwc;
+    auto hint = forwardPd(g, false, false, blocked);
+    auto desc = convolution_backward_weights::desc(algorithm::convolution_direct, memory::desc(g.src(), dt::f32, act), anyLayout(g.wei()),
+                                                   memory::desc(g.dst(), dt::f32, act), g.strides(), g.dilates(), g.padL(), g.padR());
     return BackwardWeights(convolution_backward_weights::primitive_desc(desc, cpu(), hint), g);
   }
 };
@@ -207,8 +273,16 @@ struct BatchNorm {
   }
 };
 
+// Inference: normalises with given (running) statistics, so one primitive with no backward.
+dnnl::batch_normalization_forward makeBatchNormInference(const NormGeometry &g, float eps) {
+  auto flags = kScaleShift | dnnl::normalization_flags::use_global_stats;
+  return dnnl::batch_normalization_forward(dnnl::batch_normalization_forward::primitive_desc(
+      dnnl::batch_normalization_forward::desc(prop_kind::forward_inference, g.data(), eps, flags), cpu()));
+}
+
 std::mutex cacheLock;
 std::unordered_map<std::string, std::unique_ptr<BatchNorm>> batchNorms;
+std::unordered_map<std::string, std::unique_ptr<dnnl::batch_normalization_forward>> batchNormInferences;
 std::unordered_map<std::string, std::unique_ptr<MaxPoolBackward>> maxPoolBackwards;
 std::unordered_map<std::string, std::unique_ptr<dnnl::matmul>> matmuls;
 std::unordered_map<std::string, std::unique_ptr<Forward>> forwards;
@@ -327,11 +401,12 @@ napi_value Conv2dForward(napi_env env, napi_callback_info info) {
     std::string key = g.key() + (b ? "b" : "") + (relu ? "r" : "");
     Forward *slot = &cached(forwards, key, [&] { return Forward(g, b != nullptr, relu); });
     float *wIn = filterFor(slot->filter, w, g);
-    std::unordered_map<int, memory> io{{DNNL_ARG_SRC, memory(plain(g.src(), tag::nhwc), cpu(), x)},
-                                       {DNNL_ARG_WEIGHTS, memory(slot->filter.want, cpu(), wIn)},
-                                       {DNNL_ARG_DST, memory(plain(g.dst(), tag::nhwc), cpu(), y)}};
+    memory xm = slot->x.bind(x), ym = slot->y.bind(y);
+    slot->x.toPrimitive(x, xm);
+    std::unordered_map<int, memory> io{{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, memory(slot->filter.want, cpu(), wIn)}, {DNNL_ARG_DST, ym}};
     if (b) io.emplace(DNNL_ARG_BIAS, memory(plain({g.CO}, tag::x), cpu(), b));
     slot->prim.execute(strm(), io);
+    slot->y.fromPrimitive(ym, y);
     strm().wait();
     return undefinedValue(env);
   });
@@ -348,9 +423,10 @@ napi_value Conv2dBackwardData(napi_env env, napi_callback_info info) {
     std::lock_guard<std::mutex> lock(cacheLock);
     BackwardData *slot = &cached(backwardDatas, g.key(), [&] { return BackwardData::make(g); });
     float *wIn = filterFor(slot->filter, w, g);
-    slot->prim.execute(strm(), {{DNNL_ARG_DIFF_DST, memory(plain(g.dst(), tag::nhwc), cpu(), dy)},
-                                {DNNL_ARG_WEIGHTS, memory(slot->filter.want, cpu(), wIn)},
-                                {DNNL_ARG_DIFF_SRC, memory(plain(g.src(), tag::nhwc), cpu(), dx)}});
+    memory dym = slot->dy.bind(dy), dxm = slot->dx.bind(dx);
+    slot->dy.toPrimitive(dy, dym);
+    slot->prim.execute(strm(), {{DNNL_ARG_DIFF_DST, dym}, {DNNL_ARG_WEIGHTS, memory(slot->filter.want, cpu(), wIn)}, {DNNL_ARG_DIFF_SRC, dxm}});
+    slot->dx.fromPrimitive(dxm, dx);
     strm().wait();
     return undefinedValue(env);
   });
@@ -372,9 +448,10 @@ napi_value Conv2dBackwardFilter(napi_env env, napi_callback_info info) {
       blocked.resize(slot->got.get_size() / sizeof(float) + 16);
       out = blocked.data();
     }
-    slot->prim.execute(strm(), {{DNNL_ARG_SRC, memory(plain(g.src(), tag::nhwc), cpu(), x)},
-                                {DNNL_ARG_DIFF_DST, memory(plain(g.dst(), tag::nhwc), cpu(), dy)},
-                                {DNNL_ARG_DIFF_WEIGHTS, memory(slot->got, cpu(), out)}});
+    memory xm = slot->x.bind(x), dym = slot->dy.bind(dy);
+    slot->x.toPrimitive(x, xm);
+    slot->dy.toPrimitive(dy, dym);
+    slot->prim.execute(strm(), {{DNNL_ARG_SRC, xm}, {DNNL_ARG_DIFF_DST, dym}, {DNNL_ARG_DIFF_WEIGHTS, memory(slot->got, cpu(), out)}});
     if (slot->toHwio) {
       memory from(slot->got, cpu(), out);
       memory to(plain(g.wei(), tag::hwio), cpu(), dw);
@@ -471,6 +548,31 @@ napi_value BatchNormForwardJs(napi_env env, napi_callback_info info) {
   });
 }
 
+// batchNormInference(geometry, eps, x, mean, variance, gamma, beta, y)
+napi_value BatchNormInferenceJs(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = args(env, info, 8);
+    NormGeometry g = normGeometry(env, a[0]);
+    float eps = epsilonOf(env, a[1]);
+    float *x = floats(env, a[2], g.size(), "x");
+    float *mean = floats(env, a[3], g.C, "mean");
+    float *variance = floats(env, a[4], g.C, "variance");
+    float *gamma = floats(env, a[5], g.C, "gamma");
+    float *beta = floats(env, a[6], g.C, "beta");
+    float *y = floats(env, a[7], g.size(), "y");
+    std::lock_guard<std::mutex> lock(cacheLock);
+    auto *bn = &cached(batchNormInferences, "i" + g.key(eps), [&] { return makeBatchNormInference(g, eps); });
+    bn->execute(strm(), {{DNNL_ARG_SRC, memory(g.data(), cpu(), x)},
+                         {DNNL_ARG_MEAN, memory(g.channels(), cpu(), mean)},
+                         {DNNL_ARG_VARIANCE, memory(g.channels(), cpu(), variance)},
+                         {DNNL_ARG_SCALE, memory(g.channels(), cpu(), gamma)},
+                         {DNNL_ARG_SHIFT, memory(g.channels(), cpu(), beta)},
+                         {DNNL_ARG_DST, memory(g.data(), cpu(), y)}});
+    strm().wait();
+    return undefinedValue(env);
+  });
+}
+
 // batchNormBackward(geometry, eps, x, dy, mean, variance, gamma, dx, dgamma, dbeta)
 napi_value BatchNormBackwardJs(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
@@ -499,6 +601,139 @@ napi_value BatchNormBackwardJs(napi_env env, napi_callback_info info) {
                              {DNNL_ARG_DIFF_SCALE, memory(g.channels(), cpu(), dgamma)},
                              {DNNL_ARG_DIFF_SHIFT, memory(g.channels(), cpu(), dbeta)}});
     strm().wait();
+    return undefinedValue(env);
+  });
+}
+
+// ---- element-wise loops ----------------------------------------------------------------------------
+// Written in float32, one operation at a time in the order @kiln/optim's composite updates apply
+// them (each tfjs op rounds to float32, and so does each line here; the build contracts nothing
+// into FMAs), so the fused update gives the composite's numbers. Large tensors are split between
+// oneDNN's OpenMP threads; each element is independent, so the result does not depend on the split.
+constexpr int64_t kParallelFrom = 1 << 15;
+
+size_t floatsLength(napi_env env, napi_value v, const char *what) {
+  bool is = false;
+  NAPI_OK(napi_is_typedarray(env, v, &is));
+  napi_typedarray_type type;
+  size_t length = 0;
+  if (is) NAPI_OK(napi_get_typedarray_info(env, v, &type, &length, nullptr, nullptr, nullptr));
+  if (!is || type != napi_float32_array) throw JsError{std::string(what) + ": expected a Float32Array"};
+  return length;
+}
+
+std::vector<double> doubles(napi_env env, napi_value v, size_t n, const char *what) {
+  napi_typedarray_type type;
+  size_t length = 0;
+  void *data = nullptr;
+  bool is = false;
+  NAPI_OK(napi_is_typedarray(env, v, &is));
+  if (is) NAPI_OK(napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr));
+  if (!is || type != napi_float64_array || length != n) throw JsError{std::string(what) + ": expected a Float64Array of " + std::to_string(n) + " values"};
+  const double *p = static_cast<const double *>(data);
+  return std::vector<double>(p, p + n);
+}
+
+// adamUpdate(hyper, p, g, m, v, vMax | null, pOut, mOut, vOut, vMaxOut | null)
+// hyper (Float64Array): [lr / (1 − β₁ᵗ), β₁, 1 − β₁, β₂, 1 − β₂, √(1 − β₂ᵗ), ε, decay, mode]
+// mode 0: no weight decay; 1: L2 (g + decay·p); 2: decoupled (p·decay first, decay = 1 − η·λ).
+napi_value AdamUpdate(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = args(env, info, 10);
+    auto h = doubles(env, a[0], 9, "hyper");
+    size_t n = floatsLength(env, a[1], "param");
+    const float *p = floats(env, a[1], n, "param");
+    const float *g = floats(env, a[2], n, "grad");
+    const float *m = floats(env, a[3], n, "expAvg");
+    const float *v = floats(env, a[4], n, "expAvgSq");
+    bool ams = !isNullish(env, a[5]);
+    const float *vMax = ams ? floats(env, a[5], n, "maxExpAvgSq") : nullptr;
+    float *pOut = floats(env, a[6], n, "paramOut");
+    float *mOut = floats(env, a[7], n, "expAvgOut");
+    float *vOut = floats(env, a[8], n, "expAvgSqOut");
+    float *vMaxOut = ams ? floats(env, a[9], n, "maxExpAvgSqOut") : nullptr;
+    const float step = float(h[0]), b1 = float(h[1]), omb1 = float(h[2]), b2 = float(h[3]), omb2 = float(h[4]);
+    const float sqrtBc2 = float(h[5]), eps = float(h[6]), decay = float(h[7]);
+    const int mode = int(h[8]);
+#pragma omp parallel for if (int64_t(n) >= kParallelFrom) schedule(static)
+    for (int64_t i = 0; i < int64_t(n); i++) {
+      float pi = p[i], gi = g[i];
+      if (mode == 1) gi = gi + pi * decay;
+      else if (mode == 2) pi = pi * decay;
+      const float mi = m[i] * b1 + gi * omb1;
+      const float vi = v[i] * b2 + (gi * gi) * omb2;
+      float vHat = vi;
+      if (vMax) {
+        vHat = std::max(vMax[i], vi);
+        vMaxOut[i] = vHat;
+      }
+      const float denom = std::sqrt(vHat) / sqrtBc2 + eps;
+      pOut[i] = pi - (mi / denom) * step;
+      mOut[i] = mi;
+      vOut[i] = vi;
+    }
+    return undefinedValue(env);
+  });
+}
+
+// sgdUpdate(hyper, p, g, buf | null, pOut, bufOut | null)
+// hyper (Float64Array): [lr, weightDecay, momentum, 1 − dampening, nesterov, first step]
+napi_value SgdUpdate(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = args(env, info, 6);
+    auto h = doubles(env, a[0], 6, "hyper");
+    size_t n = floatsLength(env, a[1], "param");
+    const float *p = floats(env, a[1], n, "param");
+    const float *g = floats(env, a[2], n, "grad");
+    bool withBuffer = !isNullish(env, a[3]);
+    const float *b = withBuffer ? floats(env, a[3], n, "momentumBuffer") : nullptr;
+    float *pOut = floats(env, a[4], n, "paramOut");
+    float *bOut = withBuffer ? floats(env, a[5], n, "momentumBufferOut") : nullptr;
+    const float lr = float(h[0]), wd = float(h[1]), mu = float(h[2]), omd = float(h[3]);
+    const bool nesterov = h[4] != 0, first = h[5] != 0;
+#pragma omp parallel for if (int64_t(n) >= kParallelFrom) schedule(static)
+    for (int64_t i = 0; i < int64_t(n); i++) {
+      const float pi = p[i];
+      float gi = g[i];
+      if (wd != 0.f) gi = gi + pi * wd;
+      if (b) {
+        const float bi = first ? gi : b[i] * mu + gi * omd;
+        bOut[i] = bi;
+        gi = nesterov ? gi + bi * mu : bi;
+      }
+      pOut[i] = pi - gi * lr;
+    }
+    return undefinedValue(env);
+  });
+}
+
+// sumLeading(rows, x, out, mean): out[c] = Σ_r x[r·C + c] (÷ rows when mean), C = out.length,
+// accumulated in double precision row by row, as the JavaScript kernel it replaces does.
+napi_value SumLeading(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = args(env, info, 4);
+    int64_t rows = 0;
+    NAPI_OK(napi_get_value_int64(env, a[0], &rows));
+    if (rows < 1) throw JsError{"rows: expected a positive integer"};
+    size_t inner = floatsLength(env, a[2], "out");
+    const float *x = floats(env, a[1], rows * inner, "x");
+    float *out = floats(env, a[2], inner, "out");
+    bool mean = false;
+    NAPI_OK(napi_get_value_bool(env, a[3], &mean));
+    // Column blocks per thread: each column's sum keeps its row order whatever the split.
+    const int64_t C = int64_t(inner);
+    const int64_t block = 256;
+#pragma omp parallel for if (rows * C >= kParallelFrom && C >= 2 * block) schedule(static)
+    for (int64_t c0 = 0; c0 < C; c0 += block) {
+      const int64_t c1 = std::min(C, c0 + block);
+      double acc[block] = {0};
+      for (int64_t r = 0; r < rows; r++) {
+        const float *row = x + r * C;
+#pragma omp simd
+        for (int64_t c = c0; c < c1; c++) acc[c - c0] += row[c];
+      }
+      for (int64_t c = c0; c < c1; c++) out[c] = float(mean ? acc[c - c0] / double(rows) : acc[c - c0]);
+    }
     return undefinedValue(env);
   });
 }
@@ -551,7 +786,11 @@ napi_value Init(napi_env env, napi_value exports) {
       {"maxPoolBackward", nullptr, MaxPoolBackwardJs, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"matMul", nullptr, MatMulJs, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormForward", nullptr, BatchNormForwardJs, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormInference", nullptr, BatchNormInferenceJs, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormBackward", nullptr, BatchNormBackwardJs, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adamUpdate", nullptr, AdamUpdate, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sgdUpdate", nullptr, SgdUpdate, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sumLeading", nullptr, SumLeading, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setNumThreads", nullptr, SetNumThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

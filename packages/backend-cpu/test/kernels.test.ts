@@ -154,6 +154,8 @@ describe.each(convModes)('conv2d gradients on wasm match cpu (oneDNN: %s)', (dnn
     { name: 'ResNet stem 7x7 stride 2 pad 3', x: [2, 16, 16, 3], f: [7, 7, 3, 4], strides: 2, pad: 3 },
     { name: 'LeNet conv1', x: [4, 28, 28, 1], f: [5, 5, 1, 6], strides: 1, pad: 'same' },
     { name: 'LeNet conv2', x: [4, 14, 14, 6], f: [5, 5, 6, 16], strides: 1, pad: 'valid' },
+    // 3x3 over 64 channels: oneDNN's blocked layout below AVX-512 (the test:avx2 pass), NHWC above.
+    { name: 'ResNet 3x3 over 64 channels, stride 2', x: [2, 9, 9, 64], f: [3, 3, 64, 32], strides: 2, pad: 'same' },
   ];
   for (const c of cases) {
     it(c.name, async () => {
@@ -262,7 +264,7 @@ describe('the oneDNN addon', () => {
   it('replaces the convolution kernels, and puts the previous ones back when turned off', async (ctx) => {
     requireOrSkip(ctx, dnnlMissing, whenDnnlOff);
     await wasm.init();
-    const names = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'MaxPoolGrad', 'BatchMatMul'];
+    const names = ['Conv2D', 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'MaxPoolGrad', 'BatchMatMul', 'Sum', 'Mean', 'FusedBatchNorm'];
     registerWasmTrainingKernels({ dnnl: false });
     const js = names.map((n) => tf.getKernel(n, 'wasm')!.kernelFunc);
     registerWasmTrainingKernels({ dnnl: true });
@@ -270,14 +272,14 @@ describe('the oneDNN addon', () => {
     names.forEach((_, i) => expect(native[i]).not.toBe(js[i]));
     // tfjs's WASM kernels bind their C functions in setupFunc; the wrappers must keep it.
     expect(tf.getKernel('Conv2D', 'wasm')!.setupFunc).toBeTypeOf('function');
-    // The fused batch-norm kernels wrap nothing: they exist exactly while oneDNN is on.
-    expect(tf.getKernel('KilnBatchNormTraining', 'wasm')).toBeDefined();
+    // The fused batch-norm and optimizer kernels wrap nothing: they exist exactly while oneDNN is on.
+    for (const k of ['KilnBatchNormTraining', 'KilnAdamUpdate', 'KilnSgdUpdate']) expect(tf.getKernel(k, 'wasm')).toBeDefined();
     // Any plugin instance describes the kernels in place, not just the one that registered them.
     expect(String(wasmBackend().describe().device)).toMatch(/oneDNN/);
     registerWasmTrainingKernels({ dnnl: false });
     names.forEach((n, i) => expect(tf.getKernel(n, 'wasm')!.kernelFunc).toBe(js[i]));
     expect(String(wasmBackend().describe().device)).not.toMatch(/oneDNN/);
-    expect(tf.getKernel('KilnBatchNormTraining', 'wasm')).toBeUndefined();
+    for (const k of ['KilnBatchNormTraining', 'KilnAdamUpdate', 'KilnSgdUpdate']) expect(tf.getKernel(k, 'wasm')).toBeUndefined();
     registerWasmTrainingKernels();
   });
 });
@@ -446,6 +448,54 @@ describe('training on wasm', () => {
   });
 });
 
+describe.each(convModes)('inference batch norm (tf.batchNorm) on wasm matches cpu (oneDNN: %s)', (dnnl) => {
+  // The rank-3 input is reshaped by tfjs to 4-D first; none is handed back.
+  useNativeKernels(dnnl, {});
+  const cases: { name: string; shape: number[]; affine: boolean }[] = [
+    { name: 'NHWC with scale and offset', shape: [3, 5, 4, 7], affine: true },
+    { name: 'NHWC without scale and offset', shape: [2, 3, 3, 6], affine: false },
+    { name: '[N, C]', shape: [9, 5], affine: true },
+    { name: 'ResNet-sized channels', shape: [2, 4, 4, 64], affine: true },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      const ch = c.shape[c.shape.length - 1];
+      const x = random(c.shape, 51);
+      const mean = random([ch], 52);
+      const variance = tf.tidy(() => random([ch], 53).abs().add(0.1));
+      const scale = random([ch], 54);
+      const offset = random([ch], 55);
+      const r = await onBothBackends(() => [
+        c.affine ? tf.batchNorm(x, mean, variance, offset, scale, 1e-3) : tf.batchNorm(x, mean, variance, undefined, undefined, 1e-5),
+      ]);
+      expectSame(r);
+      tf.dispose([x, mean, variance, scale, offset]);
+    });
+  }
+});
+
+describe('Identity on wasm', () => {
+  it('shares its input\'s heap data (no copy) and frees it with the last reference', async () => {
+    await wasm.init();
+    const backend = tf.engine().backend;
+    const dataIds = backend.numDataIds();
+    const x = random([5, 7], 41);
+    const values = x.dataSync().slice();
+    const y = tf.clone(x); // the Identity kernel
+    expect(backend.numDataIds()).toBe(dataIds + 1);
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual(Array.from(values));
+    y.dispose();
+    expect(backend.numDataIds()).toBe(dataIds);
+    // Strings live outside the heap and keep tfjs's own kernel.
+    const s = tf.tensor1d(['a', 'bc'], 'string');
+    const t = tf.clone(s);
+    s.dispose();
+    expect(t.dataSync()).toEqual(['a', 'bc']);
+    t.dispose();
+  });
+});
+
 describe('CPU bridge', () => {
   it('gives wasm every kernel the cpu backend has', () => {
     const onWasm = new Set(tf.getKernelsForBackend('wasm').map((k) => k.kernelName));
@@ -485,8 +535,11 @@ describe('CPU bridge', () => {
   });
 });
 
-describe('leading-axis reductions and row tiling on wasm match cpu', () => {
+describe.each(convModes)('leading-axis reductions and row tiling on wasm match cpu (oneDNN: %s)', (dnnl) => {
+  // With oneDNN on, leading-axis float32 sums run in the addon; the other reductions here are handed back.
+  useNativeKernels(dnnl, { Sum: 3, Mean: 4 });
   const cases: { name: string; shape: number[]; axis: number | number[]; keepDims?: boolean }[] = [
+    { name: 'bias gradient large enough to be split between threads', shape: [64, 1030], axis: 0 },
     { name: 'NHWC over N, H, W (batch-norm statistics)', shape: [5, 7, 6, 13], axis: [0, 1, 2] },
     { name: 'axes given out of order, negative, kept', shape: [4, 3, 9], axis: [1, -3], keepDims: true },
     { name: 'bias gradient over the batch', shape: [33, 17], axis: 0 },

@@ -17,3 +17,20 @@ export const BATCH_NORM_TRAINING_KERNEL = 'KilnBatchNormTraining';
  * (the statistics the forward pass returned), attrs `{ epsilon }`; outputs `[dx, dgamma, dbeta]`.
  */
 export const BATCH_NORM_TRAINING_GRAD_KERNEL = 'KilnBatchNormTrainingGrad';
+
+/**
+ * One Adam/AdamW update of one float32 parameter, as `@kiln/optim`'s `Adam` computes it op by op.
+ * Inputs `{ param, grad, expAvg, expAvgSq }` plus `maxExpAvgSq` with AMSGrad; attrs
+ * `{ lr, beta1, beta2, eps, weightDecay, decoupled, step }` (`step` = t, counting this update;
+ * `decoupled` = AdamW's decay of the weights instead of L2 in the gradient); outputs
+ * `[param, expAvg, expAvgSq]` plus `maxExpAvgSq` with AMSGrad, the new values (the optimizer assigns them).
+ */
+export const ADAM_UPDATE_KERNEL = 'KilnAdamUpdate';
+
+/**
+ * One SGD update of one float32 parameter (PyTorch's formulation, as `@kiln/optim`'s `SGD`).
+ * Inputs `{ param, grad }` plus `momentumBuffer` when momentum > 0; attrs
+ * `{ lr, weightDecay, momentum, dampening, nesterov, first }` (`first`: the parameter's first
+ * update, when the buffer starts as the gradient); outputs `[param]` plus the new buffer.
+ */
+export const SGD_UPDATE_KERNEL = 'KilnSgdUpdate';

@@ -1,4 +1,5 @@
-import { tf, ConfigError } from '@kiln/core';
+import { tf, ADAM_UPDATE_KERNEL, ConfigError } from '@kiln/core';
+import { canFuse } from './fused.js';
 import { Optimizer, type GroupHyper, type ParamGroupInput, type Slots } from './optimizer.js';
 
 export interface AdamHyper extends GroupHyper {
@@ -40,7 +41,27 @@ export class Adam extends Optimizer<AdamHyper> {
     return h.weightDecay ? tf.add(g, tf.mul(p, h.weightDecay)) : g;
   }
 
+  /**
+   * How {@link decay} applies weight decay, for backends with a fused Adam update (one kernel per
+   * parameter); undefined, and the op-by-op update, when a subclass changed `decay`.
+   */
+  protected decayMode(): 'l2' | 'decoupled' | undefined {
+    return this.decay === Adam.prototype.decay ? 'l2' : undefined;
+  }
+
   protected updateParam(p: tf.Variable, grad: tf.Tensor, h: AdamHyper, s: Slots, t: number): void {
+    const mode = this.decayMode();
+    if (mode && canFuse(ADAM_UPDATE_KERNEL, p, grad)) {
+      const inputs: Record<string, tf.Tensor> = { param: p, grad, expAvg: s.exp_avg, expAvgSq: s.exp_avg_sq };
+      if (h.amsgrad) inputs.maxExpAvgSq = s.max_exp_avg_sq;
+      const attrs = { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: h.eps, weightDecay: h.weightDecay, decoupled: mode === 'decoupled', step: t };
+      const [param, expAvg, expAvgSq, maxExpAvgSq] = tf.engine().runKernel(ADAM_UPDATE_KERNEL, inputs, attrs) as tf.Tensor[];
+      p.assign(param);
+      s.exp_avg.assign(expAvg);
+      s.exp_avg_sq.assign(expAvgSq);
+      if (h.amsgrad) s.max_exp_avg_sq.assign(maxExpAvgSq);
+      return;
+    }
     const g = this.decay(p, grad, h);
     const m = tf.add(tf.mul(s.exp_avg, h.beta1), tf.mul(g, 1 - h.beta1));
     const v = tf.add(tf.mul(s.exp_avg_sq, h.beta2), tf.mul(tf.square(g), 1 - h.beta2));

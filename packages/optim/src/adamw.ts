@@ -13,6 +13,11 @@ export class AdamW extends Adam {
     super(params, { weightDecay: 0.01, ...options });
   }
 
+  /** Decoupled decay for the backend's fused update, unless a subclass changed `decay`. */
+  protected override decayMode(): 'l2' | 'decoupled' | undefined {
+    return this.decay === AdamW.prototype.decay ? 'decoupled' : undefined;
+  }
+
   protected override decay(p: tf.Variable, g: tf.Tensor, h: AdamHyper): tf.Tensor {
     if (h.weightDecay) p.assign(tf.mul(p, 1 - h.lr * h.weightDecay));
     return g;

@@ -1,4 +1,5 @@
-import { tf, ConfigError } from '@kiln/core';
+import { tf, ConfigError, SGD_UPDATE_KERNEL } from '@kiln/core';
+import { canFuse } from './fused.js';
 import { Optimizer, type GroupHyper, type ParamGroupInput, type Slots } from './optimizer.js';
 
 export interface SgdHyper extends GroupHyper {
@@ -32,6 +33,15 @@ export class SGD extends Optimizer<SgdHyper> {
   }
 
   protected updateParam(p: tf.Variable, grad: tf.Tensor, h: SgdHyper, s: Slots, t: number): void {
+    if (canFuse(SGD_UPDATE_KERNEL, p, grad)) {
+      const inputs: Record<string, tf.Tensor> = { param: p, grad };
+      if (h.momentum > 0) inputs.momentumBuffer = s.momentum_buffer;
+      const attrs = { lr: h.lr, weightDecay: h.weightDecay, momentum: h.momentum, dampening: h.dampening, nesterov: h.nesterov, first: t === 1 };
+      const [param, buffer] = tf.engine().runKernel(SGD_UPDATE_KERNEL, inputs, attrs) as tf.Tensor[];
+      p.assign(param);
+      if (h.momentum > 0) s.momentum_buffer.assign(buffer);
+      return;
+    }
     let g = h.weightDecay ? tf.add(grad, tf.mul(p, h.weightDecay)) : grad;
     if (h.momentum > 0) {
       const b = t === 1 ? g : tf.add(tf.mul(s.momentum_buffer, h.momentum), tf.mul(g, 1 - h.dampening));

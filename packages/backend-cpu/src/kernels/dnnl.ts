@@ -9,8 +9,9 @@
  * Each kernel here handles NHWC float32 tensors and hands anything else (NCHW, other dtypes,
  * activations oneDNN is not asked to fuse, broadcasting it does not do) to the kernel it replaced.
  */
-import { tf, nodeBuiltin, BATCH_NORM_TRAINING_GRAD_KERNEL, BATCH_NORM_TRAINING_KERNEL, ShapeMismatchError } from '@kiln/core';
+import { tf, nodeBuiltin, ADAM_UPDATE_KERNEL, BATCH_NORM_TRAINING_GRAD_KERNEL, BATCH_NORM_TRAINING_KERNEL, SGD_UPDATE_KERNEL, ShapeMismatchError } from '@kiln/core';
 import { f32View, type BackendWasm, type WasmKernelArgs } from './wasm-heap.js';
+import { leadingReduction, type ReduceAttrs } from './leading-axes-reduce.js';
 
 /** What the native addon exports. */
 export interface DnnlAddon {
@@ -26,11 +27,26 @@ export interface DnnlAddon {
   matMul(geometry: Int32Array, a: Float32Array, b: Float32Array, c: Float32Array): void;
   /** Training-mode batch norm: normalises `x` with its batch statistics into `y`, returning them in `mean` and `variance`. */
   batchNormForward(geometry: Int32Array, epsilon: number, x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, mean: Float32Array, variance: Float32Array): void;
+  /** Inference-mode batch norm: normalises `x` with the given statistics into `y`. */
+  batchNormInference(geometry: Int32Array, epsilon: number, x: Float32Array, mean: Float32Array, variance: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array): void;
   /** Gradients of training-mode batch norm with respect to `x`, `gamma` and `beta`. */
   batchNormBackward(
     geometry: Int32Array, epsilon: number, x: Float32Array, dy: Float32Array, mean: Float32Array, variance: Float32Array,
     gamma: Float32Array, dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array,
   ): void;
+  /**
+   * One Adam update of one parameter into the `*Out` arrays. `hyper`: [η/(1−β₁ᵗ), β₁, 1−β₁, β₂,
+   * 1−β₂, √(1−β₂ᵗ), ε, decay, mode], mode 0 without weight decay, 1 for L2 (decay = λ), 2 for
+   * decoupled (decay = 1 − ηλ). `vMax`/`vMaxOut` (AMSGrad) are null without it.
+   */
+  adamUpdate(
+    hyper: Float64Array, p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, vMax: Float32Array | null,
+    pOut: Float32Array, mOut: Float32Array, vOut: Float32Array, vMaxOut: Float32Array | null,
+  ): void;
+  /** One SGD update; `hyper`: [η, λ, μ, 1−τ, nesterov, first]; the buffers are null without momentum. */
+  sgdUpdate(hyper: Float64Array, p: Float32Array, g: Float32Array, buf: Float32Array | null, pOut: Float32Array, bufOut: Float32Array | null): void;
+  /** `out[c]` = sum (or mean) over `rows` rows of `x` viewed as [rows, out.length], in double precision. */
+  sumLeading(rows: number, x: Float32Array, out: Float32Array, mean: boolean): void;
   /** Size of oneDNN's OpenMP thread pool. */
   setNumThreads(n: number): void;
   /** What the loaded library is and runs on. */
@@ -221,9 +237,26 @@ function matMulGeometry(a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean,
   return { g: Int32Array.of(BA, BB, M, K, N, transposeA ? 1 : 0, transposeB ? 1 : 0), out: [...batch, M, N] };
 }
 
+/**
+ * `Sum`/`Mean` over leading axes (bias gradients, batch statistics) as one native loop; the
+ * JavaScript kernel it wraps (leading-axes-reduce.ts) does the same sums in the same order.
+ */
+function sumLeading(mean: boolean) {
+  return ({ inputs, backend, attrs }: WasmKernelArgs<ReduceAttrs>, addon: DnnlAddon): tf.TensorInfo | undefined => {
+    const { x } = inputs;
+    const r = leadingReduction(x, attrs);
+    if (!r) return undefined;
+    const out = backend.makeOutput(r.outShape, 'float32');
+    addon.sumLeading(r.rows, f32View(backend, x), f32View(backend, out), mean);
+    return out;
+  };
+}
+
 /** Builds the oneDNN kernels, each falling back to the kernel registered for 'wasm' before it. */
 export function dnnlKernelConfigs(previous: (name: string) => tf.KernelFunc): tf.KernelConfig[] {
   return [
+    withFallback(tf.Sum, previous(tf.Sum), sumLeading(false)),
+    withFallback(tf.Mean, previous(tf.Mean), sumLeading(true)),
     withFallback(tf.Conv2D, previous(tf.Conv2D), ({ inputs, backend, attrs }, addon) =>
       forward(backend, addon, inputs.x, inputs.filter, undefined, false, attrs as Conv2DAttrs)),
     withFallback(tf.FusedConv2D, previous(tf.FusedConv2D), ({ inputs, backend, attrs }, addon) => {
@@ -263,6 +296,25 @@ export function dnnlKernelConfigs(previous: (name: string) => tf.KernelFunc): tf
       const dx = backend.makeOutput(input.shape, 'float32');
       addon.maxPoolBackward(g, f32View(backend, input), f32View(backend, dy), f32View(backend, dx));
       return dx;
+    }),
+    withFallback(tf.FusedBatchNorm, previous(tf.FusedBatchNorm), ({ inputs, backend, attrs }, addon) => {
+      // tfjs's batchNorm op (eval mode in @kiln/layers): statistics given, one vector per channel.
+      const { x, mean, variance, scale, offset } = inputs;
+      const { varianceEpsilon } = attrs as { varianceEpsilon: number };
+      if (!float32(x, mean, variance, scale, offset) || (x.shape.length !== 4 && x.shape.length !== 2) || !(varianceEpsilon > 0)) return undefined;
+      if (tf.util.sizeFromShape(x.shape) === 0) return undefined;
+      const c = x.shape[x.shape.length - 1];
+      if (![mean, variance, scale, offset].every((t) => t === undefined || (t.shape.length === 1 && t.shape[0] === c))) return undefined;
+      const [n, h, w] = x.shape.length === 4 ? x.shape : [x.shape[0], 1, 1];
+      const y = backend.makeOutput(x.shape, 'float32');
+      // Without a scale or an offset, oneDNN gets ones and zeros (made after the output, whose allocation may move the heap).
+      const ones = scale ? undefined : new Float32Array(c).fill(1);
+      const zeros = offset ? undefined : new Float32Array(c);
+      addon.batchNormInference(
+        Int32Array.of(n, h, w, c), varianceEpsilon, f32View(backend, x), f32View(backend, mean), f32View(backend, variance),
+        scale ? f32View(backend, scale) : ones!, offset ? f32View(backend, offset) : zeros!, f32View(backend, y),
+      );
+      return y;
     }),
     withFallback(tf.BatchMatMul, previous(tf.BatchMatMul), ({ inputs, backend, attrs }, addon) => {
       const { a, b } = inputs;
@@ -323,5 +375,74 @@ export function dnnlBatchNormConfigs(): tf.KernelConfig[] {
   return [
     { kernelName: BATCH_NORM_TRAINING_KERNEL, backendName: 'wasm', kernelFunc: forwardFunc as unknown as tf.KernelFunc },
     { kernelName: BATCH_NORM_TRAINING_GRAD_KERNEL, backendName: 'wasm', kernelFunc: gradFunc as unknown as tf.KernelFunc },
+  ];
+}
+
+interface AdamAttrs {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  decoupled: boolean;
+  step: number;
+}
+
+interface SgdAttrs {
+  lr: number;
+  weightDecay: number;
+  momentum: number;
+  dampening: number;
+  nesterov: boolean;
+  first: boolean;
+}
+
+/** The float32 inputs of a fused update, all of the parameter's shape, or a typed error naming the odd one. */
+function sameShapeFloat32(kernel: string, inputs: Record<string, tf.TensorInfo | undefined>): void {
+  const shape = inputs.param!.shape;
+  for (const [name, t] of Object.entries(inputs)) {
+    if (t && (t.dtype !== 'float32' || !tf.util.arraysEqual(t.shape, shape))) {
+      throw new ShapeMismatchError(`${kernel} ${name}`, `float32 [${shape}] like the parameter`, t.shape);
+    }
+  }
+}
+
+/**
+ * The fused optimizer updates of @kiln/core's contract (`ADAM_UPDATE_KERNEL`, `SGD_UPDATE_KERNEL`):
+ * one native loop per parameter instead of 10–15 element-wise WASM kernels and their bookkeeping.
+ * Like the batch-norm kernels they exist only while oneDNN is active, so `KILN_DNNL=0` leaves
+ * `@kiln/optim` on its op-by-op path.
+ */
+export function dnnlOptimizerConfigs(): tf.KernelConfig[] {
+  const addon = () => {
+    const s = loadDnnl();
+    if (!s.loaded) throw new Error(`kiln: the oneDNN addon is not loaded (${s.reason})`);
+    return s.addon;
+  };
+  const adam = ({ inputs, backend, attrs }: WasmKernelArgs<AdamAttrs>): tf.TensorInfo[] => {
+    const { param, grad, expAvg, expAvgSq, maxExpAvgSq } = inputs;
+    sameShapeFloat32(ADAM_UPDATE_KERNEL, { param, grad, expAvg, expAvgSq, maxExpAvgSq });
+    const { lr, beta1, beta2, eps, weightDecay, decoupled, step } = attrs;
+    const mode = weightDecay === 0 ? 0 : decoupled ? 2 : 1;
+    const decay = mode === 2 ? 1 - lr * weightDecay : weightDecay;
+    // The scalars exactly as Adam's composite path computes them (in double, then rounded to float32 by the op).
+    const hyper = Float64Array.of(lr / (1 - Math.pow(beta1, step)), beta1, 1 - beta1, beta2, 1 - beta2, Math.sqrt(1 - Math.pow(beta2, step)), eps, decay, mode);
+    const outs = [param, expAvg, expAvgSq, ...(maxExpAvgSq ? [maxExpAvgSq] : [])].map((t) => backend.makeOutput(t.shape, 'float32'));
+    const v = (t: tf.TensorInfo | undefined) => (t ? f32View(backend, t) : null);
+    addon().adamUpdate(hyper, v(param)!, v(grad)!, v(expAvg)!, v(expAvgSq)!, v(maxExpAvgSq), v(outs[0])!, v(outs[1])!, v(outs[2])!, v(outs[3]));
+    return outs;
+  };
+  const sgd = ({ inputs, backend, attrs }: WasmKernelArgs<SgdAttrs>): tf.TensorInfo[] => {
+    const { param, grad, momentumBuffer } = inputs;
+    sameShapeFloat32(SGD_UPDATE_KERNEL, { param, grad, momentumBuffer });
+    const { lr, weightDecay, momentum, dampening, nesterov, first } = attrs;
+    const outs = [param, ...(momentumBuffer ? [momentumBuffer] : [])].map((t) => backend.makeOutput(t.shape, 'float32'));
+    const v = (t: tf.TensorInfo | undefined) => (t ? f32View(backend, t) : null);
+    addon().sgdUpdate(Float64Array.of(lr, weightDecay, momentum, 1 - dampening, nesterov ? 1 : 0, first ? 1 : 0), v(param)!, v(grad)!, v(momentumBuffer), v(outs[0])!, v(outs[1]));
+    return outs;
+  };
+  return [
+    { kernelName: ADAM_UPDATE_KERNEL, backendName: 'wasm', kernelFunc: adam as unknown as tf.KernelFunc },
+    { kernelName: SGD_UPDATE_KERNEL, backendName: 'wasm', kernelFunc: sgd as unknown as tf.KernelFunc },
   ];
 }

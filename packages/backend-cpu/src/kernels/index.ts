@@ -13,8 +13,9 @@ import { depthwiseConv2dNativeBackpropFilterConfig, depthwiseConv2dNativeBackpro
 import { maxPoolGradConfig } from './max-pool-grad.js';
 import { leadingMeanConfig, leadingSumConfig } from './leading-axes-reduce.js';
 import { broadcastTileConfig } from './broadcast-tile.js';
+import { aliasIdentityConfig } from './identity.js';
 import { registerCpuBridgeKernels } from './cpu-bridge.js';
-import { dnnlBatchNormConfigs, dnnlKernelConfigs, loadDnnl } from './dnnl.js';
+import { dnnlBatchNormConfigs, dnnlKernelConfigs, dnnlOptimizerConfigs, loadDnnl } from './dnnl.js';
 
 /** Kernels tfjs's WASM backend lacks. */
 const missing: tf.KernelConfig[] = [
@@ -31,6 +32,7 @@ const replacements: tf.KernelConfig[] = [
   leadingSumConfig,
   leadingMeanConfig,
   broadcastTileConfig,
+  aliasIdentityConfig,
 ];
 
 /**
@@ -79,7 +81,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): vo
     }
   }
   // Fused kernels that wrap nothing: present exactly while oneDNN is active.
-  for (const k of dnnlBatchNormConfigs()) {
+  for (const k of [...dnnlBatchNormConfigs(), ...dnnlOptimizerConfigs()]) {
     if (tf.getKernel(k.kernelName, 'wasm')) tf.unregisterKernel(k.kernelName, 'wasm');
     if (dnnlActive) tf.registerKernel(k);
   }

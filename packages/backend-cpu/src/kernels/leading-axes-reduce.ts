@@ -11,7 +11,8 @@ import { sumConfig } from '@tensorflow/tfjs-backend-wasm/dist/kernels/Sum.js';
 import { meanConfig } from '@tensorflow/tfjs-backend-wasm/dist/kernels/Mean.js';
 import { f32View, type WasmKernelArgs } from './wasm-heap.js';
 
-interface ReduceAttrs {
+/** The attributes of tfjs's `Sum` and `Mean`. */
+export interface ReduceAttrs {
   axis: number | number[];
   keepDims: boolean;
 }
@@ -24,16 +25,26 @@ function leadingAxes(axis: number | number[], shape: number[]): number {
   return axes.every((a, i) => a === i) ? axes.length : -1;
 }
 
+/**
+ * A float32 reduction over leading axes as `rows` rows of `inner` values each, and its output
+ * shape; undefined for any other reduction (left to tfjs's kernels). The native kernel in dnnl.ts
+ * takes the same cases.
+ */
+export function leadingReduction(x: tf.TensorInfo, attrs: ReduceAttrs): { rows: number; inner: number; outShape: number[] } | undefined {
+  const k = leadingAxes(attrs.axis, x.shape);
+  const size = tf.util.sizeFromShape(x.shape);
+  if (x.dtype !== 'float32' || k <= 0 || size === 0) return undefined;
+  const rows = tf.util.sizeFromShape(x.shape.slice(0, k));
+  return { rows, inner: size / rows, outShape: attrs.keepDims ? x.shape.map((d, i) => (i < k ? 1 : d)) : x.shape.slice(k) };
+}
+
 function reduceLeading(native: KernelFn, mean: boolean): KernelFn {
   return (args) => {
     const { inputs, backend, attrs } = args;
+    const r = leadingReduction(inputs.x as tf.TensorInfo, attrs);
+    if (!r) return native(args);
+    const { rows, inner, outShape } = r;
     const x = inputs.x as tf.TensorInfo;
-    const k = leadingAxes(attrs.axis, x.shape);
-    const size = tf.util.sizeFromShape(x.shape);
-    if (x.dtype !== 'float32' || k <= 0 || size === 0) return native(args);
-    const rows = tf.util.sizeFromShape(x.shape.slice(0, k));
-    const inner = size / rows;
-    const outShape = attrs.keepDims ? x.shape.map((d, i) => (i < k ? 1 : d)) : x.shape.slice(k);
     const out = backend.makeOutput(outShape, 'float32');
     const acc = new Float64Array(inner);
     const xv = f32View(backend, x);
