@@ -2,19 +2,11 @@ import { describe, expect, it } from 'vitest';
 // @kiln/core first: it loads reflect-metadata, which tsyringe needs before it loads.
 import { ACCELERATOR, AcceleratorConnector, BACKENDS, BackendUnavailableError, ConfigError, NOTICES, backendPlugin, type BackendPlugin } from '@kiln/core';
 import { container as root } from 'tsyringe';
+import { fakeBackend } from './fake-backend.js';
 
 /** A backend that records its inits; `tfjsBackend` is a name tfjs never has, so `select()` re-inits only when asked to. */
 function fake(name: string, priority: number, available: boolean, log: string[], reason = 'missing') {
-  return backendPlugin({
-    name,
-    priority,
-    isAvailable: async () => available,
-    availability: async () => (available ? { available } : { available, reason, install: `npm i ${name}` }),
-    init: async () => {
-      log.push(`init ${name}`);
-    },
-    describe: () => ({ name, tfjsBackend: `fake-${name}`, device: `${name} device` }),
-  });
+  return backendPlugin(fakeBackend(name, priority, available, log, reason, `fake-${name}`));
 }
 
 function runWith(plugins: ((c: typeof root) => void)[], accelerator?: string) {

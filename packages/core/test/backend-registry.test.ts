@@ -1,18 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { BackendRegistry, BackendUnavailableError, ConfigError, type BackendPlugin } from '@kiln/core';
+import { BackendRegistry, BackendUnavailableError, ConfigError } from '@kiln/core';
+import { fakeBackend } from './fake-backend.js';
 
-function fake(name: string, priority: number, available: boolean, log: string[], reason = 'missing'): BackendPlugin {
-  return {
-    name,
-    priority,
-    isAvailable: async () => available,
-    availability: async () => (available ? { available } : { available, reason, install: `npm i ${name}` }),
-    init: async () => {
-      log.push(`init ${name}`);
-    },
-    describe: () => ({ name, tfjsBackend: name, device: `${name} device` }),
-  };
-}
+const fake = fakeBackend;
 
 describe('BackendRegistry', () => {
   it('auto picks the highest-priority available backend and says what it skipped', async () => {

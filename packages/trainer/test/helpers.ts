@@ -42,3 +42,13 @@ export function maxAbsDiff(a: Record<string, Float32Array>, b: Record<string, Fl
   for (const k of Object.keys(a)) for (let i = 0; i < a[k].length; i++) d = Math.max(d, Math.abs(a[k][i] - b[k][i]));
   return d;
 }
+
+/** Every hook of the Callback contract (checkpoint state methods aside), for recorders. */
+export const CALLBACK_HOOKS = [
+  'setup', 'teardown', 'onFitStart', 'onFitEnd', 'onSanityCheckStart', 'onSanityCheckEnd', 'onTrainStart', 'onTrainEnd',
+  'onTrainEpochStart', 'onTrainEpochEnd', 'onTrainBatchStart', 'onTrainBatchEnd', 'onBeforeZeroGrad', 'onBeforeBackward',
+  'onAfterBackward', 'onBeforeOptimizerStep', 'onValidationStart', 'onValidationEnd', 'onValidationEpochStart',
+  'onValidationEpochEnd', 'onValidationBatchStart', 'onValidationBatchEnd', 'onTestStart', 'onTestEnd', 'onTestEpochStart',
+  'onTestEpochEnd', 'onTestBatchStart', 'onTestBatchEnd', 'onPredictStart', 'onPredictEnd', 'onPredictEpochStart',
+  'onPredictEpochEnd', 'onPredictBatchStart', 'onPredictBatchEnd', 'onException', 'onSaveCheckpoint', 'onLoadCheckpoint',
+] as const;

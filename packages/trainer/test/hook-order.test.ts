@@ -3,16 +3,8 @@ import { tf } from '@kiln/core';
 import { wasmBackend } from '@kiln/backend-cpu';
 import { DataLoader } from '@kiln/data';
 import { Trainer, type Callback } from '../src/index.js';
-import { loaders, syntheticDataset, tinyModule } from './helpers.js';
+import { CALLBACK_HOOKS as HOOKS, loaders, syntheticDataset, tinyModule } from './helpers.js';
 
-const HOOKS = [
-  'setup', 'teardown', 'onFitStart', 'onFitEnd', 'onSanityCheckStart', 'onSanityCheckEnd', 'onTrainStart', 'onTrainEnd',
-  'onTrainEpochStart', 'onTrainEpochEnd', 'onTrainBatchStart', 'onTrainBatchEnd', 'onBeforeZeroGrad', 'onBeforeBackward',
-  'onAfterBackward', 'onBeforeOptimizerStep', 'onValidationStart', 'onValidationEnd', 'onValidationEpochStart',
-  'onValidationEpochEnd', 'onValidationBatchStart', 'onValidationBatchEnd', 'onTestStart', 'onTestEnd', 'onTestEpochStart',
-  'onTestEpochEnd', 'onTestBatchStart', 'onTestBatchEnd', 'onPredictStart', 'onPredictEnd', 'onPredictEpochStart',
-  'onPredictEpochEnd', 'onPredictBatchStart', 'onPredictBatchEnd', 'onException', 'onSaveCheckpoint', 'onLoadCheckpoint',
-] as const;
 
 /** Records every hook it receives, with the batch index for batch hooks. */
 function recorder(log: string[], failAt?: string): Callback {

@@ -6,17 +6,8 @@ import { tf } from '@kiln/core';
 import { wasmBackend } from '@kiln/backend-cpu';
 import { DataLoader, type Batch } from '@kiln/data';
 import { ClassificationModule, Trainer, type Callback, type OptimizerConfig, type StepOutput } from '../src/index.js';
-import { syntheticDataset, tinyModule } from './helpers.js';
+import { CALLBACK_HOOKS as HOOKS, syntheticDataset, tinyModule } from './helpers.js';
 
-// Every hook of the Callback contract (checkpoint state methods aside).
-const HOOKS = [
-  'setup', 'teardown', 'onFitStart', 'onFitEnd', 'onSanityCheckStart', 'onSanityCheckEnd', 'onTrainStart', 'onTrainEnd',
-  'onTrainEpochStart', 'onTrainEpochEnd', 'onTrainBatchStart', 'onTrainBatchEnd', 'onBeforeZeroGrad', 'onBeforeBackward',
-  'onAfterBackward', 'onBeforeOptimizerStep', 'onValidationStart', 'onValidationEnd', 'onValidationEpochStart',
-  'onValidationEpochEnd', 'onValidationBatchStart', 'onValidationBatchEnd', 'onTestStart', 'onTestEnd', 'onTestEpochStart',
-  'onTestEpochEnd', 'onTestBatchStart', 'onTestBatchEnd', 'onPredictStart', 'onPredictEnd', 'onPredictEpochStart',
-  'onPredictEpochEnd', 'onPredictBatchStart', 'onPredictBatchEnd', 'onException', 'onSaveCheckpoint', 'onLoadCheckpoint',
-] as const;
 
 /** `name(batchIdx)` for batch hooks, `name(stage)` for setup/teardown, else `name`. */
 function label(hook: string, args: unknown[]): string {
