@@ -300,28 +300,33 @@ struct JsError {
     if ((call) != napi_ok) throw JsError{"N-API call failed: " #call}; \
   } while (0)
 
-float *floats(napi_env env, napi_value v, size_t need, const char *what) {
+// The elements and length of `v` when it is a typed array of type `want`; otherwise throws
+// "<what>: expected <expected>". Every argument check of the addon goes through here.
+template <typename T>
+T *typedArray(napi_env env, napi_value v, napi_typedarray_type want, size_t *length, const char *what, const std::string &expected) {
   bool is = false;
   NAPI_OK(napi_is_typedarray(env, v, &is));
-  if (!is) throw JsError{std::string(what) + ": expected a Float32Array"};
-  napi_typedarray_type type;
-  size_t length = 0;
+  napi_typedarray_type type = napi_int8_array;
+  size_t len = 0;
   void *data = nullptr;
-  NAPI_OK(napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr));
-  if (type != napi_float32_array) throw JsError{std::string(what) + ": expected a Float32Array"};
+  if (is) NAPI_OK(napi_get_typedarray_info(env, v, &type, &len, &data, nullptr, nullptr));
+  if (!is || type != want) throw JsError{std::string(what) + ": expected " + expected};
+  *length = len;
+  return static_cast<T *>(data);
+}
+
+float *floats(napi_env env, napi_value v, size_t need, const char *what) {
+  size_t length = 0;
+  float *data = typedArray<float>(env, v, napi_float32_array, &length, what, "a Float32Array");
   if (length != need) throw JsError{std::string(what) + ": expected " + std::to_string(need) + " floats, got " + std::to_string(length)};
-  return static_cast<float *>(data);
+  return data;
 }
 
 std::vector<int64_t> ints(napi_env env, napi_value v, size_t n, const char *what) {
-  napi_typedarray_type type;
+  const std::string expected = "an Int32Array of " + std::to_string(n) + " values";
   size_t length = 0;
-  void *data = nullptr;
-  bool is = false;
-  NAPI_OK(napi_is_typedarray(env, v, &is));
-  if (is) NAPI_OK(napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr));
-  if (!is || type != napi_int32_array || length != n) throw JsError{std::string(what) + ": expected an Int32Array of " + std::to_string(n) + " values"};
-  const int32_t *p = static_cast<const int32_t *>(data);
+  const int32_t *p = typedArray<int32_t>(env, v, napi_int32_array, &length, what, expected);
+  if (length != n) throw JsError{std::string(what) + ": expected " + expected};
   return std::vector<int64_t>(p, p + n);
 }
 
@@ -613,24 +618,16 @@ napi_value BatchNormBackwardJs(napi_env env, napi_callback_info info) {
 constexpr int64_t kParallelFrom = 1 << 15;
 
 size_t floatsLength(napi_env env, napi_value v, const char *what) {
-  bool is = false;
-  NAPI_OK(napi_is_typedarray(env, v, &is));
-  napi_typedarray_type type;
   size_t length = 0;
-  if (is) NAPI_OK(napi_get_typedarray_info(env, v, &type, &length, nullptr, nullptr, nullptr));
-  if (!is || type != napi_float32_array) throw JsError{std::string(what) + ": expected a Float32Array"};
+  typedArray<float>(env, v, napi_float32_array, &length, what, "a Float32Array");
   return length;
 }
 
 std::vector<double> doubles(napi_env env, napi_value v, size_t n, const char *what) {
-  napi_typedarray_type type;
+  const std::string expected = "a Float64Array of " + std::to_string(n) + " values";
   size_t length = 0;
-  void *data = nullptr;
-  bool is = false;
-  NAPI_OK(napi_is_typedarray(env, v, &is));
-  if (is) NAPI_OK(napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr));
-  if (!is || type != napi_float64_array || length != n) throw JsError{std::string(what) + ": expected a Float64Array of " + std::to_string(n) + " values"};
-  const double *p = static_cast<const double *>(data);
+  const double *p = typedArray<double>(env, v, napi_float64_array, &length, what, expected);
+  if (length != n) throw JsError{std::string(what) + ": expected " + expected};
   return std::vector<double>(p, p + n);
 }
 
