@@ -99,11 +99,12 @@ export class ResultCollection {
   /**
    * Takes the scalars a step returned (`StepOutput.logs`, already the step's own copies) as logged
    * under `prefix + name`, one key for both the step value (with `onStep`) and the epoch mean: the
-   * names `train_loss`, `val_acc` have always had.
+   * names `train_loss`, `val_acc` have always had. Without `onEpoch` (a step whose update was
+   * dropped) they are step values only.
    */
-  adopt(prefix: string, logs: Record<string, tf.Scalar>, onStep: boolean): void {
+  adopt(prefix: string, logs: Record<string, tf.Scalar>, onStep: boolean, onEpoch = true): void {
     for (const [k, v] of Object.entries(logs)) {
-      this.pending.push({ value: v, stepKey: onStep ? prefix + k : null, epochKey: prefix + k, reduce: 'mean', progBar: false });
+      this.pending.push({ value: v, stepKey: onStep ? prefix + k : null, epochKey: onEpoch ? prefix + k : null, reduce: 'mean', progBar: false });
     }
   }
 

@@ -65,11 +65,16 @@ describe('TerminateOnNaN with gradient checks', () => {
     a.module.model.dispose();
 
     const skip = new TerminateOnNaN({ checkGradients: true, onNonFinite: 'skip' });
-    const b = await fit([skip]);
+    const rows: Record<string, number>[] = [];
+    const epochEnds: Callback = { onTrainEpochEnd: (t) => void rows.push({ ...t.callbackMetrics }) };
+    const b = await fit([skip, epochEnds]);
     expect(b.error).toBeUndefined();
     expect(skip.skippedSteps).toBe(1);
     // 2 epochs × 4 batches, one update dropped.
     expect(b.trainer.globalStep).toBe(7);
+    // The dropped batch's NaN loss stays out of the epoch means (epoch 1 held it).
+    expect(rows.length).toBe(2);
+    for (const r of rows) expect(Number.isFinite(r.train_loss)).toBe(true);
     for (const w of Object.values(weights(b.module))) expect(w.every(Number.isFinite)).toBe(true);
     b.module.model.dispose();
   });

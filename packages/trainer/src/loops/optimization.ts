@@ -14,6 +14,12 @@ import type { OptimizerConfig, StepOutput, TrainingModule } from '../training-mo
  */
 export class StepRunner {
   private accumulator: GradientAccumulator | null = null;
+  /**
+   * Whether the last `run` dropped its update (a callback set `trainer.skipOptimizerStep`, as
+   * TerminateOnNaN's `'skip'` does): that batch's values are step values only, kept out of the
+   * epoch's reductions, so one non-finite batch does not make the epoch's mean NaN.
+   */
+  lastSkipped = false;
 
   constructor(
     private readonly trainer: Trainer,
@@ -23,6 +29,7 @@ export class StepRunner {
   ) {}
 
   async run(batch: Parameters<TrainingModule['trainingStep']>[0], batchIdx: number): Promise<StepOutput> {
+    this.lastSkipped = false;
     if (!this.module.automaticOptimization) return this.runManual(batch, batchIdx);
     const { trainer, module, cfg } = this;
     const cbs = trainer.callbacks;
@@ -53,6 +60,7 @@ export class StepRunner {
     }
     if (trainer.skipOptimizerStep) {
       trainer.skipOptimizerStep = false;
+      this.lastSkipped = true;
       tf.dispose(Object.values(grads));
       return kept!;
     }

@@ -95,7 +95,7 @@ export class TrainingEpochLoop {
           const stepsBefore = trainer.globalStep;
           out = await step.run(batch, batchIdx);
           // The step's values become the current step values (the results own them from here).
-          results.adopt('train_', out.logs, true);
+          results.adopt('train_', out.logs, true, !step.lastSkipped);
           results.commit(out.batchSize);
           trainer.stepOverride = null;
           examples += out.batchSize;
