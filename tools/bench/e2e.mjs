@@ -18,7 +18,7 @@
 //
 // Per configuration: median, min and max of the wall time and spread = (max − min) / median.
 // Writes a markdown table and machine line to stdout and JSON to bench-results/e2e-<time>.json.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -85,24 +85,65 @@ if (cases.includes('resnet18')) plans.resnet18.dataDir = subsetDir(int('resnet-t
 const scratch = path.join(os.tmpdir(), `kiln-e2e-${process.pid}`);
 const kilnBin = path.join(root, 'apps', 'cli', 'bin', 'kiln.mjs');
 
+/**
+ * Runs a command, noting when (seconds after spawn) each stderr line arrived, so that a slow run
+ * can be split into start-up, data loading, epochs and test passes.
+ */
+function runTimed(cmd, args) {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let partial = '';
+    const marks = [];
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      const lines = (partial + d).split(/\r|\n/);
+      partial = lines.pop();
+      const t = (performance.now() - t0) / 1000;
+      for (const l of lines) if (l.trim()) marks.push([t, l]);
+    });
+    child.on('error', (e) => resolve({ status: null, stdout, stderr: stderr + String(e), marks }));
+    child.on('close', (status) => resolve({ status, stdout, stderr, marks, wall: (performance.now() - t0) / 1000 }));
+  });
+}
+
+/** Seconds spent in each phase of a `kiln train` run, from the times its stderr lines arrived. */
+function kilnPhases(marks, wall) {
+  const at = (re) => marks.find(([, l]) => re.test(l))?.[0];
+  const backend = at(/^backend: /);
+  const data = at(/^model: /);
+  const epochs = marks.filter(([, l]) => /^epoch \d+: train_loss /.test(l)).map(([t]) => t);
+  const test = at(/^test: confusion matrix/);
+  if (backend === undefined || data === undefined || epochs.length === 0) return null;
+  return {
+    startup: backend,
+    data: data - backend,
+    epochs: epochs.map((t, i) => t - (i === 0 ? data : epochs[i - 1])),
+    test: test === undefined ? null : test - epochs[epochs.length - 1],
+    rest: wall - (test ?? epochs[epochs.length - 1]),
+  };
+}
+
 /** Runs one configuration in a fresh process; returns its result with wall time and load averages. */
-function runOne(cfg, round) {
+async function runOne(cfg, round) {
   const out = path.join(scratch, `${cfg.model}-${cfg.framework}-${cfg.threads}-${round}`);
   rmSync(out, { recursive: true, force: true });
   const label = `${cfg.model} ${cfg.framework} threads=${cfg.threads}`;
   process.stderr.write(`… round ${round + 1}: ${label}\n`);
   const load0 = loadNow();
-  const t0 = performance.now();
   let r;
   if (cfg.framework === 'kiln') {
-    const args = [kilnBin, 'train', '--model', cfg.model, '--dataset', `fashion-mnist:${cfg.dataDir}`, '--epochs', String(cfg.epochs), '--out', out, '--logger', 'csv'];
+    const args = [kilnBin, 'train', '--model', cfg.model, '--dataset', `fashion-mnist:${cfg.dataDir}`, '--epochs', String(cfg.epochs), '--out', out];
     if (cfg.threads !== 'default') args.push('--threads', String(cfg.threads));
-    r = spawnSync(process.execPath, args, { encoding: 'utf8', cwd: root, maxBuffer: 1 << 26 });
+    r = await runTimed(process.execPath, args);
   } else {
     const args = [path.join(here, 'torch_train.py'), '--model', cfg.model, '--data-dir', cfg.dataDir, '--epochs', String(cfg.epochs), '--threads', String(cfg.threads), '--out', out];
-    r = spawnSync(flags.python, args, { encoding: 'utf8', cwd: root, maxBuffer: 1 << 26 });
+    r = await runTimed(flags.python, args);
   }
-  const wall = (performance.now() - t0) / 1000;
+  const wall = r.wall;
   const load1 = loadNow();
   const lines = (r.stdout || '').trim().split('\n');
   let res;
@@ -127,6 +168,10 @@ function runOne(cfg, round) {
     threads_used: cfg.framework === 'kiln' ? (res.threads ?? null) : res.threads,
     train_examples: trainExamples,
     peak_rss_mib: res.peak_rss_mib ?? null,
+    phases:
+      cfg.framework === 'kiln'
+        ? kilnPhases(r.marks, wall)
+        : { startup: wall - res.in_process_seconds + res.import_seconds, data: res.data_seconds, epochs: res.epoch_seconds, test: res.test_seconds, rest: null },
     loadavg_start: load0,
     loadavg_end: load1,
   };
@@ -151,7 +196,7 @@ const machine = await machineInfo({ python: flags.python });
 if (!machine.torch.available) console.log(`PyTorch skipped: ${machine.torch.reason}`);
 const runs = [];
 for (let r = 0; r < rounds; r++) {
-  for (const cfg of roundConfigs(r)) if (cfg.framework === 'kiln' || machine.torch.available) runs.push(runOne(cfg, r));
+  for (const cfg of roundConfigs(r)) if (cfg.framework === 'kiln' || machine.torch.available) runs.push(await runOne(cfg, r));
 }
 machine.loadavg_end = loadNow();
 rmSync(scratch, { recursive: true, force: true });

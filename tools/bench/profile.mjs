@@ -7,11 +7,13 @@ import { cpuBackend, wasmBackend } from '@kiln/backend-cpu';
 import { crossEntropy } from '@kiln/layers';
 import { Adam } from '@kiln/optim';
 import { kilnModel } from './models.mjs';
+import { loadNow, machineInfo, machineLine } from './machine.mjs';
 
 const [name = 'lenet5', batchArg = '64', stepsArg = '10'] = process.argv.slice(2);
 const steps = Number(stepsArg);
 const backend = process.env.KILN_BACKEND === 'cpu' ? cpuBackend() : wasmBackend();
 await backend.init();
+const machine = await machineInfo({ python: null });
 manualSeed(0);
 const B = Number(batchArg);
 const model = kilnModel(name);
@@ -53,3 +55,5 @@ console.log(`${name} batch ${B} on ${backend.describe().device}: ${total.toFixed
 for (const [k, e] of [...times].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15)) {
   console.log(`  ${k.padEnd(28)} ${(e.ms / steps).toFixed(2).padStart(9)} ms  ${String(e.calls / steps).padStart(5)} calls`);
 }
+machine.loadavg_end = loadNow();
+console.log(machineLine(machine));
