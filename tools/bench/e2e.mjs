@@ -249,6 +249,21 @@ const line = (cells) => '| ' + cells.map((c, i) => c.padEnd(widths[i])).join(' |
 console.log(line(header));
 console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
 for (const r of rows) console.log(line(r));
+
+// Where each run's time went: start-up (spawn to backend/imports), data (read, split, statistics,
+// model built), each epoch (training, validation, checkpoints), test (the test passes and report).
+console.log('');
+console.log('| round | framework | threads | wall s | start-up | data | epochs | test | load start → end |');
+console.log('|-------|-----------|---------|--------|----------|------|--------|------|------------------|');
+for (const x of runs) {
+  const t = x.threads === 'default' ? `default (${x.threads_used})` : String(x.threads);
+  if (x.error) {
+    console.log(`| ${x.round + 1} | ${x.model} ${x.framework} | ${t} | failed: ${x.error} | | | | | |`);
+    continue;
+  }
+  const p = x.phases ?? {};
+  console.log(`| ${x.round + 1} | ${x.model} ${x.framework} | ${t} | ${f(x.wall_seconds)} | ${f(p.startup)} | ${f(p.data)} | ${(p.epochs ?? []).map((e) => f(e)).join(' + ')} | ${f(p.test)} | ${x.loadavg_start[0]} → ${x.loadavg_end[0]} |`);
+}
 console.log(machineLine(machine));
 
 const outFile = flags.out ?? path.join(root, 'bench-results', `e2e-${started.toISOString().replace(/[:.]/g, '-')}.json`);
