@@ -27,7 +27,7 @@ export interface ThreadChoice {
  * - oneDNN loaded: every core, whatever the load. Its OpenMP threads wait passively
  *   (`OMP_WAIT_POLICY=passive`, set when the addon loads), so a thread whose core another process
  *   holds sleeps instead of spinning, and the count never depends on the moment the run started.
- *   Choosing from the load made consecutive runs of the same job differ by up to 2× on a shared
+ *   Choosing from the load made consecutive runs of the same job differ by 1.4–1.9× on a shared
  *   2-core machine (docs/benchmarks.md, "End to end").
  * - Without oneDNN the threaded WASM build's pool spins while it waits, and a spinning pool on
  *   cores other processes use is several times slower than one thread: the cores not busy, i.e.
