@@ -21,8 +21,9 @@ export interface WasmBackendOptions {
    * cores not busy when the backend starts (cores − the smaller of the 1- and 5-minute load
    * averages, rounded, at least 1: XNNPACK's pool spins, and a spinning pool on cores other
    * processes use is several times slower than one thread; see `chooseThreads` and
-   * docs/backends.md). With 1, the single-threaded SIMD build runs and no workers start. Results do not depend on the thread count, up to float32 rounding where
-   * oneDNN splits a sum between threads (filter gradients).
+   * docs/backends.md). With 1, the single-threaded SIMD build runs and no workers start. Results
+   * do not depend on the thread count, up to float32 rounding where oneDNN splits a sum between
+   * threads (filter gradients).
    */
   numThreads?: number;
   /**

@@ -46,7 +46,8 @@ ${DATA_USAGE}
                         is not overwritten: the run goes to DIR/version_N
   --backend NAME        auto, wasm, cpu, … (default auto)
   --threads N           compute threads of the CPU backend (oneDNN's pool, or WASM's without it);
-                        default: KILN_NUM_THREADS, else the cores not busy at start-up (docs/backends.md)
+                        default: KILN_NUM_THREADS, else every core with oneDNN and the cores
+                        not busy at start-up without it (docs/backends.md)
   --optimizer NAME      ${OPTIMIZERS.join(', ')} (default adam)
   --momentum M          SGD/RMSprop momentum (default 0.9 for sgd, 0 for rmsprop)
   --schedule SPEC       learning-rate schedule: cosine (to 0 over the epochs), step:EPOCHS[:GAMMA],
