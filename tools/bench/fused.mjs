@@ -6,12 +6,14 @@
 import { tf } from '@kiln/core';
 import { wasmBackend } from '@kiln/backend-cpu';
 import { parseArgs } from 'node:util';
+import { loadNow, machineInfo, machineLine } from './machine.mjs';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, steps: { type: 'string', default: '30' } } });
 const rounds = Number(values.rounds);
 const steps = Number(values.steps);
 const backend = wasmBackend();
 await backend.init();
+const machine = await machineInfo({ python: null });
 
 const v = (shape, scale) => tf.variable(tf.randomNormal(shape, 0, scale));
 const W = {
@@ -86,4 +88,6 @@ const out = {
 };
 out.train_gain = out.train_samples_per_sec.fused / out.train_samples_per_sec.unfused - 1;
 out.infer_gain = out.infer_samples_per_sec.fused / out.infer_samples_per_sec.unfused - 1;
-console.log(JSON.stringify(out, null, 2));
+machine.loadavg_end = loadNow();
+console.log(JSON.stringify({ ...out, machine }, null, 2));
+console.log(machineLine(machine));

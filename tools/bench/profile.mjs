@@ -24,6 +24,7 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { machineInfo, machineLine } from './machine.mjs';
 
 const { values: flags, positionals } = parseArgs({
   allowPositionals: true,
@@ -138,6 +139,7 @@ async function profile() {
   for (const [k, e] of Object.entries(result.kernels).slice(0, 15)) {
     console.log(`  ${k.padEnd(28)} ${e.ms.toFixed(2).padStart(9)} ms  ${String(e.calls).padStart(5)} calls`);
   }
+  console.log(machineLine(await machineInfo({ python: null })));
 }
 
 /** Runs one child per ISA level and round, then prints medians side by side. */
@@ -207,4 +209,5 @@ async function compareIsas() {
   console.log('| ' + header.join(' | ') + ' |');
   console.log('|' + header.map((_, i) => (i ? '---:' : '---')).join('|') + '|');
   for (const r of rows) console.log('| ' + r.join(' | ') + ' |');
+  console.log(machineLine(await machineInfo({ python: null })));
 }

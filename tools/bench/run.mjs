@@ -13,11 +13,12 @@
 // bench-results/bench-<time>.json (or --out).
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { loadNow, machineInfo, machineLine } from './machine.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -85,34 +86,31 @@ async function layersBundle() {
   return out;
 }
 
-function torchAvailable() {
-  if (!existsSync(flags.python)) return `${flags.python} not found`;
-  const r = spawnSync(flags.python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
-  if (r.status !== 0) return `${flags.python} cannot import torch (${(r.stderr || '').trim().split('\n').pop()})`;
-  return { version: r.stdout.trim() };
-}
-
 function runChild(cfg) {
   const label = `${cfg.model} ${cfg.framework} ${cfg.backend} t${cfg.threads}`;
   process.stderr.write(`… ${label}\n`);
+  const load0 = loadNow();
   const r =
     cfg.framework === 'pytorch'
       ? spawnSync(flags.python, [path.join(here, 'torch_bench.py'), '--model', cfg.model, '--threads', String(cfg.threads), '--steps', String(cfg.steps), '--warmup', String(cfg.warmup), '--infer-batches', String(cfg.inferBatches)], { encoding: 'utf8', cwd: root })
       : spawnSync(process.execPath, [path.join(here, 'worker.mjs'), JSON.stringify(cfg)], { encoding: 'utf8', cwd: root });
+  const loads = { loadavg_start: load0, loadavg_end: loadNow() };
   const line = (r.stdout || '').split('\n').find((l) => l.startsWith('RESULT '));
   if (r.status !== 0 || !line) {
     const lines = (r.stderr || r.error?.message || '').trim().split('\n');
     const why = (lines.find((l) => /Error\b/.test(l)) ?? lines.slice(-3).join(' | ')).trim();
     process.stderr.write(`  failed: ${why}\n`);
-    return { ...cfg, error: why || `exit ${r.status}` };
+    return { ...cfg, error: why || `exit ${r.status}`, ...loads };
   }
-  const res = JSON.parse(line.slice(7));
+  const res = { ...JSON.parse(line.slice(7)), ...loads };
   process.stderr.write(`  train ${res.train_samples_per_sec.toFixed(1)}/s, infer ${res.infer_samples_per_sec.toFixed(1)}/s, rss ${res.peak_rss_mib.toFixed(0)} MiB\n`);
   return res;
 }
 
 if (models.includes('resnet18')) console.log("cpu backend skipped on resnet18: the pure-JS kernels need tens of minutes per step");
-const torch = torchAvailable();
+// Recorded with every result: CPU, ISA flags, oneDNN's ISA, versions, load (tools/bench/machine.mjs).
+const machine = await machineInfo({ python: flags.python });
+const torch = machine.torch.available ? { version: machine.torch.version } : machine.torch.reason;
 if (typeof torch === 'string') console.log(`PyTorch skipped: ${torch}`);
 const bundle = await layersBundle();
 // The default backend: WASM with oneDNN kernels when the native addon is built.
@@ -156,10 +154,10 @@ function roundConfigs(round) {
 }
 
 const started = new Date();
-const load0 = os.loadavg();
+machine.loadavg_start = loadNow();
 const runs = [];
 for (let r = 0; r < rounds; r++) for (const cfg of roundConfigs(r)) runs.push({ round: r, ...runChild(cfg) });
-const load1 = os.loadavg();
+machine.loadavg_end = loadNow();
 
 // Medians over rounds per configuration.
 const median = (xs) => {
@@ -214,18 +212,7 @@ const line = (cells) => '| ' + cells.map((c, i) => c.padEnd(widths[i])).join(' |
 console.log(line(header));
 console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
 for (const r of rows) console.log(line(r));
-console.log(`load average ${load0.map((x) => x.toFixed(2)).join(' ')} → ${load1.map((x) => x.toFixed(2)).join(' ')} on ${cores} cores`);
-
-const machine = {
-  cpu: os.cpus()[0]?.model,
-  cores,
-  memory_gib: +(os.totalmem() / 2 ** 30).toFixed(1),
-  node: process.version,
-  torch: typeof torch === 'string' ? null : torch.version,
-  torch_skipped: typeof torch === 'string' ? torch : null,
-  loadavg_start: load0,
-  loadavg_end: load1,
-};
+console.log(machineLine(machine));
 const outFile = flags.out ?? path.join(root, 'bench-results', `bench-${started.toISOString().replace(/[:.]/g, '-')}.json`);
 mkdirSync(path.dirname(outFile), { recursive: true });
 writeFileSync(outFile, JSON.stringify({ started: started.toISOString(), machine, batch_size: 64, plan, rounds, summary, runs }, null, 2) + '\n');

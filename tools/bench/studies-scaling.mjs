@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { loadNow, machineInfo, machineLine } from './machine.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const { startRedisServer } = await import(path.join(root, 'packages/studies/dist/index.js'));
@@ -24,6 +25,7 @@ const trials = Number(flags.trials);
 // One thread per trial: two workers on two cores do not fight over threads, and results are reproducible.
 const env = { ...process.env, KILN_NUM_THREADS: '1' };
 
+const machine = await machineInfo({ python: null });
 const dir = mkdtempSync(path.join(os.tmpdir(), 'kiln-scaling-'));
 const study = path.join(dir, 'study.yaml');
 const lrs = Array.from({ length: trials }, (_, i) => (0.001 * (i + 1)).toFixed(4));
@@ -71,4 +73,6 @@ console.log('|-----|--------|------------|');
 for (const r of results) console.log(`| ${r.label} | ${r.seconds.toFixed(1)} | ${r.perMinute.toFixed(2)} |`);
 console.log(`2 workers / 1 worker: ${(two.perMinute / one.perMinute).toFixed(2)}x trials per minute`);
 console.log(`queue overhead per trial (1 worker vs in-process): ${((one.seconds - local.seconds) / trials).toFixed(2)} s (${(((one.seconds - local.seconds) / local.seconds) * 100).toFixed(0)}% of the in-process time)`);
-console.log(JSON.stringify({ trials, epochs: Number(flags.epochs), limitTrain: Number(flags['limit-train']), results }));
+machine.loadavg_end = loadNow();
+console.log(machineLine(machine));
+console.log(JSON.stringify({ trials, epochs: Number(flags.epochs), limitTrain: Number(flags['limit-train']), results, machine }));

@@ -5,6 +5,7 @@ import { defaultWasmDirectory } from './wasm-files.js';
 import { dnnlKernelsActive, registerWasmTrainingKernels } from './kernels/index.js';
 import { dnnlOffNotice, loadDnnl } from './kernels/dnnl.js';
 import { createThreadedNodeBackend } from './wasm-threaded-node.js';
+import { chooseThreads, type ThreadChoice } from './thread-choice.js';
 
 /** Options of `wasmBackend`. */
 export interface WasmBackendOptions {
@@ -15,12 +16,14 @@ export interface WasmBackendOptions {
   wasmPaths?: string;
   /**
    * Compute threads: oneDNN's when its kernels are loaded (WASM then runs single-threaded), else
-   * XNNPACK's. Defaults to `KILN_NUM_THREADS` when set, else (in Node) the cores that are
-   * idle when the backend starts: the core count minus the 1-minute load average, rounded, at
-   * least 1. (A pool of spinning threads on cores other processes are using is several times
-   * slower than one thread: see docs/benchmarks.md.) With 1, the single-threaded SIMD build runs
-   * and no workers start. Results do not depend on the thread count, up to float32 rounding where
-   * oneDNN splits a sum between threads (filter gradients).
+   * XNNPACK's. Defaults to `KILN_NUM_THREADS` when set, else (in Node) every core when oneDNN is
+   * loaded (its threads wait passively, so the count need not follow the load), and without it the
+   * cores not busy when the backend starts (cores − the smaller of the 1- and 5-minute load
+   * averages, rounded, at least 1: XNNPACK's pool spins, and a spinning pool on cores other
+   * processes use is several times slower than one thread; see `chooseThreads` and
+   * docs/backends.md). With 1, the single-threaded SIMD build runs and no workers start. Results
+   * do not depend on the thread count, up to float32 rounding where oneDNN splits a sum between
+   * threads (filter gradients).
    */
   numThreads?: number;
   /**
@@ -39,13 +42,15 @@ let dnnlNoticeShown = false;
 
 const isNode = () => typeof (globalThis as any).process?.versions?.node === 'string';
 
-/** Cores not busy with other work right now: cores − 1-minute load average, rounded, ≥ 1. */
-function idleCores(): number {
+/** The default thread count of this host (see `chooseThreads`). */
+function defaultThreads(dnnl: boolean): ThreadChoice {
   const os = nodeBuiltin<typeof import('node:os')>('os');
   const cores = Math.max(1, os?.availableParallelism?.() ?? os?.cpus?.().length ?? 1);
-  const load = os?.loadavg?.()[0] ?? 0;
-  return Math.min(cores, Math.max(1, Math.round(cores - load)));
+  return chooseThreads({ cores, loadavg: os?.loadavg?.(), dnnl });
 }
+
+/** Why the backend runs the thread count it does (for `describe()`). */
+let threadReason = 'default';
 
 /**
  * In Node, replaces tfjs's factory for 'wasm' by one that starts the threaded SIMD build from
@@ -109,8 +114,6 @@ export function wasmBackend(options: WasmBackendOptions = {}): BackendProvider {
             // tfjs's own loader starts the threaded build's workers from a blob: URL, which Node
             // refuses (ERR_WORKER_PATH), and so it picks the single-threaded build in Node.
             tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
-            const n = options.numThreads ?? envThreads() ?? idleCores();
-            if (!Number.isInteger(n) || n < 1) throw new BackendUnavailableError('wasm', `numThreads must be a positive integer, got ${n}`);
             // With oneDNN the heavy kernels run on its OpenMP pool, and a second, spinning XNNPACK
             // pool on the same cores only gets in its way (LeNet-5 at 2 threads: 6,100 samples/s
             // with one WASM thread, 4,850 with two; docs/benchmarks.md): the threads go to oneDNN.
@@ -120,6 +123,16 @@ export function wasmBackend(options: WasmBackendOptions = {}): BackendProvider {
               dnnlNoticeShown = true;
               console.warn(notice);
             }
+            const env = envThreads();
+            const chosen: ThreadChoice =
+              options.numThreads !== undefined
+                ? { threads: options.numThreads, reason: 'numThreads option' }
+                : env !== undefined
+                  ? { threads: env, reason: 'KILN_NUM_THREADS' }
+                  : defaultThreads(dnnl?.loaded === true);
+            const n = chosen.threads;
+            if (!Number.isInteger(n) || n < 1) throw new BackendUnavailableError('wasm', `numThreads must be a positive integer, got ${n}`);
+            threadReason = chosen.reason;
             if (dnnl?.loaded) {
               dnnl.addon.setNumThreads(n);
             } else if (n > 1) {
@@ -128,6 +141,7 @@ export function wasmBackend(options: WasmBackendOptions = {}): BackendProvider {
           } else {
             const n = options.numThreads ?? envThreads();
             if (n !== undefined) setThreadsCount(n);
+            threadReason = n === undefined ? "tfjs's default" : options.numThreads !== undefined ? 'numThreads option' : 'KILN_NUM_THREADS';
           }
         }
         registerWasmTrainingKernels({ dnnl: options.dnnl });
@@ -152,7 +166,7 @@ export function wasmBackend(options: WasmBackendOptions = {}): BackendProvider {
         name: 'wasm',
         tfjsBackend: 'wasm',
         device: `CPU (WebAssembly${simd ? ' SIMD' : ''}, ${plural(threads)}${conv})`,
-        details: { simd, threads, dnnl: info ? `${info.version} (${info.cpuIsa})` : 'off', dnnlThreads },
+        details: { simd, threads, dnnl: info ? `${info.version} (${info.cpuIsa})` : 'off', dnnlThreads, threadChoice: threadReason },
       };
     },
   });

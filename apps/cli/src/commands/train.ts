@@ -45,6 +45,9 @@ ${DATA_USAGE}
   --out DIR             output directory (default runs/<timestamp>); one that holds an earlier run
                         is not overwritten: the run goes to DIR/version_N
   --backend NAME        auto, wasm, cpu, … (default auto)
+  --threads N           compute threads of the CPU backend (oneDNN's pool, or WASM's without it);
+                        default: KILN_NUM_THREADS, else every core with oneDNN and the cores
+                        not busy at start-up without it (docs/backends.md)
   --optimizer NAME      ${OPTIMIZERS.join(', ')} (default adam)
   --momentum M          SGD/RMSprop momentum (default 0.9 for sgd, 0 for rmsprop)
   --schedule SPEC       learning-rate schedule: cosine (to 0 over the epochs), step:EPOCHS[:GAMMA],
@@ -122,6 +125,7 @@ export const TRAIN_OPTIONS = {
   fold: { type: 'string' },
   out: { type: 'string' },
   backend: { type: 'string' },
+  threads: { type: 'string' },
   optimizer: { type: 'string' },
   momentum: { type: 'string' },
   schedule: { type: 'string' },
@@ -170,6 +174,8 @@ export interface TrainSummary extends Partial<TestReport> {
   backend: string;
   /** The backend's device line. */
   device: string;
+  /** Compute threads the backend runs with (oneDNN's pool when it is on), or null when it does not say. */
+  threads: number | null;
   /** Epochs asked for, epochs trained (fewer when early stopping ended the run), and whether it did. */
   epochs: number;
   /** Epochs completed when training ended (a resumed run counts its checkpoint's epochs too). */
@@ -273,8 +279,13 @@ export async function prepareRun(values: Record<string, string | undefined>, err
   const loggerNames = (values.logger ?? 'csv,console').split(',').map((l) => l.trim()).filter(Boolean);
   for (const l of loggerNames) choiceArg('logger', l, 'csv', LOGGERS);
 
+  // The CPU backend reads its thread count from KILN_NUM_THREADS when it starts; the flag sets it
+  // for this process (and any process it starts), so one thread count holds for the whole run.
+  if (values.threads !== undefined) process.env.KILN_NUM_THREADS = String(intArg('threads', values.threads, 1));
   const run = await startRun(values.backend, err);
   const choice = run.backend;
+  const why = values.threads !== undefined ? '--threads' : choice.info.details?.threadChoice;
+  if (why) err(`threads: ${backendThreads(choice.info.details)} (${why})`);
 
   // Published weights expect their own input preparation; flags given on the command line still win.
   const pretrained = values.pretrained ? await identifyPretrained(values.pretrained, err) : undefined;
@@ -397,6 +408,7 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
       dataset: preprocessing.dataset,
       backend: choice.name,
       device: choice.info.device,
+      threads: backendThreads(choice.info.details),
       epochs,
       epochs_run: epochsRun,
       stopped_early: (earlyStopping?.stoppedEpoch ?? -1) >= 0,
@@ -426,6 +438,12 @@ export async function train(argv: string[], out: (line: string) => void, err: (l
   } finally {
     await data.close();
   }
+}
+
+/** The threads a backend reports computing with: oneDNN's pool when it runs the heavy kernels, else its own. */
+function backendThreads(details: Record<string, string | number | boolean> | undefined): number | null {
+  const n = Number(details?.dnnlThreads) || Number(details?.threads);
+  return Number.isInteger(n) && n > 0 ? n : null;
 }
 
 /**
