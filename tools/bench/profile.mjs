@@ -24,7 +24,7 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { machineInfo, machineLine } from './machine.mjs';
+import { loadNow, machineInfo, machineLine } from './machine.mjs';
 
 const { values: flags, positionals } = parseArgs({
   allowPositionals: true,
@@ -38,6 +38,8 @@ const cpuMs = () => {
   return (u.user + u.system) / 1000;
 };
 
+// The machine (CPU, ISA flags, oneDNN's level, load at the start) goes with every result.
+const machine = flags.child ? null : await machineInfo({ python: null });
 if (flags.isa) await compareIsas();
 else await profile();
 
@@ -139,7 +141,8 @@ async function profile() {
   for (const [k, e] of Object.entries(result.kernels).slice(0, 15)) {
     console.log(`  ${k.padEnd(28)} ${e.ms.toFixed(2).padStart(9)} ms  ${String(e.calls).padStart(5)} calls`);
   }
-  console.log(machineLine(await machineInfo({ python: null })));
+  machine.loadavg_end = loadNow();
+  console.log(machineLine(machine));
 }
 
 /** Runs one child per ISA level and round, then prints medians side by side. */
@@ -209,5 +212,6 @@ async function compareIsas() {
   console.log('| ' + header.join(' | ') + ' |');
   console.log('|' + header.map((_, i) => (i ? '---:' : '---')).join('|') + '|');
   for (const r of rows) console.log('| ' + r.join(' | ') + ' |');
-  console.log(machineLine(await machineInfo({ python: null })));
+  machine.loadavg_end = loadNow();
+  console.log(machineLine(machine));
 }
