@@ -12,7 +12,9 @@
 // --out DIR (default soak-results; the run directory and soak.json go there), --debug (also
 // record, per epoch, every process.memoryUsage() field, RSS by kind of mapping from
 // /proc/self/smaps — glibc arenas, [heap], other anonymous memory, files — the thread count and
-// names, the mappings that grew, and the RSS growth inside each callback's and logger's hooks).
+// names, the mappings that grew, and the RSS growth inside each callback's and logger's hooks),
+// --heap-snapshots E1,E2,… (write V8 heap snapshots at those epoch ends, after a collection, as
+// DIR/heap-<epoch>.heapsnapshot; compare two with tools/soak/heap-diff.mjs).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,8 +33,9 @@ import {
   StochasticWeightAveraging, TensorBoardLogger, TensorLeakCheck, TerminateOnNaN, Timer, Trainer,
 } from '@kiln/trainer';
 
-const { values } = parseArgs({ options: { minutes: { type: 'string' }, 'limit-train': { type: 'string' }, out: { type: 'string' }, debug: { type: 'boolean' } } });
+const { values } = parseArgs({ options: { minutes: { type: 'string' }, 'limit-train': { type: 'string' }, out: { type: 'string' }, debug: { type: 'boolean' }, 'heap-snapshots': { type: 'string' } } });
 const debug = values.debug === true;
+const snapshotEpochs = new Set((values['heap-snapshots'] ?? '').split(',').filter(Boolean).map(Number));
 const minutes = Number(values.minutes ?? 30);
 const limit = Number(values['limit-train'] ?? 6000);
 const out = path.resolve(values.out ?? 'soak-results');
@@ -58,6 +61,7 @@ const probe = {
     globalThis.gc?.();
     const u = process.memoryUsage();
     const wasm = tf.backend()?.wasm?.HEAPU8?.length ?? 0;
+    if (snapshotEpochs.has(trainer.currentEpoch)) v8.writeHeapSnapshot(path.join(out, `heap-${trainer.currentEpoch}.heapsnapshot`));
     const s = { epoch: trainer.currentEpoch, minutes: (performance.now() - t0) / 60000, load1: os.loadavg()[0], numTensors: m.numTensors, numBytes: m.numBytes, rssMiB: u.rss / 2 ** 20, wasmMiB: wasm / 2 ** 20, heapMiB: u.heapUsed / 2 ** 20, externalMiB: u.external / 2 ** 20 };
     if (debug) {
       const maps = mappings();
