@@ -48,7 +48,8 @@ const m = { l: 56, r: 190, t: 30, b: 40 };
 const xs = samples.map((s) => s.epoch);
 const x0 = Math.min(...xs);
 const x1 = Math.max(...xs, x0 + 1);
-const yMax = Math.max(...series.flatMap((d) => d.points.map((p) => p[1])), verdict.rssBaselineMiB * (1 + RSS_BOUND)) * 1.05;
+// Round the axis up to 50 MiB so the ticks read as round numbers.
+const yMax = Math.ceil((Math.max(...series.flatMap((d) => d.points.map((p) => p[1])), verdict.rssBaselineMiB * (1 + RSS_BOUND)) * 1.02) / 50) * 50;
 const sx = (x) => m.l + ((x - x0) / (x1 - x0)) * (W - m.l - m.r);
 const sy = (y) => m.t + (1 - y / yMax) * (H - m.t - m.b);
 const f = (v) => v.toFixed(1);
@@ -78,6 +79,6 @@ for (const [y, label] of [
 series.forEach((d, j) => {
   const path = d.points.map(([x, y], k) => `${k ? 'L' : 'M'}${f(sx(x))},${f(sy(y))}`).join(' ');
   parts.push(`<path d="${path}" fill="none" stroke="${d.colour}" stroke-width="1.5"><title>${d.name}</title></path>`);
-  parts.push(`<text x="${W - m.r + 4}" y="${m.t + 40 + 16 * j}" font-size="11" fill="${d.colour}">${d.name}</text>`);
+  parts.push(`<text x="${W - m.r + 4}" y="${m.t + 80 + 16 * j}" font-size="11" fill="${d.colour}">${d.name}</text>`);
 });
 writeFileSync(output, `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">\n${parts.join('\n')}\n</svg>\n`);
