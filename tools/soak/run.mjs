@@ -65,10 +65,10 @@ const probe = {
     const u = process.memoryUsage();
     const wasm = tf.backend()?.wasm?.HEAPU8?.length ?? 0;
     if (snapshotEpochs.has(trainer.currentEpoch)) v8.writeHeapSnapshot(path.join(out, `heap-${trainer.currentEpoch}.heapsnapshot`));
-    const s = { epoch: trainer.currentEpoch, minutes: (performance.now() - t0) / 60000, load1: os.loadavg()[0], numTensors: m.numTensors, numBytes: m.numBytes, rssMiB: u.rss / 2 ** 20, wasmMiB: wasm / 2 ** 20, heapMiB: u.heapUsed / 2 ** 20, externalMiB: u.external / 2 ** 20 };
+    const s = { epoch: trainer.currentEpoch, minutes: (performance.now() - t0) / 60000, load1: os.loadavg()[0], numTensors: m.numTensors, numBytes: m.numBytes, rssMiB: u.rss / 2 ** 20, wasmMiB: wasm / 2 ** 20, heapMiB: u.heapUsed / 2 ** 20, heapTotalMiB: u.heapTotal / 2 ** 20, externalMiB: u.external / 2 ** 20 };
     if (debug) {
       const maps = mappings();
-      Object.assign(s, { heapTotalMiB: u.heapTotal / 2 ** 20, arrayBuffersMiB: u.arrayBuffers / 2 ** 20, ...procStatus(), ...rssByKind(maps) });
+      Object.assign(s, { arrayBuffersMiB: u.arrayBuffers / 2 ** 20, ...procStatus(), ...rssByKind(maps) });
       // V8's spaces: the young generation's semi-spaces grow (×2 per step, up to --max-semi-space-size) with the allocation rate.
       for (const sp of v8.getHeapSpaceStatistics()) if (sp.space_size > 0) s[`v8_${sp.space_name}_MiB`] = sp.space_size / 2 ** 20;
       for (const g of mappingGrowth(lastMaps, maps)) growth.push({ epoch: s.epoch, ...g });
