@@ -39,13 +39,14 @@ const series = [
   { name: 'glibc thread arenas', colour: '#8c564b', value: (s) => (s.arenasKiB === undefined ? undefined : s.arenasKiB / 1024) },
   { name: 'WASM heap', colour: '#7f7f7f', value: (s) => s.wasmMiB },
 ]
-  .map((d) => ({ ...d, points: samples.filter((s) => Number.isFinite(d.value(s))).map((s) => [s.epoch, d.value(s)]) }))
+  // From epoch 1: the end of epoch 0 still holds start-up's peak (the dataset being decoded).
+  .map((d) => ({ ...d, points: samples.filter((s) => s.epoch >= 1 && Number.isFinite(d.value(s))).map((s) => [s.epoch, d.value(s)]) }))
   .filter((d) => d.points.length > 0);
 
 const W = 760;
 const H = 380;
 const m = { l: 56, r: 190, t: 30, b: 40 };
-const xs = samples.map((s) => s.epoch);
+const xs = samples.filter((s) => s.epoch >= 1).map((s) => s.epoch);
 const x0 = Math.min(...xs);
 const x1 = Math.max(...xs, x0 + 1);
 // Round the axis up to 50 MiB so the ticks read as round numbers.
@@ -74,11 +75,11 @@ for (const [y, label] of [
   [verdict.rssBaselineMiB * (1 + RSS_BOUND), `+${RSS_BOUND * 100}%`],
 ]) {
   parts.push(`<line x1="${f(xw)}" x2="${W - m.r}" y1="${f(sy(y))}" y2="${f(sy(y))}" stroke="#1f77b4" stroke-dasharray="4,3" stroke-width="1"/>`);
-  parts.push(`<text x="${W - m.r + 4}" y="${f(sy(y) + 4)}" font-size="10" fill="#1f77b4">${label} ${y.toFixed(0)}</text>`);
+  parts.push(`<text x="${f(xw + 4)}" y="${f(sy(y) - 3)}" font-size="10" fill="#1f77b4">${label} ${y.toFixed(0)}</text>`);
 }
 series.forEach((d, j) => {
   const path = d.points.map(([x, y], k) => `${k ? 'L' : 'M'}${f(sx(x))},${f(sy(y))}`).join(' ');
   parts.push(`<path d="${path}" fill="none" stroke="${d.colour}" stroke-width="1.5"><title>${d.name}</title></path>`);
-  parts.push(`<text x="${W - m.r + 4}" y="${m.t + 80 + 16 * j}" font-size="11" fill="${d.colour}">${d.name}</text>`);
+  parts.push(`<text x="${W - m.r + 4}" y="${m.t + 12 + 16 * j}" font-size="11" fill="${d.colour}">${d.name}</text>`);
 });
 writeFileSync(output, `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">\n${parts.join('\n')}\n</svg>\n`);
