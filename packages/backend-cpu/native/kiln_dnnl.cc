@@ -16,6 +16,9 @@
 
 #include <node_api.h>
 #include <omp.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <dnnl.hpp>
 
@@ -775,7 +778,19 @@ napi_value Info(napi_env env, napi_callback_info) {
   });
 }
 
+// glibc raises its mmap threshold to the largest mmap-backed block freed so far (up to 32 MiB), so
+// after the first large tensors are freed, later multi-MiB blocks of other threads land in their
+// arenas and stay there when freed: RSS of a long run steps up and never comes back
+// (docs/reliability.md, the soak). A fixed threshold keeps every block of 128 KiB or more on mmap,
+// returned to the system when freed. A user's own MALLOC_MMAP_THRESHOLD_ wins.
+void fixMmapThreshold() {
+#if defined(__GLIBC__)
+  if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr && std::getenv("KILN_MALLOC_DEFAULTS") == nullptr) mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
+}
+
 napi_value Init(napi_env env, napi_value exports) {
+  fixMmapThreshold();
   napi_property_descriptor props[] = {
       {"conv2dForward", nullptr, Conv2dForward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2dBackwardData", nullptr, Conv2dBackwardData, nullptr, nullptr, nullptr, napi_default, nullptr},
