@@ -1,3 +1,4 @@
+/// <reference types="vitest/config" />
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
 
@@ -12,6 +13,9 @@ import { defineConfig } from 'vite';
 export default defineConfig(({ mode }) => {
   const lean = mode === 'lenet5';
   return {
+    // The setup every package's tests share (tools/testing/vitest.config.mjs): a temporary
+    // directory per test file, removed after it.
+    test: { setupFiles: [fileURLToPath(new URL('../../tools/testing/temp-dir.ts', import.meta.url))] },
     // Relative asset URLs, so the built pages work from any directory or static host.
     base: './',
     publicDir: lean ? false : 'public',

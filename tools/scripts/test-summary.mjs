@@ -57,7 +57,15 @@ for (const p of packages) {
     missing.push(p.id);
     continue;
   }
-  const r = JSON.parse(readFileSync(file, 'utf8'));
+  let r;
+  try {
+    r = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    // A run killed part-way (or a full disk) leaves a truncated report: that package failed.
+    failed++;
+    failures.push(`${p.id} (its report ${path.relative(process.cwd(), file)} is unreadable: ${e.message})`);
+    continue;
+  }
   let pkgPassed = 0;
   let pkgFailed = 0;
   let pkgSkipped = 0;
