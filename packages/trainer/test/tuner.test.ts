@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { tf, manualSeed, defaultRng, liveTensors } from '@kiln/core';
 import { wasmBackend } from '@kiln/backend-cpu';
 import { ArrayDataset, DataLoader } from '@kiln/data';
-import { BatchNorm1d, Dropout, Flatten, Linear, Module, ReLU, Sequential } from '@kiln/layers';
+import { BatchNorm1d, Dropout, Flatten, Linear, Module, ReLU, Sequential, l2 } from '@kiln/layers';
 import { Adam, SGD } from '@kiln/optim';
 import { ClassificationModule, Trainer, TrainingModule, Tuner, batchSizeChart, createTuner, isAllocationFailure, lrFindChart, type StepOutput } from '../src/index.js';
 import { syntheticDataset } from './helpers.js';
@@ -44,7 +44,34 @@ class Quadratic extends TrainingModule {
   }
 }
 
+/** A parameter with no loss of its own: its only objective is its L2 penalty, λ·Σw² = 0.5 · 4 = 2 at the start. */
+class PenaltyOnly extends TrainingModule {
+  readonly model = new (class extends Module {
+    readonly w = this.registerParameter('w', tf.fill([4], -1), { regularizer: l2(0.5) });
+    forward(x: tf.Tensor): tf.Tensor {
+      return x;
+    }
+  })();
+  trainingStep(): StepOutput {
+    return { loss: tf.scalar(0), logs: {}, batchSize: 1 };
+  }
+  configureOptimizers() {
+    return { optimizer: new SGD(this.model.trainableVariables(), { lr: 0.1 }) };
+  }
+}
+
 describe('Tuner.lrFind', () => {
+  it('sweeps the loss the trainer minimises: regularizer penalties included', async () => {
+    const module = new PenaltyOnly();
+    const loader = new DataLoader(syntheticDataset(8, 1), { batchSize: 4 });
+    const result = await new Tuner().lrFind(module, loader, { numSteps: 12, startLr: 1e-3, endLr: 0.5 });
+    // The first step's loss is the penalty alone (trainingStep's loss is 0) ...
+    expect(result.losses[0]).toBeCloseTo(2, 6);
+    // ... and its gradient moves w: every later loss is smaller (without the penalty, all were 0).
+    expect(result.losses.at(-1)!).toBeLessThan(result.losses[0] * 0.9);
+    module.model.dispose();
+  });
+
   it('puts back weights, batch-norm statistics, the generator and the loader, leaks nothing, and the next fit is unchanged', async () => {
     const data = syntheticDataset(96, 1);
     const tuned = bnModule();

@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
-import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { tf, Rng } from '@kiln/core';
+import { writeFileAtomic } from '@kiln/core/node';
 import { AUGMENTATION_NAMES, parseAugmentations } from '@kiln/data';
 import { intArg } from '../args.js';
 import { startRun } from '../backends.js';
@@ -20,19 +21,13 @@ options:
 ${DATA_USAGE}
   --augment SPEC        comma-separated augmentations, applied in order, e.g. "flip,rotate:15,crop:4":
                           ${AUGMENTATION_NAMES.join('\n                          ')}
-  --out FILE            PNG file to write (required)
+  --out FILE            PNG file to write (required; a name without an extension gets .png,
+                          a directory gets preview.png inside it)
   --count N             images in the grid (default 64)
   --columns N           images per row (default: square grid)
   --seed S              seed of the sample and the augmentations (default 0)
   --backend NAME        auto, wasm, cpu, … (default auto)
 `;
-
-/** Writes bytes atomically (temporary file, then rename). */
-function writeAtomic(file: string, bytes: Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, bytes);
-  renameSync(tmp, file);
-}
 
 export const dataPreviewCommand: Command = {
   name: 'data',
@@ -47,6 +42,7 @@ export const dataPreviewCommand: Command = {
       strict: true,
     });
     if (!values.out) throw new UsageError('--out is required', `e.g. --out grid.png\n${DATA_PREVIEW_USAGE}`);
+    const outFile = previewFile(values.out);
     const count = intArg('count', values.count, 64);
     const columns = values.columns === undefined ? undefined : intArg('columns', values.columns, 8);
     const seed = intArg('seed', values.seed, 0, 0);
@@ -65,14 +61,27 @@ export const dataPreviewCommand: Command = {
       const augmented = augment(input, rng);
       const png = labelledGridPng(await augmented.data() as Float32Array, augmented.shape, Array.from(y, (c) => data.classes[c] ?? String(c)), { columns });
       tf.dispose([batch, input, augmented]);
-      mkdirSync(path.dirname(path.resolve(values.out)), { recursive: true });
-      writeAtomic(values.out, png);
+      mkdirSync(path.dirname(path.resolve(outFile)), { recursive: true });
+      writeFileAtomic(outFile, png);
       const dataset = values.dataset ?? 'fashion-mnist';
-      err(`wrote ${sample.length} ${values.augment ? `augmented (${values.augment}) ` : ''}${dataset} images to ${values.out}`);
-      out(JSON.stringify({ out: values.out, dataset, images: sample.length, classes: new Set(y).size, augment: values.augment ?? '', seed, bytes: png.length }));
+      err(`wrote ${sample.length} ${values.augment ? `augmented (${values.augment}) ` : ''}${dataset} images to ${outFile}`);
+      out(JSON.stringify({ out: outFile, dataset, images: sample.length, classes: new Set(y).size, augment: values.augment ?? '', seed, bytes: png.length }));
     } finally {
       await data.close();
     }
     return 0;
   },
 };
+
+/**
+ * Where the grid goes for `--out NAME`: the grid is a PNG, so a name without an extension gets
+ * `.png`, an existing directory gets `preview.png` inside it, and another extension (`.jpg`) is
+ * refused rather than written as a PNG under a misleading name.
+ */
+export function previewFile(out: string): string {
+  if (existsSync(out) && statSync(out).isDirectory()) return path.join(out, 'preview.png');
+  const ext = path.extname(out);
+  if (ext === '') return `${out}.png`;
+  if (ext.toLowerCase() !== '.png') throw new UsageError(`--out ${out}: the preview is a PNG image, so the file name must end in .png (got '${ext}')`, DATA_PREVIEW_USAGE);
+  return out;
+}

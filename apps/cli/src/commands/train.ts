@@ -471,7 +471,9 @@ async function testBest(
   if (!sameAsLast || !metrics) {
     loadCheckpoint(file, module.model);
     metrics = await trainer.test(module, testLoader);
-    err(`best checkpoint (epoch ${epoch}): test_acc ${metrics.test_acc.toFixed(4)}`);
+    // Printed 1-based like the progress bar, the epoch lines and the learning curves; the summary's
+    // `best_epoch` stays 0-based, as in the checkpoint's file name (`epoch=N-…`).
+    err(`best checkpoint (epoch ${epoch === undefined ? '?' : epoch + 1}): test_acc ${metrics.test_acc.toFixed(4)}`);
   }
   return { ...out, best_test_accuracy: metrics.test_acc, best_test_loss: metrics.test_loss };
 }

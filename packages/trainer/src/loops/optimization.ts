@@ -41,9 +41,7 @@ export class StepRunner {
       if (o instanceof Promise) throw new KilnError('E_ASYNC_STEP', `${module.constructor.name}.trainingStep returned a promise`, { hint: 'an async trainingStep needs automaticOptimization = false (the automatic loop records it under the gradient tape, which cannot wait)' });
       if (!o.loss) throw new KilnError('E_NO_LOSS', 'trainingStep returned no loss', { where: `${module.constructor.name}.trainingStep`, hint: 'return { loss, logs, batchSize }' });
       kept = { ...o, logs: Object.fromEntries(Object.entries(o.logs).map(([k, v]) => [k, tf.keep(tf.clone(v))])) };
-      let loss = o.loss;
-      const penalty = regularization(module);
-      if (penalty) loss = tf.add(loss, penalty) as tf.Scalar;
+      const loss = withRegularization(module, o.loss);
       cbs.callSync('onBeforeZeroGrad', module, trainer, module);
       if (pending === 0) cfg.optimizer.zeroGrad();
       cbs.callSync('onBeforeBackward', module, trainer, module, loss);
@@ -123,15 +121,19 @@ export class StepRunner {
   }
 }
 
-/** Sum of every parameter regularizer's penalty, or null when there are none. */
-function regularization(module: TrainingModule): tf.Scalar | null {
-  let total: tf.Scalar | null = null;
+/**
+ * The loss the optimizer minimises: the step's loss plus every trainable parameter's regularizer
+ * penalty (the loss itself when there are none). The training step and the tuner both differentiate
+ * this, so a tuned learning rate or batch size is found on the objective that is trained.
+ */
+export function withRegularization(module: TrainingModule, loss: tf.Scalar): tf.Scalar {
+  let penalty: tf.Scalar | null = null;
   for (const p of module.model.parameters()) {
     if (!p.regularizer || !p.trainable) continue;
     const pen = p.regularizer.penalty(p.variable);
-    total = total ? (tf.add(total, pen) as tf.Scalar) : pen;
+    penalty = penalty ? (tf.add(penalty, pen) as tf.Scalar) : pen;
   }
-  return total;
+  return penalty ? (tf.add(loss, penalty) as tf.Scalar) : loss;
 }
 
 /**

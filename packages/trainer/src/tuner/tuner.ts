@@ -1,6 +1,7 @@
 import { tf, ConfigError, KilnError, defaultRng } from '@kiln/core';
 import type { AnyBatch, DataLoader } from '@kiln/data';
 import { findLr, snapshotTraining, type FindLrResult, type Optimizer } from '@kiln/optim';
+import { withRegularization } from '../loops/optimization.js';
 import type { TrainingModule } from '../training-module.js';
 import type { Trainer } from '../trainer.js';
 
@@ -280,12 +281,12 @@ export function createTuner(trainer?: Trainer): Tuner {
   return new Tuner(trainer);
 }
 
-/** The training loss of one batch, for use under the gradient tape. */
+/** The training loss of one batch (regularizer penalties included, as the trainer's step adds them), for use under the gradient tape. */
 function stepLoss(module: TrainingModule, batch: AnyBatch, i: number): tf.Scalar {
   const o = module.trainingStep(batch, i);
   if (o instanceof Promise) throw new KilnError('E_ASYNC_STEP', `${module.constructor.name}.trainingStep returned a promise`, { hint: 'the tuner records trainingStep under the gradient tape, which cannot wait' });
   if (!o.loss) throw new KilnError('E_NO_LOSS', 'trainingStep returned no loss', { where: `${module.constructor.name}.trainingStep`, hint: 'return { loss, logs, batchSize }' });
-  return o.loss;
+  return withRegularization(module, o.loss);
 }
 
 /** One optimizer step on one batch, finished (its loss read back) before it returns. */
