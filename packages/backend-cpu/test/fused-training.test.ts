@@ -1,7 +1,8 @@
 /**
  * The kernels behind training-mode fusion, on 'wasm' against tfjs's reference 'cpu' backend:
  * `_FusedMatMul` through oneDNN (bias and ReLU applied by the primitive), Kiln's dense-layer kernel
- * (`LINEAR_KERNEL`, rank-2 operands over `_FusedMatMul`) and ReLU's gradient as one native loop.
+ * (`LINEAR_KERNEL`, rank-2 operands over `_FusedMatMul`) and the bias and ReLU gradients as one
+ * native loop.
  * The cross-entropy kernels are checked against PyTorch in @kiln/layers' fused-training test.
  */
 import { createRequire } from 'node:module';
@@ -124,25 +125,32 @@ describe.each(modes)('fused products on wasm match cpu (oneDNN: %s)', (dnnl) => 
   });
 });
 
-describe('ReLU gradient as one kernel (oneDNN addon)', () => {
-  it('equals dy · step(y) of the reference backend, zeros included, on a tensor split between threads', async (ctx) => {
+describe('bias and ReLU gradients as one kernel (oneDNN addon)', () => {
+  it('equal dy · step(y) and its sum over all axes but the last on the reference backend, zeros included', async (ctx) => {
     requireOrSkip(ctx, !dnnlLoaded && `oneDNN kernels not loaded: ${(loadDnnl() as { reason?: string }).reason}`, whenDnnlOff);
     registerWasmTrainingKernels();
-    expect(tf.getKernel(core.RELU_GRAD_KERNEL, 'wasm')).toBeDefined();
-    for (const shape of [[3, 5], [8, 28, 28, 6]]) {
-      const d = await differ(
-        () => tf.engine().runKernel(core.RELU_GRAD_KERNEL, { dy: random(shape, 31), y: tf.relu(random(shape, 32)) }) as Tensor,
-        () => tf.mul(random(shape, 31), tf.step(tf.relu(random(shape, 32)))),
-      );
-      expect(d, `[${shape}]`).toBe(0);
+    expect(tf.getKernel(core.BIAS_RELU_GRAD_KERNEL, 'wasm')).toBeDefined();
+    for (const shape of [[3, 5], [8, 28, 28, 6], [64, 120]]) {
+      const axes = shape.slice(0, -1).map((_, i) => i);
+      for (const output of [0, 1]) {
+        const d = await differ(
+          () => (tf.engine().runKernel(core.BIAS_RELU_GRAD_KERNEL, { dy: random(shape, 31), y: tf.relu(random(shape, 32)) }) as Tensor[])[output],
+          () => {
+            const dz = tf.mul(random(shape, 31), tf.step(tf.relu(random(shape, 32))));
+            return output === 0 ? dz : tf.sum(dz, axes);
+          },
+        );
+        // dz is exact; the sums differ from the reference's float32 ones by rounding only.
+        expect(d, `[${shape}] output ${output}`).toBeLessThanOrEqual(output === 0 ? 0 : 1e-4);
+      }
     }
-    expect(() => tf.engine().runKernel(core.RELU_GRAD_KERNEL, { dy: tf.zeros([2, 3]), y: tf.zeros([3, 2]) })).toThrow(core.ShapeMismatchError);
+    expect(() => tf.engine().runKernel(core.BIAS_RELU_GRAD_KERNEL, { dy: tf.zeros([2, 3]), y: tf.zeros([3, 2]) })).toThrow(core.ShapeMismatchError);
   });
 
   it('is registered exactly while oneDNN is on', () => {
     registerWasmTrainingKernels({ dnnl: false });
-    expect(tf.getKernel(core.RELU_GRAD_KERNEL, 'wasm')).toBeUndefined();
+    expect(tf.getKernel(core.BIAS_RELU_GRAD_KERNEL, 'wasm')).toBeUndefined();
     registerWasmTrainingKernels();
-    expect(tf.getKernel(core.RELU_GRAD_KERNEL, 'wasm') != null).toBe(dnnlLoaded);
+    expect(tf.getKernel(core.BIAS_RELU_GRAD_KERNEL, 'wasm') != null).toBe(dnnlLoaded);
   });
 });

@@ -44,10 +44,12 @@ export const SGD_UPDATE_KERNEL = 'KilnSgdUpdate';
 export const LINEAR_KERNEL = 'KilnLinear';
 
 /**
- * The gradient of ReLU from its output: inputs `{ dy, y }` of one shape (float32), output dy where
- * y > 0 and 0 elsewhere — one kernel where tfjs's `Relu` gradient runs three (cast, step, multiply).
+ * The gradients of y = relu(z + b), b broadcast over the last axis, from the output: inputs
+ * `{ dy, y }` of one shape (float32); outputs `[dz, db]` with dz = dy where y > 0 and 0 elsewhere,
+ * and db [C] = dz summed over every axis but the last. One kernel where tfjs runs four (ReLU's
+ * gradient is a cast, a step and a multiply; the bias's a sum).
  */
-export const RELU_GRAD_KERNEL = 'KilnReluGrad';
+export const BIAS_RELU_GRAD_KERNEL = 'KilnBiasReluGrad';
 
 /**
  * Softmax cross-entropy of float32 logits [N, K] against int32 labels [N], as `@kiln/layers`'

@@ -8,9 +8,9 @@
  * compute every input's gradient eagerly (the first layer's input gradient too, which nothing
  * needs). Here the forward kernels are run directly and their gradients registered by kernel
  * name, so the tape asks only for the gradients on the path to the variables, and the ReLU's
- * gradient is one kernel where the backend has `RELU_GRAD_KERNEL`.
+ * and bias gradients are one kernel where the backend has `BIAS_RELU_GRAD_KERNEL`.
  */
-import { tf, LINEAR_KERNEL, RELU_GRAD_KERNEL, SOFTMAX_CROSS_ENTROPY_GRAD_KERNEL, SOFTMAX_CROSS_ENTROPY_KERNEL } from '@kiln/core';
+import { tf, BIAS_RELU_GRAD_KERNEL, LINEAR_KERNEL, SOFTMAX_CROSS_ENTROPY_GRAD_KERNEL, SOFTMAX_CROSS_ENTROPY_KERNEL } from '@kiln/core';
 import type { Tensor } from './module.js';
 
 /** The activations the fused kernels apply. */
@@ -21,10 +21,14 @@ export function backendHas(kernel: string): boolean {
   return tf.getKernel(kernel, tf.getBackend()) != null;
 }
 
-/** dy where the ReLU's output y is positive, 0 elsewhere. */
-function reluGrad(dy: Tensor, y: Tensor): Tensor {
-  if (backendHas(RELU_GRAD_KERNEL)) return tf.engine().runKernel(RELU_GRAD_KERNEL, { dy, y }) as Tensor;
-  return tf.mul(dy, tf.step(y));
+/**
+ * The gradient through act(z + b) given the output y: dz, and db when one kernel computed it with
+ * dz (the backend's `BIAS_RELU_GRAD_KERNEL`); otherwise the bias gradient is left to the caller.
+ */
+function activationGrad(dy: Tensor, y: Tensor, activation: FusedActivation): [Tensor, Tensor | undefined] {
+  if (activation === 'linear') return [dy, undefined];
+  if (backendHas(BIAS_RELU_GRAD_KERNEL)) return tf.engine().runKernel(BIAS_RELU_GRAD_KERNEL, { dy, y }) as [Tensor, Tensor];
+  return [tf.mul(dy, tf.step(y)), undefined];
 }
 
 interface ConvAttrs {
@@ -44,12 +48,12 @@ const gradients: tf.GradConfig[] = [
     gradFunc: (dy, saved, attrs) => {
       const [x, filter, y] = saved;
       const { strides, pad, activation } = attrs as unknown as ConvAttrs;
-      const d = activation === 'relu' ? reluGrad(dy as Tensor, y) : (dy as Tensor);
+      const [d, db] = activationGrad(dy as Tensor, y, activation);
       const conv = { strides, pad, dataFormat: 'NHWC', dilations: [1, 1] } as const;
       return {
         x: () => tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: d, filter }, { ...conv, inputShape: x.shape }) as Tensor,
         filter: () => tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy: d }, { ...conv, filterShape: filter.shape }) as Tensor,
-        bias: () => tf.sum(d, [0, 1, 2]),
+        bias: () => db ?? tf.sum(d, [0, 1, 2]),
       };
     },
   },
@@ -59,11 +63,11 @@ const gradients: tf.GradConfig[] = [
     outputsToSave: [true],
     gradFunc: (dy, saved, attrs) => {
       const [x, weight, y] = saved;
-      const d = (attrs as { activation: FusedActivation }).activation === 'relu' ? reluGrad(dy as Tensor, y) : (dy as Tensor);
+      const [d, db] = activationGrad(dy as Tensor, y, (attrs as { activation: FusedActivation }).activation);
       return {
         x: () => tf.matMul(d, weight, false, true),
         weight: () => tf.matMul(x, d, true, false),
-        bias: () => tf.sum(d, 0),
+        bias: () => db ?? tf.sum(d, 0),
       };
     },
   },

@@ -151,9 +151,15 @@ describe('which kernels a training step runs (wasm)', () => {
     // No separate bias adds, ReLUs or log-softmax; the first layer's input gradient is never asked for.
     for (const k of ['Add', 'Relu', 'Conv2D', 'LogSoftmax', 'Exp']) expect(count(k), k).toBe(0);
     expect(count('Conv2DBackpropInput')).toBe(1);
-    // ReLU's gradient: one kernel where the backend has it (the oneDNN addon), else step and multiply.
-    if (tf.getKernel(core.RELU_GRAD_KERNEL, 'wasm')) expect(count(core.RELU_GRAD_KERNEL)).toBe(3);
-    else expect(count('Step')).toBe(3);
+    // Bias and ReLU gradients: one kernel per layer where the backend has it (the oneDNN addon);
+    // else a step, a multiply and a sum. The last layer's bias gradient is always a sum.
+    if (tf.getKernel(core.BIAS_RELU_GRAD_KERNEL, 'wasm')) {
+      expect(count(core.BIAS_RELU_GRAD_KERNEL)).toBe(3);
+      expect(count('Sum')).toBe(1);
+    } else {
+      expect(count('Step')).toBe(3);
+      expect(count('Sum')).toBe(4);
+    }
     tf.dispose([x, labels]);
     net.dispose();
   });

@@ -9,7 +9,7 @@
  * Each kernel here handles NHWC float32 tensors and hands anything else (NCHW, other dtypes,
  * activations oneDNN is not asked to fuse, broadcasting it does not do) to the kernel it replaced.
  */
-import { tf, nodeBuiltin, RELU_GRAD_KERNEL, ADAM_UPDATE_KERNEL, BATCH_NORM_TRAINING_GRAD_KERNEL, BATCH_NORM_TRAINING_KERNEL, SGD_UPDATE_KERNEL, ShapeMismatchError } from '@kiln/core';
+import { tf, nodeBuiltin, BIAS_RELU_GRAD_KERNEL, ADAM_UPDATE_KERNEL, BATCH_NORM_TRAINING_GRAD_KERNEL, BATCH_NORM_TRAINING_KERNEL, SGD_UPDATE_KERNEL, ShapeMismatchError } from '@kiln/core';
 import { f32View, type BackendWasm, type WasmKernelArgs } from './wasm-heap.js';
 import { leadingReduction, type ReduceAttrs } from './leading-axes-reduce.js';
 
@@ -48,8 +48,8 @@ export interface DnnlAddon {
   ): void;
   /** One SGD update; `hyper`: [η, λ, μ, 1−τ, nesterov, first]; the buffers are null without momentum. */
   sgdUpdate(hyper: Float64Array, p: Float32Array, g: Float32Array, buf: Float32Array | null, pOut: Float32Array, bufOut: Float32Array | null): void;
-  /** `dx` = `dy` where `y` > 0, else 0 (ReLU's gradient from its output). */
-  reluGrad(dy: Float32Array, y: Float32Array, dx: Float32Array): void;
+  /** Gradients of y = relu(z + b) from the output: `dz` = `dy` where `y` > 0, else 0; `db` = `dz` summed over rows of `db.length`. */
+  biasReluGrad(dy: Float32Array, y: Float32Array, dz: Float32Array, db: Float32Array): void;
   /** `out[c]` = sum (or mean) over `rows` rows of `x` viewed as [rows, out.length], in double precision. */
   sumLeading(rows: number, x: Float32Array, out: Float32Array, mean: boolean): void;
   /** Size of oneDNN's OpenMP thread pool. */
@@ -464,19 +464,22 @@ export function dnnlOptimizerConfigs(): tf.KernelConfig[] {
 }
 
 /**
- * @kiln/core's `RELU_GRAD_KERNEL` as one native loop, present while oneDNN is active. (A JavaScript
- * loop over the WASM heap measured several times slower than tfjs's two WASM kernels it replaces,
- * so without the addon `@kiln/layers` keeps those.)
+ * @kiln/core's `BIAS_RELU_GRAD_KERNEL` as one native loop, present while oneDNN is active. (A
+ * JavaScript loop over the WASM heap measured several times slower than the tfjs WASM kernels it
+ * replaces, so without the addon `@kiln/layers` keeps those.)
  */
-export function dnnlReluGradConfig(): tf.KernelConfig {
-  const reluGrad = ({ inputs, backend }: WasmKernelArgs): tf.TensorInfo => {
+export function dnnlBiasReluGradConfig(): tf.KernelConfig {
+  const biasReluGrad = ({ inputs, backend }: WasmKernelArgs): tf.TensorInfo[] => {
     const { dy, y } = inputs;
-    if (!float32(dy, y) || !tf.util.arraysEqual(dy.shape, y.shape)) throw new ShapeMismatchError(`${RELU_GRAD_KERNEL}(dy)`, `float32 [${y.shape}] like the ReLU's output`, dy.shape);
+    if (!float32(dy, y) || dy.shape.length < 1 || !tf.util.arraysEqual(dy.shape, y.shape)) {
+      throw new ShapeMismatchError(`${BIAS_RELU_GRAD_KERNEL}(dy)`, `float32 [${y.shape}] like the ReLU's output`, dy.shape);
+    }
     const s = loadDnnl();
     if (!s.loaded) throw new Error(`kiln: the oneDNN addon is not loaded (${s.reason})`);
-    const dx = backend.makeOutput(dy.shape, 'float32');
-    s.addon.reluGrad(f32View(backend, dy), f32View(backend, y), f32View(backend, dx));
-    return dx;
+    const dz = backend.makeOutput(dy.shape, 'float32');
+    const db = backend.makeOutput([dy.shape[dy.shape.length - 1]], 'float32');
+    s.addon.biasReluGrad(f32View(backend, dy), f32View(backend, y), f32View(backend, dz), f32View(backend, db));
+    return [dz, db];
   };
-  return { kernelName: RELU_GRAD_KERNEL, backendName: 'wasm', kernelFunc: reluGrad as unknown as tf.KernelFunc };
+  return { kernelName: BIAS_RELU_GRAD_KERNEL, backendName: 'wasm', kernelFunc: biasReluGrad as unknown as tf.KernelFunc };
 }

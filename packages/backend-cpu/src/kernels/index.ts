@@ -16,7 +16,7 @@ import { broadcastTileConfig } from './broadcast-tile.js';
 import { aliasIdentityConfig } from './identity.js';
 import { registerCpuBridgeKernels } from './cpu-bridge.js';
 import { fusedTrainingConfigs } from './fused-training.js';
-import { dnnlBatchNormConfigs, dnnlKernelConfigs, dnnlOptimizerConfigs, dnnlReluGradConfig, loadDnnl } from './dnnl.js';
+import { dnnlBatchNormConfigs, dnnlKernelConfigs, dnnlOptimizerConfigs, dnnlBiasReluGradConfig, loadDnnl } from './dnnl.js';
 
 /** Kernels tfjs's WASM backend lacks. */
 const missing: tf.KernelConfig[] = [
@@ -86,7 +86,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): vo
     }
   }
   // Fused kernels that wrap nothing: present exactly while oneDNN is active.
-  for (const k of [...dnnlBatchNormConfigs(), ...dnnlOptimizerConfigs(), dnnlReluGradConfig()]) {
+  for (const k of [...dnnlBatchNormConfigs(), ...dnnlOptimizerConfigs(), dnnlBiasReluGradConfig()]) {
     if (tf.getKernel(k.kernelName, 'wasm')) tf.unregisterKernel(k.kernelName, 'wasm');
     if (dnnlActive) tf.registerKernel(k);
   }
