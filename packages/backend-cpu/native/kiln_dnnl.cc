@@ -487,72 +487,17 @@ napi_value Conv2dBackwardFilter(napi_env env, napi_callback_info info) {
   });
 }
 
-// Disjoint windows (stride >= window, no padding: LeNet's and most CNNs' 2x2/2 pools) given the
-// pooled output y: every input element lies in at most one window, so one pass writes dx directly
-// — dy to the first element of each window equal to its maximum (in row-major window order, the
-// one tfjs's and PyTorch's forward pick), 0 elsewhere — with a select per channel (no branches on
-// the data, and the channel loop vectorises). oneDNN instead needs its argmax workspace, so a
-// second forward pass, and its NHWC kernels are slow for few channels: on LeNet-5's first pool
-// (64x28x28x6) 0.53 ms with AVX-512 and 0.99 ms with AVX2 (ONEDNN_VERBOSE), against ~0.2 ms here.
-bool disjointWindows(const PoolGeometry &g) {
-  return g.SH >= g.KH && g.SW >= g.KW && g.PT == 0 && g.PL == 0 && (g.OH - 1) * g.SH + g.KH <= g.IH && (g.OW - 1) * g.SW + g.KW <= g.IW;
-}
-
-void maxPoolBackwardDisjoint(const PoolGeometry &g, const float *x, const float *y, const float *dy, float *dx) {
-  const int64_t inImage = g.IH * g.IW * g.C, outImage = g.OH * g.OW * g.C;
-  // Rows or columns no window reaches get 0; when the windows tile the input, every element is written below.
-  const bool tiles = g.SH == g.KH && g.SW == g.KW && g.OH * g.SH == g.IH && g.OW * g.SW == g.IW;
-#pragma omp parallel if (g.N * inImage >= kParallelFrom)
-  {
-    std::vector<uint8_t> found(g.C);
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < g.N; n++) {
-      const float *xn = x + n * inImage;
-      float *dxn = dx + n * inImage;
-      if (!tiles) std::fill(dxn, dxn + inImage, 0.f);
-      for (int64_t oh = 0; oh < g.OH; oh++) {
-        for (int64_t ow = 0; ow < g.OW; ow++) {
-          const int64_t o = n * outImage + (oh * g.OW + ow) * g.C;
-          const float *yo = y + o, *go = dy + o;
-          uint8_t *f = found.data();
-          std::fill(f, f + g.C, 0);
-          for (int64_t kh = 0; kh < g.KH; kh++) {
-            for (int64_t kw = 0; kw < g.KW; kw++) {
-              const int64_t at = ((oh * g.SH + kh) * g.IW + ow * g.SW + kw) * g.C;
-              const float *xi = xn + at;
-              float *di = dxn + at;
-#pragma omp simd
-              for (int64_t c = 0; c < g.C; c++) {
-                const uint8_t hit = (f[c] == 0) & (xi[c] == yo[c]);
-                const float grad = go[c];
-                di[c] = hit ? grad : 0.f;
-                f[c] |= hit;
-              }
-            }
-          }
-        }
-      }
-    }
-  }
-}
-
-// maxPoolBackward(geometry, x, y | null, dy, dx): the loop above when y is given and the windows are
-// disjoint, oneDNN's primitive otherwise.
+// maxPoolBackward(geometry, x, dy, dx)
 napi_value MaxPoolBackwardJs(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
-    auto a = args(env, info, 5);
+    auto a = args(env, info, 4);
     auto p = ints(env, a[0], 12, "geometry");
     PoolGeometry g{p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]};
     for (int i = 0; i < 10; i++)
       if (p[i] < 1) throw JsError{"geometry: sizes and strides must be positive"};
     float *x = floats(env, a[1], g.N * g.IH * g.IW * g.C, "x");
-    const float *pooled = isNullish(env, a[2]) ? nullptr : floats(env, a[2], g.N * g.OH * g.OW * g.C, "y");
-    float *dy = floats(env, a[3], g.N * g.OH * g.OW * g.C, "dy");
-    float *dx = floats(env, a[4], g.N * g.IH * g.IW * g.C, "dx");
-    if (pooled && disjointWindows(g)) {
-      maxPoolBackwardDisjoint(g, x, pooled, dy, dx);
-      return undefinedValue(env);
-    }
+    float *dy = floats(env, a[2], g.N * g.OH * g.OW * g.C, "dy");
+    float *dx = floats(env, a[3], g.N * g.IH * g.IW * g.C, "dx");
     std::lock_guard<std::mutex> lock(cacheLock);
     MaxPoolBackward *slot = &cached(maxPoolBackwards, g.key(), [&] { return MaxPoolBackward::make(g); });
     std::vector<float> y(g.N * g.OH * g.OW * g.C);

@@ -21,8 +21,8 @@ export interface DnnlAddon {
   conv2dBackwardData(geometry: Int32Array, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
   /** Gradient of a convolution with respect to its filter, into `dw`. */
   conv2dBackwardFilter(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
-  /** Gradient of a 2-D max pool with respect to its input `x`, into `dx`; `y`, the pooled output, when known. */
-  maxPoolBackward(geometry: Int32Array, x: Float32Array, y: Float32Array | null, dy: Float32Array, dx: Float32Array): void;
+  /** Gradient of a 2-D max pool with respect to its input, into `dx`. */
+  maxPoolBackward(geometry: Int32Array, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
   /**
    * Batched matrix product `c = a · b` (either side transposed or broadcast over the batch), plus
    * a bias over the last axis and a ReLU when given.
@@ -305,7 +305,7 @@ export function dnnlKernelConfigs(previous: (name: string) => tf.KernelFunc): tf
       return dw;
     }),
     withFallback(tf.MaxPoolGrad, previous(tf.MaxPoolGrad), ({ inputs, backend, attrs }, addon) => {
-      const { dy, input, output } = inputs;
+      const { dy, input } = inputs;
       const a = attrs as { filterSize: [number, number] | number; strides: [number, number] | number; pad: Conv2DAttrs['pad']; dimRoundingMode?: 'floor' | 'round' | 'ceil' };
       if (!float32(dy, input) || input.shape.length !== 4) return undefined;
       const c = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode);
@@ -313,10 +313,7 @@ export function dnnlKernelConfigs(previous: (name: string) => tf.KernelFunc): tf
       const g = Int32Array.of(c.batchSize, c.inHeight, c.inWidth, c.inChannels, c.outHeight, c.outWidth,
         c.filterHeight, c.filterWidth, c.strideHeight, c.strideWidth, c.padInfo.top, c.padInfo.left);
       const dx = backend.makeOutput(input.shape, 'float32');
-      // tfjs hands over the pooled output too (its gradient config saves it); with it, disjoint
-      // windows need no second forward pass (kiln_dnnl.cc, maxPoolBackwardDisjoint).
-      const pooled = output && output.dtype === 'float32' && tf.util.arraysEqual(output.shape, dy.shape) ? f32View(backend, output) : null;
-      addon.maxPoolBackward(g, f32View(backend, input), pooled, f32View(backend, dy), f32View(backend, dx));
+      addon.maxPoolBackward(g, f32View(backend, input), f32View(backend, dy), f32View(backend, dx));
       return dx;
     }),
     withFallback(tf.FusedBatchNorm, previous(tf.FusedBatchNorm), ({ inputs, backend, attrs }, addon) => {
