@@ -1,8 +1,9 @@
 // Kiln's oneDNN kernels for the WASM backend in Node: 2-D convolution forward, input gradient and
 // filter gradient, computed by oneDNN (the library PyTorch's CPU convolutions use) straight on the
-// tensors' bytes in the WebAssembly heap. Beside them, three plain loops oneDNN has no primitive
-// for, which replace many small WASM kernels each: the Adam and SGD updates of one parameter, the
-// sum over leading axes (bias gradients) and the gradients of a bias and ReLU.
+// tensors' bytes in the WebAssembly heap, and its matrix products (with a fused bias and ReLU),
+// max-pool gradients and batch norm. Beside them, plain loops oneDNN has no primitive for, which
+// replace many small WASM kernels each: the Adam and SGD updates of one parameter, the sum over
+// leading axes (bias gradients) and the gradients of a bias and ReLU.
 //
 // Layouts are tfjs's: activations NHWC, filters HWIO ([KH, KW, CI, CO]). Activations are handed to
 // oneDNN in that layout (its AVX2/AVX-512 kernels have channels-last paths), except where its
