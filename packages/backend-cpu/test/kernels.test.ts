@@ -388,6 +388,11 @@ describe.each(convModes)('replaced WASM kernels match cpu (oneDNN: %s)', (dnnl) 
 
   const pools: { name: string; x: number[]; size: Pair; strides: Pair; pad: 'valid' | 'same' | number }[] = [
     { name: '2x2 stride 2', x: [2, 8, 8, 3], size: 2, strides: 2, pad: 'valid' },
+    // Disjoint windows that leave rows and columns out (odd size; gaps between windows): the
+    // addon's one-pass path must zero what no window reaches.
+    { name: '2x2 stride 2, odd size', x: [2, 7, 9, 6], size: 2, strides: 2, pad: 'valid' },
+    { name: '2x2 stride 3 (gaps)', x: [2, 9, 8, 17], size: 2, strides: 3, pad: 'valid' },
+    { name: '3x3 stride 3, LeNet-sized batch', x: [64, 12, 12, 6], size: 3, strides: 3, pad: 'valid' },
     { name: '3x3 stride 2 same', x: [2, 7, 9, 4], size: 3, strides: 2, pad: 'same' },
     // (A numeric pad with an even-sized window makes tfjs's own WASM forward MaxPool write past its
     // output — a tfjs bug outside these kernels — so the padded case uses an odd window.)

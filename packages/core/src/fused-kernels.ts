@@ -34,3 +34,35 @@ export const ADAM_UPDATE_KERNEL = 'KilnAdamUpdate';
  * update, when the buffer starts as the gradient); outputs `[param]` plus the new buffer.
  */
 export const SGD_UPDATE_KERNEL = 'KilnSgdUpdate';
+
+/**
+ * A dense layer's forward pass as one kernel: y = act(x·W + b) for float32 x [N, K], W [K, M] and
+ * an optional bias [M]. Inputs `{ x, weight, bias? }`, attrs `{ activation: 'linear' | 'relu' }`;
+ * output `y` [N, M]. (tfjs's `_FusedMatMul` takes rank-3 operands, so a 2-D layer would pay three
+ * reshapes, each a recorded op under a gradient tape.) `@kiln/layers` registers its gradient.
+ */
+export const LINEAR_KERNEL = 'KilnLinear';
+
+/**
+ * The gradients of y = relu(z + b), b broadcast over the last axis, from the output: inputs
+ * `{ dy, y }` of one shape (float32); outputs `[dz, db]` with dz = dy where y > 0 and 0 elsewhere,
+ * and db [C] = dz summed over every axis but the last. One kernel where tfjs runs four (ReLU's
+ * gradient is a cast, a step and a multiply; the bias's a sum).
+ */
+export const BIAS_RELU_GRAD_KERNEL = 'KilnBiasReluGrad';
+
+/**
+ * Softmax cross-entropy of float32 logits [N, K] against int32 labels [N], as `@kiln/layers`'
+ * `crossEntropy` defines it without class weights (PyTorch's `cross_entropy`). Inputs
+ * `{ logits, labels }`; attrs `{ labelSmoothing, ignoreIndex, reduction }` (`ignoreIndex` null for
+ * none; `reduction` 'mean' | 'sum' | 'none'); output the loss, a scalar or [N] for 'none'. A label
+ * outside [0, K) other than `ignoreIndex` is an error.
+ */
+export const SOFTMAX_CROSS_ENTROPY_KERNEL = 'KilnSoftmaxCrossEntropy';
+
+/**
+ * The gradient of {@link SOFTMAX_CROSS_ENTROPY_KERNEL} with respect to the logits: inputs
+ * `{ logits, labels, dy }` (dy: the loss's gradient, a scalar or [N]); the same attrs; output
+ * dlogits [N, K].
+ */
+export const SOFTMAX_CROSS_ENTROPY_GRAD_KERNEL = 'KilnSoftmaxCrossEntropyGrad';

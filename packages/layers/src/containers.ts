@@ -1,11 +1,11 @@
-import { tf, KilnError, ShapeMismatchError } from '@kiln/core';
+import { tf, ConfigError, KilnError, ShapeMismatchError } from '@kiln/core';
 import { Module, type Tensor } from './module.js';
 import { ReLU } from './activations.js';
 
 let fusionSuspended = 0;
 
 /**
- * Runs `fn` with eval-mode fusion switched off, so every layer's own `forward` is called (model
+ * Runs `fn` with ReLU fusion switched off, so every layer's own `forward` is called (model
  * summaries and forward hooks that must see each layer's output rely on this). Nests; the
  * previous setting is restored when `fn` returns or throws.
  */
@@ -55,12 +55,20 @@ export class Sequential extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    return this.forwardTo(x, this.items.length);
+  }
+
+  /**
+   * The first `end` modules applied to `x` (a backbone's features without its head), fused as
+   * `forward` fuses: a Conv2d/Linear followed by ReLU runs as one kernel (fused-training.ts).
+   */
+  forwardTo(x: Tensor, end: number): Tensor {
+    if (!Number.isInteger(end) || end < 0 || end > this.items.length) throw new ConfigError(`${this.describe()}.forwardTo(end)`, `an integer in 0..${this.items.length}`, end);
     return tf.tidy(() => {
       let h = x;
-      for (let i = 0; i < this.items.length; i++) {
+      for (let i = 0; i < end; i++) {
         const m = this.items[i];
-        // In eval mode a Conv2d/Linear followed by ReLU runs as one fused kernel.
-        if (!this.training && fusionSuspended === 0 && isFusable(m) && this.items[i + 1] instanceof ReLU) {
+        if (fusionSuspended === 0 && isFusable(m) && i + 1 < end && this.items[i + 1] instanceof ReLU) {
           h = m.forwardFused(h, 'relu');
           i++;
         } else {

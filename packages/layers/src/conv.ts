@@ -3,6 +3,7 @@ import { Module, type Tensor } from './module.js';
 import type { Parameter } from './parameter.js';
 import { torchDefaultBias, torchDefaultWeight, type Initializer } from './initializers.js';
 import type { Regularizer } from './regularizers.js';
+import { fusedConv2d, type FusedActivation } from './fused-training.js';
 
 /** Padding of a 2-D convolution or pool: `valid`, `same`, or zeros on both sides (one number, or [h, w]). */
 export type Padding2d = 'valid' | 'same' | number | [number, number];
@@ -281,25 +282,18 @@ export class Conv2d extends ConvNd {
   }
 
   /**
-   * The convolution, bias and an optional ReLU. In eval mode, ungrouped and undilated
-   * convolutions run as one fused kernel (tfjs `FusedConv2D`): inference is about a third faster
-   * on the WASM backend (docs/benchmarks.md). Training keeps separate ops, because the fused op's
-   * gradient recomputes the bias and activation anyway and measured slower.
+   * The convolution, bias and an optional ReLU. Ungrouped, undilated float32 convolutions run as
+   * one fused kernel (tfjs `FusedConv2D`) in training and eval mode alike: inference is about a
+   * third faster on the WASM backend, and a training step runs a third of the kernel calls
+   * (docs/benchmarks.md); the gradient is registered by kernel name (fused-training.ts).
    */
-  forwardFused(x: Tensor, activation: 'linear' | 'relu'): Tensor {
+  forwardFused(x: Tensor, activation: FusedActivation): Tensor {
     this.expectShape(x, 4, { 3: this.conv.inChannels }, 'NHWC');
     this.expectFits(x);
     const { groups, dilations, strides, pad } = this.conv;
-    if (!this.training && groups === 1 && dilations.every((d) => d === 1)) {
+    if (groups === 1 && dilations.every((d) => d === 1) && x.dtype === 'float32') {
       const explicit = typeof pad !== 'string' && pad.some((p) => p > 0) ? ([[0, 0], [pad[0], pad[0]], [pad[1], pad[1]], [0, 0]] as Conv2dPad) : null;
-      return tf.fused.conv2d({
-        x: x as tf.Tensor4D,
-        filter: this.weight.variable as tf.Tensor4D,
-        strides: strides as [number, number],
-        pad: explicit ?? (pad === 'same' ? 'same' : 'valid'),
-        bias: this.bias?.variable,
-        activation,
-      });
+      return fusedConv2d(x, this.weight.variable, this.bias?.variable, strides as [number, number], explicit ?? (pad === 'same' ? 'same' : 'valid'), activation);
     }
     const y = this.run(x, this.weight.variable);
     if (activation === 'linear') return y;

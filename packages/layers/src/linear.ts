@@ -1,8 +1,9 @@
-import { tf, ConfigError, type Rng } from '@kiln/core';
+import { tf, ConfigError, LINEAR_KERNEL, type Rng } from '@kiln/core';
 import { Module, type Tensor } from './module.js';
 import type { Parameter } from './parameter.js';
 import { torchDefaultBias, torchDefaultWeight, type Initializer } from './initializers.js';
 import type { Regularizer } from './regularizers.js';
+import { backendHas, fusedLinear, type FusedActivation } from './fused-training.js';
 
 /** Options of {@link Linear}. */
 export interface LinearOptions {
@@ -60,9 +61,14 @@ export class Linear extends Module {
     return this.forwardFused(x, 'linear');
   }
 
-  /** x·W + b and an optional ReLU; one fused kernel in eval mode (see Conv2d.forwardFused). */
-  forwardFused(x: Tensor, activation: 'linear' | 'relu'): Tensor {
+  /**
+   * x·W + b and an optional ReLU as one fused kernel: in training, @kiln/core's `LINEAR_KERNEL`
+   * where the backend registers it (its gradient is registered by kernel name, fused-training.ts),
+   * otherwise separate ops; in eval mode tfjs's `_FusedMatMul`.
+   */
+  forwardFused(x: Tensor, activation: FusedActivation): Tensor {
     this.expectShape(x, 2, { 1: this.config.inFeatures }, '[batch, features]');
+    if (x.dtype === 'float32' && backendHas(LINEAR_KERNEL)) return fusedLinear(x, this.weight.variable, this.bias?.variable, activation);
     if (!this.training) {
       return tf.fused.matMul({ a: x as tf.Tensor2D, b: this.weight.variable as tf.Tensor2D, bias: this.bias?.variable, activation });
     }

@@ -1,5 +1,6 @@
 import { tf, ConfigError, ShapeMismatchError } from '@kiln/core';
 import type { Tensor } from './module.js';
+import { fusedCrossEntropy, hasFusedCrossEntropy } from './fused-training.js';
 
 /** How per-element losses become the result: their mean (default), their sum, or none (kept). */
 export type Reduction = 'mean' | 'sum' | 'none';
@@ -84,7 +85,16 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntr
   const eps = options.labelSmoothing ?? 0;
   if (!(eps >= 0 && eps <= 1)) throw new ConfigError('crossEntropy.labelSmoothing', 'a number in [0, 1]', eps);
   const [n, k] = logits.shape;
-  if (targets.rank === 1) return tf.tidy(() => labelLoss('crossEntropy', tf.logSoftmax(logits), targets, options));
+  if (targets.rank === 1) {
+    if (options.classWeights === undefined && logits.dtype === 'float32' && hasFusedCrossEntropy()) {
+      if (targets.shape[0] !== n) throw new ShapeMismatchError('crossEntropy(targets)', `[${n}] labels or [${n}, ${k}] probabilities`, targets.shape);
+      // One kernel each way where the backend has them (fused-training.ts); the same definition as labelLoss.
+      const fused = { labelSmoothing: eps, ignoreIndex: options.ignoreIndex ?? null, reduction: options.reduction ?? 'mean' };
+      if (targets.dtype === 'int32') return fusedCrossEntropy(logits, targets, fused);
+      return tf.tidy(() => fusedCrossEntropy(logits, tf.cast(targets, 'int32'), fused));
+    }
+    return tf.tidy(() => labelLoss('crossEntropy', tf.logSoftmax(logits), targets, options));
+  }
   if (!tf.util.arraysEqual(targets.shape, [n, k])) throw new ShapeMismatchError('crossEntropy(targets)', `[${n}] labels or [${n}, ${k}] probabilities`, targets.shape);
   return tf.tidy(() => {
     let target = tf.cast(targets, 'float32');

@@ -66,8 +66,7 @@ export abstract class ZooModel extends Module {
 /** Runs `seq`'s items `[0, end)` on `x` (a classifier without its last layer). */
 export function forwardUpTo(seq: Sequential, x: Tensor, end: number): Tensor {
   return tf.tidy(() => {
-    let h = x;
-    for (let i = 0; i < end; i++) h = seq.at(i).forward(h);
+    const h = seq.forwardTo(x, end);
     return h === x ? tf.clone(x) : h;
   });
 }

@@ -1,5 +1,5 @@
 /**
- * Convolution, max-pool gradient and matrix-product kernels for the WASM backend, computed by
+ * Convolution, max-pool gradient and (fused) matrix-product kernels for the WASM backend, computed by
  * oneDNN through Kiln's native addon (`native/kiln_dnnl.cc`, built into
  * `dist/native/kiln_dnnl.node` when Debian's `libdnnl-dev` is installed). oneDNN reads and writes the tensors in place on the WebAssembly heap, so nothing is
  * copied; it vectorises with the CPU's full width (AVX2/AVX-512 with FMA, where WASM SIMD has 128
@@ -9,7 +9,7 @@
  * Each kernel here handles NHWC float32 tensors and hands anything else (NCHW, other dtypes,
  * activations oneDNN is not asked to fuse, broadcasting it does not do) to the kernel it replaced.
  */
-import { tf, nodeBuiltin, ADAM_UPDATE_KERNEL, BATCH_NORM_TRAINING_GRAD_KERNEL, BATCH_NORM_TRAINING_KERNEL, SGD_UPDATE_KERNEL, ShapeMismatchError } from '@kiln/core';
+import { tf, nodeBuiltin, BIAS_RELU_GRAD_KERNEL, ADAM_UPDATE_KERNEL, BATCH_NORM_TRAINING_GRAD_KERNEL, BATCH_NORM_TRAINING_KERNEL, SGD_UPDATE_KERNEL, ShapeMismatchError } from '@kiln/core';
 import { f32View, type BackendWasm, type WasmKernelArgs } from './wasm-heap.js';
 import { leadingReduction, type ReduceAttrs } from './leading-axes-reduce.js';
 
@@ -23,8 +23,11 @@ export interface DnnlAddon {
   conv2dBackwardFilter(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
   /** Gradient of a 2-D max pool with respect to its input, into `dx`. */
   maxPoolBackward(geometry: Int32Array, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
-  /** Batched matrix product `c = a · b` (either side transposed or broadcast over the batch). */
-  matMul(geometry: Int32Array, a: Float32Array, b: Float32Array, c: Float32Array): void;
+  /**
+   * Batched matrix product `c = a · b` (either side transposed or broadcast over the batch), plus
+   * a bias over the last axis and a ReLU when given.
+   */
+  matMul(geometry: Int32Array, a: Float32Array, b: Float32Array, bias: Float32Array | null, c: Float32Array, relu: boolean): void;
   /** Training-mode batch norm: normalises `x` with its batch statistics into `y`, returning them in `mean` and `variance`. */
   batchNormForward(geometry: Int32Array, epsilon: number, x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, mean: Float32Array, variance: Float32Array): void;
   /** Inference-mode batch norm: normalises `x` with the given statistics into `y`. */
@@ -45,6 +48,8 @@ export interface DnnlAddon {
   ): void;
   /** One SGD update; `hyper`: [η, λ, μ, 1−τ, nesterov, first]; the buffers are null without momentum. */
   sgdUpdate(hyper: Float64Array, p: Float32Array, g: Float32Array, buf: Float32Array | null, pOut: Float32Array, bufOut: Float32Array | null): void;
+  /** Gradients of y = relu(z + b) from the output: `dz` = `dy` where `y` > 0, else 0; `db` = `dz` summed over rows of `db.length`. */
+  biasReluGrad(dy: Float32Array, y: Float32Array, dz: Float32Array, db: Float32Array): void;
   /** `out[c]` = sum (or mean) over `rows` rows of `x` viewed as [rows, out.length], in double precision. */
   sumLeading(rows: number, x: Float32Array, out: Float32Array, mean: boolean): void;
   /** Size of oneDNN's OpenMP thread pool. */
@@ -237,6 +242,20 @@ function matMulGeometry(a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean,
   return { g: Int32Array.of(BA, BB, M, K, N, transposeA ? 1 : 0, transposeB ? 1 : 0), out: [...batch, M, N] };
 }
 
+/** A (fused) matrix product through oneDNN; bias only as one value per output column. */
+function matMul(
+  backend: BackendWasm, addon: DnnlAddon, a: tf.TensorInfo, b: tf.TensorInfo, bias: tf.TensorInfo | undefined, relu: boolean,
+  { transposeA, transposeB }: { transposeA: boolean; transposeB: boolean },
+): tf.TensorInfo | undefined {
+  if (!float32(a, b, bias)) return undefined;
+  const m = matMulGeometry(a, b, transposeA, transposeB);
+  if (!m) return undefined;
+  if (bias && (bias.shape.length !== 1 || bias.shape[0] !== m.out[m.out.length - 1])) return undefined;
+  const out = backend.makeOutput(m.out, 'float32');
+  addon.matMul(m.g, f32View(backend, a), f32View(backend, b), bias ? f32View(backend, bias) : null, f32View(backend, out), relu);
+  return out;
+}
+
 /**
  * `Sum`/`Mean` over leading axes (bias gradients, batch statistics) as one native loop; the
  * JavaScript kernel it wraps (leading-axes-reduce.ts) does the same sums in the same order.
@@ -316,15 +335,12 @@ export function dnnlKernelConfigs(previous: (name: string) => tf.KernelFunc): tf
       );
       return y;
     }),
-    withFallback(tf.BatchMatMul, previous(tf.BatchMatMul), ({ inputs, backend, attrs }, addon) => {
-      const { a, b } = inputs;
-      const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
-      if (!float32(a, b)) return undefined;
-      const m = matMulGeometry(a, b, transposeA, transposeB);
-      if (!m) return undefined;
-      const out = backend.makeOutput(m.out, 'float32');
-      addon.matMul(m.g, f32View(backend, a), f32View(backend, b), f32View(backend, out));
-      return out;
+    withFallback(tf.BatchMatMul, previous(tf.BatchMatMul), ({ inputs, backend, attrs }, addon) =>
+      matMul(backend, addon, inputs.a, inputs.b, undefined, false, attrs as { transposeA: boolean; transposeB: boolean })),
+    withFallback(tf._FusedMatMul, previous(tf._FusedMatMul), ({ inputs, backend, attrs }, addon) => {
+      const { activation } = attrs as { activation?: string };
+      if ((activation !== undefined && activation !== 'linear' && activation !== 'relu') || inputs.preluActivationWeights) return undefined;
+      return matMul(backend, addon, inputs.a, inputs.b, inputs.bias, activation === 'relu', attrs as { transposeA: boolean; transposeB: boolean });
     }),
   ];
 }
@@ -445,4 +461,25 @@ export function dnnlOptimizerConfigs(): tf.KernelConfig[] {
     { kernelName: ADAM_UPDATE_KERNEL, backendName: 'wasm', kernelFunc: adam as unknown as tf.KernelFunc },
     { kernelName: SGD_UPDATE_KERNEL, backendName: 'wasm', kernelFunc: sgd as unknown as tf.KernelFunc },
   ];
+}
+
+/**
+ * @kiln/core's `BIAS_RELU_GRAD_KERNEL` as one native loop, present while oneDNN is active. (A
+ * JavaScript loop over the WASM heap measured several times slower than the tfjs WASM kernels it
+ * replaces, so without the addon `@kiln/layers` keeps those.)
+ */
+export function dnnlBiasReluGradConfig(): tf.KernelConfig {
+  const biasReluGrad = ({ inputs, backend }: WasmKernelArgs): tf.TensorInfo[] => {
+    const { dy, y } = inputs;
+    if (!float32(dy, y) || dy.shape.length < 1 || !tf.util.arraysEqual(dy.shape, y.shape)) {
+      throw new ShapeMismatchError(`${BIAS_RELU_GRAD_KERNEL}(dy)`, `float32 [${y.shape}] like the ReLU's output`, dy.shape);
+    }
+    const s = loadDnnl();
+    if (!s.loaded) throw new Error(`kiln: the oneDNN addon is not loaded (${s.reason})`);
+    const dz = backend.makeOutput(dy.shape, 'float32');
+    const db = backend.makeOutput([dy.shape[dy.shape.length - 1]], 'float32');
+    s.addon.biasReluGrad(f32View(backend, dy), f32View(backend, y), f32View(backend, dz), f32View(backend, db));
+    return [dz, db];
+  };
+  return { kernelName: BIAS_RELU_GRAD_KERNEL, backendName: 'wasm', kernelFunc: biasReluGrad as unknown as tf.KernelFunc };
 }

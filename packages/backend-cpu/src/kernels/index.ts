@@ -15,7 +15,8 @@ import { leadingMeanConfig, leadingSumConfig } from './leading-axes-reduce.js';
 import { broadcastTileConfig } from './broadcast-tile.js';
 import { aliasIdentityConfig } from './identity.js';
 import { registerCpuBridgeKernels } from './cpu-bridge.js';
-import { dnnlBatchNormConfigs, dnnlKernelConfigs, dnnlOptimizerConfigs, loadDnnl } from './dnnl.js';
+import { fusedTrainingConfigs } from './fused-training.js';
+import { dnnlBatchNormConfigs, dnnlKernelConfigs, dnnlOptimizerConfigs, dnnlBiasReluGradConfig, loadDnnl } from './dnnl.js';
 
 /** Kernels tfjs's WASM backend lacks. */
 const missing: tf.KernelConfig[] = [
@@ -64,6 +65,10 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): vo
     if (current) tf.unregisterKernel(k.kernelName, 'wasm');
     tf.registerKernel(k);
   }
+  // Kiln's own fused kernels (new names, so nothing to wrap): present whether or not oneDNN is.
+  for (const k of fusedTrainingConfigs) {
+    if (tf.getKernel(k.kernelName, 'wasm') == null) tf.registerKernel(k);
+  }
   registerCpuBridgeKernels(broken);
   // oneDNN kernels on top, each falling back to the kernel it wraps; or, when turned off, the
   // kernels they wrapped put back.
@@ -81,7 +86,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): vo
     }
   }
   // Fused kernels that wrap nothing: present exactly while oneDNN is active.
-  for (const k of [...dnnlBatchNormConfigs(), ...dnnlOptimizerConfigs()]) {
+  for (const k of [...dnnlBatchNormConfigs(), ...dnnlOptimizerConfigs(), dnnlBiasReluGradConfig()]) {
     if (tf.getKernel(k.kernelName, 'wasm')) tf.unregisterKernel(k.kernelName, 'wasm');
     if (dnnlActive) tf.registerKernel(k);
   }
