@@ -20,6 +20,8 @@
 //   rss       the process's peak resident set; rss − heap is Node, V8's heap, code, the data
 //             and oneDNN's native buffers
 //
+// and which kernels' saved tensors the `saved` bytes are.
+//
 // MiB throughout. Writes JSON with --out.
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -48,6 +50,9 @@ async function child() {
   await backend.init();
   // The backend's tensor allocations, by address.
   const wasm = tf.backend().wasm;
+  // Emscripten's exports are stubs that replace themselves with the real function on first call:
+  // call each once so that the wrappers below stay in place.
+  wasm._free(wasm._malloc(16));
   const sizes = new Map();
   let live = 0;
   let peak = 0;
@@ -78,13 +83,37 @@ async function child() {
   // An identity on the loss whose gradient runs first in the backward pass: live bytes there are
   // what the forward pass left for the backward pass.
   let atBackward = 0;
+  let savedBy = {};
   const mark = tf.customGrad((t) => ({
     value: tf.clone(t),
     gradFunc: (dy) => {
       atBackward = live;
+      savedBy = savedBuffers();
       return dy;
     },
   }));
+  /**
+   * The heap buffers the tape's nodes hold for the backward pass, in MiB, by the kernels that
+   * saved each one (a buffer several kernels saved, e.g. a ReLU's output that the next
+   * convolution saved as its input, counts once, under all of them).
+   */
+  const savedBuffers = () => {
+    const owners = new Map();
+    for (const node of tf.engine().state.activeTape ?? []) {
+      for (const t of node.saved ?? []) {
+        if (t.isDisposed) continue;
+        const o = owners.get(t.dataId) ?? { kernels: new Set(), bytes: t.size * 4 };
+        o.kernels.add(node.kernelName);
+        owners.set(t.dataId, o);
+      }
+    }
+    const by = {};
+    for (const { kernels, bytes } of owners.values()) {
+      const key = [...kernels].sort().join('+');
+      by[key] = (by[key] ?? 0) + bytes / MiB;
+    }
+    return Object.fromEntries(Object.entries(by).sort((a, b) => b[1] - a[1]));
+  };
   let beforeStep = 0;
   const step = () => {
     beforeStep = live;
@@ -117,6 +146,7 @@ async function child() {
     heap: wasm.HEAPU8.byteLength / MiB,
     rss: process.resourceUsage().maxRSS / 1024,
     live_after: live / MiB,
+    saved_by: savedBy,
   };
   console.log('MEMORY ' + JSON.stringify(result));
 }
@@ -140,6 +170,8 @@ async function compare() {
   console.log('| gradient pass | ' + cols.join(' | ') + ' |');
   console.log('|---|' + cols.map(() => '---:').join('|') + '|');
   for (const r of results) console.log(`| ${r.pass} | ` + cols.map((c) => r[c].toFixed(0)).join(' | ') + ' |');
+  console.log('\nsaved for the backward pass, MiB, by the kernels that saved each buffer (tfjs pass):');
+  for (const [k, mib] of Object.entries(results[0].saved_by)) console.log(`  ${k.padEnd(40)} ${mib.toFixed(1).padStart(7)}`);
   machine.loadavg_end = loadNow();
   console.log(machineLine(machine));
   if (flags.out) writeFileSync(flags.out, JSON.stringify({ machine, results }, null, 2));
