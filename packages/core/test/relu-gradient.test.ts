@@ -30,7 +30,7 @@ describe("Kiln's ReLU gradient", () => {
     expect(kilnGradient.inputsToSave ?? []).toEqual([]);
   });
 
-  it('is tfjs`s gradient bit for bit, and dy where x > 0 else 0', () => {
+  it("is tfjs's gradient bit for bit, and dy where x > 0 else 0", () => {
     const xs = [-3, -1e-30, -0, 0, 1e-30, 1e-7, 0.5, 2, -0.5, 7, -7, 1e30];
     const x = tf.tensor1d(xs);
     const dy = tf.tensor1d(xs.map((_, i) => ((i * 37) % 11) / 3 - 1.5));
