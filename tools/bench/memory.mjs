@@ -5,7 +5,8 @@
 //
 // Runs the bare step profile.mjs runs (forward + backward in tf.variableGrads, Adam, loss read;
 // WASM backend with oneDNN, KILN_NUM_THREADS as set) in two child processes, one per gradient
-// pass: `tfjs` (KILN_TAPE_RELEASE=0) and `kiln` (the default), and reads each one's memory from
+// pass: `tfjs` (KILN_TAPE_RELEASE=0; Kiln's ReLU gradient stays, see packages/core/src/
+// relu-gradient.ts) and `kiln` (the default), and reads each one's memory from
 // the WASM backend's own heap allocations (its malloc and free, wrapped before the model exists):
 //
 //   weights   bytes live once the model is built: parameters and batch-norm buffers
