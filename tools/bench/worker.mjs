@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { tf, manualSeed } from '@kiln/core';
 import { cpuBackend, wasmBackend } from '@kiln/backend-cpu';
-import { DataLoader, fashionMnist, imageFolder } from '@kiln/data';
+import { ArrayDataset, DataLoader, FASHION_MNIST_CLASSES, imageFolder, locateFashionMnist, readIdxFile } from '@kiln/data';
 import { crossEntropy } from '@kiln/layers';
 import { Adam } from '@kiln/optim';
 import { ClassificationModule, accuracy, callback, createTrainer } from '@kiln/trainer';
@@ -31,12 +31,25 @@ await backend.init();
 manualSeed(0);
 
 async function trainingData() {
-  if (!cfg.imageFolder) return (await fashionMnist('train')).take((cfg.warmup + cfg.steps) * BATCH);
+  if (!cfg.imageFolder) return firstExamples((cfg.warmup + cfg.steps) * BATCH);
   const folder = await imageFolder(cfg.imageFolder, { size: [28, 28], channels: 1, cacheBytes: 0, workers: cfg.decodeWorkers });
   if (cfg.data === 'folder') return folder.train;
   const inMemory = await folder.train.materialize();
   folder.close();
   return inMemory;
+}
+/**
+ * The first `n` Fashion-MNIST training examples, converted to float32 and nothing more, as
+ * torch_bench.py does (`fashionMnist('train').take(n)` converts all 60,000 images, 188 MB of
+ * float32 that the taken view keeps alive: memory PyTorch's side never holds).
+ */
+async function firstExamples(n) {
+  const files = await locateFashionMnist();
+  const images = readIdxFile(files['train-images']);
+  const labels = readIdxFile(files['train-labels']);
+  const [, h, w] = images.shape;
+  const x = Float32Array.from(images.data.subarray(0, n * h * w), (v) => v / 255);
+  return new ArrayDataset(x, Int32Array.from(labels.data.subarray(0, n)), [h, w, 1], FASHION_MNIST_CLASSES);
 }
 const train = await trainingData();
 const loader = () => new DataLoader(train, { batchSize: BATCH, shuffle: false });

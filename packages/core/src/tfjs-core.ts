@@ -12,5 +12,13 @@
 // vitest or a browser bundler.
 import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops.js';
+import { installGradientRelease } from './gradient-release.js';
+import { registerReluGradientFromOutput } from './relu-gradient.js';
 
 export * from '@tensorflow/tfjs-core/dist/index.js';
+
+// Kiln's gradient pass, which frees saved tensors and gradients as the backward pass goes
+// (PyTorch's peak memory instead of tfjs's), and a ReLU gradient that keeps the output the next
+// layer saves anyway instead of the input: see gradient-release.ts and relu-gradient.ts.
+installGradientRelease();
+registerReluGradientFromOutput();
