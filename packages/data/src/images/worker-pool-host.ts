@@ -5,16 +5,16 @@
  * each image — opening and checking the file, building the sharp pipeline, reading the header, the
  * float conversion — stays on the calling thread. Measured on 28×28 JPEGs (tools/bench/image-folder.mjs,
  * docs/benchmarks.md "Image folders") that was ~0.75 ms of main-thread time per image, ~50 ms per
- * batch of 64 taken from the training step, which runs on the same thread; with the pool it is
- * ~0.1 ms: the main thread only receives finished 8-bit pixels (one transferred buffer per message)
- * and converts them to float.
+ * batch of 64 taken from the training step, which runs on the same thread. With the pool a batch
+ * (`decodeRows`) costs the main thread one message each way: a worker decodes every image of it and
+ * converts it to float32 in one buffer, which is transferred and becomes the batch's tensor.
  */
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { DataFormatError, KilnError, NotFoundError } from '@kiln/core';
-import type { DecodeSpec, ImageHost, ImageLimits } from './image-host.js';
+import type { DecodedRows, DecodeItem, DecodeSpec, ImageHost, ImageLimits } from './image-host.js';
 
 /**
  * @internal One message to a decoding worker: several files, one operation, one spec. Messages
@@ -22,15 +22,18 @@ import type { DecodeSpec, ImageHost, ImageLimits } from './image-host.js';
  * costs ~1.5–5 µs each, on the main thread for requests (measured).
  */
 export interface DecodeRequests {
-  op: 'probe' | 'decode';
+  /** `rows`: decoded and converted to float32 model input (`decodeRows`); `decode`: 8-bit pixels. */
+  op: 'probe' | 'decode' | 'rows';
   ids: Int32Array;
   files: string[];
   /** The spec shared by every decode of the message, without `source`. */
   spec?: Omit<DecodeSpec, 'source'>;
   /** Decodes: each file's oriented source size from the probe, `[height, width]` pairs, 0 when unknown. */
   sources?: Int32Array;
-  /** Set on a `decodeMany` message: answered as a whole, this number echoed. */
+  /** Set on a `rows` message: answered as a whole, this number echoed. */
   batch?: number;
+  /** `rows`: send each image's 8-bit pixels too (for the cache). */
+  keep?: boolean;
 }
 
 /** @internal The parts of an error that cross the thread boundary. */
@@ -47,14 +50,16 @@ export interface SentError {
 /**
  * @internal A worker's answer to one `DecodeRequests`, in its order. Decodes: `lengths[k]` bytes
  * of pixels follow the previous ones in `pixels` (one buffer, one transfer: a transfer costs the
- * sender ~20 µs however small); probes: `sizes[2k]`, `sizes[2k + 1]` = height, width. A failed
- * request has length −1 and its error in `errors` (as `[k, error]`).
+ * sender ~20 µs however small); rows: `rows` holds every image's float32 row, and with `keep` the
+ * pixels come too, as for decodes; probes: `sizes[2k]`, `sizes[2k + 1]` = height, width. A failed
+ * request has length −1 (rows: a zero row) and its error in `errors` (as `[k, error]`).
  */
 export interface DecodeReplies {
   batch?: number;
   ids: Int32Array;
   lengths?: Int32Array;
   pixels?: ArrayBuffer;
+  rows?: ArrayBuffer;
   sizes?: Int32Array;
   errors: [number, SentError][];
 }
@@ -92,11 +97,19 @@ export function defaultDecodeThreads(): number {
 
 type Answer = { size?: { height: number; width: number }; data?: Uint8Array };
 
+/**
+ * A `decodeRows` request goes to one worker whole (one message each way, its rows one buffer) unless
+ * it has at least twice this many images: a large request (`materialize`) is shared among the workers.
+ */
+const ROWS_PER_PART = 64;
+
 interface Slot {
   worker: Worker;
   pending: Map<number, { resolve: (r: Answer) => void; reject: (e: Error) => void }>;
-  /** `decodeMany` messages awaiting their answer, by batch number. */
+  /** `rows` messages awaiting their answer, by batch number. */
   batches: Map<number, { resolve: (r: DecodeReplies) => void; reject: (e: Error) => void }>;
+  /** Images of the `rows` messages awaiting their answer. */
+  rowsPending: number;
   /** Requests made in this turn of the event loop, by operation and spec, each group sent as one message at its end. */
   outbox: Map<string, { op: 'probe' | 'decode'; spec?: DecodeSpec; ids: number[]; files: string[]; sources: number[] }>;
 }
@@ -112,16 +125,18 @@ export class WorkerPoolHost implements ImageHost {
   }
 
   private spawn(script: string, limits: ImageLimits): Slot {
-    const slot: Slot = { worker: new Worker(script, { workerData: { maxPixels: limits.maxPixels, maxFileBytes: limits.maxFileBytes } }), pending: new Map(), batches: new Map(), outbox: new Map() };
+    const slot: Slot = { worker: new Worker(script, { workerData: { maxPixels: limits.maxPixels, maxFileBytes: limits.maxFileBytes } }), pending: new Map(), batches: new Map(), rowsPending: 0, outbox: new Map() };
     // An idle pool must not keep the process alive; a busy one must (the caller awaits it).
     slot.worker.unref();
     const failAll = (err: Error) => {
       for (const p of [...slot.pending.values(), ...slot.batches.values()]) p.reject(err);
       slot.pending.clear();
       slot.batches.clear();
+      slot.rowsPending = 0;
     };
     slot.worker.on('message', (msg: DecodeReplies) => {
       if (msg.batch !== undefined) {
+        slot.rowsPending -= msg.ids.length;
         slot.batches.get(msg.batch)?.resolve(msg);
         slot.batches.delete(msg.batch);
         if (slot.pending.size + slot.batches.size === 0) slot.worker.unref();
@@ -157,7 +172,7 @@ export class WorkerPoolHost implements ImageHost {
    */
   private call(op: 'probe' | 'decode', file: string, spec?: DecodeSpec): Promise<Answer> {
     if (this.closed) return Promise.reject(new KilnError('E_WORKER', 'the image decoding pool is closed', { hint: 'open the folder again' }));
-    const slot = this.slots.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+    const slot = this.leastBusy();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (slot.pending.size + slot.batches.size === 0) slot.worker.ref();
@@ -173,6 +188,12 @@ export class WorkerPoolHost implements ImageHost {
       group.files.push(file);
       group.sources.push(spec?.source?.height ?? 0, spec?.source?.width ?? 0);
     });
+  }
+
+  /** The worker with the fewest images waiting. */
+  private leastBusy(): Slot {
+    const load = (s: Slot) => s.pending.size + s.rowsPending;
+    return this.slots.reduce((a, b) => (load(b) < load(a) ? b : a));
   }
 
   private flush(slot: Slot): void {
@@ -203,45 +224,61 @@ export class WorkerPoolHost implements ImageHost {
   }
 
   /**
-   * A batch split evenly over the workers, one message each way per worker; the pixels come back
-   * as views into each message's buffer.
+   * Images decoded and converted to float32 rows on the workers: a batch on one worker, one message
+   * each way, the rows arriving as one transferred buffer the caller can make a tensor of; a request
+   * of at least `2 · ROWS_PER_PART` images is shared among the workers and its parts joined here.
    */
-  async decodeMany(items: { file: string; source?: { height: number; width: number } }[], spec: Omit<DecodeSpec, 'source'>): Promise<(Uint8Array | Error)[]> {
+  async decodeRows(items: DecodeItem[], spec: Omit<DecodeSpec, 'source'>, keep: boolean): Promise<DecodedRows> {
     if (this.closed) throw new KilnError('E_WORKER', 'the image decoding pool is closed', { hint: 'open the folder again' });
-    const per = Math.ceil(items.length / this.slots.length);
-    const parts: Promise<(Uint8Array | Error)[]>[] = [];
-    for (let s = 0, w = 0; s < items.length; s += per, w++) {
-      const chunk = items.slice(s, s + per);
-      const slot = this.slots[w];
-      const batch = this.nextId++;
-      const ids = Int32Array.from(chunk, (_, k) => k);
-      const sources = new Int32Array(2 * chunk.length);
-      chunk.forEach((it, k) => {
-        sources[2 * k] = it.source?.height ?? 0;
-        sources[2 * k + 1] = it.source?.width ?? 0;
-      });
-      const files = chunk.map((it) => it.file);
-      parts.push(
-        new Promise<DecodeReplies>((resolve, reject) => {
-          if (slot.pending.size + slot.batches.size === 0) slot.worker.ref();
-          slot.batches.set(batch, { resolve, reject });
-          const msg: DecodeRequests = { op: 'decode', ids, files, spec: { size: spec.size, resize: spec.resize, channels: spec.channels }, sources, batch };
-          slot.worker.postMessage(msg, [ids.buffer, sources.buffer]);
-        }).then(({ lengths, pixels, errors }) => {
-          const failed = new Map(errors);
-          const out: (Uint8Array | Error)[] = new Array(chunk.length);
-          let at = 0;
-          for (let k = 0; k < chunk.length; k++) {
-            const error = failed.get(k);
-            const length = (lengths as Int32Array)[k];
-            out[k] = error ? receiveError(error) : new Uint8Array(pixels as ArrayBuffer, at, length);
-            if (length > 0) at += length;
-          }
-          return out;
-        }),
-      );
-    }
-    return (await Promise.all(parts)).flat();
+    const parts = Math.max(1, Math.min(this.slots.length, Math.floor(items.length / ROWS_PER_PART)));
+    const per = Math.ceil(items.length / parts);
+    const answers: Promise<DecodedRows>[] = [];
+    for (let s = 0; s < items.length; s += per) answers.push(this.rowsOn(this.leastBusy(), items.slice(s, s + per), spec, keep));
+    const got = await Promise.all(answers);
+    if (got.length === 1) return got[0];
+    const size = spec.size[0] * spec.size[1] * spec.channels;
+    const rows = new Float32Array(items.length * size);
+    const errors = new Map<number, Error>();
+    const pixels: (Uint8Array | undefined)[] | undefined = keep ? [] : undefined;
+    got.forEach((part, p) => {
+      rows.set(part.rows, p * per * size);
+      for (const [k, e] of part.errors) errors.set(p * per + k, e);
+      pixels?.push(...(part.pixels as (Uint8Array | undefined)[]));
+    });
+    return { rows, pixels, errors };
+  }
+
+  /** One `rows` message to `slot`, and its answer unpacked (pixels as views into the answer's buffer). */
+  private rowsOn(slot: Slot, chunk: DecodeItem[], spec: Omit<DecodeSpec, 'source'>, keep: boolean): Promise<DecodedRows> {
+    const batch = this.nextId++;
+    const ids = Int32Array.from(chunk, (_, k) => k);
+    const sources = new Int32Array(2 * chunk.length);
+    chunk.forEach((it, k) => {
+      sources[2 * k] = it.source?.height ?? 0;
+      sources[2 * k + 1] = it.source?.width ?? 0;
+    });
+    const files = chunk.map((it) => it.file);
+    return new Promise<DecodeReplies>((resolve, reject) => {
+      if (slot.pending.size + slot.batches.size === 0) slot.worker.ref();
+      slot.batches.set(batch, { resolve, reject });
+      slot.rowsPending += chunk.length;
+      const msg: DecodeRequests = { op: 'rows', ids, files, spec: { size: spec.size, resize: spec.resize, channels: spec.channels }, sources, batch, keep };
+      slot.worker.postMessage(msg, [ids.buffer, sources.buffer]);
+    }).then((reply) => {
+      const errors = new Map<number, Error>();
+      for (const [k, e] of reply.errors) errors.set(k, receiveError(e));
+      let pixels: (Uint8Array | undefined)[] | undefined;
+      if (keep) {
+        const lengths = reply.lengths as Int32Array;
+        pixels = new Array(chunk.length);
+        for (let k = 0, at = 0; k < chunk.length; k++) {
+          if (lengths[k] < 0) continue;
+          pixels[k] = new Uint8Array(reply.pixels as ArrayBuffer, at, lengths[k]);
+          at += lengths[k];
+        }
+      }
+      return { rows: new Float32Array(reply.rows as ArrayBuffer), pixels, errors };
+    });
   }
 
   close(): void {
