@@ -86,16 +86,35 @@ async function child(cfg) {
   const memory = await first.f.train.materialize();
   first.f.close();
   const module = new ClassificationModule(kilnModel(cfg.model), { lr: 1e-3 });
-  /** One epoch of `ds`: samples/s and the main thread's busy share. */
+  /**
+   * One epoch of `ds`: samples/s, the time in and between steps, and the main thread's busy share.
+   * For a folder, the time between steps is split in two: waiting for the batch's read (the dataset's
+   * promise settling after the previous step ended) and the rest (the loader making the batch's
+   * tensors, the trainer's own work between steps); each read's promise is timed where it settles.
+   */
   const epoch = async (ds) => {
     let t0 = 0;
     let t1 = 0;
     let steps = 0;
     let inSteps = 0;
     let stepStart = 0;
+    let waiting = 0;
+    const ready = [];
+    const read = typeof ds.gatherMany === 'function' ? 'gatherMany' : typeof ds.getMany === 'function' ? 'getMany' : undefined;
+    if (read) {
+      const own = ds[read];
+      ds[read] = (indices) => {
+        const b = ready.length;
+        ready.push(Infinity);
+        return own.call(ds, indices).then((r) => ((ready[b] = performance.now()), r));
+      };
+    }
     const timer = {
       onTrainEpochStart: () => void (t0 = performance.now()),
-      onTrainBatchStart: () => void (stepStart = performance.now()),
+      onTrainBatchStart: () => {
+        stepStart = performance.now();
+        if (read) waiting += Math.max(0, Math.min(ready[steps], stepStart) - (steps === 0 ? t0 : t1));
+      },
       onTrainBatchEnd: () => {
         t1 = performance.now();
         inSteps += t1 - stepStart;
@@ -104,9 +123,20 @@ async function child(cfg) {
     };
     const trainer = createTrainer({ maxEpochs: 1, numSanityValSteps: 0, enableProgressBar: false, plugins: [callback(timer)] });
     const elu0 = performance.eventLoopUtilization();
-    await trainer.fit(module, new DataLoader(ds, { batchSize: BATCH, shuffle: true }));
-    // Time in steps (batch start to end hooks) and the rest: mostly awaiting the next batch.
-    return { samples_per_sec: (steps * BATCH * 1000) / (t1 - t0), ms_per_step: inSteps / steps, ms_between_steps: (t1 - t0 - inSteps) / steps, main_thread_busy: performance.eventLoopUtilization(elu0).utilization };
+    try {
+      await trainer.fit(module, new DataLoader(ds, { batchSize: BATCH, shuffle: true }));
+    } finally {
+      if (read) delete ds[read];
+    }
+    // Time in steps (batch start to end hooks) and between them (the first batch's wait included).
+    const between = (t1 - t0 - inSteps) / steps;
+    return {
+      samples_per_sec: (steps * BATCH * 1000) / (t1 - t0),
+      ms_per_step: inSteps / steps,
+      ms_between_steps: between,
+      ...(read ? { ms_waiting_for_batch: waiting / steps, ms_other_between: between - waiting / steps } : {}),
+      main_thread_busy: performance.eventLoopUtilization(elu0).utilization,
+    };
   };
   await epoch(memory); // warm-up: JIT, kernels, allocator
   const cold = await open(undefined);
@@ -215,7 +245,7 @@ for (let r = 0; r < rounds; r++) {
   if (res.status !== 0 || !line) throw new Error(`round ${r + 1} failed: ${(res.stderr || '').trim().split('\n').slice(-5).join(' | ')}`);
   const run = { round: r, loadavg: os.loadavg()[0], ...JSON.parse(line.slice(7)) };
   runs.push(run);
-  process.stderr.write(`  samples/s ${Object.entries(run.epochs).map(([k, v]) => `${k} ${v.samples_per_sec.toFixed(0)} (step ${v.ms_per_step.toFixed(1)} + ${v.ms_between_steps.toFixed(1)} ms)`).join(', ')}; ratios ${Object.entries(run.ratios).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ')}; cache ${run.cache.hits} hits ${run.cache.misses} misses ${(run.cache.bytes / 1024).toFixed(0)} KiB; load ${run.loadavg.toFixed(1)}\n`);
+  process.stderr.write(`  samples/s ${Object.entries(run.epochs).map(([k, v]) => `${k} ${v.samples_per_sec.toFixed(0)} (step ${v.ms_per_step.toFixed(1)} + ${v.ms_between_steps.toFixed(1)} ms${v.ms_waiting_for_batch === undefined ? '' : ` = ${v.ms_waiting_for_batch.toFixed(1)} waiting + ${v.ms_other_between.toFixed(1)} other`})`).join(', ')}; ratios ${Object.entries(run.ratios).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ')}; cache ${run.cache.hits} hits ${run.cache.misses} misses ${(run.cache.bytes / 1024).toFixed(0)} KiB; load ${run.loadavg.toFixed(1)}\n`);
 }
 const load1 = os.loadavg();
 const kinds = ['cold', 'warm', 'nocache'];
@@ -226,10 +256,16 @@ const memoryMedian = median(runs.flatMap((r) => ['memory1', 'memory2', 'memory3'
 const f1 = (x) => x.toFixed(1);
 console.log(`${flags.model}, batch ${BATCH}, ${count} images (one epoch = ${batches} steps), ${backend}, ${threads} compute threads, decode workers ${decodeWorkers ?? 'default'}, ${rounds} rounds`);
 console.log(`CPU: ${cpuModel}, ${os.availableParallelism()} cores, Node ${process.version}; load average ${load0.map((x) => x.toFixed(2)).join(' ')} → ${load1.map((x) => x.toFixed(2)).join(' ')}`);
-console.log('| epoch | samples/s (median) | folder / memory (median; per round) |');
-console.log('|---|---|---|');
-console.log(`| memory | ${f1(memoryMedian)} | |`);
-for (const k of kinds) console.log(`| folder ${k} | ${f1(epochMedian(k))} | **${ratios[k].median.toFixed(3)}**; ${ratios[k].rounds.map((x) => x.toFixed(2)).join(', ')} |`);
+/** Median over rounds of an epoch's per-step times: step + between (waiting for the batch + other), ms. */
+const perStep = (ks) => {
+  const m = (f) => median(runs.flatMap((r) => ks.map((k) => r.epochs[k][f])));
+  const split = runs[0].epochs[ks[0]].ms_waiting_for_batch === undefined ? '' : ` (${f1(m('ms_waiting_for_batch'))} waiting + ${f1(m('ms_other_between'))} other)`;
+  return `${f1(m('ms_per_step'))} + ${f1(m('ms_between_steps'))}${split}`;
+};
+console.log('| epoch | samples/s (median) | folder / memory (median; per round) | ms per step + between steps (medians) |');
+console.log('|---|---|---|---|');
+console.log(`| memory | ${f1(memoryMedian)} | | ${perStep(['memory1', 'memory2', 'memory3'])} |`);
+for (const k of kinds) console.log(`| folder ${k} | ${f1(epochMedian(k))} | **${ratios[k].median.toFixed(3)}**; ${ratios[k].rounds.map((x) => x.toFixed(2)).join(', ')} | ${perStep([k])} |`);
 console.log(`opening the folder (list + headers): ${f1(median(runs.map((r) => r.open_ms)))} ms; cache after cold + warm epochs: ${runs[0].cache.hits} hits, ${runs[0].cache.misses} misses, ${(runs[0].cache.bytes / 1024).toFixed(0)} KiB; peak RSS ${Math.max(...runs.map((r) => r.peak_rss_mib)).toFixed(0)} MiB`);
 console.log('decoding profile, per image (one thread, second pass):');
 for (const [name, p] of Object.entries(profile)) console.log(`  ${name}: ${f1(p.cpu_us_per_image)} µs CPU (${f1(p.us_per_image)} µs wall)`);

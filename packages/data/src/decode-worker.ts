@@ -10,10 +10,13 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { pixelsToFloat } from './images/geometry.js';
 import { SharpHost } from './images/sharp-host.js';
+import { preparePlainJpeg } from './images/small-jpeg.js';
 import type { DecodeSpec } from './images/image-host.js';
 import { sendError, type DecodeReplies, type DecodeRequests } from './images/worker-pool-host.js';
 
 const host = new SharpHost(workerData as { maxPixels?: number; maxFileBytes?: number });
+// Ready before the first batch: the folder's opening (listing, probing) runs meanwhile.
+void preparePlainJpeg();
 /** Decodes in progress at once: libuv's thread pool (4 by default) does sharp's work, more would only queue there. */
 const PARALLEL = 4;
 
