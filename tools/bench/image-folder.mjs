@@ -23,7 +23,8 @@
 // small-JPEG path), and an imageFolder pass with the pool and with `workers: 0`.
 //
 //   node tools/bench/image-folder.mjs [--model lenet5|resnet18] [--rounds 5] [--batches 45]
-//                                     [--threads N] [--decode-workers N] [--skip-profile] [--out FILE]
+//                                     [--threads N] [--decode-workers N] [--prefetch N (default 2)]
+//                                     [--skip-profile] [--out FILE]
 //
 // The JPEGs (the first batches × 64 Fashion-MNIST training images, 28×28 grey, quality 90) are
 // written once to bench-results/.cache/image-folder-<count>/.
@@ -33,6 +34,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { manualSeed } from '@kiln/core';
@@ -51,6 +53,7 @@ const { values: flags } = parseArgs({
     batches: { type: 'string', default: '45' },
     threads: { type: 'string' },
     'decode-workers': { type: 'string' },
+    prefetch: { type: 'string', default: '2' },
     out: { type: 'string' },
     'skip-profile': { type: 'boolean', default: false },
     child: { type: 'string' },
@@ -99,6 +102,8 @@ async function child(cfg) {
     let inSteps = 0;
     let stepStart = 0;
     let waiting = 0;
+    let firstBatch = 0;
+    const waits = [];
     const ready = [];
     const read = typeof ds.gatherMany === 'function' ? 'gatherMany' : typeof ds.getMany === 'function' ? 'getMany' : undefined;
     if (read) {
@@ -113,7 +118,12 @@ async function child(cfg) {
       onTrainEpochStart: () => void (t0 = performance.now()),
       onTrainBatchStart: () => {
         stepStart = performance.now();
-        if (read) waiting += Math.max(0, Math.min(ready[steps], stepStart) - (steps === 0 ? t0 : t1));
+        if (steps === 0) firstBatch = stepStart - t0;
+        if (read) {
+          const w = Math.max(0, Math.min(ready[steps], stepStart) - (steps === 0 ? t0 : t1));
+          waiting += w;
+          waits.push(Math.round(w * 10) / 10);
+        }
       },
       onTrainBatchEnd: () => {
         t1 = performance.now();
@@ -123,10 +133,15 @@ async function child(cfg) {
     };
     const trainer = createTrainer({ maxEpochs: 1, numSanityValSteps: 0, enableProgressBar: false, plugins: [callback(timer)] });
     const elu0 = performance.eventLoopUtilization();
+    // The main thread's garbage-collection pauses during the epoch.
+    const gc = [];
+    const gcObserver = new PerformanceObserver((list) => gc.push(...list.getEntries().map((e) => e.duration)));
+    gcObserver.observe({ entryTypes: ['gc'] });
     try {
-      await trainer.fit(module, new DataLoader(ds, { batchSize: BATCH, shuffle: true }));
+      await trainer.fit(module, new DataLoader(ds, { batchSize: BATCH, shuffle: true, prefetch: cfg.prefetch }));
     } finally {
       if (read) delete ds[read];
+      gcObserver.disconnect();
     }
     // Time in steps (batch start to end hooks) and between them (the first batch's wait included).
     const between = (t1 - t0 - inSteps) / steps;
@@ -134,8 +149,12 @@ async function child(cfg) {
       samples_per_sec: (steps * BATCH * 1000) / (t1 - t0),
       ms_per_step: inSteps / steps,
       ms_between_steps: between,
-      ...(read ? { ms_waiting_for_batch: waiting / steps, ms_other_between: between - waiting / steps } : {}),
+      // The first batch is awaited at the epoch's start, with nothing to overlap it.
+      ms_first_batch: firstBatch,
+      ...(read ? { ms_waiting_for_batch: waiting / steps, ms_other_between: between - waiting / steps, ms_waiting_per_step: waits } : {}),
       main_thread_busy: performance.eventLoopUtilization(elu0).utilization,
+      main_gc_ms: gc.reduce((a, b) => a + b, 0),
+      main_gc_max_ms: Math.max(0, ...gc),
     };
   };
   await epoch(memory); // warm-up: JIT, kernels, allocator
@@ -236,7 +255,7 @@ for (const p of passes) process.stderr.write(`imageFolder pass, workers ${p.work
 
 // ---- training
 const backend = loadDnnl().loaded ? 'wasm+onednn' : 'wasm';
-const base = { model: flags.model, backend, threads, folder, decodeWorkers };
+const base = { model: flags.model, backend, threads, folder, decodeWorkers, prefetch: int('prefetch', flags.prefetch) };
 const runs = [];
 for (let r = 0; r < rounds; r++) {
   process.stderr.write(`… round ${r + 1}: ${flags.model}, epochs memory · cold · memory · warm · nocache · memory\n`);
@@ -245,7 +264,7 @@ for (let r = 0; r < rounds; r++) {
   if (res.status !== 0 || !line) throw new Error(`round ${r + 1} failed: ${(res.stderr || '').trim().split('\n').slice(-5).join(' | ')}`);
   const run = { round: r, loadavg: os.loadavg()[0], ...JSON.parse(line.slice(7)) };
   runs.push(run);
-  process.stderr.write(`  samples/s ${Object.entries(run.epochs).map(([k, v]) => `${k} ${v.samples_per_sec.toFixed(0)} (step ${v.ms_per_step.toFixed(1)} + ${v.ms_between_steps.toFixed(1)} ms${v.ms_waiting_for_batch === undefined ? '' : ` = ${v.ms_waiting_for_batch.toFixed(1)} waiting + ${v.ms_other_between.toFixed(1)} other`})`).join(', ')}; ratios ${Object.entries(run.ratios).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ')}; cache ${run.cache.hits} hits ${run.cache.misses} misses ${(run.cache.bytes / 1024).toFixed(0)} KiB; load ${run.loadavg.toFixed(1)}\n`);
+  process.stderr.write(`  samples/s ${Object.entries(run.epochs).map(([k, v]) => `${k} ${v.samples_per_sec.toFixed(0)} (step ${v.ms_per_step.toFixed(1)} + ${v.ms_between_steps.toFixed(1)} ms${v.ms_waiting_for_batch === undefined ? '' : ` = ${v.ms_waiting_for_batch.toFixed(1)} waiting + ${v.ms_other_between.toFixed(1)} other`}; first batch ${v.ms_first_batch.toFixed(0)} ms; GC ${v.main_gc_ms.toFixed(0)} ms, longest ${v.main_gc_max_ms.toFixed(0)})`).join(', ')}; ratios ${Object.entries(run.ratios).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ')}; cache ${run.cache.hits} hits ${run.cache.misses} misses ${(run.cache.bytes / 1024).toFixed(0)} KiB; load ${run.loadavg.toFixed(1)}\n`);
 }
 const load1 = os.loadavg();
 const kinds = ['cold', 'warm', 'nocache'];
@@ -254,7 +273,7 @@ const epochMedian = (k) => median(runs.map((r) => r.epochs[k].samples_per_sec));
 const memoryMedian = median(runs.flatMap((r) => ['memory1', 'memory2', 'memory3'].map((k) => r.epochs[k].samples_per_sec)));
 
 const f1 = (x) => x.toFixed(1);
-console.log(`${flags.model}, batch ${BATCH}, ${count} images (one epoch = ${batches} steps), ${backend}, ${threads} compute threads, decode workers ${decodeWorkers ?? 'default'}, ${rounds} rounds`);
+console.log(`${flags.model}, batch ${BATCH}, ${count} images (one epoch = ${batches} steps), ${backend}, ${threads} compute threads, decode workers ${decodeWorkers ?? 'default'}, prefetch ${base.prefetch}, ${rounds} rounds`);
 console.log(`CPU: ${cpuModel}, ${os.availableParallelism()} cores, Node ${process.version}; load average ${load0.map((x) => x.toFixed(2)).join(' ')} → ${load1.map((x) => x.toFixed(2)).join(' ')}`);
 /** Median over rounds of an epoch's per-step times: step + between (waiting for the batch + other), ms. */
 const perStep = (ks) => {
@@ -275,6 +294,6 @@ const outFile = flags.out ?? path.join(root, 'bench-results', `image-folder-${ne
 mkdirSync(path.dirname(outFile), { recursive: true });
 writeFileSync(
   outFile,
-  JSON.stringify({ model: flags.model, batch_size: BATCH, images: count, threads, backend, rounds, machine: { cpu: cpuModel, cores: os.availableParallelism(), node: process.version, loadavg_start: load0, loadavg_end: load1 }, ratios, memory_samples_per_sec: memoryMedian, profile, passes, runs }, null, 2) + '\n',
+  JSON.stringify({ model: flags.model, batch_size: BATCH, images: count, threads, decode_workers: decodeWorkers ?? null, prefetch: base.prefetch, backend, rounds, machine: { cpu: cpuModel, cores: os.availableParallelism(), node: process.version, loadavg_start: load0, loadavg_end: load1 }, ratios, memory_samples_per_sec: memoryMedian, profile, passes, runs }, null, 2) + '\n',
 );
 console.log(`results: ${path.relative(process.cwd(), outFile)}`);
