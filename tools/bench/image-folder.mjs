@@ -69,6 +69,19 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+/**
+ * CPU time of the calling thread so far, in ms (Linux: /proc/thread-self/schedstat, nanoseconds on
+ * the CPU); NaN elsewhere. Unlike the event loop's busy time, it does not count the time the thread
+ * waits for a core, so it measures the main thread's own work on a loaded machine.
+ */
+function threadCpuMs() {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    return NaN;
+  }
+}
+
 if (flags.child) {
   await child(JSON.parse(flags.child));
   process.exit(0);
@@ -133,6 +146,7 @@ async function child(cfg) {
     };
     const trainer = createTrainer({ maxEpochs: 1, numSanityValSteps: 0, enableProgressBar: false, plugins: [callback(timer)] });
     const elu0 = performance.eventLoopUtilization();
+    const cpu0 = threadCpuMs();
     // The main thread's garbage-collection pauses during the epoch.
     const gc = [];
     const gcObserver = new PerformanceObserver((list) => gc.push(...list.getEntries().map((e) => e.duration)));
@@ -153,6 +167,7 @@ async function child(cfg) {
       ms_first_batch: firstBatch,
       ...(read ? { ms_waiting_for_batch: waiting / steps, ms_other_between: between - waiting / steps, ms_waiting_per_step: waits } : {}),
       main_thread_busy: performance.eventLoopUtilization(elu0).utilization,
+      main_thread_cpu_ms_per_step: (threadCpuMs() - cpu0) / steps,
       main_gc_ms: gc.reduce((a, b) => a + b, 0),
       main_gc_max_ms: Math.max(0, ...gc),
     };
@@ -232,26 +247,33 @@ async function timeStage(fn) {
 }
 const profile = {};
 if (!flags['skip-profile']) for (let rep = 0; rep < 2; rep++) for (const [name, fn] of Object.entries(stages)) profile[name] = await timeStage(fn); // second pass kept
-/** The whole folder through getMany in batches of 64, all requested at once, no cache. */
+/**
+ * The whole folder in batches of 64, all requested at once, no cache, read as the DataLoader reads
+ * it (gatherMany when the dataset has it, else getMany). The main thread's cost per image is given
+ * both as its own CPU time and as event-loop busy time (which also counts waiting for a core).
+ */
 async function folderPass(workers) {
   const f = await imageFolder(folder, { size: [28, 28], channels: 1, cacheBytes: 0, workers });
   const idx = Array.from({ length: f.train.length }, (_, i) => i);
+  const read = typeof f.train.gatherMany === 'function' ? (i) => f.train.gatherMany(i) : (i) => f.train.getMany(i);
   const e0 = performance.eventLoopUtilization();
   const c0 = process.cpuUsage();
+  const m0 = threadCpuMs();
   const t0 = performance.now();
   const pending = [];
-  for (let s = 0; s < idx.length; s += BATCH) pending.push(f.train.getMany(idx.slice(s, s + BATCH)));
+  for (let s = 0; s < idx.length; s += BATCH) pending.push(read(idx.slice(s, s + BATCH)));
   await Promise.all(pending);
   const wall = performance.now() - t0;
+  const main = threadCpuMs() - m0;
   const cpu = process.cpuUsage(c0);
   const busy = performance.eventLoopUtilization(e0).active;
   f.close();
-  return { images_per_sec: (idx.length / wall) * 1000, main_thread_us_per_image: (busy * 1000) / idx.length, process_cpu_us_per_image: (cpu.user + cpu.system) / idx.length };
+  return { images_per_sec: (idx.length / wall) * 1000, main_thread_cpu_us_per_image: (main * 1000) / idx.length, main_thread_us_per_image: (busy * 1000) / idx.length, process_cpu_us_per_image: (cpu.user + cpu.system) / idx.length };
 }
 const passes = [];
 if (!flags['skip-profile']) for (const w of [0, decodeWorkers, 0, decodeWorkers]) passes.push({ workers: w ?? 'default', ...(await folderPass(w)) });
 for (const [name, p] of Object.entries(profile)) process.stderr.write(`profile: ${name}: ${p.us_per_image.toFixed(1)} µs wall, ${p.cpu_us_per_image.toFixed(1)} µs CPU per image\n`);
-for (const p of passes) process.stderr.write(`imageFolder pass, workers ${p.workers}: ${p.images_per_sec.toFixed(0)} images/s, main thread ${p.main_thread_us_per_image.toFixed(1)} µs/image, process CPU ${p.process_cpu_us_per_image.toFixed(1)} µs/image\n`);
+for (const p of passes) process.stderr.write(`imageFolder pass, workers ${p.workers}: ${p.images_per_sec.toFixed(0)} images/s, main thread ${p.main_thread_cpu_us_per_image.toFixed(1)} µs CPU (${p.main_thread_us_per_image.toFixed(1)} µs busy)/image, process CPU ${p.process_cpu_us_per_image.toFixed(1)} µs/image\n`);
 
 // ---- training
 const backend = loadDnnl().loaded ? 'wasm+onednn' : 'wasm';
@@ -264,7 +286,7 @@ for (let r = 0; r < rounds; r++) {
   if (res.status !== 0 || !line) throw new Error(`round ${r + 1} failed: ${(res.stderr || '').trim().split('\n').slice(-5).join(' | ')}`);
   const run = { round: r, loadavg: os.loadavg()[0], ...JSON.parse(line.slice(7)) };
   runs.push(run);
-  process.stderr.write(`  samples/s ${Object.entries(run.epochs).map(([k, v]) => `${k} ${v.samples_per_sec.toFixed(0)} (step ${v.ms_per_step.toFixed(1)} + ${v.ms_between_steps.toFixed(1)} ms${v.ms_waiting_for_batch === undefined ? '' : ` = ${v.ms_waiting_for_batch.toFixed(1)} waiting + ${v.ms_other_between.toFixed(1)} other`}; first batch ${v.ms_first_batch.toFixed(0)} ms; GC ${v.main_gc_ms.toFixed(0)} ms, longest ${v.main_gc_max_ms.toFixed(0)})`).join(', ')}; ratios ${Object.entries(run.ratios).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ')}; cache ${run.cache.hits} hits ${run.cache.misses} misses ${(run.cache.bytes / 1024).toFixed(0)} KiB; load ${run.loadavg.toFixed(1)}\n`);
+  process.stderr.write(`  samples/s ${Object.entries(run.epochs).map(([k, v]) => `${k} ${v.samples_per_sec.toFixed(0)} (step ${v.ms_per_step.toFixed(1)} + ${v.ms_between_steps.toFixed(1)} ms${v.ms_waiting_for_batch === undefined ? '' : ` = ${v.ms_waiting_for_batch.toFixed(1)} waiting + ${v.ms_other_between.toFixed(1)} other`}; first batch ${v.ms_first_batch.toFixed(0)} ms; main thread ${v.main_thread_cpu_ms_per_step.toFixed(1)} ms CPU/step; GC ${v.main_gc_ms.toFixed(0)} ms, longest ${v.main_gc_max_ms.toFixed(0)})`).join(', ')}; ratios ${Object.entries(run.ratios).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ')}; cache ${run.cache.hits} hits ${run.cache.misses} misses ${(run.cache.bytes / 1024).toFixed(0)} KiB; load ${run.loadavg.toFixed(1)}\n`);
 }
 const load1 = os.loadavg();
 const kinds = ['cold', 'warm', 'nocache'];
@@ -279,16 +301,16 @@ console.log(`CPU: ${cpuModel}, ${os.availableParallelism()} cores, Node ${proces
 const perStep = (ks) => {
   const m = (f) => median(runs.flatMap((r) => ks.map((k) => r.epochs[k][f])));
   const split = runs[0].epochs[ks[0]].ms_waiting_for_batch === undefined ? '' : ` (${f1(m('ms_waiting_for_batch'))} waiting + ${f1(m('ms_other_between'))} other)`;
-  return `${f1(m('ms_per_step'))} + ${f1(m('ms_between_steps'))}${split}`;
+  return `${f1(m('ms_per_step'))} + ${f1(m('ms_between_steps'))}${split} | ${f1(m('main_thread_cpu_ms_per_step'))} | ${f1(m('ms_first_batch'))}`;
 };
-console.log('| epoch | samples/s (median) | folder / memory (median; per round) | ms per step + between steps (medians) |');
-console.log('|---|---|---|---|');
+console.log('| epoch | samples/s (median) | folder / memory (median; per round) | ms per step + between steps (medians) | main-thread CPU, ms per step | first batch, ms |');
+console.log('|---|---|---|---|---|---|');
 console.log(`| memory | ${f1(memoryMedian)} | | ${perStep(['memory1', 'memory2', 'memory3'])} |`);
 for (const k of kinds) console.log(`| folder ${k} | ${f1(epochMedian(k))} | **${ratios[k].median.toFixed(3)}**; ${ratios[k].rounds.map((x) => x.toFixed(2)).join(', ')} | ${perStep([k])} |`);
 console.log(`opening the folder (list + headers): ${f1(median(runs.map((r) => r.open_ms)))} ms; cache after cold + warm epochs: ${runs[0].cache.hits} hits, ${runs[0].cache.misses} misses, ${(runs[0].cache.bytes / 1024).toFixed(0)} KiB; peak RSS ${Math.max(...runs.map((r) => r.peak_rss_mib)).toFixed(0)} MiB`);
 console.log('decoding profile, per image (one thread, second pass):');
 for (const [name, p] of Object.entries(profile)) console.log(`  ${name}: ${f1(p.cpu_us_per_image)} µs CPU (${f1(p.us_per_image)} µs wall)`);
-for (const p of passes.slice(2)) console.log(`  imageFolder, workers ${p.workers}: ${p.images_per_sec.toFixed(0)} images/s, ${f1(p.main_thread_us_per_image)} µs main thread, ${f1(p.process_cpu_us_per_image)} µs process CPU`);
+for (const p of passes.slice(2)) console.log(`  imageFolder, workers ${p.workers}: ${p.images_per_sec.toFixed(0)} images/s, ${f1(p.main_thread_cpu_us_per_image)} µs main-thread CPU (${f1(p.main_thread_us_per_image)} µs busy), ${f1(p.process_cpu_us_per_image)} µs process CPU`);
 
 const outFile = flags.out ?? path.join(root, 'bench-results', `image-folder-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 mkdirSync(path.dirname(outFile), { recursive: true });
