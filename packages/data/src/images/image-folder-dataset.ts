@@ -179,7 +179,12 @@ export class ImageFolderDataset implements GatheringDataset<Example> {
    * decoded in one piece (the usual case in a first epoch). Under skipBad an image failing to decode
    * gives the next readable image of the split, label and all.
    */
-  async gatherMany(indices: ArrayLike<number>): Promise<{ x: Float32Array; y: Int32Array }> {
+  async gatherMany(indices: ArrayLike<number>): Promise<{
+    /** The images, [n, height, width, channels] row-major. */
+    x: Float32Array;
+    /** Their class labels (under skipBad, the replacement image's). */
+    y: Int32Array;
+  }> {
     if (this.closed) throw new ConfigError('ImageFolderDataset', 'an open dataset', 'closed', 'open the folder again with imageFolder()');
     const n = indices.length;
     const { channels, host } = this.shared;
