@@ -137,6 +137,23 @@ describe('gatherMany: a batch of an image folder in one buffer', () => {
     expect(fromFolder.schema).toEqual({ x: { shape: [10, 12, 3], dtype: 'float32' }, y: { shape: [], dtype: 'int32' } });
   });
 
+  it('a loader saved mid-epoch resumes with exactly the batches an uninterrupted epoch gives', async () => {
+    const f = await open(root, spec);
+    const options: DataLoaderOptions = { batchSize: 4, shuffle: true, seed: 21, transform: horizontalFlip(0.5) };
+    const whole = await epoch(new DataLoader(f.train, options));
+    const first = new DataLoader(f.train, options);
+    let taken = 0;
+    for await (const b of first as AsyncIterable<Batch>) {
+      tf.dispose([b.x, b.y]);
+      if (++taken === 3) break;
+    }
+    const resumed = new DataLoader(f.train, options);
+    resumed.loadStateDict(JSON.parse(JSON.stringify(first.stateDict())));
+    const rest = await epoch(resumed);
+    expect(rest.map((b) => b.indices)).toEqual(whole.slice(3).map((b) => b.indices));
+    expect(rest.every((b, k) => b.x.equals(whole[k + 3].x))).toBe(true);
+  });
+
   it('a held-out part of a folder gathers through its source; a flat example shape is a view of the same rows', async () => {
     const f = await open(root, spec);
     const [train, val] = holdOut(f.train, 0.3, 1);
