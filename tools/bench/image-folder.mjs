@@ -18,7 +18,9 @@
 // batch is awaited inside it) to its last step's end. Every round runs in a new process, after one
 // warm-up epoch from memory. Opening a folder (listing, reading headers) is before and outside the
 // timed epochs; its time is reported. Reported: each ratio (folder / memory) as the median over
-// rounds. Before training it profiles decoding per image on one thread: reading the file, sharp
+// rounds, and per epoch the time per step and between steps (for a folder split into waiting for
+// the batch's read and the rest), the first batch's wait, the main thread's CPU time per step
+// (Linux) and its GC pauses. Before training it profiles decoding per image on one thread: reading the file, sharp
 // (libvips) with imageFolder's options, sharp's header read, libjpeg-turbo as WebAssembly (the
 // small-JPEG path), and an imageFolder pass with the pool and with `workers: 0`.
 //
