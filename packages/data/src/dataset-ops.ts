@@ -58,7 +58,7 @@ export class SubsetDataset<T> implements Dataset<T> {
     this.indices = Int32Array.from(indices);
     for (const i of this.indices) if (i < 0 || i >= source.length) throw new ConfigError('SubsetDataset.indices', `indices in [0, ${source.length})`, i);
     if (isAsyncDataset(source)) this.getMany = async (indices) => source.getMany(this.mapped(indices));
-    if (isGatheringDataset(source)) this.gatherMany = async (indices) => source.gatherMany(this.mapped(indices));
+    if (isGatheringDataset(source)) this.gatherMany = async (indices, options) => source.gatherMany(this.mapped(indices), options);
   }
   /** Positions in the source of this subset's `indices`. */
   private mapped(indices: ArrayLike<number>): Int32Array {

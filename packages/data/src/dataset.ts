@@ -44,12 +44,26 @@ export interface GatheringDataset<T> extends AsyncDataset<T> {
    * The examples at `indices`, stacked: exactly what collating `getMany(indices)` to `schema` gives,
    * values already valid for it (class labels within the dataset's classes).
    */
-  gatherMany(indices: ArrayLike<number>): Promise<{
+  gatherMany(
+    indices: ArrayLike<number>,
+    options?: GatherOptions,
+  ): Promise<{
     /** [indices.length, ...schema.x.shape], row-major, of `schema.x.dtype`. */
     x: Float32Array | Int32Array;
     /** [indices.length, ...schema.y.shape], row-major, of `schema.y.dtype`. */
     y: Float32Array | Int32Array;
   }>;
+}
+
+/** What a `DataLoader` tells `GatheringDataset.gatherMany` about a batch it asked for ahead of time. */
+export interface GatherOptions {
+  /**
+   * Settles when the caller starts waiting for this batch (a loader reads batches ahead; this is the
+   * moment the training thread has nothing else to do). A dataset whose batch is not ready by then
+   * may do the remaining work on the calling thread instead of leaving it idle; never settles for a
+   * batch that is dropped unread.
+   */
+  wanted?: Promise<void>;
 }
 
 /** True when `ds` gathers whole batches asynchronously (has `gatherMany` and `getMany`). */

@@ -14,7 +14,11 @@ import { preparePlainJpeg } from './images/small-jpeg.js';
 import type { DecodeSpec } from './images/image-host.js';
 import { sendError, type DecodeReplies, type DecodeRequests } from './images/worker-pool-host.js';
 
-const host = new SharpHost(workerData as { maxPixels?: number; maxFileBytes?: number });
+const data = workerData as { maxPixels?: number; maxFileBytes?: number; lateMs?: number };
+const host = new SharpHost(data);
+/** Test hook (`WorkerPoolHost`'s `lateMs`): this thread stalls so long before each image of a batch, as a thread starved of a core does. */
+const lateMs = data.lateMs ?? 0;
+const stall = lateMs > 0 ? new Int32Array(new SharedArrayBuffer(4)) : undefined;
 // Ready before the first batch: the folder's opening (listing, probing) runs meanwhile.
 void preparePlainJpeg();
 /** Decodes in progress at once: libuv's thread pool (4 by default) does sharp's work, more would only queue there. */
@@ -32,6 +36,10 @@ parentPort?.on('message', (msg: DecodeRequests) => {
   const rows = msg.op === 'rows' ? new Float32Array(n * rowSize) : undefined;
   const one = async (k: number) => {
     const file = msg.files[k];
+    // A batch's image the training thread took over while waiting for this answer (2 = ours, 1 = its).
+    const taken = () => msg.claims !== undefined && Atomics.compareExchange(msg.claims, k, 0, 2) !== 0;
+    if (stall && (msg.claims === undefined || Atomics.load(msg.claims, k) === 0)) Atomics.wait(stall, 0, 0, lateMs);
+    if (taken()) return;
     try {
       if (sizes) {
         const s = await host.probe(file);

@@ -261,8 +261,8 @@ export class DataLoader<E extends AnyExample = AnyExample> implements Iterable<B
   }
 
   /** A `GatheringDataset`'s batch, checked against the schema it declares (a mismatch would make tensors of the wrong size or dtype). */
-  private async gatherBatch(indices: Int32Array): Promise<Fetched> {
-    const { x, y } = await (this.dataset as unknown as GatheringDataset<E>).gatherMany(indices);
+  private async gatherBatch(indices: Int32Array, wanted?: Promise<void>): Promise<Fetched> {
+    const { x, y } = await (this.dataset as unknown as GatheringDataset<E>).gatherMany(indices, { wanted });
     const n = indices.length;
     const { x: xs, y: ys } = this.resolved as { x: TensorSpec; y: TensorSpec };
     for (const [name, data, spec] of [['x', x, xs], ['y', y, ys]] as const) {
@@ -278,9 +278,9 @@ export class DataLoader<E extends AnyExample = AnyExample> implements Iterable<B
    * `AsyncDataset`) call, which its pool works on while the caller trains, otherwise a synchronous
    * read on a later turn of the event loop.
    */
-  private fetchBatch(indices: Int32Array): Promise<Fetched> {
+  private fetchBatch(indices: Int32Array, wanted?: Promise<void>): Promise<Fetched> {
     const ds = this.dataset;
-    if (this.gathers) return this.gatherBatch(indices);
+    if (this.gathers) return this.gatherBatch(indices, wanted);
     if (isAsyncDataset(ds)) return ds.getMany(indices).then((examples) => ({ examples }));
     return new Promise<Fetched>((resolve, reject) =>
       nextTurn(() => {
@@ -370,20 +370,24 @@ export class DataLoader<E extends AnyExample = AnyExample> implements Iterable<B
   async *[Symbol.asyncIterator](): AsyncIterator<BatchOf<E>> {
     const { order, augmentSeed, start } = this.beginEpoch();
     const total = this.length;
-    const pending: { indices: Int32Array; fetched: Promise<Fetched> }[] = [];
+    const pending: { indices: Int32Array; fetched: Promise<Fetched>; want: () => void }[] = [];
     let next = start;
     const schedule = (ahead: number) => {
       while (next < total && pending.length < ahead) {
         const indices = this.batchIndices(order, next++);
-        const fetched = this.fetchBatch(indices);
+        // Settled when this batch is awaited, so that a gathering dataset may finish a late batch on this thread.
+        let want = () => undefined as void;
+        const wanted = new Promise<void>((resolve) => (want = resolve));
+        const fetched = this.fetchBatch(indices, wanted);
         // The error surfaces when this batch is awaited; until then (or if it never is) it must not count as unhandled.
         fetched.catch(() => undefined);
-        pending.push({ indices, fetched });
+        pending.push({ indices, fetched, want });
       }
     };
     for (let b = start; b < total; b++) {
       schedule(this.prefetch + 1);
-      const { indices, fetched } = pending.shift() as (typeof pending)[number];
+      const { indices, fetched, want } = pending.shift() as (typeof pending)[number];
+      want();
       const batch = this.toBatch(this.collate(await fetched, indices), indices, b, augmentSeed);
       this.position = b + 1;
       // Keep `prefetch` reads going while the caller works on this batch.

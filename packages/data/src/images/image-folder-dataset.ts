@@ -1,6 +1,6 @@
 import { ConfigError, DataFormatError, KilnError } from '@kiln/core';
 import type { TensorSpec } from '../collate.js';
-import { ArrayDataset, type Example, type GatheringDataset } from '../dataset.js';
+import { ArrayDataset, type Example, type GatherOptions, type GatheringDataset } from '../dataset.js';
 import { ByteLru, type CacheStats } from './byte-lru.js';
 import { checkSize, pixelsToFloat, RESIZE_MODES, type ResizeMode } from './geometry.js';
 import type { FolderLayout, ImageEntry, ImageHost, ImageLimits } from './image-host.js';
@@ -40,6 +40,23 @@ export interface ImageFolderOptions extends ImageLimits {
   extensions?: string[];
   /** Read every image's header when opening, to find unreadable files and the default size early (default true). */
   probe?: boolean;
+  /**
+   * When a `DataLoader` waits for a batch its decoding threads have not finished, the training
+   * thread decodes the batch's remaining small plain JPEGs (already at `size`) itself rather than
+   * sit idle; images that need libvips still wait for the threads (default true; Node, with
+   * `workers` > 0). The batch is the same either way; `decodeStats()` counts who decoded what.
+   */
+  stealLate?: boolean;
+  /** @internal Test hook: each decoding thread stalls this many ms per image of a batch (a thread starved of a core). */
+  decodeLateMs?: number;
+}
+
+/** Images decoded for `gatherMany`, by thread (see `ImageFolderDataset.decodeStats`). */
+export interface DecodeStats {
+  /** Decoded by the folder's decoding threads. */
+  threads: number;
+  /** Decoded by the calling thread while it waited for a late batch (`stealLate`). */
+  caller: number;
 }
 
 /** A file left out, and why. */
@@ -142,6 +159,7 @@ export class ImageFolderDataset implements GatheringDataset<Example> {
   private readonly inFlight = new Map<number, Promise<Uint8Array>>();
   private readonly bad = new Set<number>();
   private closed = false;
+  private readonly decoded: DecodeStats = { threads: 0, caller: 0 };
 
   /** @internal Made by `imageFolder`. */
   constructor(
@@ -179,7 +197,10 @@ export class ImageFolderDataset implements GatheringDataset<Example> {
    * decoded in one piece (the usual case in a first epoch). Under skipBad an image failing to decode
    * gives the next readable image of the split, label and all.
    */
-  async gatherMany(indices: ArrayLike<number>): Promise<{
+  async gatherMany(
+    indices: ArrayLike<number>,
+    options: GatherOptions = {},
+  ): Promise<{
     /** The images, [n, height, width, channels] row-major. */
     x: Float32Array;
     /** Their class labels (under skipBad, the replacement image's). */
@@ -214,7 +235,7 @@ export class ImageFolderDataset implements GatheringDataset<Example> {
     const whole = todo.length === n && n > 0 && n <= CHUNK;
     let x: Float32Array | undefined = whole ? undefined : new Float32Array(n * size);
     if (todo.length > 0) {
-      const rows = await this.decodeRows(indices, todo, rest, x);
+      const rows = await this.decodeRows(indices, todo, rest, x, options.wanted);
       x ??= rows;
     }
     const out = x as Float32Array;
@@ -240,7 +261,7 @@ export class ImageFolderDataset implements GatheringDataset<Example> {
    * copying their rows into `x` when given (else returning the one chunk's rows) and caching their
    * pixels; positions that fail go to `rest`, the per-image path, which applies skipBad.
    */
-  private async decodeRows(indices: ArrayLike<number>, todo: number[], rest: number[], x: Float32Array | undefined): Promise<Float32Array> {
+  private async decodeRows(indices: ArrayLike<number>, todo: number[], rest: number[], x: Float32Array | undefined, wanted?: Promise<void>): Promise<Float32Array> {
     const { host, size, resize, channels, limiter, cacheBytes } = this.shared;
     const rowSize = size[0] * size[1] * channels;
     const decodeRows = (host.decodeRows as NonNullable<ImageHost['decodeRows']>).bind(host);
@@ -254,7 +275,9 @@ export class ImageFolderDataset implements GatheringDataset<Example> {
         return { file: this.files[i], source: this.heights[i] > 0 ? { height: this.heights[i], width: this.widths[i] } : undefined };
       });
       parts.push(
-        limiter.run(() => decodeRows(items, { size, resize, channels }, keep), ks.length).then(({ rows, pixels, errors }) => {
+        limiter.run(() => decodeRows(items, { size, resize, channels }, keep, wanted), ks.length).then(({ rows, pixels, errors, byCaller }) => {
+          this.decoded.caller += byCaller;
+          this.decoded.threads += ks.length - errors.size - byCaller;
           if (x) ks.forEach((k, j) => x.set(rows.subarray(j * rowSize, (j + 1) * rowSize), k * rowSize));
           else only = rows;
           ks.forEach((k, j) => {
@@ -282,6 +305,15 @@ export class ImageFolderDataset implements GatheringDataset<Example> {
       y.set(part.y, s);
     }
     return new ArrayDataset(x, y, [...this.shape], this.classes);
+  }
+
+  /**
+   * Images decoded for `gatherMany` in whole batches so far, by the decoding threads and by the
+   * calling thread (a late batch taken over, see `stealLate`); images read one by one (a
+   * replacement under skipBad, `workers: 0`) are not counted.
+   */
+  decodeStats(): DecodeStats {
+    return { ...this.decoded };
   }
 
   /** The cache's own accounting (bytes held never exceed `cacheBytes`). */

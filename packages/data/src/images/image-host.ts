@@ -17,9 +17,11 @@ export interface ImageHost {
   /**
    * Optional: several images with one spec, decoded and converted straight into model input where
    * the host decodes (its threads), answered together. A host with threads implements it so that a
-   * batch costs the calling thread one request and one answer, and no work per image.
+   * batch costs the calling thread one request and one answer, and no work per image. `wanted`
+   * settles when the caller starts waiting for the answer: a host may then decode the images its
+   * threads have not started on the calling thread (see `WorkerPoolHost`).
    */
-  decodeRows?(items: DecodeItem[], spec: Omit<DecodeSpec, 'source'>, keep: boolean): Promise<DecodedRows>;
+  decodeRows?(items: DecodeItem[], spec: Omit<DecodeSpec, 'source'>, keep: boolean, wanted?: Promise<void>): Promise<DecodedRows>;
   /** Releases what the host holds (threads); later calls fail. */
   close?(): void;
 }
@@ -55,6 +57,8 @@ export interface DecodedRows {
   pixels?: (Uint8Array | undefined)[];
   /** The failed items: position → the error `decode` would have thrown (a DataFormatError naming the file, …). */
   errors: Map<number, Error>;
+  /** How many of the images the calling thread decoded itself (successfully), while waiting; the others: the host's threads. */
+  byCaller: number;
 }
 
 /** A decoded image: `height × width × channels` values in [0, 1], row-major, channels last. */

@@ -15,6 +15,9 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { DataFormatError, KilnError, NotFoundError } from '@kiln/core';
 import type { DecodedRows, DecodeItem, DecodeSpec, ImageHost, ImageLimits } from './image-host.js';
+import { pixelsToFloat } from './geometry.js';
+import { SharpHost } from './sharp-host.js';
+import { preparePlainJpeg } from './small-jpeg.js';
 
 /**
  * @internal One message to a decoding worker: several files, one operation, one spec. Messages
@@ -34,6 +37,12 @@ export interface DecodeRequests {
   batch?: number;
   /** `rows`: send each image's 8-bit pixels too (for the cache). */
   keep?: boolean;
+  /**
+   * `rows`, optionally: one flag per image on shared memory, claimed with a compare-and-swap by
+   * whichever thread decodes it first: 2 the worker, 1 the training thread (which takes images from
+   * the end of the batch while it waits). A claimed image is skipped: its row stays zero, length −1.
+   */
+  claims?: Int32Array;
 }
 
 /** @internal The parts of an error that cross the thread boundary. */
@@ -97,6 +106,22 @@ export function defaultDecodeThreads(): number {
 
 type Answer = { size?: { height: number; width: number }; data?: Uint8Array };
 
+/** Claims on a `rows` message's shared flags (see `DecodeRequests.claims`). */
+const CALLER = 1;
+const WORKER = 2;
+
+/** What the calling thread decoded of a late batch: rows (zeros elsewhere), pixels and errors at the positions it claimed. */
+interface Stolen {
+  rows: Float32Array;
+  pixels: (Uint8Array | undefined)[];
+  errors: Map<number, Error>;
+  /** Images claimed (decoded, or failed) by the caller. */
+  count: number;
+}
+
+/** Resolves (with undefined) after the messages already received by this thread have been handled. */
+const afterPendingMessages = () => new Promise<undefined>((resolve) => setImmediate(() => resolve(undefined)));
+
 /**
  * A `decodeRows` request goes to one worker whole (one message each way, its rows one buffer) unless
  * it has at least twice this many images: a large request (`materialize`) is shared among the workers.
@@ -114,18 +139,36 @@ interface Slot {
   outbox: Map<string, { op: 'probe' | 'decode'; spec?: DecodeSpec; ids: number[]; files: string[]; sources: number[] }>;
 }
 
+/** Options of `WorkerPoolHost` beyond the image limits. */
+export interface WorkerPoolOptions {
+  /**
+   * Whether the calling thread decodes, while it waits for a `decodeRows` answer, the images of
+   * that batch the workers have not started and that are cheap here (default true; see `stealRows`).
+   */
+  steal?: boolean;
+  /** Test hook: each worker stalls this many ms before each image it decodes for `decodeRows`, as a thread starved of a core. */
+  lateMs?: number;
+}
+
 export class WorkerPoolHost implements ImageHost {
   private readonly slots: Slot[];
   private nextId = 0;
   private closed = false;
+  /** Decodes on the calling thread what it takes over from a late worker (cheap files only). */
+  private readonly inline: SharpHost | undefined;
 
-  constructor(threads: number, limits: ImageLimits = {}) {
+  constructor(threads: number, limits: ImageLimits = {}, options: WorkerPoolOptions = {}) {
     const script = workerScript();
-    this.slots = Array.from({ length: threads }, () => this.spawn(script, limits));
+    this.slots = Array.from({ length: threads }, () => this.spawn(script, limits, options.lateMs));
+    if (options.steal ?? true) {
+      this.inline = new SharpHost(limits);
+      // Compiled while the folder opens, not when a first batch is late.
+      void preparePlainJpeg();
+    }
   }
 
-  private spawn(script: string, limits: ImageLimits): Slot {
-    const slot: Slot = { worker: new Worker(script, { workerData: { maxPixels: limits.maxPixels, maxFileBytes: limits.maxFileBytes } }), pending: new Map(), batches: new Map(), rowsPending: 0, outbox: new Map() };
+  private spawn(script: string, limits: ImageLimits, lateMs?: number): Slot {
+    const slot: Slot = { worker: new Worker(script, { workerData: { maxPixels: limits.maxPixels, maxFileBytes: limits.maxFileBytes, lateMs } }), pending: new Map(), batches: new Map(), rowsPending: 0, outbox: new Map() };
     // An idle pool must not keep the process alive; a busy one must (the caller awaits it).
     slot.worker.unref();
     const failAll = (err: Error) => {
@@ -228,12 +271,12 @@ export class WorkerPoolHost implements ImageHost {
    * each way, the rows arriving as one transferred buffer the caller can make a tensor of; a request
    * of at least `2 · ROWS_PER_PART` images is shared among the workers and its parts joined here.
    */
-  async decodeRows(items: DecodeItem[], spec: Omit<DecodeSpec, 'source'>, keep: boolean): Promise<DecodedRows> {
+  async decodeRows(items: DecodeItem[], spec: Omit<DecodeSpec, 'source'>, keep: boolean, wanted?: Promise<void>): Promise<DecodedRows> {
     if (this.closed) throw new KilnError('E_WORKER', 'the image decoding pool is closed', { hint: 'open the folder again' });
     const parts = Math.max(1, Math.min(this.slots.length, Math.floor(items.length / ROWS_PER_PART)));
     const per = Math.ceil(items.length / parts);
     const answers: Promise<DecodedRows>[] = [];
-    for (let s = 0; s < items.length; s += per) answers.push(this.rowsOn(this.leastBusy(), items.slice(s, s + per), spec, keep));
+    for (let s = 0; s < items.length; s += per) answers.push(this.rowsOn(this.leastBusy(), items.slice(s, s + per), spec, keep, wanted));
     const got = await Promise.all(answers);
     if (got.length === 1) return got[0];
     const size = spec.size[0] * spec.size[1] * spec.channels;
@@ -245,11 +288,62 @@ export class WorkerPoolHost implements ImageHost {
       for (const [k, e] of part.errors) errors.set(p * per + k, e);
       pixels?.push(...(part.pixels as (Uint8Array | undefined)[]));
     });
-    return { rows, pixels, errors };
+    return { rows, pixels, errors, byCaller: got.reduce((t, part) => t + part.byCaller, 0) };
   }
 
-  /** One `rows` message to `slot`, and its answer unpacked (pixels as views into the answer's buffer). */
-  private rowsOn(slot: Slot, chunk: DecodeItem[], spec: Omit<DecodeSpec, 'source'>, keep: boolean): Promise<DecodedRows> {
+  /**
+   * One `rows` message to `slot`, and its answer unpacked (pixels as views into the answer's
+   * buffer). With `wanted` the images are claimed one by one on shared memory, and if the answer
+   * has not come when the caller starts waiting, the caller takes over what is left (`stealRows`);
+   * the answer is then awaited only for the images the worker had claimed, if any.
+   */
+  private async rowsOn(slot: Slot, chunk: DecodeItem[], spec: Omit<DecodeSpec, 'source'>, keep: boolean, wanted?: Promise<void>): Promise<DecodedRows> {
+    const n = chunk.length;
+    const claims = wanted && this.inline ? new Int32Array(new SharedArrayBuffer(4 * n)) : undefined;
+    const answer = this.postRows(slot, chunk, spec, keep, claims);
+    let answered = false;
+    // An answer nobody awaits any more (every image taken over) must not fail as unhandled.
+    answer.then(
+      () => (answered = true),
+      () => (answered = true),
+    );
+    let stolen: Stolen | undefined;
+    if (claims && wanted) {
+      const first = await Promise.race([answer, wanted.then(afterPendingMessages)]);
+      // A message already received is handled before `afterPendingMessages` resolves: nothing is taken from an answer that has come.
+      if (first === undefined && !answered && !this.closed) stolen = await this.stealRows(chunk, spec, keep, claims);
+    }
+    if (stolen && stolen.count === n) return { rows: stolen.rows, pixels: keep ? stolen.pixels : undefined, errors: stolen.errors, byCaller: n - stolen.errors.size };
+    const reply = await answer;
+    const errors = new Map<number, Error>();
+    for (const [k, e] of reply.errors) errors.set(k, receiveError(e));
+    let pixels: (Uint8Array | undefined)[] | undefined;
+    if (keep) {
+      const lengths = reply.lengths as Int32Array;
+      pixels = new Array(n);
+      for (let k = 0, at = 0; k < n; k++) {
+        if (lengths[k] < 0) continue;
+        pixels[k] = new Uint8Array(reply.pixels as ArrayBuffer, at, lengths[k]);
+        at += lengths[k];
+      }
+    }
+    const rows = new Float32Array(reply.rows as ArrayBuffer);
+    if (stolen) {
+      // The worker skipped what the caller claimed: its rows are zeros there.
+      const size = spec.size[0] * spec.size[1] * spec.channels;
+      for (let k = 0; k < n; k++) {
+        if (claims?.[k] !== CALLER) continue;
+        rows.set(stolen.rows.subarray(k * size, (k + 1) * size), k * size);
+        if (pixels) pixels[k] = stolen.pixels[k];
+        const e = stolen.errors.get(k);
+        if (e) errors.set(k, e);
+      }
+    }
+    return { rows, pixels, errors, byCaller: stolen ? stolen.count - stolen.errors.size : 0 };
+  }
+
+  /** Posts one `rows` message to `slot`; resolves with the worker's answer. */
+  private postRows(slot: Slot, chunk: DecodeItem[], spec: Omit<DecodeSpec, 'source'>, keep: boolean, claims: Int32Array | undefined): Promise<DecodeReplies> {
     const batch = this.nextId++;
     const ids = Int32Array.from(chunk, (_, k) => k);
     const sources = new Int32Array(2 * chunk.length);
@@ -262,23 +356,48 @@ export class WorkerPoolHost implements ImageHost {
       if (slot.pending.size + slot.batches.size === 0) slot.worker.ref();
       slot.batches.set(batch, { resolve, reject });
       slot.rowsPending += chunk.length;
-      const msg: DecodeRequests = { op: 'rows', ids, files, spec: { size: spec.size, resize: spec.resize, channels: spec.channels }, sources, batch, keep };
+      const msg: DecodeRequests = { op: 'rows', ids, files, spec: { size: spec.size, resize: spec.resize, channels: spec.channels }, sources, batch, keep, claims };
       slot.worker.postMessage(msg, [ids.buffer, sources.buffer]);
-    }).then((reply) => {
-      const errors = new Map<number, Error>();
-      for (const [k, e] of reply.errors) errors.set(k, receiveError(e));
-      let pixels: (Uint8Array | undefined)[] | undefined;
-      if (keep) {
-        const lengths = reply.lengths as Int32Array;
-        pixels = new Array(chunk.length);
-        for (let k = 0, at = 0; k < chunk.length; k++) {
-          if (lengths[k] < 0) continue;
-          pixels[k] = new Uint8Array(reply.pixels as ArrayBuffer, at, lengths[k]);
-          at += lengths[k];
-        }
-      }
-      return { rows: new Float32Array(reply.rows as ArrayBuffer), pixels, errors };
     });
+  }
+
+  /**
+   * The caller's share of a late batch. Policy: the training thread is idle (it awaits this batch),
+   * so every image it can decode cheaply is better decoded now than waited for, and nothing else is:
+   *  - only files `SharpHost.decodeIfCheap` takes (small plain JPEGs already at the model's size,
+   *    ~20 µs of decoding and ~8 µs of reading on this thread, measured in docs/benchmarks.md); an
+   *    image that needs libvips (resizing, PNG, EXIF, ICC, …) would cost this thread ~0.5 ms and
+   *    libuv's threads more, and is left to the worker, as is a file that cannot be read (the
+   *    worker reports it with the usual typed error);
+   *  - from the end of the batch backwards, while the worker goes forwards, each image claimed by a
+   *    compare-and-swap so that no image is decoded twice; the first image found claimed by the
+   *    worker ends the take-over (the worker has started everything before it).
+   * Pixels are those `decode` gives (the same function decodes them), so a batch is the same
+   * whichever thread decoded which image.
+   */
+  private async stealRows(chunk: DecodeItem[], spec: Omit<DecodeSpec, 'source'>, keep: boolean, claims: Int32Array): Promise<Stolen> {
+    const inline = this.inline as SharpHost;
+    const n = chunk.length;
+    const pixels = spec.size[0] * spec.size[1];
+    const size = pixels * spec.channels;
+    const out: Stolen = { rows: new Float32Array(n * size), pixels: new Array<Uint8Array | undefined>(n), errors: new Map(), count: 0 };
+    for (let k = n - 1; k >= 0; k--) {
+      if (Atomics.load(claims, k) === WORKER) break;
+      const claim = () => Atomics.compareExchange(claims, k, 0, CALLER) === 0;
+      let px: Uint8Array | undefined;
+      try {
+        px = await inline.decodeIfCheap(chunk[k].file, { ...spec, source: chunk[k].source }, claim);
+      } catch (e) {
+        out.errors.set(k, e as Error);
+        out.count++;
+        continue;
+      }
+      if (!px) continue;
+      pixelsToFloat(px, pixels, spec.channels, out.rows, k * size);
+      if (keep) out.pixels[k] = px;
+      out.count++;
+    }
+    return out;
   }
 
   close(): void {
