@@ -26,7 +26,10 @@
 //
 //   node tools/bench/image-folder.mjs [--model lenet5|resnet18] [--rounds 5] [--batches 45]
 //                                     [--threads N] [--decode-workers N] [--prefetch N (default 2)]
-//                                     [--skip-profile] [--out FILE]
+//                                     [--steal-late on|off (default on)] [--skip-profile] [--out FILE]
+//
+// --steal-late off: the training thread waits for a late batch instead of decoding its remaining
+// small JPEGs itself (imageFolder's `stealLate`); --decode-workers 0: everything on that thread.
 //
 // The JPEGs (the first batches × 64 Fashion-MNIST training images, 28×28 grey, quality 90) are
 // written once to bench-results/.cache/image-folder-<count>/.
@@ -55,6 +58,7 @@ const { values: flags } = parseArgs({
     batches: { type: 'string', default: '45' },
     threads: { type: 'string' },
     'decode-workers': { type: 'string' },
+    'steal-late': { type: 'string', default: 'on' },
     prefetch: { type: 'string', default: '2' },
     out: { type: 'string' },
     'skip-profile': { type: 'boolean', default: false },
@@ -97,7 +101,7 @@ async function child(cfg) {
   manualSeed(0);
   const open = async (cacheBytes) => {
     const t0 = performance.now();
-    const f = await imageFolder(cfg.folder, { size: [28, 28], channels: 1, cacheBytes, workers: cfg.decodeWorkers });
+    const f = await imageFolder(cfg.folder, { size: [28, 28], channels: 1, cacheBytes, workers: cfg.decodeWorkers, stealLate: cfg.stealLate });
     return { f, openMs: performance.now() - t0 };
   };
   const first = await open(0);
@@ -123,10 +127,10 @@ async function child(cfg) {
     const read = typeof ds.gatherMany === 'function' ? 'gatherMany' : typeof ds.getMany === 'function' ? 'getMany' : undefined;
     if (read) {
       const own = ds[read];
-      ds[read] = (indices) => {
+      ds[read] = (indices, options) => {
         const b = ready.length;
         ready.push(Infinity);
-        return own.call(ds, indices).then((r) => ((ready[b] = performance.now()), r));
+        return own.call(ds, indices, options).then((r) => ((ready[b] = performance.now()), r));
       };
     }
     const timer = {
@@ -185,11 +189,13 @@ async function child(cfg) {
   seq.nocache = await epoch(nocache.f.train);
   seq.memory3 = await epoch(memory);
   const cache = cold.f.train.cacheStats();
+  // Who decoded the images of the batched reads: the decoding threads, or the training thread taking over late batches.
+  const decoded = { cold: cold.f.train.decodeStats(), nocache: nocache.f.train.decodeStats() };
   cold.f.close();
   nocache.f.close();
   const m = (a, b) => (seq[a].samples_per_sec + seq[b].samples_per_sec) / 2;
   const ratios = { cold: seq.cold.samples_per_sec / m('memory1', 'memory2'), warm: seq.warm.samples_per_sec / m('memory2', 'memory3'), nocache: seq.nocache.samples_per_sec / m('memory2', 'memory3') };
-  console.log('RESULT ' + JSON.stringify({ epochs: seq, ratios, cache, open_ms: cold.openMs, peak_rss_mib: process.resourceUsage().maxRSS / 1024 }));
+  console.log('RESULT ' + JSON.stringify({ epochs: seq, ratios, cache, decoded, open_ms: cold.openMs, peak_rss_mib: process.resourceUsage().maxRSS / 1024 }));
 }
 
 // ---------------------------------------------------------------- parent
@@ -279,7 +285,8 @@ for (const p of passes) process.stderr.write(`imageFolder pass, workers ${p.work
 
 // ---- training
 const backend = loadDnnl().loaded ? 'wasm+onednn' : 'wasm';
-const base = { model: flags.model, backend, threads, folder, decodeWorkers, prefetch: int('prefetch', flags.prefetch) };
+if (!['on', 'off'].includes(flags['steal-late'])) throw new Error(`--steal-late must be on or off, got '${flags['steal-late']}'`);
+const base = { model: flags.model, backend, threads, folder, decodeWorkers, prefetch: int('prefetch', flags.prefetch), stealLate: flags['steal-late'] === 'on' };
 const runs = [];
 for (let r = 0; r < rounds; r++) {
   process.stderr.write(`… round ${r + 1}: ${flags.model}, epochs memory · cold · memory · warm · nocache · memory\n`);
@@ -288,7 +295,7 @@ for (let r = 0; r < rounds; r++) {
   if (res.status !== 0 || !line) throw new Error(`round ${r + 1} failed: ${(res.stderr || '').trim().split('\n').slice(-5).join(' | ')}`);
   const run = { round: r, loadavg: os.loadavg()[0], ...JSON.parse(line.slice(7)) };
   runs.push(run);
-  process.stderr.write(`  samples/s ${Object.entries(run.epochs).map(([k, v]) => `${k} ${v.samples_per_sec.toFixed(0)} (step ${v.ms_per_step.toFixed(1)} + ${v.ms_between_steps.toFixed(1)} ms${v.ms_waiting_for_batch === undefined ? '' : ` = ${v.ms_waiting_for_batch.toFixed(1)} waiting + ${v.ms_other_between.toFixed(1)} other`}; first batch ${v.ms_first_batch.toFixed(0)} ms; main thread ${v.main_thread_cpu_ms_per_step.toFixed(1)} ms CPU/step; GC ${v.main_gc_ms.toFixed(0)} ms, longest ${v.main_gc_max_ms.toFixed(0)})`).join(', ')}; ratios ${Object.entries(run.ratios).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ')}; cache ${run.cache.hits} hits ${run.cache.misses} misses ${(run.cache.bytes / 1024).toFixed(0)} KiB; load ${run.loadavg.toFixed(1)}\n`);
+  process.stderr.write(`  samples/s ${Object.entries(run.epochs).map(([k, v]) => `${k} ${v.samples_per_sec.toFixed(0)} (step ${v.ms_per_step.toFixed(1)} + ${v.ms_between_steps.toFixed(1)} ms${v.ms_waiting_for_batch === undefined ? '' : ` = ${v.ms_waiting_for_batch.toFixed(1)} waiting + ${v.ms_other_between.toFixed(1)} other`}; first batch ${v.ms_first_batch.toFixed(0)} ms; main thread ${v.main_thread_cpu_ms_per_step.toFixed(1)} ms CPU/step; GC ${v.main_gc_ms.toFixed(0)} ms, longest ${v.main_gc_max_ms.toFixed(0)})`).join(', ')}; ratios ${Object.entries(run.ratios).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ')}; cache ${run.cache.hits} hits ${run.cache.misses} misses ${(run.cache.bytes / 1024).toFixed(0)} KiB; decoded by the training thread: cold+warm ${run.decoded.cold.caller}/${run.decoded.cold.caller + run.decoded.cold.threads}, nocache ${run.decoded.nocache.caller}/${run.decoded.nocache.caller + run.decoded.nocache.threads}; load ${run.loadavg.toFixed(1)}\n`);
 }
 const load1 = os.loadavg();
 const kinds = ['cold', 'warm', 'nocache'];
@@ -297,7 +304,7 @@ const epochMedian = (k) => median(runs.map((r) => r.epochs[k].samples_per_sec));
 const memoryMedian = median(runs.flatMap((r) => ['memory1', 'memory2', 'memory3'].map((k) => r.epochs[k].samples_per_sec)));
 
 const f1 = (x) => x.toFixed(1);
-console.log(`${flags.model}, batch ${BATCH}, ${count} images (one epoch = ${batches} steps), ${backend}, ${threads} compute threads, decode workers ${decodeWorkers ?? 'default'}, prefetch ${base.prefetch}, ${rounds} rounds`);
+console.log(`${flags.model}, batch ${BATCH}, ${count} images (one epoch = ${batches} steps), ${backend}, ${threads} compute threads, decode workers ${decodeWorkers ?? 'default'}, steal-late ${flags['steal-late']}, prefetch ${base.prefetch}, ${rounds} rounds`);
 console.log(`CPU: ${cpuModel}, ${os.availableParallelism()} cores, Node ${process.version}; load average ${load0.map((x) => x.toFixed(2)).join(' ')} → ${load1.map((x) => x.toFixed(2)).join(' ')}`);
 /** Median over rounds of an epoch's per-step times: step + between (waiting for the batch + other), ms. */
 const perStep = (ks) => {
@@ -310,6 +317,8 @@ console.log('|---|---|---|---|---|---|');
 console.log(`| memory | ${f1(memoryMedian)} | | ${perStep(['memory1', 'memory2', 'memory3'])} |`);
 for (const k of kinds) console.log(`| folder ${k} | ${f1(epochMedian(k))} | **${ratios[k].median.toFixed(3)}**; ${ratios[k].rounds.map((x) => x.toFixed(2)).join(', ')} | ${perStep([k])} |`);
 console.log(`opening the folder (list + headers): ${f1(median(runs.map((r) => r.open_ms)))} ms; cache after cold + warm epochs: ${runs[0].cache.hits} hits, ${runs[0].cache.misses} misses, ${(runs[0].cache.bytes / 1024).toFixed(0)} KiB; peak RSS ${Math.max(...runs.map((r) => r.peak_rss_mib)).toFixed(0)} MiB`);
+const share = (k) => median(runs.map((r) => r.decoded[k].caller / Math.max(1, r.decoded[k].caller + r.decoded[k].threads)));
+console.log(`share of batched images decoded by the training thread (late batches taken over; median): cold ${(100 * share('cold')).toFixed(1)} %, nocache ${(100 * share('nocache')).toFixed(1)} %`);
 console.log('decoding profile, per image (one thread, second pass):');
 for (const [name, p] of Object.entries(profile)) console.log(`  ${name}: ${f1(p.cpu_us_per_image)} µs CPU (${f1(p.us_per_image)} µs wall)`);
 for (const p of passes.slice(2)) console.log(`  imageFolder, workers ${p.workers}: ${p.images_per_sec.toFixed(0)} images/s, ${f1(p.main_thread_cpu_us_per_image)} µs main-thread CPU (${f1(p.main_thread_us_per_image)} µs busy), ${f1(p.process_cpu_us_per_image)} µs process CPU`);
@@ -318,6 +327,6 @@ const outFile = flags.out ?? path.join(root, 'bench-results', `image-folder-${ne
 mkdirSync(path.dirname(outFile), { recursive: true });
 writeFileSync(
   outFile,
-  JSON.stringify({ model: flags.model, batch_size: BATCH, images: count, threads, decode_workers: decodeWorkers ?? null, prefetch: base.prefetch, backend, rounds, machine: { cpu: cpuModel, cores: os.availableParallelism(), node: process.version, loadavg_start: load0, loadavg_end: load1 }, ratios, memory_samples_per_sec: memoryMedian, profile, passes, runs }, null, 2) + '\n',
+  JSON.stringify({ model: flags.model, batch_size: BATCH, images: count, threads, decode_workers: decodeWorkers ?? null, steal_late: base.stealLate, prefetch: base.prefetch, backend, rounds, machine: { cpu: cpuModel, cores: os.availableParallelism(), node: process.version, loadavg_start: load0, loadavg_end: load1 }, ratios, memory_samples_per_sec: memoryMedian, profile, passes, runs }, null, 2) + '\n',
 );
 console.log(`results: ${path.relative(process.cwd(), outFile)}`);

@@ -109,21 +109,37 @@ describe('a late batch is decoded by the waiting caller', () => {
     expect(off.train.decodeStats()).toEqual({ threads: 5, caller: 0 });
   });
 
-  it('splits a batch with a worker that has started it: the worker from the front, the caller from the back, nothing decoded twice', async () => {
+  it('a batch the worker has started and not answered: the caller takes the rest from the back, then decodes the worker\'s cheap images again rather than wait', async () => {
     const reference = await open(plainRoot, { ...spec, workers: 0, cacheBytes: 0 });
     const late = await open(plainRoot, { ...spec, workers: 1, cacheBytes: 0, decodeLateMs: 60 });
     // A first batch, so that the worker is running when the second is asked for.
     await late.train.gatherMany([0]);
     const idx = Array.from({ length: N }, (_, k) => (k * 7) % N);
     const want = await reference.train.gatherMany(idx);
-    // Waited for after 500 ms: the worker (60 ms per image) has claimed several, not all 24.
-    const got = await late.train.gatherMany(idx, { wanted: delay(500) });
+    // Waited for after 300 ms: the worker (60 ms per image) has claimed a few, far from all 24.
+    const got = await late.train.gatherMany(idx, { wanted: delay(300) });
     expect(bytesOf(got.x).equals(bytesOf(want.x))).toBe(true);
     expect(Array.from(got.y)).toEqual(Array.from(want.y));
+    // Every image of the batch is plain: the caller covers them all and does not wait for the answer.
+    expect(late.train.decodeStats()).toEqual({ threads: 1, caller: N });
+  });
+
+  it('a batch with images only the worker can decode: split between the two, merged in order, nothing missing', async () => {
+    const reference = await open(mixedRoot, { ...spec, workers: 0, cacheBytes: 0 });
+    const late = await open(mixedRoot, { ...spec, workers: 1, cacheBytes: 0, decodeLateMs: 60 });
+    await late.train.gatherMany([0]);
+    const idx = Array.from({ length: N }, (_, k) => (k * 5) % N);
+    const want = await reference.train.gatherMany(idx);
+    const got = await late.train.gatherMany(idx, { wanted: delay(300) });
+    expect(bytesOf(got.x).equals(bytesOf(want.x))).toBe(true);
+    expect(Array.from(got.y)).toEqual(Array.from(want.y));
+    const cheap = idx.filter((j) => cheapOf[Number(path.basename(late.train.files[j]).slice(0, 3))]).length;
     const { threads, caller } = late.train.decodeStats();
     expect(threads + caller).toBe(1 + N);
-    expect(threads).toBeGreaterThan(1);
+    // The PNGs and JPEGs to shrink are the worker's; of the plain ones, those it had not claimed are the caller's.
+    expect(threads).toBeGreaterThanOrEqual(1 + N - cheap);
     expect(caller).toBeGreaterThan(0);
+    expect(caller).toBeLessThanOrEqual(cheap);
   });
 
   it('through a DataLoader: the same seeded batches as in memory, caller-decoded images cached, no tensor left behind', async () => {

@@ -110,14 +110,22 @@ type Answer = { size?: { height: number; width: number }; data?: Uint8Array };
 const CALLER = 1;
 const WORKER = 2;
 
-/** What the calling thread decoded of a late batch: rows (zeros elsewhere), pixels and errors at the positions it claimed. */
+/**
+ * What the calling thread decoded of a late batch: rows (zeros elsewhere), pixels and errors at the
+ * positions it covered — those it claimed, and those the worker had claimed that it decoded too.
+ */
 interface Stolen {
   rows: Float32Array;
   pixels: (Uint8Array | undefined)[];
   errors: Map<number, Error>;
-  /** Images claimed (decoded, or failed) by the caller. */
+  /** Positions covered (decoded, or failed) by the caller. */
+  covered: boolean[];
+  /** How many positions are covered. */
   count: number;
 }
+
+/** Images the caller decodes between two looks at whether the worker's answer has come (~0.2 ms). */
+const LOOK_EVERY = 8;
 
 /** Resolves (with undefined) after the messages already received by this thread have been handled. */
 const afterPendingMessages = () => new Promise<undefined>((resolve) => setImmediate(() => resolve(undefined)));
@@ -311,8 +319,9 @@ export class WorkerPoolHost implements ImageHost {
     if (claims && wanted) {
       const first = await Promise.race([answer, wanted.then(afterPendingMessages)]);
       // A message already received is handled before `afterPendingMessages` resolves: nothing is taken from an answer that has come.
-      if (first === undefined && !answered && !this.closed) stolen = await this.stealRows(chunk, spec, keep, claims);
+      if (first === undefined && !answered && !this.closed) stolen = await this.stealRows(chunk, spec, keep, claims, () => answered);
     }
+    // Every image covered by the caller: the worker's answer, whenever it comes, is not needed.
     if (stolen && stolen.count === n) return { rows: stolen.rows, pixels: keep ? stolen.pixels : undefined, errors: stolen.errors, byCaller: n - stolen.errors.size };
     const reply = await answer;
     const errors = new Map<number, Error>();
@@ -332,6 +341,7 @@ export class WorkerPoolHost implements ImageHost {
       // The worker skipped what the caller claimed: its rows are zeros there.
       const size = spec.size[0] * spec.size[1] * spec.channels;
       for (let k = 0; k < n; k++) {
+        // Also decoded by the worker (the caller covered it too, but the answer came): the worker's row, the same bytes.
         if (claims?.[k] !== CALLER) continue;
         rows.set(stolen.rows.subarray(k * size, (k + 1) * size), k * size);
         if (pixels) pixels[k] = stolen.pixels[k];
@@ -339,7 +349,8 @@ export class WorkerPoolHost implements ImageHost {
         if (e) errors.set(k, e);
       }
     }
-    return { rows, pixels, errors, byCaller: stolen ? stolen.count - stolen.errors.size : 0 };
+    const mine = stolen ? chunk.reduce((t, _, k) => t + (claims?.[k] === CALLER && !stolen.errors.has(k) ? 1 : 0), 0) : 0;
+    return { rows, pixels, errors, byCaller: mine };
   }
 
   /** Posts one `rows` message to `slot`; resolves with the worker's answer. */
@@ -369,33 +380,49 @@ export class WorkerPoolHost implements ImageHost {
    *    image that needs libvips (resizing, PNG, EXIF, ICC, …) would cost this thread ~0.5 ms and
    *    libuv's threads more, and is left to the worker, as is a file that cannot be read (the
    *    worker reports it with the usual typed error);
-   *  - from the end of the batch backwards, while the worker goes forwards, each image claimed by a
-   *    compare-and-swap so that no image is decoded twice; the first image found claimed by the
-   *    worker ends the take-over (the worker has started everything before it).
+   *  - first the images the worker has not started, from the end of the batch backwards while the
+   *    worker goes forwards, each claimed by a compare-and-swap (the worker then skips it): nothing
+   *    is decoded twice;
+   *  - then, if the answer has still not come, the cheap images the worker has claimed as well: a
+   *    worker that has started a batch and not answered is waiting for a core (measured: stalls of
+   *    50–200 ms at load 10 on 2 cores), and decoding an image again costs ~25 µs. The caller looks
+   *    for the answer every `LOOK_EVERY` images and stops as soon as it has come, so the work it
+   *    may duplicate is bounded by what it would otherwise have spent waiting.
    * Pixels are those `decode` gives (the same function decodes them), so a batch is the same
    * whichever thread decoded which image.
    */
-  private async stealRows(chunk: DecodeItem[], spec: Omit<DecodeSpec, 'source'>, keep: boolean, claims: Int32Array): Promise<Stolen> {
+  private async stealRows(chunk: DecodeItem[], spec: Omit<DecodeSpec, 'source'>, keep: boolean, claims: Int32Array, answered: () => boolean): Promise<Stolen> {
     const inline = this.inline as SharpHost;
     const n = chunk.length;
     const pixels = spec.size[0] * spec.size[1];
     const size = pixels * spec.channels;
-    const out: Stolen = { rows: new Float32Array(n * size), pixels: new Array<Uint8Array | undefined>(n), errors: new Map(), count: 0 };
-    for (let k = n - 1; k >= 0; k--) {
-      if (Atomics.load(claims, k) === WORKER) break;
-      const claim = () => Atomics.compareExchange(claims, k, 0, CALLER) === 0;
+    const out: Stolen = { rows: new Float32Array(n * size), pixels: new Array<Uint8Array | undefined>(n), errors: new Map(), covered: new Array<boolean>(n).fill(false), count: 0 };
+    /** Decodes position k here if cheap (and `claim` agrees); false when left to the worker. */
+    const take = async (k: number, claim: () => boolean): Promise<boolean> => {
       let px: Uint8Array | undefined;
       try {
         px = await inline.decodeIfCheap(chunk[k].file, { ...spec, source: chunk[k].source }, claim);
       } catch (e) {
         out.errors.set(k, e as Error);
-        out.count++;
-        continue;
+        px = undefined;
       }
-      if (!px) continue;
-      pixelsToFloat(px, pixels, spec.channels, out.rows, k * size);
-      if (keep) out.pixels[k] = px;
+      if (!px && !out.errors.has(k)) return false;
+      if (px) {
+        pixelsToFloat(px, pixels, spec.channels, out.rows, k * size);
+        if (keep) out.pixels[k] = px;
+      }
+      out.covered[k] = true;
       out.count++;
+      return true;
+    };
+    for (let k = n - 1; k >= 0; k--) {
+      if (Atomics.load(claims, k) === WORKER) break;
+      await take(k, () => Atomics.compareExchange(claims, k, 0, CALLER) === 0);
+    }
+    let since = 0;
+    for (let k = 0; k < n && !answered() && !this.closed; k++) {
+      if (out.covered[k] || Atomics.load(claims, k) !== WORKER) continue;
+      if ((await take(k, () => true)) && ++since % LOOK_EVERY === 0) await afterPendingMessages();
     }
     return out;
   }
