@@ -107,6 +107,9 @@ class Limiter {
   }
 }
 
+/** Training images each decoding thread (and the calling thread, for late batches) decodes once at opening, unused: one batch of a typical size. */
+const WARM_UP_IMAGES = 64;
+
 /** Images per decoding request at most, so that a huge request neither holds all its pixels at once nor starves other callers. */
 const CHUNK = 256;
 
@@ -433,6 +436,12 @@ async function open(rootName: string, layout: FolderLayout, host: ImageHost, opt
   if ((kept.get('train') ?? []).length === 0) {
     throw new DataFormatError(rootName, 'no readable training images in the folder', { expected: 'at least one image a decoder can read', found: `${skipped.length} unreadable` });
   }
+  const train = kept.get('train') as (ImageEntry & { height?: number; width?: number })[];
+  // Threads that decode for the first time are slow (JIT and WebAssembly tiers): done here, not in the first epoch's steps.
+  await host.warmUp?.(
+    train.slice(0, WARM_UP_IMAGES).map((e) => ({ file: e.file, source: e.height ? { height: e.height, width: e.width as number } : undefined })),
+    { size, resize, channels },
+  );
   const shared: Shared = { host, open: kept.size, size, resize, channels, skipBad, warn, cacheBytes, limiter, skipped, classes: layout.classes };
   const make = (name: string) => (kept.has(name) ? new ImageFolderDataset(kept.get(name) as ImageEntry[], shared) : undefined);
   const folder: ImageFolder = {

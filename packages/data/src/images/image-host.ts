@@ -22,6 +22,11 @@ export interface ImageHost {
    * threads have not started on the calling thread (see `WorkerPoolHost`).
    */
   decodeRows?(items: DecodeItem[], spec: Omit<DecodeSpec, 'source'>, keep: boolean, wanted?: Promise<void>): Promise<DecodedRows>;
+  /**
+   * Optional: decodes `items` once on every thread that will decode, the results unused, so that
+   * the first batches do not pay for the threads' warm-up; never throws (a bad file is found later).
+   */
+  warmUp?(items: DecodeItem[], spec: Omit<DecodeSpec, 'source'>): Promise<void>;
   /** Releases what the host holds (threads); later calls fail. */
   close?(): void;
 }

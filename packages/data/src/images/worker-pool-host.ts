@@ -427,6 +427,23 @@ export class WorkerPoolHost implements ImageHost {
     return out;
   }
 
+  /**
+   * One `rows` request of `items` to every worker, and (when late batches may be taken over) the
+   * same images decoded once here: a fresh worker took 80–420 ms for its first batch of 64 small
+   * JPEGs and 10–60 ms for each of the next ~15 (against ~3 ms warm), and this thread's first
+   * inline batch ~50 ms (measured at load ~10; docs/benchmarks.md "Image folders").
+   */
+  async warmUp(items: DecodeItem[], spec: Omit<DecodeSpec, 'source'>): Promise<void> {
+    if (this.closed || items.length === 0) return;
+    const work: Promise<unknown>[] = this.slots.map((slot) => this.postRows(slot, items, spec, false, undefined));
+    if (this.inline) {
+      const inline = this.inline;
+      await preparePlainJpeg();
+      for (const it of items) work.push(inline.decodeIfCheap(it.file, { ...spec, source: it.source }, () => true));
+    }
+    await Promise.all(work.map((p) => p.catch(() => undefined)));
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
