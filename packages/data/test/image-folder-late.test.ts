@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DataFormatError, tf } from '@kiln/core';
 import { wasmBackend } from '@kiln/backend-cpu';
-import { DataLoader, imageFolder, type Batch, type DataLoaderOptions, type Example, type ImageFolder } from '@kiln/data';
+import { DataLoader, imageFolder, type Batch, type DataLoaderOptions, type Example, type GatherOptions, type GatheringDataset, type ImageFolder } from '@kiln/data';
 
 // A late batch taken over by the waiting caller (ImageFolderOptions.stealLate): the decoding
 // threads are made late with the `decodeLateMs` hook (each stalls before each image of a batch).
@@ -79,6 +79,40 @@ beforeAll(async () => {
 afterAll(() => opened.forEach((f) => f.close()));
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+describe('GatherOptions.wanted: the loader says when it starts waiting for a batch', () => {
+  it('settles for a batch only when the loader awaits it, never for one read ahead and dropped', async () => {
+    const events: string[] = [];
+    let calls = 0;
+    const ds: GatheringDataset<Example> = {
+      length: 12,
+      schema: { x: { shape: [2], dtype: 'float32' }, y: { shape: [], dtype: 'int32' } },
+      get: () => {
+        throw new Error('not used');
+      },
+      getMany: () => Promise.reject(new Error('not used')),
+      gatherMany: (indices: ArrayLike<number>, options?: GatherOptions) => {
+        const b = calls++;
+        events.push(`read ${b}`);
+        void options?.wanted?.then(() => events.push(`wanted ${b}`));
+        return delay(5).then(() => ({ x: Float32Array.from({ length: 2 * indices.length }, (_, k) => k), y: Int32Array.from(indices) }));
+      },
+    };
+    const loader = new DataLoader(ds, { batchSize: 3, prefetch: 2 });
+    for await (const b of loader as AsyncIterable<Batch>) {
+      events.push('step');
+      tf.dispose([b.x, b.y]);
+      // Leave the epoch after its second batch: batch 3 was read ahead and is never awaited.
+      if (events.filter((e) => e === 'step').length === 2) break;
+    }
+    await delay(20);
+    // Batches 0–2 are read at once (prefetch 2 + the one awaited); each is wanted just before its step.
+    expect(events.slice(0, 4)).toEqual(['read 0', 'read 1', 'read 2', 'wanted 0']);
+    expect(events.indexOf('wanted 1')).toBeGreaterThan(events.indexOf('step'));
+    expect(events.filter((e) => e.startsWith('wanted'))).toEqual(['wanted 0', 'wanted 1']);
+    expect(calls).toBe(4);
+  });
+});
 
 describe('a late batch is decoded by the waiting caller', () => {
   it('takes over the cheap images of a batch its threads have not started; the batch is byte-identical, the rest waits for the threads', async () => {
