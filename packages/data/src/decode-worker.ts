@@ -38,7 +38,7 @@ parentPort?.on('message', (msg: DecodeRequests) => {
     const file = msg.files[k];
     // A batch's image the training thread took over while waiting for this answer (2 = ours, 1 = its).
     const taken = () => msg.claims !== undefined && Atomics.compareExchange(msg.claims, k, 0, 2) !== 0;
-    if (stall && (msg.claims === undefined || Atomics.load(msg.claims, k) === 0)) Atomics.wait(stall, 0, 0, lateMs);
+    if (stall && !msg.warm && (msg.claims === undefined || Atomics.load(msg.claims, k) === 0)) Atomics.wait(stall, 0, 0, lateMs);
     if (taken()) return;
     try {
       if (sizes) {

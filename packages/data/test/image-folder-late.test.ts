@@ -117,13 +117,13 @@ describe('GatherOptions.wanted: the loader says when it starts waiting for a bat
 describe('a late batch is decoded by the waiting caller', () => {
   it('takes over the cheap images of a batch its threads have not started; the batch is byte-identical, the rest waits for the threads', async () => {
     const reference = await open(mixedRoot, { ...spec, workers: 0, cacheBytes: 0 });
-    const late = await open(mixedRoot, { ...spec, workers: 1, cacheBytes: 0, decodeLateMs: 150 });
+    const late = await open(mixedRoot, { ...spec, workers: 1, cacheBytes: 0, decodeLateMs: 250 });
     const idx = [23, 0, 5, 17, 4, 9, 12, 1, 2, 3, 14, 21];
     const want = await reference.train.gatherMany(idx);
     const got = await late.train.gatherMany(idx, { wanted: Promise.resolve() });
     expect(bytesOf(got.x).equals(bytesOf(want.x))).toBe(true);
     expect(Array.from(got.y)).toEqual(Array.from(want.y));
-    // The worker stalls 150 ms before each image it has not seen taken: the caller takes every
+    // The worker stalls 250 ms before each image it has not seen taken: the caller takes every
     // cheap one (a plain JPEG at the model's size) at once; PNGs and JPEGs to shrink stay the worker's.
     const cheap = idx.filter((j) => cheapOf[Number(path.basename(late.train.files[j]).slice(0, 3))]).length;
     expect(cheap).toBeGreaterThan(0);

@@ -43,6 +43,8 @@ export interface DecodeRequests {
    * the end of the batch while it waits). A claimed image is skipped: its row stays zero, length −1.
    */
   claims?: Int32Array;
+  /** `rows`: a warm-up request (`warmUp`), answered but unused; the `lateMs` test hook does not stall it. */
+  warm?: boolean;
 }
 
 /** @internal The parts of an error that cross the thread boundary. */
@@ -354,7 +356,7 @@ export class WorkerPoolHost implements ImageHost {
   }
 
   /** Posts one `rows` message to `slot`; resolves with the worker's answer. */
-  private postRows(slot: Slot, chunk: DecodeItem[], spec: Omit<DecodeSpec, 'source'>, keep: boolean, claims: Int32Array | undefined): Promise<DecodeReplies> {
+  private postRows(slot: Slot, chunk: DecodeItem[], spec: Omit<DecodeSpec, 'source'>, keep: boolean, claims: Int32Array | undefined, warm = false): Promise<DecodeReplies> {
     const batch = this.nextId++;
     const ids = Int32Array.from(chunk, (_, k) => k);
     const sources = new Int32Array(2 * chunk.length);
@@ -367,7 +369,7 @@ export class WorkerPoolHost implements ImageHost {
       if (slot.pending.size + slot.batches.size === 0) slot.worker.ref();
       slot.batches.set(batch, { resolve, reject });
       slot.rowsPending += chunk.length;
-      const msg: DecodeRequests = { op: 'rows', ids, files, spec: { size: spec.size, resize: spec.resize, channels: spec.channels }, sources, batch, keep, claims };
+      const msg: DecodeRequests = { op: 'rows', ids, files, spec: { size: spec.size, resize: spec.resize, channels: spec.channels }, sources, batch, keep, claims, warm };
       slot.worker.postMessage(msg, [ids.buffer, sources.buffer]);
     });
   }
@@ -435,7 +437,7 @@ export class WorkerPoolHost implements ImageHost {
    */
   async warmUp(items: DecodeItem[], spec: Omit<DecodeSpec, 'source'>): Promise<void> {
     if (this.closed || items.length === 0) return;
-    const work: Promise<unknown>[] = this.slots.map((slot) => this.postRows(slot, items, spec, false, undefined));
+    const work: Promise<unknown>[] = this.slots.map((slot) => this.postRows(slot, items, spec, false, undefined, true));
     if (this.inline) {
       const inline = this.inline;
       await preparePlainJpeg();
