@@ -1,5 +1,5 @@
 import { ConfigError } from '@kiln/core';
-import { isAsyncDataset, type Dataset } from './dataset.js';
+import { isAsyncDataset, isGatheringDataset, type Dataset, type GatheringDataset } from './dataset.js';
 import { declaredSchema as schemaOf, describeSchema, type ExampleSchema } from './collate.js';
 
 function checkIndex(name: string, index: number, length: number): void {
@@ -45,6 +45,8 @@ export class SubsetDataset<T> implements Dataset<T> {
   readonly indices: Int32Array;
   /** Present when the source is an `AsyncDataset`: the batch at the mapped indices. */
   readonly getMany?: (indices: ArrayLike<number>) => Promise<T[]>;
+  /** Present when the source is a `GatheringDataset`: its gathered batch at the mapped indices. */
+  readonly gatherMany?: GatheringDataset<T>['gatherMany'];
   /** The source's schema, when it declares one. */
   readonly schema?: ExampleSchema;
   constructor(
@@ -55,16 +57,17 @@ export class SubsetDataset<T> implements Dataset<T> {
     this.schema = schemaOf(source);
     this.indices = Int32Array.from(indices);
     for (const i of this.indices) if (i < 0 || i >= source.length) throw new ConfigError('SubsetDataset.indices', `indices in [0, ${source.length})`, i);
-    if (isAsyncDataset(source)) {
-      this.getMany = async (indices) => {
-        const mapped = new Int32Array(indices.length);
-        for (let k = 0; k < indices.length; k++) {
-          checkIndex('SubsetDataset', indices[k], this.length);
-          mapped[k] = this.indices[indices[k]];
-        }
-        return source.getMany(mapped);
-      };
+    if (isAsyncDataset(source)) this.getMany = async (indices) => source.getMany(this.mapped(indices));
+    if (isGatheringDataset(source)) this.gatherMany = async (indices, options) => source.gatherMany(this.mapped(indices), options);
+  }
+  /** Positions in the source of this subset's `indices`. */
+  private mapped(indices: ArrayLike<number>): Int32Array {
+    const mapped = new Int32Array(indices.length);
+    for (let k = 0; k < indices.length; k++) {
+      checkIndex('SubsetDataset', indices[k], this.length);
+      mapped[k] = this.indices[indices[k]];
     }
+    return mapped;
   }
   get length(): number {
     return this.indices.length;

@@ -1,5 +1,5 @@
 import { ConfigError, KilnError } from '@kiln/core';
-import type { ExampleSchema, ExampleValue } from './collate.js';
+import type { ExampleSchema, ExampleValue, TensorSpec } from './collate.js';
 
 /** An indexable collection of examples. */
 export interface Dataset<T> {
@@ -23,6 +23,52 @@ export interface AsyncDataset<T> extends Dataset<T> {
 /** True when `ds` fetches batches asynchronously (has `getMany`). */
 export function isAsyncDataset<T>(ds: Dataset<T>): ds is AsyncDataset<T> {
   return typeof (ds as Partial<AsyncDataset<T>>).getMany === 'function';
+}
+
+/**
+ * An `AsyncDataset` that also assembles a batch itself, as `ArrayDataset.gather` does in memory: the
+ * batch's inputs and targets each in one buffer, ready to become one tensor. A dataset whose
+ * examples are made on other threads (an image folder's decoding workers) has them written there,
+ * so the thread that trains receives one buffer per batch instead of an object per example. The
+ * `DataLoader` uses it when iterated with `for await` and its schema is the dataset's own.
+ */
+export interface GatheringDataset<T> extends AsyncDataset<T> {
+  /** Shape and dtype of one example's `x` and `y`: the rows `gatherMany` fills. */
+  readonly schema: {
+    /** One example's input. */
+    x: TensorSpec;
+    /** One example's target. */
+    y: TensorSpec;
+  };
+  /**
+   * The examples at `indices`, stacked: exactly what collating `getMany(indices)` to `schema` gives,
+   * values already valid for it (class labels within the dataset's classes).
+   */
+  gatherMany(
+    indices: ArrayLike<number>,
+    options?: GatherOptions,
+  ): Promise<{
+    /** [indices.length, ...schema.x.shape], row-major, of `schema.x.dtype`. */
+    x: Float32Array | Int32Array;
+    /** [indices.length, ...schema.y.shape], row-major, of `schema.y.dtype`. */
+    y: Float32Array | Int32Array;
+  }>;
+}
+
+/** What a `DataLoader` tells `GatheringDataset.gatherMany` about a batch it asked for ahead of time. */
+export interface GatherOptions {
+  /**
+   * Settles when the caller starts waiting for this batch (a loader reads batches ahead; this is the
+   * moment the training thread has nothing else to do). A dataset whose batch is not ready by then
+   * may do the remaining work on the calling thread instead of leaving it idle; never settles for a
+   * batch that is dropped unread.
+   */
+  wanted?: Promise<void>;
+}
+
+/** True when `ds` gathers whole batches asynchronously (has `gatherMany` and `getMany`). */
+export function isGatheringDataset<T>(ds: Dataset<T>): ds is GatheringDataset<T> {
+  return isAsyncDataset(ds) && typeof (ds as Partial<GatheringDataset<T>>).gatherMany === 'function';
 }
 
 /**

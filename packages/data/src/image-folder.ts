@@ -32,7 +32,7 @@ export async function imageFolder(root: string, options: ImageFolderOptions = {}
   const workers = options.workers ?? defaultDecodeThreads();
   if (!(Number.isInteger(workers) && workers >= 0)) throw new ConfigError('imageFolder.workers', 'an integer >= 0', options.workers);
   const layout = await listImageFolder(root, options.extensions);
-  const host = workers === 0 ? new SharpHost(options) : new WorkerPoolHost(workers, options);
+  const host = workers === 0 ? new SharpHost(options) : new WorkerPoolHost(workers, options, { steal: options.stealLate, lateMs: options.decodeLateMs });
   // In flight at once: with threads, a couple of batches per thread (a worker reads and decodes
   // four files at a time, so what it holds stays small); on the calling thread, libuv's four
   // threads and a few files read ahead.

@@ -1,5 +1,5 @@
 import { tf, Rng, ConfigError, type RngState } from '@kiln/core';
-import { ArrayDataset, isAsyncDataset, type AnyExample, type Dataset } from './dataset.js';
+import { ArrayDataset, isAsyncDataset, isGatheringDataset, type AnyExample, type Dataset, type GatheringDataset } from './dataset.js';
 import { checkSchema, collateExamples, declaredSchema, describeSchema, inferSchema, isTensorSpec, toTensors, type Collated, type ExampleSchema, type HostBatch, type Schema, type TensorSpec, type TensorTree } from './collate.js';
 import { RandomSampler, SequentialSampler, type Sampler } from './sampler.js';
 import { nextTurn } from './next-turn.js';
@@ -75,7 +75,7 @@ export interface LoaderState {
   rng: RngState;
 }
 
-/** What reading a batch yields before collation: ready buffers (ArrayDataset) or the examples. */
+/** What reading a batch yields before collation: ready buffers (ArrayDataset, GatheringDataset) or the examples. */
 type Fetched = { host: HostBatch } | { examples: AnyExample[] };
 
 /** The schema and class count a dataset declares (`ArrayDataset`; image folders declare `shape` and `classes`). */
@@ -84,6 +84,13 @@ function ownSchema(dataset: Dataset<AnyExample>): { x?: Schema; y?: Schema } {
   if (declared) return declared;
   const shape = (dataset as { shape?: unknown }).shape;
   return Array.isArray(shape) && shape.every((n) => Number.isInteger(n) && n > 0) ? { x: { shape: shape as number[], dtype: 'float32' } } : {};
+}
+
+const sizeOf = (spec: TensorSpec) => spec.shape.reduce((a, b) => a * b, 1);
+
+/** True when `declared` is `own` float32 input seen in another shape of the same size (an image as a vector). */
+function isReshapeOf(declared: Schema | undefined, own: TensorSpec): declared is TensorSpec {
+  return !!declared && isTensorSpec(declared) && declared.dtype === 'float32' && own.dtype === 'float32' && sizeOf(declared) === sizeOf(own);
 }
 
 function numClassesOf(dataset: Dataset<AnyExample>): number | undefined {
@@ -112,6 +119,8 @@ export class DataLoader<E extends AnyExample = AnyExample> implements Iterable<B
   readonly seeded: boolean;
   private readonly declared: { x?: Schema; y?: Schema };
   private resolved?: ExampleSchema;
+  /** The dataset gathers whole batches (`GatheringDataset`) in the schema the loader collates to: `for await` reads them with `gatherMany`. */
+  private readonly gathers: boolean = false;
   private readonly numClasses?: number;
   private readonly rng: Rng;
   private readonly transform?: Augmentation;
@@ -145,12 +154,24 @@ export class DataLoader<E extends AnyExample = AnyExample> implements Iterable<B
       // size (an image as a vector); anything else declared cannot be honoured.
       const mine = dataset.schema;
       const dx = this.declared.x;
-      const reshaped = dx && isTensorSpec(dx) && dx.dtype === 'float32' && dx.shape.reduce((a, b) => a * b, 1) === dataset.exampleSize;
+      const reshaped = isReshapeOf(dx, mine.x as TensorSpec);
       const x = reshaped ? dx : mine.x;
       if (dx && !reshaped) throw new ConfigError('DataLoader.schema.x', `${describeSchema(mine.x)} (the ArrayDataset's own) or float32 of the same size`, describeSchema(dx));
       const dy = this.declared.y;
       if (dy && describeSchema(dy) !== describeSchema(mine.y)) throw new ConfigError('DataLoader.schema.y', `${describeSchema(mine.y)} (the ArrayDataset's own)`, describeSchema(dy));
       this.resolved = { x, y: mine.y };
+    } else if (isGatheringDataset(dataset)) {
+      // Batches come gathered in the dataset's own schema, its x possibly seen in another shape of
+      // the same size; any other declaration is honoured by collating examples from getMany, as for
+      // every other dataset.
+      const mine = dataset.schema;
+      const dx = this.declared.x;
+      const dy = this.declared.y;
+      const x = dx === undefined || describeSchema(dx) === describeSchema(mine.x) ? mine.x : isReshapeOf(dx, mine.x) ? dx : undefined;
+      if (x && (dy === undefined || describeSchema(dy) === describeSchema(mine.y))) {
+        this.resolved = { x, y: mine.y };
+        this.gathers = true;
+      }
     }
     const x = this.declared.x;
     this.exampleShape = x && isTensorSpec(x) ? x.shape : undefined;
@@ -223,24 +244,43 @@ export class DataLoader<E extends AnyExample = AnyExample> implements Iterable<B
     return this.resolved ?? (this.declared.x && this.declared.y ? (this.declared as ExampleSchema) : undefined);
   }
 
+  /** A gathered batch's two buffers as host arrays of the resolved schema (one leaf each). */
+  private gathered(x: Float32Array | Int32Array, y: Float32Array | Int32Array, n: number): Fetched {
+    const { x: xs, y: ys } = this.resolved as { x: TensorSpec; y: TensorSpec };
+    return { host: { x: { data: x, shape: [n, ...xs.shape] }, y: { data: y, shape: [n, ...ys.shape] } } };
+  }
+
   /** Reads a batch synchronously (in-memory and other synchronous datasets). */
   private readBatch(indices: Int32Array): Fetched {
     const ds = this.dataset;
     if (ds instanceof ArrayDataset) {
       const { x, y } = ds.gather(indices);
-      const n = indices.length;
-      const xShape = (this.resolved as { x: TensorSpec }).x.shape;
-      return { host: { x: { data: x, shape: [n, ...xShape] }, y: { data: y, shape: [n, ...ds.targetShape] } } };
+      return this.gathered(x, y, indices.length);
     }
     return { examples: Array.from(indices, (i) => ds.get(i)) };
   }
 
+  /** A `GatheringDataset`'s batch, checked against the schema it declares (a mismatch would make tensors of the wrong size or dtype). */
+  private async gatherBatch(indices: Int32Array, wanted?: Promise<void>): Promise<Fetched> {
+    const { x, y } = await (this.dataset as unknown as GatheringDataset<E>).gatherMany(indices, { wanted });
+    const n = indices.length;
+    const { x: xs, y: ys } = this.resolved as { x: TensorSpec; y: TensorSpec };
+    for (const [name, data, spec] of [['x', x, xs], ['y', y, ys]] as const) {
+      if (data.length !== n * sizeOf(spec) || data instanceof Int32Array !== (spec.dtype === 'int32')) {
+        throw new ConfigError(`GatheringDataset.gatherMany(indices).${name}`, `${n * sizeOf(spec)} ${spec.dtype} values (${n} examples of [${spec.shape.join(', ')}])`, `${data.length} in a ${data.constructor.name}`);
+      }
+    }
+    return this.gathered(x, y, n);
+  }
+
   /**
-   * Reads a batch without blocking: one `getMany` call for an `AsyncDataset` (its pool works on it
-   * while the caller trains), otherwise a synchronous read on a later turn of the event loop.
+   * Reads a batch without blocking: one `gatherMany` (a `GatheringDataset`) or `getMany` (an
+   * `AsyncDataset`) call, which its pool works on while the caller trains, otherwise a synchronous
+   * read on a later turn of the event loop.
    */
-  private fetchBatch(indices: Int32Array): Promise<Fetched> {
+  private fetchBatch(indices: Int32Array, wanted?: Promise<void>): Promise<Fetched> {
     const ds = this.dataset;
+    if (this.gathers) return this.gatherBatch(indices, wanted);
     if (isAsyncDataset(ds)) return ds.getMany(indices).then((examples) => ({ examples }));
     return new Promise<Fetched>((resolve, reject) =>
       nextTurn(() => {
@@ -321,29 +361,33 @@ export class DataLoader<E extends AnyExample = AnyExample> implements Iterable<B
 
   /**
    * One epoch of batches, with the next `prefetch` batches being read while the caller awaits its
-   * step: an `AsyncDataset` gets one `getMany` per batch, several in flight; other datasets are
-   * read on later turns of the event loop. Batches come out in order whatever order the reads
-   * finish in. Only host arrays are read ahead; tensors are made (and augmented) when a batch is
+   * step: an `AsyncDataset` gets one `getMany` (a `GatheringDataset` one `gatherMany`) per batch,
+   * several in flight; other datasets are read on later turns of the event loop. Batches come out
+   * in order whatever order the reads finish in. Only host arrays are read ahead; tensors are made (and augmented) when a batch is
    * handed out, so an epoch left early (limitTrainBatches, early stop) leaves no tensors behind,
    * and reads still in flight are dropped.
    */
   async *[Symbol.asyncIterator](): AsyncIterator<BatchOf<E>> {
     const { order, augmentSeed, start } = this.beginEpoch();
     const total = this.length;
-    const pending: { indices: Int32Array; fetched: Promise<Fetched> }[] = [];
+    const pending: { indices: Int32Array; fetched: Promise<Fetched>; want: () => void }[] = [];
     let next = start;
     const schedule = (ahead: number) => {
       while (next < total && pending.length < ahead) {
         const indices = this.batchIndices(order, next++);
-        const fetched = this.fetchBatch(indices);
+        // Settled when this batch is awaited, so that a gathering dataset may finish a late batch on this thread.
+        let want = () => undefined as void;
+        const wanted = new Promise<void>((resolve) => (want = resolve));
+        const fetched = this.fetchBatch(indices, wanted);
         // The error surfaces when this batch is awaited; until then (or if it never is) it must not count as unhandled.
         fetched.catch(() => undefined);
-        pending.push({ indices, fetched });
+        pending.push({ indices, fetched, want });
       }
     };
     for (let b = start; b < total; b++) {
       schedule(this.prefetch + 1);
-      const { indices, fetched } = pending.shift() as (typeof pending)[number];
+      const { indices, fetched, want } = pending.shift() as (typeof pending)[number];
+      want();
       const batch = this.toBatch(this.collate(await fetched, indices), indices, b, augmentSeed);
       this.position = b + 1;
       // Keep `prefetch` reads going while the caller works on this batch.

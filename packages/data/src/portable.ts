@@ -30,7 +30,7 @@ export {
 export * from './dataset-ops.js';
 export * from './idx.js';
 export { readTar, type TarEntry } from './tar.js';
-export { ImageFolderDataset, type ImageFolder, type ImageFolderOptions, type SkippedImage } from './images/image-folder-dataset.js';
+export { ImageFolderDataset, type DecodeStats, type ImageFolder, type ImageFolderOptions, type SkippedImage } from './images/image-folder-dataset.js';
 export { resizePlan, RESIZE_MODES, type ResizeMode, type ResizePlan } from './images/geometry.js';
 export { DEFAULT_EXTENSIONS, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, type DecodedImage, type FolderLayout, type ImageEntry, type ImageLimits } from './images/image-host.js';
 export type { CacheStats } from './images/byte-lru.js';

@@ -1,5 +1,6 @@
 import { ConfigError, DataFormatError, KilnError } from '@kiln/core';
-import { ArrayDataset, type AsyncDataset, type Example } from '../dataset.js';
+import type { TensorSpec } from '../collate.js';
+import { ArrayDataset, type Example, type GatherOptions, type GatheringDataset } from '../dataset.js';
 import { ByteLru, type CacheStats } from './byte-lru.js';
 import { checkSize, pixelsToFloat, RESIZE_MODES, type ResizeMode } from './geometry.js';
 import type { FolderLayout, ImageEntry, ImageHost, ImageLimits } from './image-host.js';
@@ -39,6 +40,23 @@ export interface ImageFolderOptions extends ImageLimits {
   extensions?: string[];
   /** Read every image's header when opening, to find unreadable files and the default size early (default true). */
   probe?: boolean;
+  /**
+   * When a `DataLoader` waits for a batch its decoding threads have not finished, the training
+   * thread decodes the batch's remaining small plain JPEGs (already at `size`) itself rather than
+   * sit idle; images that need libvips still wait for the threads (default true; Node, with
+   * `workers` > 0). The batch is the same either way; `decodeStats()` counts who decoded what.
+   */
+  stealLate?: boolean;
+  /** @internal Test hook: each decoding thread stalls this many ms per image of a batch (a thread starved of a core). */
+  decodeLateMs?: number;
+}
+
+/** Images decoded for `gatherMany`, by thread (see `ImageFolderDataset.decodeStats`). */
+export interface DecodeStats {
+  /** Decoded by the folder's decoding threads. */
+  threads: number;
+  /** Decoded by the calling thread while it waited for a late batch (`stealLate`). */
+  caller: number;
 }
 
 /** A file left out, and why. */
@@ -89,6 +107,12 @@ class Limiter {
   }
 }
 
+/** Training images each decoding thread (and the calling thread, for late batches) decodes once at opening, unused: one batch of a typical size. */
+const WARM_UP_IMAGES = 64;
+
+/** Images per decoding request at most, so that a huge request neither holds all its pixels at once nor starves other callers. */
+const CHUNK = 256;
+
 const firstLine = (e: unknown) => (e instanceof Error ? e.message.split('\n')[0] : String(e));
 
 /** Settings shared by the splits of one folder. */
@@ -108,15 +132,23 @@ interface Shared {
 }
 
 /**
- * The images of one split, decoded on demand: opening lists (and probes) files, `getMany` decodes
- * the requested ones on the folder's decoding threads into `[h, w, c]` float32 values in [0, 1], HWC.
- * Decoded images are kept in a byte-bounded LRU cache, so memory stays bounded however large the folder.
- * Iterate it with a `DataLoader` and `for await`; `get` is synchronous and cannot decode.
+ * The images of one split, decoded on demand: opening lists (and probes) files, `gatherMany` and
+ * `getMany` decode the requested ones on the folder's decoding threads into `[h, w, c]` float32
+ * values in [0, 1], HWC. Decoded images are kept in a byte-bounded LRU cache, so memory stays
+ * bounded however large the folder. Iterate it with a `DataLoader` and `for await`, which reads
+ * each batch with one `gatherMany`; `get` is synchronous and cannot decode.
  */
-export class ImageFolderDataset implements AsyncDataset<Example> {
+export class ImageFolderDataset implements GatheringDataset<Example> {
   readonly length: number;
   /** `[height, width, channels]` of every example's `x`. */
   readonly shape: [number, number, number];
+  /** What a batch holds: float32 `[h, w, c]` images and int32 class labels. */
+  readonly schema: {
+    /** One image: float32 `[height, width, channels]`, values in [0, 1]. */
+    x: TensorSpec;
+    /** Its class label: an int32 scalar. */
+    y: TensorSpec;
+  };
   /** Class names by label, shared by the folder's splits. */
   readonly classes: string[];
   /** Path of each example's image, by index: joined to `root` in Node, '/'-separated below the root in a browser. */
@@ -130,6 +162,7 @@ export class ImageFolderDataset implements AsyncDataset<Example> {
   private readonly inFlight = new Map<number, Promise<Uint8Array>>();
   private readonly bad = new Set<number>();
   private closed = false;
+  private readonly decoded: DecodeStats = { threads: 0, caller: 0 };
 
   /** @internal Made by `imageFolder`. */
   constructor(
@@ -143,6 +176,7 @@ export class ImageFolderDataset implements AsyncDataset<Example> {
     this.labels = Int32Array.from(entries, (e) => e.label);
     this.classes = shared.classes;
     this.shape = [shared.size[0], shared.size[1], shared.channels];
+    this.schema = { x: { shape: [...this.shape], dtype: 'float32' }, y: { shape: [], dtype: 'int32' } };
     this.cache = new ByteLru<number, Uint8Array>(shared.cacheBytes);
   }
 
@@ -152,81 +186,114 @@ export class ImageFolderDataset implements AsyncDataset<Example> {
     });
   }
 
-  /** The examples at `indices`, in that order. */
+  /** The examples at `indices`, in that order, each with its own `x` (what `gatherMany` gives, row by row). */
   async getMany(indices: ArrayLike<number>): Promise<Example[]> {
-    if (this.closed) throw new ConfigError('ImageFolderDataset', 'an open dataset', 'closed', 'open the folder again with imageFolder()');
-    const out: Example[] = new Array(indices.length);
-    const pixels = this.shape[0] * this.shape[1];
-    let misses: number[] | undefined;
-    for (let k = 0; k < indices.length; k++) {
-      const i = indices[k];
-      if (!(Number.isInteger(i) && i >= 0 && i < this.length)) throw new ConfigError('ImageFolderDataset.getMany(indices)', `integers in [0, ${this.length})`, i);
-      // Cached images are converted right here: no promise per image, so that an epoch served
-      // from the cache costs about what an in-memory dataset does.
-      const hit = this.cache.get(i);
-      if (hit) out[k] = { x: pixelsToFloat(hit, pixels, this.shared.channels), y: this.labels[i] };
-      else (misses ??= []).push(k);
-    }
-    if (!misses) return out;
-    const { host } = this.shared;
-    if (host.decodeMany) misses = await this.decodeBatch(host.decodeMany.bind(host), indices, misses, out);
-    await Promise.all(misses.map(async (k) => (out[k] = await this.example(indices[k], true))));
-    return out;
+    const { x, y } = await this.gatherMany(indices);
+    const size = this.shape[0] * this.shape[1] * this.shape[2];
+    return Array.from(y, (label, k) => ({ x: x.slice(k * size, (k + 1) * size), y: label }));
   }
 
   /**
-   * Decodes the missed images of a batch with one `decodeMany` per chunk (no promise per image),
-   * filling `out`; returns the positions left to the per-image path: images failing to decode
-   * (it applies skipBad), known-bad ones, duplicates and images another call is decoding.
+   * The images at `indices` as one batch: `x` [n, h, w, c] float32 in [0, 1] and their labels, each
+   * in one buffer. Cached images are converted here; the others are decoded on the folder's threads
+   * and arrive already converted, in one buffer that becomes `x` itself when the whole batch was
+   * decoded in one piece (the usual case in a first epoch). Under skipBad an image failing to decode
+   * gives the next readable image of the split, label and all.
    */
-  private async decodeBatch(decodeMany: NonNullable<ImageHost['decodeMany']>, indices: ArrayLike<number>, misses: number[], out: Example[]): Promise<number[]> {
-    const rest: number[] = [];
+  async gatherMany(
+    indices: ArrayLike<number>,
+    options: GatherOptions = {},
+  ): Promise<{
+    /** The images, [n, height, width, channels] row-major. */
+    x: Float32Array;
+    /** Their class labels (under skipBad, the replacement image's). */
+    y: Int32Array;
+  }> {
+    if (this.closed) throw new ConfigError('ImageFolderDataset', 'an open dataset', 'closed', 'open the folder again with imageFolder()');
+    const n = indices.length;
+    const { channels, host } = this.shared;
+    const pixels = this.shape[0] * this.shape[1];
+    const size = pixels * channels;
+    const y = new Int32Array(n);
+    const hits: { k: number; px: Uint8Array }[] = [];
+    // Positions to decode in this batch, those asked for twice, and those left to the per-image path.
     const todo: number[] = [];
     const dups: number[] = [];
+    const rest: number[] = [];
     const seen = new Set<number>();
-    for (const k of misses) {
+    for (let k = 0; k < n; k++) {
       const i = indices[k];
-      if (this.bad.has(i) || this.inFlight.has(i)) rest.push(k);
+      if (!(Number.isInteger(i) && i >= 0 && i < this.length)) throw new ConfigError('ImageFolderDataset indices', `integers in [0, ${this.length})`, i);
+      y[k] = this.labels[i];
+      const px = this.cache.get(i);
+      if (px) hits.push({ k, px });
+      else if (this.bad.has(i) || this.inFlight.has(i) || !host.decodeRows) rest.push(k);
       else if (seen.has(i)) dups.push(k);
       else {
         seen.add(i);
         todo.push(k);
       }
     }
-    const { size, resize, channels, limiter } = this.shared;
-    const pixels = size[0] * size[1];
-    const items = todo.map((k) => {
-      const i = indices[k];
-      return { file: this.files[i], source: this.heights[i] > 0 ? { height: this.heights[i], width: this.widths[i] } : undefined };
-    });
-    // Chunks of at most CHUNK images, so that a huge request neither holds all its pixels at once nor starves other callers.
-    const CHUNK = 256;
+    // A batch decoded whole in one piece is x as it arrives; otherwise its rows are copied in.
+    const whole = todo.length === n && n > 0 && n <= CHUNK;
+    let x: Float32Array | undefined = whole ? undefined : new Float32Array(n * size);
+    if (todo.length > 0) {
+      const rows = await this.decodeRows(indices, todo, rest, x, options.wanted);
+      x ??= rows;
+    }
+    const out = x as Float32Array;
+    for (const { k, px } of hits) pixelsToFloat(px, pixels, channels, out, k * size);
+    // An index asked for twice in one batch: a cache hit now, or (cache off, or it failed) the per-image path.
+    for (const k of dups) {
+      const px = this.cache.get(indices[k]);
+      if (px) pixelsToFloat(px, pixels, channels, out, k * size);
+      else rest.push(k);
+    }
+    await Promise.all(
+      rest.map(async (k) => {
+        const { px, label } = await this.example(indices[k], true);
+        pixelsToFloat(px, pixels, channels, out, k * size);
+        y[k] = label;
+      }),
+    );
+    return { x: out, y };
+  }
+
+  /**
+   * Decodes the batch positions `todo` on the host's threads in chunks (one `decodeRows` each),
+   * copying their rows into `x` when given (else returning the one chunk's rows) and caching their
+   * pixels; positions that fail go to `rest`, the per-image path, which applies skipBad.
+   */
+  private async decodeRows(indices: ArrayLike<number>, todo: number[], rest: number[], x: Float32Array | undefined, wanted?: Promise<void>): Promise<Float32Array> {
+    const { host, size, resize, channels, limiter, cacheBytes } = this.shared;
+    const rowSize = size[0] * size[1] * channels;
+    const decodeRows = (host.decodeRows as NonNullable<ImageHost['decodeRows']>).bind(host);
+    const keep = cacheBytes > 0;
+    let only: Float32Array | undefined;
     const parts: Promise<void>[] = [];
     for (let s = 0; s < todo.length; s += CHUNK) {
       const ks = todo.slice(s, s + CHUNK);
+      const items = ks.map((k) => {
+        const i = indices[k];
+        return { file: this.files[i], source: this.heights[i] > 0 ? { height: this.heights[i], width: this.widths[i] } : undefined };
+      });
       parts.push(
-        limiter
-          .run(() => decodeMany(items.slice(s, s + CHUNK), { size, resize, channels }), ks.length)
-          .then((results) => {
-            ks.forEach((k, j) => {
-              const px = results[j];
-              if (px instanceof Error) return void rest.push(k);
-              const i = indices[k];
-              // The cache keeps a copy of just this image (the answer is a view into one buffer per message).
-              if (!this.closed) this.cache.set(i, px.slice());
-              out[k] = { x: pixelsToFloat(px, pixels, channels), y: this.labels[i] };
-            });
-          }),
+        limiter.run(() => decodeRows(items, { size, resize, channels }, keep, wanted), ks.length).then(({ rows, pixels, errors, byCaller }) => {
+          this.decoded.caller += byCaller;
+          this.decoded.threads += ks.length - errors.size - byCaller;
+          if (x) ks.forEach((k, j) => x.set(rows.subarray(j * rowSize, (j + 1) * rowSize), k * rowSize));
+          else only = rows;
+          ks.forEach((k, j) => {
+            if (errors.has(j)) return void rest.push(k);
+            // The cache keeps a copy of just this image (the answer is a view into one buffer per message).
+            const px = pixels?.[j];
+            if (px && !this.closed) this.cache.set(indices[k], px.slice());
+          });
+        }),
       );
     }
     await Promise.all(parts);
-    // An index asked for twice in one batch: a cache hit now, or (cache off, or it failed) the per-image path.
-    for (const k of dups) {
-      const hit = this.cache.get(indices[k]);
-      if (hit) out[k] = { x: pixelsToFloat(hit, pixels, channels), y: this.labels[indices[k]] };
-      else rest.push(k);
-    }
-    return rest;
+    return (x ?? only) as Float32Array;
   }
 
   /** Decodes the images at `indices` (default: all) into an in-memory `ArrayDataset`, for what fits in memory. */
@@ -235,15 +302,21 @@ export class ImageFolderDataset implements AsyncDataset<Example> {
     const size = this.shape[0] * this.shape[1] * this.shape[2];
     const x = new Float32Array(idx.length * size);
     const y = new Int32Array(idx.length);
-    const chunk = 256;
-    for (let s = 0; s < idx.length; s += chunk) {
-      const part = Array.from({ length: Math.min(chunk, idx.length - s) }, (_, k) => idx[s + k]);
-      (await this.getMany(part)).forEach((e, k) => {
-        x.set(e.x, (s + k) * size);
-        y[s + k] = e.y;
-      });
+    for (let s = 0; s < idx.length; s += CHUNK) {
+      const part = await this.gatherMany(Array.from({ length: Math.min(CHUNK, idx.length - s) }, (_, k) => idx[s + k]));
+      x.set(part.x, s * size);
+      y.set(part.y, s);
     }
     return new ArrayDataset(x, y, [...this.shape], this.classes);
+  }
+
+  /**
+   * Images decoded for `gatherMany` in whole batches so far, by the decoding threads and by the
+   * calling thread (a late batch taken over, see `stealLate`); images read one by one (a
+   * replacement under skipBad, `workers: 0`) are not counted.
+   */
+  decodeStats(): DecodeStats {
+    return { ...this.decoded };
   }
 
   /** The cache's own accounting (bytes held never exceed `cacheBytes`). */
@@ -260,16 +333,16 @@ export class ImageFolderDataset implements AsyncDataset<Example> {
   }
 
   /**
-   * Example `i`, or under skipBad the next readable one after it when its file fails to decode.
-   * `missed`: the caller has just looked `i` up in the cache (so the lookup is not counted twice).
+   * Image `i` as 8-bit pixels and its label, or under skipBad the next readable one after it when
+   * its file fails to decode. `missed`: the caller has just looked `i` up in the cache (so the
+   * lookup is not counted twice).
    */
-  private async example(i: number, missed = false): Promise<Example> {
-    const pixels = this.shape[0] * this.shape[1];
+  private async example(i: number, missed = false): Promise<{ px: Uint8Array; label: number }> {
     for (let k = 0; k < this.length; k++) {
       const j = (i + k) % this.length;
       if (this.bad.has(j)) continue;
       try {
-        return { x: pixelsToFloat(await this.compact(j, missed && j === i), pixels, this.shared.channels), y: this.labels[j] };
+        return { px: await this.compact(j, missed && j === i), label: this.labels[j] };
       } catch (e) {
         if (!(this.shared.skipBad && e instanceof DataFormatError)) throw e;
         if (!this.bad.has(j)) {
@@ -363,6 +436,12 @@ async function open(rootName: string, layout: FolderLayout, host: ImageHost, opt
   if ((kept.get('train') ?? []).length === 0) {
     throw new DataFormatError(rootName, 'no readable training images in the folder', { expected: 'at least one image a decoder can read', found: `${skipped.length} unreadable` });
   }
+  const train = kept.get('train') as (ImageEntry & { height?: number; width?: number })[];
+  // Threads that decode for the first time are slow (JIT and WebAssembly tiers): done here, not in the first epoch's steps.
+  await host.warmUp?.(
+    train.slice(0, WARM_UP_IMAGES).map((e) => ({ file: e.file, source: e.height ? { height: e.height, width: e.width as number } : undefined })),
+    { size, resize, channels },
+  );
   const shared: Shared = { host, open: kept.size, size, resize, channels, skipBad, warn, cacheBytes, limiter, skipped, classes: layout.classes };
   const make = (name: string) => (kept.has(name) ? new ImageFolderDataset(kept.get(name) as ImageEntry[], shared) : undefined);
   const folder: ImageFolder = {

@@ -15,11 +15,18 @@ export interface ImageHost {
    */
   decode(file: string, spec: DecodeSpec): Promise<Uint8Array>;
   /**
-   * Optional: several images with one spec, answered together (each image's pixels as `decode`
-   * gives them, or its error in its place). A host with threads implements it so that a batch
-   * costs the calling thread one request and one answer rather than a promise chain per image.
+   * Optional: several images with one spec, decoded and converted straight into model input where
+   * the host decodes (its threads), answered together. A host with threads implements it so that a
+   * batch costs the calling thread one request and one answer, and no work per image. `wanted`
+   * settles when the caller starts waiting for the answer: a host may then decode the images its
+   * threads have not started on the calling thread (see `WorkerPoolHost`).
    */
-  decodeMany?(items: { file: string; source?: { height: number; width: number } }[], spec: Omit<DecodeSpec, 'source'>): Promise<(Uint8Array | Error)[]>;
+  decodeRows?(items: DecodeItem[], spec: Omit<DecodeSpec, 'source'>, keep: boolean, wanted?: Promise<void>): Promise<DecodedRows>;
+  /**
+   * Optional: decodes `items` once on every thread that will decode, the results unused, so that
+   * the first batches do not pay for the threads' warm-up; never throws (a bad file is found later).
+   */
+  warmUp?(items: DecodeItem[], spec: Omit<DecodeSpec, 'source'>): Promise<void>;
   /** Releases what the host holds (threads); later calls fail. */
   close?(): void;
 }
@@ -34,6 +41,29 @@ export interface DecodeSpec {
   channels: 1 | 3;
   /** The oriented size found by `probe`, when known, so decoding need not read the header again. */
   source?: { height: number; width: number };
+}
+
+/** One image of a `decodeRows` request. */
+export interface DecodeItem {
+  /** The image's file, as `decode` takes it. */
+  file: string;
+  /** Its oriented size from the probe, when known. */
+  source?: { height: number; width: number };
+}
+
+/** What `ImageHost.decodeRows` gives for `n` items. */
+export interface DecodedRows {
+  /**
+   * `n` rows of `height × width × channels` float32 values, in the items' order: `pixelsToFloat` of
+   * each image's pixels; a failed image's row is zeros.
+   */
+  rows: Float32Array;
+  /** With `keep`: each image's 8-bit pixels, as `decode` gives them (for a cache); undefined where it failed. */
+  pixels?: (Uint8Array | undefined)[];
+  /** The failed items: position → the error `decode` would have thrown (a DataFormatError naming the file, …). */
+  errors: Map<number, Error>;
+  /** How many of the images the calling thread decoded itself (successfully), while waiting; the others: the host's threads. */
+  byCaller: number;
 }
 
 /** A decoded image: `height × width × channels` values in [0, 1], row-major, channels last. */

@@ -119,10 +119,36 @@ export class SharpHost implements ImageHost {
     return this.decodeBytes(readRegularFile(file, this.maxFileBytes), file, spec);
   }
 
+  /** A small plain JPEG's size when the fast path (small-jpeg.ts) takes `bytes`, else undefined. */
+  private plainSize(bytes: Uint8Array): { height: number; width: number } | undefined {
+    const small = this.smallJpeg ? plainJpegSize(bytes) : undefined;
+    return small && small.height * small.width <= Math.min(SMALL_JPEG_MAX_PIXELS, this.maxPixels) ? small : undefined;
+  }
+
+  /**
+   * `decode`, but only for a file that costs a few tens of µs of this thread: a small plain JPEG
+   * already at `spec.size` (no resizing), read and decoded by small-jpeg.ts, never libvips. Any
+   * other file, or one that cannot be read, gives undefined without a decision being made; for a
+   * cheap one `claim()` decides whether to decode it here (false: someone else does, undefined).
+   * Once claimed the file is decoded here whatever it takes (libvips if the fast path refuses it),
+   * errors thrown as `decode` throws them.
+   */
+  async decodeIfCheap(file: string, spec: DecodeSpec, claim: () => boolean): Promise<Uint8Array | undefined> {
+    let bytes: Buffer;
+    try {
+      bytes = readRegularFile(file, this.maxFileBytes);
+    } catch {
+      return undefined;
+    }
+    const small = this.plainSize(bytes);
+    if (!small || small.height !== spec.size[0] || small.width !== spec.size[1] || !claim()) return undefined;
+    return this.decodeBytes(bytes, file, spec);
+  }
+
   /** Decodes in-memory bytes (to `compactPixels` form, like `decode`); `file` names them in errors. */
   async decodeBytes(bytes: Uint8Array, file: string, spec: DecodeSpec): Promise<Uint8Array> {
-    const small = this.smallJpeg ? plainJpegSize(bytes) : undefined;
-    if (small && small.height * small.width <= Math.min(SMALL_JPEG_MAX_PIXELS, this.maxPixels)) {
+    const small = this.plainSize(bytes);
+    if (small) {
       const plan = resizePlan(small.height, small.width, spec.size, spec.resize);
       const [h, w] = shrunkSize(small.height, small.width, plan);
       const px = h === small.height && w === small.width ? await decodePlainJpeg(bytes, small) : undefined;

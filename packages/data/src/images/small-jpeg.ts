@@ -103,6 +103,20 @@ async function instance(): Promise<Mozjpeg> {
 }
 
 /**
+ * Compiles and instantiates the decoder now rather than at the first image (~10 ms of compiling,
+ * then the first decodes run unoptimised): a decoding thread calls it when it starts, so that this
+ * happens while the folder is being opened, not in the first training step. Never throws (a
+ * decoder that cannot load leaves plain JPEGs to sharp, as `decodePlainJpeg` does).
+ */
+export async function preparePlainJpeg(): Promise<void> {
+  try {
+    await instance();
+  } catch {
+    unavailable = true;
+  }
+}
+
+/**
  * A plain JPEG (see `plainJpegSize`) decoded to 8-bit pixels in `compactPixels` form (one byte per
  * pixel when grey, else RGB), HWC; undefined when the WebAssembly decoder cannot be loaded or
  * refuses the file (the caller then uses sharp, which reports why).
