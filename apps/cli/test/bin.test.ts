@@ -3,12 +3,45 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const bin = path.resolve(__dirname, '../bin/kiln.mjs');
+const probe = path.resolve(__dirname, 'fixtures/young-generation-probe.cjs');
+
+/**
+ * Runs `kiln --help` with the probe preloaded and returns each size (MiB, both semi-spaces) V8's
+ * young generation took from the end of the command on, while the probe makes it grow.
+ */
+function youngGenerationSizes(nodeArgs: string[], env: NodeJS.ProcessEnv = {}): number[] {
+  const r = spawnSync(process.execPath, [...nodeArgs, '--require', probe, bin, '--help'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, KILN_V8_DEFAULTS: undefined, ...env } });
+  expect(r.status).toBe(0);
+  const line = /young-generation-sizes (\[.*\])/.exec(r.stderr);
+  expect(line, r.stderr).not.toBeNull();
+  return JSON.parse(line![1]) as number[];
+}
 
 describe('the kiln launcher (bin/kiln.mjs)', () => {
   it('runs the built command', () => {
     const r = spawnSync(process.execPath, [bin, '--help'], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(0);
     expect(r.stdout + r.stderr).toMatch(/usage: kiln <command>/);
+  });
+
+  // V8 would double the young generation (1 MiB per semi-space) up to its cap as a training run
+  // allocates, stepping RSS up after the first epoch; the launcher has it grow to the cap at once.
+  it('has V8 grow the young generation to its cap in one step', () => {
+    const sizes = youngGenerationSizes([]);
+    const cap = Math.max(...sizes);
+    expect(cap).toBeGreaterThanOrEqual(8);
+    // Every size the probe saw is the cap: the growth that happened while kiln loaded went straight there.
+    expect(sizes.every((s) => s === cap), JSON.stringify(sizes)).toBe(true);
+  });
+
+  it("keeps V8's doubling with KILN_V8_DEFAULTS=1 or the user's own growth flag", () => {
+    for (const [args, env] of [[[], { KILN_V8_DEFAULTS: '1' }], [['--semi-space-growth-factor=2'], {}]] as const) {
+      const sizes = youngGenerationSizes([...args], env);
+      const cap = Math.max(...sizes);
+      // Below the cap when kiln finished, reached only by further doubling under the probe.
+      expect(sizes[0], JSON.stringify(sizes)).toBeLessThan(cap);
+      expect(sizes.at(-1)).toBe(cap);
+    }
   });
 
   it('is what npm links as `kiln`, so the command exists before the first build', async () => {
