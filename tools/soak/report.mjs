@@ -38,6 +38,8 @@ const series = [
   { name: 'RSS', colour: '#1f77b4', value: (s) => s.rssMiB },
   { name: 'V8 heap (heapTotal)', colour: '#ff7f0e', value: (s) => s.heapTotalMiB },
   { name: 'V8 young generation', colour: '#2ca02c', value: (s) => s.v8_new_space_MiB },
+  { name: 'V8 old space', colour: '#d62728', value: (s) => s.v8_old_space_MiB },
+  { name: 'external (ArrayBuffers)', colour: '#17becf', value: (s) => s.externalMiB },
   { name: 'glibc [heap]', colour: '#9467bd', value: (s) => (s.heapKiB === undefined ? undefined : s.heapKiB / 1024) },
   { name: 'glibc thread arenas', colour: '#8c564b', value: (s) => (s.arenasKiB === undefined ? undefined : s.arenasKiB / 1024) },
   { name: 'WASM heap', colour: '#7f7f7f', value: (s) => s.wasmMiB },
@@ -79,7 +81,9 @@ for (const [y, label] of [
   [verdict.rssEpoch1MiB * (1 + RSS_BOUND), `+${RSS_BOUND * 100}%`],
 ]) {
   parts.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${f(sy(y))}" y2="${f(sy(y))}" stroke="#1f77b4" stroke-dasharray="4,3" stroke-width="1"/>`);
-  parts.push(`<text x="${f(xw + 4)}" y="${f(sy(y) - 3)}" font-size="10" fill="#1f77b4">${label} ${y.toFixed(0)}</text>`);
+  // The bound's label above its line, epoch 1's below its own: the two lines are 5% apart.
+  const below = label === 'epoch 1';
+  parts.push(`<text x="${f(xw + 4)}" y="${f(sy(y) + (below ? 11 : -3))}" font-size="10" fill="#1f77b4">${label} ${y.toFixed(0)}</text>`);
 }
 series.forEach((d, j) => {
   const path = d.points.map(([x, y], k) => `${k ? 'L' : 'M'}${f(sx(x))},${f(sy(y))}`).join(' ');
