@@ -55,7 +55,7 @@ const xs = samples.filter((s) => s.epoch >= 1).map((s) => s.epoch);
 const x0 = Math.min(...xs);
 const x1 = Math.max(...xs, x0 + 1);
 // Round the axis up to 50 MiB so the ticks read as round numbers.
-const yMax = Math.ceil((Math.max(...series.flatMap((d) => d.points.map((p) => p[1])), verdict.rssEpoch1MiB * (1 + RSS_BOUND)) * 1.02) / 50) * 50;
+const yMax = Math.ceil((Math.max(...series.flatMap((d) => d.points.map((p) => p[1])), verdict.rssEpoch1MiB * (1 + RSS_BOUND)) * 1.1) / 50) * 50; // headroom above the +5% line for its label
 const sx = (x) => m.l + ((x - x0) / (x1 - x0)) * (W - m.l - m.r);
 const sy = (y) => m.t + (1 - y / yMax) * (H - m.t - m.b);
 const f = (v) => v.toFixed(1);

@@ -70,7 +70,8 @@ const probe = {
     // V8 frees the backing stores of the ArrayBuffers a collection found dead on a background
     // thread, after the collection returns: run E caught a 9.3 MiB set of them still counted
     // (`external`) and resident at 10 of 751 epoch ends, absent from a heap snapshot taken right
-    // after. A second collection waits for that sweep to finish, so the sample is what is live.
+    // after. A second full collection first finishes that sweep (Heap::CompleteSweepingFull), so the
+    // sample is what is live.
     // The first collection's `external` is kept to show what the second one released.
     const externalAfterFirstGc = process.memoryUsage().external;
     globalThis.gc?.();
