@@ -14,8 +14,8 @@
 // a user's --max-semi-space-size still bounds it.
 //
 // The cost: a process that would have grown its young generation to a few MiB grows it to the cap
-// instead (2 × 16 MiB, resident as it is used). Loading Kiln alone grows it, so `kiln --help` would
-// peak at ~113 MiB instead of ~93 MiB. Only the commands that train in their own process get it,
+// instead (2 × 16 MiB, resident as it is used). Loading Kiln alone grows it, so `kiln train --help`
+// peaks at 104–114 MiB instead of 90–92 MiB. Only the commands that train in their own process get it,
 // where the cap is reached within minutes anyway; the others keep V8's doubling.
 
 import v8 from 'node:v8';
