@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -6,28 +6,15 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConfigError, DataFormatError, tf } from '@kiln/core';
 import { wasmBackend } from '@kiln/backend-cpu';
 import { DataLoader, holdOut, horizontalFlip, imageFolder, isGatheringDataset, type Batch, type DataLoaderOptions, type Dataset, type Example, type GatheringDataset, type ImageFolder, type ImageFolderDataset } from '@kiln/data';
+import { noisePixels, put } from './folder-fixtures.js';
 
 // Each open starts decoding threads: seconds on a loaded machine.
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-folder-batches-'));
-const put = (file: string, bytes: Uint8Array | string) => {
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, bytes);
-};
 
 /** Deterministic pixels of image `i`: colour noise, or grey when `grey`. */
-function pixels(i: number, width: number, height: number, grey: boolean): Buffer {
-  const px = Buffer.alloc(width * height * 3);
-  let s = 977 + i;
-  for (let p = 0; p < width * height; p++) {
-    for (let c = 0; c < 3; c++) {
-      s = (s * 1103515245 + 12345) >>> 0;
-      px[3 * p + c] = grey && c > 0 ? px[3 * p] : (s >>> 16) & 255;
-    }
-  }
-  return px;
-}
+const pixels = (i: number, width: number, height: number, grey: boolean) => noisePixels(i, width, height, grey, 977);
 
 /**
  * A folder of `n` images in three classes, of the kinds a batch mixes: small plain JPEGs (grey and

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -6,28 +6,16 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DataFormatError, tf } from '@kiln/core';
 import { wasmBackend } from '@kiln/backend-cpu';
 import { DataLoader, imageFolder, type Batch, type DataLoaderOptions, type Example, type GatherOptions, type GatheringDataset, type ImageFolder } from '@kiln/data';
+import { noisePixels, put } from './folder-fixtures.js';
 
 // A late batch taken over by the waiting caller (ImageFolderOptions.stealLate): the decoding
 // threads are made late with the `decodeLateMs` hook (each stalls before each image of a batch).
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'kiln-folder-late-'));
-const put = (file: string, bytes: Uint8Array | string) => {
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, bytes);
-};
 
-function pixels(i: number, width: number, height: number, grey: boolean): Buffer {
-  const px = Buffer.alloc(width * height * 3);
-  let s = 4111 + i;
-  for (let p = 0; p < width * height; p++) {
-    for (let c = 0; c < 3; c++) {
-      s = (s * 1103515245 + 12345) >>> 0;
-      px[3 * p + c] = grey && c > 0 ? px[3 * p] : (s >>> 16) & 255;
-    }
-  }
-  return px;
-}
+/** Deterministic pixels of image `i`: colour noise, or grey when `grey`. */
+const pixels = (i: number, width: number, height: number, grey: boolean) => noisePixels(i, width, height, grey, 4111);
 
 /**
  * `n` images in three classes. `mixed`: every fourth a PNG and every fourth a JPEG that must shrink

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +8,7 @@ import { wasmBackend } from '@kiln/backend-cpu';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConfigError, DataFormatError, KilnError, NotFoundError, tf } from '@kiln/core';
 import { DataLoader, decodeImage, encodePng, imageFolder, listImageFolder, loadImages, resizePlan, type ImageFolder } from '@kiln/data';
+import { put } from './folder-fixtures.js';
 
 // Each open starts decoding threads (which load libvips): seconds on a loaded machine.
 vi.setConfig({ testTimeout: 30_000, hookTimeout: 60_000 });
@@ -18,10 +19,6 @@ const dir = (...p: string[]) => {
   const d = path.join(tmp, ...p);
   mkdirSync(d, { recursive: true });
   return d;
-};
-const put = (file: string, bytes: Uint8Array | string) => {
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, bytes);
 };
 
 /** Raw RGB(A) pixels as a sharp pipeline. */
