@@ -25,3 +25,4 @@ export * from './node-builtins.js';
 export * from './no-backend.js';
 export * from './global-rng.js';
 export * from './fused-kernels.js';
+export * from './no-grad.js';

@@ -1,4 +1,4 @@
-import { tf, ConfigError } from '@kiln/core';
+import { tf, ConfigError, noGrad } from '@kiln/core';
 import { crossEntropy, type Module } from '@kiln/layers';
 import { Adam, type Optimizer } from '@kiln/optim';
 import type { Batch } from '@kiln/data';
@@ -37,18 +37,24 @@ function hardLabels(labels: tf.Tensor): tf.Tensor {
   return labels.rank === 2 ? tf.argMax(labels, -1) : tf.cast(labels, 'int32');
 }
 
-/** Fraction of rows whose arg-max equals the label (for soft targets: the target's arg-max). */
+/**
+ * Fraction of rows whose arg-max equals the label (for soft targets: the target's arg-max).
+ * Computed off the gradient tape (`noGrad`): inside a training step it is a logged number, and
+ * recording its kernels would only make tfjs copy the tensors their gradients save.
+ */
 export function accuracy(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
-  return tf.tidy(() => tf.mean(tf.cast(tf.equal(tf.argMax(logits, -1), hardLabels(labels)), 'float32')) as tf.Scalar);
+  return noGrad(() => tf.tidy(() => tf.mean(tf.cast(tf.equal(tf.argMax(logits, -1), hardLabels(labels)), 'float32')) as tf.Scalar));
 }
 
-/** Fraction of rows whose label is among the k largest logits. */
+/** Fraction of rows whose label is among the k largest logits (off the gradient tape, as `accuracy`). */
 export function topKAccuracy(logits: tf.Tensor, labels: tf.Tensor, k: number): tf.Scalar {
-  return tf.tidy(() => {
-    const { indices } = tf.topk(logits, k);
-    const hit = tf.any(tf.equal(indices, tf.expandDims(hardLabels(labels), 1)), 1);
-    return tf.mean(tf.cast(hit, 'float32')) as tf.Scalar;
-  });
+  return noGrad(() =>
+    tf.tidy(() => {
+      const { indices } = tf.topk(logits, k);
+      const hit = tf.any(tf.equal(indices, tf.expandDims(hardLabels(labels), 1)), 1);
+      return tf.mean(tf.cast(hit, 'float32')) as tf.Scalar;
+    }),
+  );
 }
 
 /** Wraps any classifier (logits out) with a loss, accuracy metrics and an optimizer. */

@@ -1,4 +1,4 @@
-import { tf } from '@kiln/core';
+import { tf, noGrad } from '@kiln/core';
 import { binaryCrossEntropyWithLogits, type Module } from '@kiln/layers';
 import type { Batch } from '@kiln/data';
 import { TrainingModule, type OptimizerConfig, type StepOutput } from './training-module.js';
@@ -24,14 +24,17 @@ export function multiLabelMetrics(logits: tf.Tensor, targets: tf.Tensor, thresho
   /** Fraction of the B examples whose K decisions all match, in [0, 1]. */
   exactMatch: tf.Scalar;
 } {
-  return tf.tidy(() => {
-    const predicted = tf.greater(tf.sigmoid(logits), threshold);
-    const truth = tf.greater(tf.cast(targets, 'float32'), 0.5);
-    const right = tf.equal(predicted, truth);
-    const labelAcc = tf.mean(tf.cast(right, 'float32')) as tf.Scalar;
-    const exactMatch = tf.mean(tf.cast(tf.all(right, -1), 'float32')) as tf.Scalar;
-    return { labelAcc, exactMatch };
-  });
+  // Off the gradient tape: logged numbers that nothing differentiates (see `noGrad`).
+  return noGrad(() =>
+    tf.tidy(() => {
+      const predicted = tf.greater(tf.sigmoid(logits), threshold);
+      const truth = tf.greater(tf.cast(targets, 'float32'), 0.5);
+      const right = tf.equal(predicted, truth);
+      const labelAcc = tf.mean(tf.cast(right, 'float32')) as tf.Scalar;
+      const exactMatch = tf.mean(tf.cast(tf.all(right, -1), 'float32')) as tf.Scalar;
+      return { labelAcc, exactMatch };
+    }),
+  );
 }
 
 /**

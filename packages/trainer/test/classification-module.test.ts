@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { tf, Rng } from '@kiln/core';
+import { tf, Rng, manualSeed } from '@kiln/core';
+import { Linear, ReLU, Sequential, crossEntropy } from '@kiln/layers';
 import { GoogLeNet, InceptionV3, forwardWithAuxiliary } from '@kiln/zoo';
 import { wasmBackend } from '@kiln/backend-cpu';
 import type { Batch } from '@kiln/data';
@@ -38,6 +39,43 @@ describe('classification metrics', () => {
     const labels = tf.tensor1d([1, 2, 1, 1], 'int32');
     expect(topKAccuracy(logits(), labels, 1).dataSync()[0]).toBeCloseTo(0, 6);
     expect(topKAccuracy(logits(), labels, 2).dataSync()[0]).toBeCloseTo(0.75, 6);
+  });
+});
+
+describe('metrics off the gradient tape', () => {
+  /** Nodes on the tape being recorded now. */
+  const tapeLength = () => (tf.engine() as unknown as { state: { activeTape: unknown[] | null } }).state.activeTape?.length ?? 0;
+  const bits = (t: tf.Tensor) => Array.from(new Uint32Array(Float32Array.from(t.dataSync() as Float32Array).buffer));
+
+  it('trainingStep records only the loss: the same tape and bit-identical gradients as the loss alone, no leaks', () => {
+    manualSeed(3);
+    const model = new Sequential(new Linear({ inFeatures: 8, outFeatures: 16 }), new ReLU(), new Linear({ inFeatures: 16, outFeatures: 5 }));
+    const module = new ClassificationModule(model, { topK: [2] });
+    const batch: Batch = { x: tf.randomNormal([12, 8], 0, 1, 'float32', 5), y: tf.tensor1d([0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1], 'int32'), indices: Int32Array.from({ length: 12 }, (_, i) => i) };
+    const vars = model.trainableVariables();
+    const n0 = tf.memory().numTensors;
+    const tapes = { step: 0, loss: 0 };
+    let metrics: tf.Scalar[] = [];
+    const step = tf.variableGrads(() => {
+      const out = module.trainingStep(batch);
+      tapes.step = tapeLength();
+      metrics = [tf.keep(out.logs.acc), tf.keep(out.logs.top2_acc)];
+      if (!out.loss) throw new Error('trainingStep returned no loss');
+      return out.loss;
+    }, vars);
+    const lossOnly = tf.variableGrads(() => {
+      const loss = crossEntropy(model.forward(batch.x), batch.y) as tf.Scalar;
+      tapes.loss = tapeLength();
+      return loss;
+    }, vars);
+    // Without noGrad, argMax/equal/cast/mean and topk/any/… of the metrics add their nodes here.
+    expect(tapes.step).toBe(tapes.loss);
+    expect(bits(step.value)).toEqual(bits(lossOnly.value));
+    for (const v of vars) expect(bits(step.grads[v.name])).toEqual(bits(lossOnly.grads[v.name]));
+    for (const m of metrics) expect(m.dataSync()[0]).toBeGreaterThanOrEqual(0);
+    tf.dispose([step.value, lossOnly.value, ...Object.values(step.grads), ...Object.values(lossOnly.grads), ...metrics]);
+    expect(tf.memory().numTensors).toBe(n0);
+    tf.dispose([batch.x, batch.y]);
   });
 });
 
