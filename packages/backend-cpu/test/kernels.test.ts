@@ -273,13 +273,13 @@ describe('the oneDNN addon', () => {
     // tfjs's WASM kernels bind their C functions in setupFunc; the wrappers must keep it.
     expect(tf.getKernel('Conv2D', 'wasm')!.setupFunc).toBeTypeOf('function');
     // The fused batch-norm and optimizer kernels wrap nothing: they exist exactly while oneDNN is on.
-    for (const k of ['KilnBatchNormTraining', 'KilnAdamUpdate', 'KilnSgdUpdate']) expect(tf.getKernel(k, 'wasm')).toBeDefined();
+    for (const k of ['KilnBatchNormTraining', 'KilnAdamUpdate', 'KilnAdamUpdateMulti', 'KilnSgdUpdate']) expect(tf.getKernel(k, 'wasm')).toBeDefined();
     // Any plugin instance describes the kernels in place, not just the one that registered them.
     expect(String(wasmBackend().describe().device)).toMatch(/oneDNN/);
     registerWasmTrainingKernels({ dnnl: false });
     names.forEach((n, i) => expect(tf.getKernel(n, 'wasm')!.kernelFunc).toBe(js[i]));
     expect(String(wasmBackend().describe().device)).not.toMatch(/oneDNN/);
-    for (const k of ['KilnBatchNormTraining', 'KilnAdamUpdate', 'KilnSgdUpdate']) expect(tf.getKernel(k, 'wasm')).toBeUndefined();
+    for (const k of ['KilnBatchNormTraining', 'KilnAdamUpdate', 'KilnAdamUpdateMulti', 'KilnSgdUpdate']) expect(tf.getKernel(k, 'wasm')).toBeUndefined();
     registerWasmTrainingKernels();
   });
 });

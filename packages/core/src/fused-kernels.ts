@@ -28,6 +28,17 @@ export const BATCH_NORM_TRAINING_GRAD_KERNEL = 'KilnBatchNormTrainingGrad';
 export const ADAM_UPDATE_KERNEL = 'KilnAdamUpdate';
 
 /**
+ * `ADAM_UPDATE_KERNEL`'s update of several float32 parameters in one kernel call (PyTorch's
+ * multi-tensor `foreach` Adam): for a small network tfjs's bookkeeping per kernel call costs more
+ * than the update itself. Inputs `param<i>`, `grad<i>`, `expAvg<i>`, `expAvgSq<i>` (plus
+ * `maxExpAvgSq<i>` with AMSGrad) for i = 0 … `count` − 1; attrs `ADAM_UPDATE_KERNEL`'s with
+ * `steps` (each parameter's t, this update included) in place of `step`, and `count`; outputs
+ * `ADAM_UPDATE_KERNEL`'s outputs for parameter 0, then for parameter 1, and so on. Each parameter's
+ * results are bit for bit what `ADAM_UPDATE_KERNEL` returns for it.
+ */
+export const ADAM_UPDATE_MULTI_KERNEL = 'KilnAdamUpdateMulti';
+
+/**
  * One SGD update of one float32 parameter (PyTorch's formulation, as `@kiln/optim`'s `SGD`).
  * Inputs `{ param, grad }` plus `momentumBuffer` when momentum > 0; attrs
  * `{ lr, weightDecay, momentum, dampening, nesterov, first }` (`first`: the parameter's first

@@ -1,6 +1,6 @@
-import { tf, ADAM_UPDATE_KERNEL, ConfigError } from '@kiln/core';
+import { tf, ADAM_UPDATE_KERNEL, ADAM_UPDATE_MULTI_KERNEL, ConfigError } from '@kiln/core';
 import { canFuse } from './fused.js';
-import { Optimizer, type GroupHyper, type ParamGroupInput, type Slots } from './optimizer.js';
+import { Optimizer, type GroupHyper, type ParamGroupInput, type ParamUpdate, type Slots } from './optimizer.js';
 
 export interface AdamHyper extends GroupHyper {
   /** Decay β₁ of the first-moment average, in [0, 1). Default 0.9. */
@@ -47,6 +47,35 @@ export class Adam extends Optimizer<AdamHyper> {
    */
   protected decayMode(): 'l2' | 'decoupled' | undefined {
     return this.decay === Adam.prototype.decay ? 'l2' : undefined;
+  }
+
+  /**
+   * With a backend that registers `ADAM_UPDATE_MULTI_KERNEL`, the whole group in one kernel call
+   * (each parameter's result bit for bit the per-parameter kernel's); otherwise, and for subclasses
+   * that change `updateParam` or `decay`, one `updateParam` per parameter.
+   */
+  protected override updateGroup(updates: ParamUpdate[], h: AdamHyper): void {
+    const mode = this.decayMode();
+    // A subclass with its own rule (RAdam) updates parameter by parameter.
+    const adamRule = this.updateParam === Adam.prototype.updateParam;
+    if (!mode || !adamRule || updates.length < 2 || !canFuse(ADAM_UPDATE_MULTI_KERNEL, ...updates.flatMap((u) => [u.param, u.grad]))) {
+      super.updateGroup(updates, h);
+      return;
+    }
+    const inputs: Record<string, tf.Tensor> = {};
+    updates.forEach(({ param, grad, slots }, i) => {
+      Object.assign(inputs, { [`param${i}`]: param, [`grad${i}`]: grad, [`expAvg${i}`]: slots.exp_avg, [`expAvgSq${i}`]: slots.exp_avg_sq });
+      if (h.amsgrad) inputs[`maxExpAvgSq${i}`] = slots.max_exp_avg_sq;
+    });
+    const attrs = { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: h.eps, weightDecay: h.weightDecay, decoupled: mode === 'decoupled', count: updates.length, steps: updates.map((u) => u.step) };
+    const outs = tf.engine().runKernel(ADAM_UPDATE_MULTI_KERNEL, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    let k = 0;
+    for (const { param, slots } of updates) {
+      param.assign(outs[k++]);
+      slots.exp_avg.assign(outs[k++]);
+      slots.exp_avg_sq.assign(outs[k++]);
+      if (h.amsgrad) slots.max_exp_avg_sq.assign(outs[k++]);
+    }
   }
 
   protected updateParam(p: tf.Variable, grad: tf.Tensor, h: AdamHyper, s: Slots, t: number): void {

@@ -36,6 +36,18 @@ export interface ParamGroup<H extends GroupHyper = GroupHyper> {
 /** An optimizer's per-parameter state variables (moments, momentum buffers) by slot name. */
 export type Slots = Record<string, tf.Variable>;
 
+/** One parameter's share of an update step, as `Optimizer.updateGroup` receives it. */
+export interface ParamUpdate {
+  /** The parameter to update. */
+  param: tf.Variable;
+  /** Its gradient this step. */
+  grad: tf.Tensor;
+  /** Its slots (`step` included, already counting this update). */
+  slots: Slots;
+  /** The number of updates it has received, this one included (1 on its first). */
+  step: number;
+}
+
 /**
  * Serializable optimizer state: slot tensors by `<paramIndex>.<slot>`, group hyper-parameters and
  * the number of `step()` calls. Each parameter's own step count (which drives bias corrections and
@@ -124,6 +136,7 @@ export abstract class Optimizer<H extends GroupHyper = GroupHyper> {
     this.stepCount++;
     tf.tidy(() => {
       for (const group of this.paramGroups) {
+        const updates: ParamUpdate[] = [];
         for (const p of group.params) {
           const g = grads[p.name];
           if (!g || !p.trainable) continue;
@@ -131,10 +144,19 @@ export abstract class Optimizer<H extends GroupHyper = GroupHyper> {
           const t = (this.paramSteps.get(p) ?? 0) + 1;
           this.paramSteps.set(p, t);
           s.step.assign(tf.scalar(t, 'int32'));
-          this.updateParam(p, g, group.hyper, s, t);
+          updates.push({ param: p, grad: g, slots: s, step: t });
         }
+        if (updates.length > 0) this.updateGroup(updates, group.hyper);
       }
     });
+  }
+
+  /**
+   * Updates the parameters of one group that have a gradient this step: `updateParam` on each in
+   * turn. Optimizers with a multi-parameter kernel (Adam) override it to update them in one call.
+   */
+  protected updateGroup(updates: ParamUpdate[], h: H): void {
+    for (const u of updates) this.updateParam(u.param, u.grad, h, u.slots, u.step);
   }
 
   /** Gradients are computed afresh each step in tfjs; kept for Lightning's hook order and accumulation. */

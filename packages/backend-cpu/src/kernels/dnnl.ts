@@ -9,7 +9,7 @@
  * Each kernel here handles NHWC float32 tensors and hands anything else (NCHW, other dtypes,
  * activations oneDNN is not asked to fuse, broadcasting it does not do) to the kernel it replaced.
  */
-import { tf, nodeBuiltin, BIAS_RELU_GRAD_KERNEL, ADAM_UPDATE_KERNEL, BATCH_NORM_TRAINING_GRAD_KERNEL, BATCH_NORM_TRAINING_KERNEL, SGD_UPDATE_KERNEL, ShapeMismatchError } from '@kiln/core';
+import { tf, nodeBuiltin, BIAS_RELU_GRAD_KERNEL, ADAM_UPDATE_KERNEL, ADAM_UPDATE_MULTI_KERNEL, BATCH_NORM_TRAINING_GRAD_KERNEL, BATCH_NORM_TRAINING_KERNEL, SGD_UPDATE_KERNEL, ShapeMismatchError } from '@kiln/core';
 import { f32View, type BackendWasm, type WasmKernelArgs } from './wasm-heap.js';
 import { leadingReduction, type ReduceAttrs } from './leading-axes-reduce.js';
 
@@ -404,6 +404,12 @@ interface AdamAttrs {
   step: number;
 }
 
+/** `ADAM_UPDATE_MULTI_KERNEL`'s attributes: Adam's, with one step count per parameter. */
+interface AdamMultiAttrs extends Omit<AdamAttrs, 'step'> {
+  count: number;
+  steps: number[];
+}
+
 interface SgdAttrs {
   lr: number;
   weightDecay: number;
@@ -435,10 +441,12 @@ export function dnnlOptimizerConfigs(): tf.KernelConfig[] {
     if (!s.loaded) throw new Error(`kiln: the oneDNN addon is not loaded (${s.reason})`);
     return s.addon;
   };
-  const adam = ({ inputs, backend, attrs }: WasmKernelArgs<AdamAttrs>): tf.TensorInfo[] => {
-    const { param, grad, expAvg, expAvgSq, maxExpAvgSq } = inputs;
-    sameShapeFloat32(ADAM_UPDATE_KERNEL, { param, grad, expAvg, expAvgSq, maxExpAvgSq });
-    const { lr, beta1, beta2, eps, weightDecay, decoupled, step } = attrs;
+  /** One parameter's update; `kernel` names the kernel in shape errors. */
+  const adamOne = (kernel: string, backend: BackendWasm, attrs: Omit<AdamAttrs, 'step'>, step: number, inputs: Partial<Record<string, tf.TensorInfo>>, suffix = ''): tf.TensorInfo[] => {
+    const [param, grad, expAvg, expAvgSq, maxExpAvgSq] = ['param', 'grad', 'expAvg', 'expAvgSq', 'maxExpAvgSq'].map((k) => inputs[k + suffix]);
+    if (!param || !grad || !expAvg || !expAvgSq) throw new ShapeMismatchError(`${kernel} inputs`, `param${suffix}, grad${suffix}, expAvg${suffix} and expAvgSq${suffix}`, Object.keys(inputs).join(', '));
+    sameShapeFloat32(suffix ? `${kernel} parameter ${suffix}:` : kernel, { param, grad, expAvg, expAvgSq, maxExpAvgSq });
+    const { lr, beta1, beta2, eps, weightDecay, decoupled } = attrs;
     const mode = weightDecay === 0 ? 0 : decoupled ? 2 : 1;
     const decay = mode === 2 ? 1 - lr * weightDecay : weightDecay;
     // The scalars exactly as Adam's composite path computes them (in double, then rounded to float32 by the op).
@@ -446,6 +454,18 @@ export function dnnlOptimizerConfigs(): tf.KernelConfig[] {
     const outs = [param, expAvg, expAvgSq, ...(maxExpAvgSq ? [maxExpAvgSq] : [])].map((t) => backend.makeOutput(t.shape, 'float32'));
     const v = (t: tf.TensorInfo | undefined) => (t ? f32View(backend, t) : null);
     addon().adamUpdate(hyper, v(param)!, v(grad)!, v(expAvg)!, v(expAvgSq)!, v(maxExpAvgSq), v(outs[0])!, v(outs[1])!, v(outs[2])!, v(outs[3]));
+    return outs;
+  };
+  const adam = ({ inputs, backend, attrs }: WasmKernelArgs<AdamAttrs>): tf.TensorInfo[] => adamOne(ADAM_UPDATE_KERNEL, backend, attrs, attrs.step, inputs);
+  // The same native update per parameter, so each result is the single kernel's bit for bit; only
+  // tfjs's per-call work (engine bookkeeping, argument checks) is paid once.
+  const adamMulti = ({ inputs, backend, attrs }: WasmKernelArgs<AdamMultiAttrs>): tf.TensorInfo[] => {
+    const { count, steps } = attrs;
+    if (!(Number.isInteger(count) && count >= 0 && Array.isArray(steps) && steps.length === count)) {
+      throw new ShapeMismatchError(`${ADAM_UPDATE_MULTI_KERNEL} steps`, `one step count per parameter (count ${count})`, String(steps));
+    }
+    const outs: tf.TensorInfo[] = [];
+    for (let i = 0; i < count; i++) outs.push(...adamOne(ADAM_UPDATE_MULTI_KERNEL, backend, attrs, steps[i], inputs, String(i)));
     return outs;
   };
   const sgd = ({ inputs, backend, attrs }: WasmKernelArgs<SgdAttrs>): tf.TensorInfo[] => {
@@ -459,6 +479,7 @@ export function dnnlOptimizerConfigs(): tf.KernelConfig[] {
   };
   return [
     { kernelName: ADAM_UPDATE_KERNEL, backendName: 'wasm', kernelFunc: adam as unknown as tf.KernelFunc },
+    { kernelName: ADAM_UPDATE_MULTI_KERNEL, backendName: 'wasm', kernelFunc: adamMulti as unknown as tf.KernelFunc },
     { kernelName: SGD_UPDATE_KERNEL, backendName: 'wasm', kernelFunc: sgd as unknown as tf.KernelFunc },
   ];
 }
