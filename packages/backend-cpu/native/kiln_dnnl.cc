@@ -734,9 +734,28 @@ napi_value SgdUpdate(napi_env env, napi_callback_info info) {
   });
 }
 
+// out[c] = Σ_r x[r·C + c] (÷ rows when mean) for a [rows, C] row-major x, each column accumulated in
+// double precision in row order — the order the JavaScript sum over leading axes uses, so the
+// native and JavaScript kernels agree. Column blocks go to separate threads when the work is large;
+// each column's sum keeps its row order whatever the split, so the result does not depend on it.
+void sumRows(const float *x, int64_t rows, int64_t C, float *out, bool mean) {
+  const int64_t block = 256;
+#pragma omp parallel for if (rows * C >= kParallelFrom && C >= 2 * block) schedule(static)
+  for (int64_t c0 = 0; c0 < C; c0 += block) {
+    const int64_t c1 = std::min(C, c0 + block);
+    double acc[block] = {0};
+    for (int64_t r = 0; r < rows; r++) {
+      const float *row = x + r * C;
+#pragma omp simd
+      for (int64_t c = c0; c < c1; c++) acc[c - c0] += row[c];
+    }
+    for (int64_t c = c0; c < c1; c++) out[c] = float(mean ? acc[c - c0] / double(rows) : acc[c - c0]);
+  }
+}
+
 // biasReluGrad(dy, y, dz, db): the gradients of y = relu(z + b) — dz = dy where y > 0, else 0, and
-// db[c] = Σ_r dz[r·C + c] (C = db.length) in double precision row by row, as sumLeading adds — in
-// one call where tfjs runs four kernels (cast, step, multiply, sum).
+// db[c] = Σ_r dz[r·C + c] (C = db.length, summed by sumRows, as sumLeading sums) — in one call where
+// tfjs runs four kernels (cast, step, multiply, sum).
 napi_value BiasReluGrad(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     auto a = args(env, info, 4);
@@ -756,21 +775,12 @@ napi_value BiasReluGrad(napi_env env, napi_callback_info info) {
       const float g = dy[i];
       dz[i] = y[i] > 0.f ? g : 0.f;
     }
-    std::vector<double> acc(C, 0.0);
-    double *sum = acc.data();
-    const int64_t rows = int64_t(n) / C;
-    for (int64_t r = 0; r < rows; r++) {
-      const float *row = dz + r * C;
-#pragma omp simd
-      for (int64_t c = 0; c < C; c++) sum[c] += row[c];
-    }
-    for (int64_t c = 0; c < C; c++) db[c] = float(acc[c]);
+    sumRows(dz, int64_t(n) / C, C, db, false);
     return undefinedValue(env);
   });
 }
 
-// sumLeading(rows, x, out, mean): out[c] = Σ_r x[r·C + c] (÷ rows when mean), C = out.length,
-// accumulated in double precision row by row, as the JavaScript kernel it replaces does.
+// sumLeading(rows, x, out, mean): out[c] = Σ_r x[r·C + c] (÷ rows when mean), C = out.length (sumRows).
 napi_value SumLeading(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     auto a = args(env, info, 4);
@@ -782,20 +792,7 @@ napi_value SumLeading(napi_env env, napi_callback_info info) {
     float *out = floats(env, a[2], inner, "out");
     bool mean = false;
     NAPI_OK(napi_get_value_bool(env, a[3], &mean));
-    // Column blocks per thread: each column's sum keeps its row order whatever the split.
-    const int64_t C = int64_t(inner);
-    const int64_t block = 256;
-#pragma omp parallel for if (rows * C >= kParallelFrom && C >= 2 * block) schedule(static)
-    for (int64_t c0 = 0; c0 < C; c0 += block) {
-      const int64_t c1 = std::min(C, c0 + block);
-      double acc[block] = {0};
-      for (int64_t r = 0; r < rows; r++) {
-        const float *row = x + r * C;
-#pragma omp simd
-        for (int64_t c = c0; c < c1; c++) acc[c - c0] += row[c];
-      }
-      for (int64_t c = c0; c < c1; c++) out[c] = float(mean ? acc[c - c0] / double(rows) : acc[c - c0]);
-    }
+    sumRows(x, rows, int64_t(inner), out, mean);
     return undefinedValue(env);
   });
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { tf, Rng } from '@kiln/core';
 import { writeFileAtomic } from '@kiln/core/node';
 import { AUGMENTATION_NAMES, parseAugmentations } from '@kiln/data';
-import { intArg } from '../args.js';
+import { intArg, subCommandArg } from '../args.js';
 import { startRun } from '../backends.js';
 import { UsageError } from '../errors.js';
 import { DATA_OPTIONS, DATA_USAGE, loadData, readBatch, sampleDataset } from '../datasets.js';
@@ -35,7 +35,7 @@ export const dataPreviewCommand: Command = {
   usage: DATA_PREVIEW_USAGE,
   async run(argv, out, err) {
     const [sub, ...rest] = argv;
-    if (sub !== 'preview') throw new UsageError(sub === undefined ? 'missing sub-command' : `unknown sub-command 'data ${sub}'`, DATA_PREVIEW_USAGE);
+    subCommandArg('data', sub, ['preview'] as const, DATA_PREVIEW_USAGE);
     const { values } = parseArgs({
       args: rest,
       options: { ...DATA_OPTIONS, augment: { type: 'string' }, out: { type: 'string' }, count: { type: 'string' }, columns: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' } },

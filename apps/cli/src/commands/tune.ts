@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '@kiln/core/node';
 import { Tuner, batchSizeChart, lrFindChart } from '@kiln/trainer';
-import { choiceArg, floatArg, intArg } from '../args.js';
+import { choiceArg, floatArg, intArg, subCommandArg } from '../args.js';
 import { UsageError } from '../errors.js';
 import { TRAIN_USAGE, prepareRun, trainFlags, writeJson } from './train.js';
 import type { Command } from '../command.js';
@@ -50,8 +50,8 @@ export const tuneCommand: Command = {
   summary: 'find a learning rate (`kiln tune lr`) or the largest useful batch size (`kiln tune batch-size`)',
   usage: TUNE_USAGE,
   async run(argv, out, err) {
-    const [what, ...rest] = argv;
-    if (what !== 'lr' && what !== 'batch-size') throw new UsageError(what === undefined ? 'missing sub-command' : `unknown sub-command 'tune ${what}'`, TUNE_USAGE);
+    const [given, ...rest] = argv;
+    const what = subCommandArg('tune', given, ['lr', 'batch-size'] as const, TUNE_USAGE);
     const values = trainFlags(rest, TUNE_OPTIONS);
     if (!values.model) throw new UsageError('--model is required', `e.g. --model lenet5\n${TUNE_USAGE}\n${TRAIN_USAGE}`);
     // Read before the data is loaded, so that a bad flag fails fast.
