@@ -124,4 +124,17 @@ describe('learning curves', () => {
     const bs = lineChart([{ title: 't', xLabel: 'batch', xScale: 'log2', series: [{ name: 's', colour: [0, 0, 0], points: [[4, 1], [256, 2]] }] }]);
     expect(bs.frames[0].xTicks).toEqual([4, 8, 16, 32, 64, 128, 256]);
   });
+
+  it('label ticks with as many decimals as their spacing needs: 0.25 apart reads 1.25, not 1.3', () => {
+    const chart = lineChart([{ title: 'loss', xLabel: 'epoch', integerX: true, series: [{ name: 'train', colour: [0, 0, 0], points: [[0, 0.9], [1, 1.6], [2, 2.2]] }] }]);
+    const { yTicks } = chart.frames[0];
+    expect(yTicks[1] - yTicks[0]).toBeCloseTo(0.25, 12);
+    const labels = [...chart.svg().matchAll(/>([0-9.]+)<\/text>/g)].map((m) => m[1]);
+    for (const t of yTicks) expect(labels).toContain(t.toFixed(2));
+    expect(labels).not.toContain('1.3');
+    const half = lineChart([{ title: 'acc', xLabel: 'epoch', series: [{ name: 'a', colour: [0, 0, 0], points: [[0, 0.1], [4, 2.4]] }] }]);
+    const halfLabels = [...half.svg().matchAll(/>([0-9.]+)<\/text>/g)].map((m) => m[1]);
+    expect(halfLabels).toContain('1.5');
+    expect(halfLabels).not.toContain('1.50');
+  });
 });

@@ -377,8 +377,10 @@ function formatTicks(ticks: number[]): string[] {
   const step = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : Math.abs(ticks[0]) || 1;
   const big = Math.max(...ticks.map(Math.abs));
   if (big >= 1e5 || (big > 0 && big < 1e-3)) return ticks.map((t) => (t === 0 ? '0' : t.toExponential(Math.max(0, Math.ceil(-Math.log10(step / big) - 1e-9)))));
-  const decimals = Math.max(0, Math.ceil(-Math.log10(step) - 1e-9));
-  return ticks.map((t) => t.toFixed(Math.min(decimals, 10)));
+  // The fewest decimals that write the spacing exactly: 0.25 needs two (1.25, not "1.3"), 0.5 one.
+  let decimals = 0;
+  while (decimals < 10 && Math.abs(Math.round(step * 10 ** decimals) - step * 10 ** decimals) > 1e-6 * step * 10 ** decimals) decimals++;
+  return ticks.map((t) => t.toFixed(decimals));
 }
 
 function formatLog(v: number, scale: 'log10' | 'log2'): string {
