@@ -7,6 +7,11 @@ import { KilnError } from '@kiln/core';
 import { train } from './commands/train.js';
 import { reportingCallback, trialMetrics } from './study/trial.js';
 import type { TrialChildMessage, TrialParentMessage } from './study/child-launcher.js';
+import { growYoungGenerationAtOnce } from '../bin/young-generation.mjs';
+
+// A trial trains like `kiln train`, so it sizes V8's young generation as the launcher does for
+// `kiln train` (V8 reads the flag at each growth, so setting it after the imports still counts).
+growYoungGenerationAtOnce();
 
 // A training step never yields to the event loop for long, so the parent-death check runs on its
 // own thread: when the worker that started this trial dies (SIGKILL, lost machine), the trial must

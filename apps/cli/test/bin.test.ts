@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -65,4 +65,45 @@ describe('the kiln launcher (bin/kiln.mjs)', () => {
     expect(pkg.bin).toEqual({ kiln: './bin/kiln.mjs' });
     expect(pkg.files).toContain('bin');
   });
+});
+
+/**
+ * Starts the trial process a `kiln worker` runs (dist/trial-child.js) with the probe preloaded and
+ * arguments `kiln train` refuses, so it reports an error over IPC and exits; returns the young
+ * generation's sizes from the end of the run on.
+ */
+function trialYoungGenerationSizes(env: NodeJS.ProcessEnv): Promise<number[]> {
+  const child = path.resolve(__dirname, '../dist/trial-child.js');
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--require', probe, child, '--no-such-flag'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: { ...process.env, KILN_V8_DEFAULTS: undefined, ...env } });
+    let stderr = '';
+    const messages: unknown[] = [];
+    p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('message', (m) => messages.push(m));
+    p.on('error', reject);
+    p.on('exit', () => {
+      try {
+        expect(messages).toContainEqual(expect.objectContaining({ type: 'error' }));
+        const line = /young-generation-sizes (\[.*\])/.exec(stderr);
+        expect(line, stderr).not.toBeNull();
+        resolve(JSON.parse(line![1]) as number[]);
+      } catch (e) {
+        reject(e as Error);
+      }
+    });
+  });
+}
+
+describe('the trial process of `kiln worker`', () => {
+  it('sizes the young generation like `kiln train`: the next growth goes to the cap, unless KILN_V8_DEFAULTS=1', async () => {
+    const sized = await trialYoungGenerationSizes({});
+    const cap = Math.max(...sized);
+    expect(cap).toBeGreaterThanOrEqual(8);
+    // Whatever it grew to while loading, its first growth after that reaches the cap.
+    expect(sized.slice(1).every((s) => s === cap), JSON.stringify(sized)).toBe(true);
+    const doubling = await trialYoungGenerationSizes({ KILN_V8_DEFAULTS: '1' });
+    const doublingCap = Math.max(...doubling);
+    // V8's own doubling: the first growth after loading stops below the cap.
+    expect(doubling[1], JSON.stringify(doubling)).toBeLessThan(doublingCap);
+  }, 60_000);
 });
