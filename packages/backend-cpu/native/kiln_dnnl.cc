@@ -90,13 +90,14 @@ memory::desc plain(const memory::dims &d, tag t) { return memory::desc(d, dt::f3
 memory::desc anyLayout(const memory::dims &d) { return memory::desc(d, dt::f32, tag::any); }
 
 // Activations NHWC, or (`blocked`) in whatever layout oneDNN prefers for this convolution, which
-// the calls below convert to and from NHWC around the primitive. See preferBlocked().
-convolution_forward::primitive_desc forwardPd(const Geometry &g, bool bias, bool relu, bool blocked) {
+// the calls below convert to and from NHWC around the primitive. See preferBlocked() and
+// winogradCandidate() for the choice of layout and algorithm.
+convolution_forward::primitive_desc forwardPd(const Geometry &g, bool bias, bool relu, bool blocked, algorithm alg = algorithm::convolution_direct) {
   const tag act = blocked ? tag::any : tag::nhwc;
   const memory::desc src(g.src(), dt::f32, act), dst(g.dst(), dt::f32, act);
-  auto desc = bias ? convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, src, anyLayout(g.wei()),
+  auto desc = bias ? convolution_forward::desc(prop_kind::forward_training, alg, src, anyLayout(g.wei()),
                                                plain({g.CO}, tag::x), dst, g.strides(), g.dilates(), g.padL(), g.padR())
-                   : convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, src, anyLayout(g.wei()), dst,
+                   : convolution_forward::desc(prop_kind::forward_training, alg, src, anyLayout(g.wei()), dst,
                                                g.strides(), g.dilates(), g.padL(), g.padR());
   dnnl::primitive_attr attr;
   if (relu) {
@@ -127,10 +128,64 @@ bool preferBlocked(const Geometry &g) {
   return !avx512 && g.KH * g.KW > 1 && g.CI >= 64;
 }
 
+// Whether to ask oneDNN for a Winograd convolution (F(4x4, 3x3): 2.25x fewer multiplications than
+// the direct algorithm for a 3x3 filter at stride 1). oneDNN 2.6 implements it for f32 with
+// AVX-512 only (`jit_wino_4x3:avx512_core`, forward and both gradients, blocked activations); on
+// other CPUs creating it fails and the convolution stays direct. Measured on ResNet-18's 3x3
+// convolutions over 64-512 channels (tools/bench/dnnl-layouts.cc --winograd, docs/benchmarks.md):
+// forward + both gradients in 52-54% of the direct algorithm's time, the outputs within ~1e-6
+// (RMS, relative) of it; slower than direct on the 1-channel stem, so only from 64 channels on.
+// KILN_DNNL_WINOGRAD=0 keeps every convolution direct.
+bool winogradCandidate(const Geometry &g) {
+  static const bool off = [] {
+    const char *e = std::getenv("KILN_DNNL_WINOGRAD");
+    return e && e[0] == '0';
+  }();
+  return !off && g.KH == 3 && g.KW == 3 && g.SH == 1 && g.SW == 1 && g.DH == 1 && g.DW == 1 && g.CI >= 64 && g.CO >= 64;
+}
+
+// The forward primitive: Winograd where winogradCandidate() and oneDNN agree, else direct.
+convolution_forward::primitive_desc forwardPlan(const Geometry &g, bool bias, bool relu) {
+  if (winogradCandidate(g)) {
+    try {
+      return forwardPd(g, bias, relu, true, algorithm::convolution_winograd);
+    } catch (const dnnl::error &) {
+      // No Winograd implementation for this CPU or shape: the direct algorithm below.
+    }
+  }
+  return forwardPd(g, bias, relu, preferBlocked(g));
+}
+
+// A gradient primitive of the same algorithm as the forward: `make(alg, blocked, hint)` builds it;
+// Winograd first where it applies, the direct algorithm when oneDNN has no Winograd for it.
+template <typename Pd, typename Make>
+Pd gradientPlan(const Geometry &g, Make make) {
+  if (winogradCandidate(g)) {
+    try {
+      return make(algorithm::convolution_winograd, true, forwardPd(g, false, false, true, algorithm::convolution_winograd));
+    } catch (const dnnl::error &) {
+      // As in forwardPlan().
+    }
+  }
+  const bool blocked = preferBlocked(g);
+  return make(algorithm::convolution_direct, blocked, forwardPd(g, false, false, blocked));
+}
+
+// A growable float buffer whose data starts on a 64-byte boundary, for memory Kiln converts into
+// a primitive's preferred layout: oneDNN's Winograd kernels load and store such memory with aligned
+// vector instructions, and std::vector only promises 16 bytes.
+struct AlignedScratch {
+  std::vector<float> raw;
+  float *get(size_t floats) {
+    raw.resize(std::max(raw.size(), floats + 16));
+    return reinterpret_cast<float *>((reinterpret_cast<uintptr_t>(raw.data()) + 63) & ~uintptr_t(63));
+  }
+};
+
 // Scratch for converted activations, shared by every convolution (calls hold cacheLock, and one
 // call converts at most two tensors: slot 0 and slot 1), so it costs the two largest activations
 // once, not a copy per cached primitive.
-std::vector<float> activationScratch[2];
+AlignedScratch activationScratch[2];
 
 // An activation tensor handed over as NHWC and given to the primitive in the layout `want`: the
 // reorder between them when they differ, and which scratch slot holds the converted copy.
@@ -145,9 +200,7 @@ struct Activation {
   // The memory the primitive reads or writes: the caller's NHWC bytes, or the scratch copy.
   memory bind(float *data) {
     if (!convert) return memory(nhwc, cpu(), data);
-    auto &scratch = activationScratch[slot];
-    scratch.resize(std::max(scratch.size(), want.get_size() / sizeof(float) + 16));
-    return memory(want, cpu(), scratch.data());
+    return memory(want, cpu(), activationScratch[slot].get(want.get_size() / sizeof(float)));
   }
   void toPrimitive(float *data, memory &bound) {
     if (convert) convert->execute(strm(), {{DNNL_ARG_FROM, memory(nhwc, cpu(), data)}, {DNNL_ARG_TO, bound}});
@@ -170,45 +223,50 @@ struct FilterIn {
 
 struct Forward {
   convolution_forward prim;
+  std::string impl;  // oneDNN's name of the implementation it chose, for convolutionImplementations()
   FilterIn filter;
   Activation x, y;
-  Forward(const Geometry &g, bool bias, bool relu) : Forward(forwardPd(g, bias, relu, preferBlocked(g)), g) {}
+  Forward(const Geometry &g, bool bias, bool relu) : Forward(forwardPlan(g, bias, relu), g) {}
   Forward(const convolution_forward::primitive_desc &pd, const Geometry &g)
-      : prim(pd), filter(g, pd.weights_desc()), x(plain(g.src(), tag::nhwc), pd.src_desc(), true, 0), y(plain(g.dst(), tag::nhwc), pd.dst_desc(), false, 1) {}
+      : prim(pd), impl(pd.impl_info_str()), filter(g, pd.weights_desc()), x(plain(g.src(), tag::nhwc), pd.src_desc(), true, 0), y(plain(g.dst(), tag::nhwc), pd.dst_desc(), false, 1) {}
 };
 
 struct BackwardData {
   convolution_backward_data prim;
+  std::string impl;
   FilterIn filter;
   Activation dy, dx;
   explicit BackwardData(const convolution_backward_data::primitive_desc &pd, const Geometry &g)
-      : prim(pd), filter(g, pd.weights_desc()), dy(plain(g.dst(), tag::nhwc), pd.diff_dst_desc(), true, 0), dx(plain(g.src(), tag::nhwc), pd.diff_src_desc(), false, 1) {}
+      : prim(pd), impl(pd.impl_info_str()), filter(g, pd.weights_desc()), dy(plain(g.dst(), tag::nhwc), pd.diff_dst_desc(), true, 0), dx(plain(g.src(), tag::nhwc), pd.diff_src_desc(), false, 1) {}
   static BackwardData make(const Geometry &g) {
-    const bool blocked = preferBlocked(g);
-    const tag act = blocked ? tag::any : tag::nhwc;
-    auto hint = forwardPd(g, false, false, blocked);
-    auto desc = convolution_backward_data::desc(algorithm::convolution_direct, memory::desc(g.src(), dt::f32, act), anyLayout(g.wei()),
-                                                memory::desc(g.dst(), dt::f32, act), g.strides(), g.dilates(), g.padL(), g.padR());
-    return BackwardData(convolution_backward_data::primitive_desc(desc, cpu(), hint), g);
+    using Pd = convolution_backward_data::primitive_desc;
+    return BackwardData(gradientPlan<Pd>(g, [&](algorithm alg, bool blocked, const convolution_forward::primitive_desc &hint) {
+      const tag act = blocked ? tag::any : tag::nhwc;
+      auto desc = convolution_backward_data::desc(alg, memory::desc(g.src(), dt::f32, act), anyLayout(g.wei()),
+                                                  memory::desc(g.dst(), dt::f32, act), g.strides(), g.dilates(), g.padL(), g.padR());
+      return Pd(desc, cpu(), hint);
+    }), g);
   }
 };
 
 struct BackwardWeights {
   convolution_backward_weights prim;
+  std::string impl;
   memory::desc got;
   std::unique_ptr<reorder> toHwio;  // null when the primitive writes HWIO itself
   Activation x, dy;
   BackwardWeights(const convolution_backward_weights::primitive_desc &pd, const Geometry &g)
-      : prim(pd), got(pd.diff_weights_desc()), x(plain(g.src(), tag::nhwc), pd.src_desc(), true, 0), dy(plain(g.dst(), tag::nhwc), pd.diff_dst_desc(), true, 1) {
+      : prim(pd), impl(pd.impl_info_str()), got(pd.diff_weights_desc()), x(plain(g.src(), tag::nhwc), pd.src_desc(), true, 0), dy(plain(g.dst(), tag::nhwc), pd.diff_dst_desc(), true, 1) {
     if (got != plain(g.wei(), tag::hwio)) toHwio = std::make_unique<reorder>(reorder::primitive_desc(cpu(), got, cpu(), plain(g.wei(), tag::hwio)));
   }
   static BackwardWeights make(const Geometry &g) {
-    const bool blocked = preferBlocked(g);
-    const tag act = blocked ? tag::any : tag::nhwc;
-    auto hint = forwardPd(g, false, false, blocked);
-    auto desc = convolution_backward_weights::desc(algorithm::convolution_direct, memory::desc(g.src(), dt::f32, act), anyLayout(g.wei()),
-                                                   memory::desc(g.dst(), dt::f32, act), g.strides(), g.dilates(), g.padL(), g.padR());
-    return BackwardWeights(convolution_backward_weights::primitive_desc(desc, cpu(), hint), g);
+    using Pd = convolution_backward_weights::primitive_desc;
+    return BackwardWeights(gradientPlan<Pd>(g, [&](algorithm alg, bool blocked, const convolution_forward::primitive_desc &hint) {
+      const tag act = blocked ? tag::any : tag::nhwc;
+      auto desc = convolution_backward_weights::desc(alg, memory::desc(g.src(), dt::f32, act), anyLayout(g.wei()),
+                                                     memory::desc(g.dst(), dt::f32, act), g.strides(), g.dilates(), g.padL(), g.padR());
+      return Pd(desc, cpu(), hint);
+    }), g);
   }
 };
 
@@ -401,16 +459,20 @@ napi_value undefinedValue(napi_env env) {
 }
 
 // Scratch for filters in the primitive's preferred layout; reused across calls.
-std::vector<float> filterScratch;
+AlignedScratch filterScratch;
 
 float *filterFor(FilterIn &f, float *hwio, const Geometry &g) {
   if (!f.needsReorder) return hwio;
-  filterScratch.resize(f.want.get_size() / sizeof(float) + 16);
+  float *want = filterScratch.get(f.want.get_size() / sizeof(float));
   memory src(plain(g.wei(), tag::hwio), cpu(), hwio);
-  memory dst(f.want, cpu(), filterScratch.data());
+  memory dst(f.want, cpu(), want);
   f.toWant->execute(strm(), src, dst);
-  return filterScratch.data();
+  return want;
 }
+
+// The bias of a convolution, copied to aligned memory (its CO floats cost nothing to copy) for the
+// kernels that load it with aligned instructions.
+AlignedScratch biasScratch;
 
 // conv2dForward(geometry, x, w, bias | null, y, relu)
 napi_value Conv2dForward(napi_env env, napi_callback_info info) {
@@ -430,7 +492,11 @@ napi_value Conv2dForward(napi_env env, napi_callback_info info) {
     memory xm = slot->x.bind(x), ym = slot->y.bind(y);
     slot->x.toPrimitive(x, xm);
     std::unordered_map<int, memory> io{{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, memory(slot->filter.want, cpu(), wIn)}, {DNNL_ARG_DST, ym}};
-    if (b) io.emplace(DNNL_ARG_BIAS, memory(plain({g.CO}, tag::x), cpu(), b));
+    if (b) {
+      float *aligned = biasScratch.get(g.CO);
+      std::memcpy(aligned, b, g.CO * sizeof(float));
+      io.emplace(DNNL_ARG_BIAS, memory(plain({g.CO}, tag::x), cpu(), aligned));
+    }
     slot->prim.execute(strm(), io);
     slot->y.fromPrimitive(ym, y);
     strm().wait();
@@ -468,12 +534,8 @@ napi_value Conv2dBackwardFilter(napi_env env, napi_callback_info info) {
     float *dw = floats(env, a[3], g.weiSize(), "dw");
     std::lock_guard<std::mutex> lock(cacheLock);
     BackwardWeights *slot = &cached(backwardWeights, g.key(), [&] { return BackwardWeights::make(g); });
-    std::vector<float> blocked;
-    float *out = dw;
-    if (slot->toHwio) {
-      blocked.resize(slot->got.get_size() / sizeof(float) + 16);
-      out = blocked.data();
-    }
+    AlignedScratch blocked;
+    float *out = slot->toHwio ? blocked.get(slot->got.get_size() / sizeof(float)) : dw;
     memory xm = slot->x.bind(x), dym = slot->dy.bind(dy);
     slot->x.toPrimitive(x, xm);
     slot->dy.toPrimitive(dy, dym);
@@ -809,6 +871,29 @@ napi_value SetNumThreads(napi_env env, napi_callback_info info) {
   });
 }
 
+// convolutionImplementations(): one string per cached convolution primitive,
+// "<forward|backward_data|backward_weights> <geometry key>: <oneDNN implementation>", so that tests
+// and the benchmark tools can tell which algorithm (direct, Winograd) and kernels ran.
+napi_value ConvolutionImplementations(napi_env env, napi_callback_info) {
+  return guarded(env, [&] {
+    std::vector<std::string> lines;
+    {
+      std::lock_guard<std::mutex> lock(cacheLock);
+      for (const auto &[key, p] : forwards) lines.push_back("forward " + key + ": " + p->impl);
+      for (const auto &[key, p] : backwardDatas) lines.push_back("backward_data " + key + ": " + p->impl);
+      for (const auto &[key, p] : backwardWeights) lines.push_back("backward_weights " + key + ": " + p->impl);
+    }
+    napi_value out;
+    NAPI_OK(napi_create_array_with_length(env, lines.size(), &out));
+    for (size_t i = 0; i < lines.size(); i++) {
+      napi_value s;
+      NAPI_OK(napi_create_string_utf8(env, lines[i].c_str(), NAPI_AUTO_LENGTH, &s));
+      NAPI_OK(napi_set_element(env, out, uint32_t(i), s));
+    }
+    return out;
+  });
+}
+
 // info(): { version, cpuIsa, maxThreads }
 napi_value Info(napi_env env, napi_callback_info) {
   return guarded(env, [&] {
@@ -865,6 +950,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"sumLeading", nullptr, SumLeading, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setNumThreads", nullptr, SetNumThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"convolutionImplementations", nullptr, ConvolutionImplementations, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

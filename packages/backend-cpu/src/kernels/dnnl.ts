@@ -54,6 +54,12 @@ export interface DnnlAddon {
   sumLeading(rows: number, x: Float32Array, out: Float32Array, mean: boolean): void;
   /** Size of oneDNN's OpenMP thread pool. */
   setNumThreads(n: number): void;
+  /**
+   * One line per cached convolution primitive, `<forward|backward_data|backward_weights> <geometry>:
+   * <oneDNN implementation>` (`jit_wino_4x3:avx512_core` for Winograd, `brgconv…`/`jit…` for direct),
+   * so that tests and benchmark tools can tell which algorithm ran.
+   */
+  convolutionImplementations(): string[];
   /** What the loaded library is and runs on. */
   info(): {
     /** oneDNN's version (`2.6.3`). */
