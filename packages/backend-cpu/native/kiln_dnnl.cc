@@ -29,6 +29,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <set>
 #include <unordered_map>
 #include <algorithm>
 #include <cmath>
@@ -154,6 +155,28 @@ convolution_forward::primitive_desc forwardPlan(const Geometry &g, bool bias, bo
     }
   }
   return forwardPd(g, bias, relu, preferBlocked(g));
+}
+
+// Whether oneDNN has a Winograd kernel on this CPU (at the ISA level it runs at): tried once on a
+// small convolution.
+bool oneDnnHasWinograd() {
+  static const bool has = [] {
+    Geometry probe{1, 8, 8, 64, 8, 8, 64, 3, 3, 1, 1, 1, 1, 1, 1};
+    try {
+      forwardPd(probe, false, false, true, algorithm::convolution_winograd);
+      return true;
+    } catch (const dnnl::error &) {
+      return false;
+    }
+  }();
+  return has;
+}
+
+// Whether Kiln's own Winograd (kiln_winograd.h) runs this convolution: a Winograd candidate where
+// oneDNN has none, padded as a 3x3 'same' or 'valid' convolution is (top/left 0-2, which the
+// input gradient's 2 − pad needs). KILN_DNNL_WINOGRAD=0 turns it off with oneDNN's.
+bool ownWinograd(const Geometry &g) {
+  return winogradCandidate(g) && !oneDnnHasWinograd() && g.PT <= 2 && g.PL <= 2;
 }
 
 // A gradient primitive of the same algorithm as the forward: `make(alg, blocked, hint)` builds it;
@@ -474,6 +497,16 @@ float *filterFor(FilterIn &f, float *hwio, const Geometry &g) {
 // kernels that load it with aligned instructions.
 AlignedScratch biasScratch;
 
+dnnl::matmul makeMatMul(const MatMulGeometry &g, bool bias, bool relu);
+
+#include "kiln_winograd.h"
+
+// The shape of a convolution for kiln_winograd.h.
+winograd::Shape winogradShape(const Geometry &g) { return {g.N, g.IH, g.IW, g.CI, g.OH, g.OW, g.CO, g.PT, g.PL}; }
+
+// What ran through kiln_winograd.h, as convolutionImplementations() lines (callers hold cacheLock).
+std::set<std::string> ownWinogradRuns;
+
 // conv2dForward(geometry, x, w, bias | null, y, relu)
 napi_value Conv2dForward(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
@@ -487,6 +520,11 @@ napi_value Conv2dForward(napi_env env, napi_callback_info info) {
     NAPI_OK(napi_get_value_bool(env, a[5], &relu));
     std::lock_guard<std::mutex> lock(cacheLock);
     std::string key = g.key() + (b ? "b" : "") + (relu ? "r" : "");
+    if (ownWinograd(g)) {
+      ownWinogradRuns.insert("forward " + key + ": kiln_winograd_4x3");
+      winograd::forward(winogradShape(g), x, w, b, relu, y);
+      return undefinedValue(env);
+    }
     Forward *slot = &cached(forwards, key, [&] { return Forward(g, b != nullptr, relu); });
     float *wIn = filterFor(slot->filter, w, g);
     memory xm = slot->x.bind(x), ym = slot->y.bind(y);
@@ -513,6 +551,11 @@ napi_value Conv2dBackwardData(napi_env env, napi_callback_info info) {
     float *w = floats(env, a[2], g.weiSize(), "filter");
     float *dx = floats(env, a[3], g.srcSize(), "dx");
     std::lock_guard<std::mutex> lock(cacheLock);
+    if (ownWinograd(g)) {
+      ownWinogradRuns.insert("backward_data " + g.key() + ": kiln_winograd_4x3");
+      winograd::backwardData(winogradShape(g), dy, w, dx);
+      return undefinedValue(env);
+    }
     BackwardData *slot = &cached(backwardDatas, g.key(), [&] { return BackwardData::make(g); });
     float *wIn = filterFor(slot->filter, w, g);
     memory dym = slot->dy.bind(dy), dxm = slot->dx.bind(dx);
@@ -533,6 +576,11 @@ napi_value Conv2dBackwardFilter(napi_env env, napi_callback_info info) {
     float *dy = floats(env, a[2], g.dstSize(), "dy");
     float *dw = floats(env, a[3], g.weiSize(), "dw");
     std::lock_guard<std::mutex> lock(cacheLock);
+    if (ownWinograd(g)) {
+      ownWinogradRuns.insert("backward_weights " + g.key() + ": kiln_winograd_4x3");
+      winograd::backwardFilter(winogradShape(g), x, dy, dw);
+      return undefinedValue(env);
+    }
     BackwardWeights *slot = &cached(backwardWeights, g.key(), [&] { return BackwardWeights::make(g); });
     AlignedScratch blocked;
     float *out = slot->toHwio ? blocked.get(slot->got.get_size() / sizeof(float)) : dw;
@@ -882,6 +930,7 @@ napi_value ConvolutionImplementations(napi_env env, napi_callback_info) {
       for (const auto &[key, p] : forwards) lines.push_back("forward " + key + ": " + p->impl);
       for (const auto &[key, p] : backwardDatas) lines.push_back("backward_data " + key + ": " + p->impl);
       for (const auto &[key, p] : backwardWeights) lines.push_back("backward_weights " + key + ": " + p->impl);
+      lines.insert(lines.end(), ownWinogradRuns.begin(), ownWinogradRuns.end());
     }
     napi_value out;
     NAPI_OK(napi_create_array_with_length(env, lines.size(), &out));

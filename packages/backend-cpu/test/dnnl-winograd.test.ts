@@ -64,7 +64,7 @@ function implementationsFor(x: number[]): string[] {
 /** Whether oneDNN can run Winograd here: AVX-512 as its effective level, and not turned off. */
 function winogradExpected(): boolean {
   if (!dnnl.loaded) return false;
-  return dnnl.addon.info().cpuIsa.startsWith('avx512') && process.env.KILN_DNNL_WINOGRAD !== '0';
+  return process.env.KILN_DNNL_WINOGRAD !== '0';
 }
 
 describe('Winograd convolutions (3x3, stride 1, >= 64 channels)', () => {
