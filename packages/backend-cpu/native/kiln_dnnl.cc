@@ -129,14 +129,14 @@ bool preferBlocked(const Geometry &g) {
   return !avx512 && g.KH * g.KW > 1 && g.CI >= 64;
 }
 
-// Whether to ask oneDNN for a Winograd convolution (F(4x4, 3x3): 2.25x fewer multiplications than
-// the direct algorithm for a 3x3 filter at stride 1). oneDNN 2.6 implements it for f32 with
-// AVX-512 only (`jit_wino_4x3:avx512_core`, forward and both gradients, blocked activations); on
-// other CPUs creating it fails and the convolution stays direct. Measured on ResNet-18's 3x3
-// convolutions over 64-512 channels (tools/bench/dnnl-layouts.cc --winograd, docs/benchmarks.md):
-// forward + both gradients in 52-54% of the direct algorithm's time, the outputs within ~1e-6
-// (RMS, relative) of it; slower than direct on the 1-channel stem, so only from 64 channels on.
-// KILN_DNNL_WINOGRAD=0 keeps every convolution direct.
+// Whether a convolution runs as a Winograd F(4x4, 3x3) convolution (2.25x fewer multiplications
+// than the direct algorithm for a 3x3 filter at stride 1): oneDNN's (`jit_wino_4x3:avx512_core`,
+// forward and both gradients, blocked activations) where it has one, which in 2.6 is with AVX-512
+// only, else Kiln's own (kiln_winograd.h; ownWinograd()). On ResNet-18's 3x3 convolutions over
+// 64-512 channels, forward and both gradients took 52-54% of the direct algorithm's time with
+// oneDNN's, the outputs within ~1e-6 (RMS, relative) of it; the 1-channel stem was slower, hence
+// the 64-channel floor (docs/benchmarks.md, "Winograd convolutions"). KILN_DNNL_WINOGRAD=0 keeps
+// every convolution direct.
 bool winogradCandidate(const Geometry &g) {
   static const bool off = [] {
     const char *e = std::getenv("KILN_DNNL_WINOGRAD");
