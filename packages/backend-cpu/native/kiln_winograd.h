@@ -58,10 +58,10 @@ namespace winograd {
 
 // The transforms of one instruction set.
 struct Transforms {
-  void (*input)(const Shape &, const float *, float *);
+  void (*input)(const Shape &, int64_t, int64_t, const float *, float *);
   void (*filter)(int64_t, int64_t, const float *, float *);
-  void (*output)(const Shape &, const float *, const float *, bool, float *);
-  void (*outputGradient)(const Shape &, const float *, float *);
+  void (*output)(const Shape &, int64_t, int64_t, const float *, const float *, bool, float *);
+  void (*outputGradient)(const Shape &, int64_t, int64_t, const float *, float *);
   void (*filterGradient)(int64_t, int64_t, const float *, float *);
 };
 
@@ -84,27 +84,47 @@ const Transforms &transforms() {
 // Scratch of the transforms, shared by every Winograd call (callers hold cacheLock).
 AlignedScratch transformedInput, transformedFilter, products, flippedFilter;
 
-// The 36 products as one batched oneDNN matmul: C[e] = op(A[e]) · B[e], op(A) = Aᵀ when
-// `transposeA` (A stored [36][K][M]); the primitive is cached with the other matrix products.
-void batchedProducts(int64_t M, int64_t K, int64_t N, bool transposeA, const float *a, const float *b, float *c) {
+// The 36 products as one batched oneDNN matmul: C[e] (+)= op(A[e]) · B[e], op(A) = Aᵀ when
+// `transposeA` (A stored [36][K][M]), adding to C when `accumulate`. Cached by shape.
+void batchedProducts(int64_t M, int64_t K, int64_t N, bool transposeA, bool accumulate, const float *a, const float *b, float *c) {
   MatMulGeometry g{36, 36, M, K, N, transposeA ? 1 : 0, 0};
-  dnnl::matmul *mm = &cached(matmuls, g.key(), [&] { return makeMatMul(g, false, false); });
+  dnnl::matmul *mm = &cached(matmuls, g.key() + (accumulate ? "+" : ""), [&] {
+    dnnl::primitive_attr attr;
+    if (accumulate) {
+      dnnl::post_ops ops;
+      ops.append_sum(1.f);
+      attr.set_post_ops(ops);
+    }
+    return dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(g.a(), g.b(), g.c()), attr, cpu()));
+  });
   mm->execute(strm(), {{DNNL_ARG_SRC, memory(g.a(), cpu(), const_cast<float *>(a))},
                        {DNNL_ARG_WEIGHTS, memory(g.b(), cpu(), const_cast<float *>(b))},
                        {DNNL_ARG_DST, memory(g.c(), cpu(), c)}});
   strm().wait();
 }
 
+// Tiles per chunk: each convolution runs over its tiles in chunks whose transformed blocks (36 per
+// tile and channel) take about 4 MiB, so that they are still in cache when the products read them
+// and the scratch stays small (the whole image set at once would take 29 MiB per buffer for
+// ResNet-18's first stage at batch 64).
+int64_t chunkTiles(const Shape &s) {
+  const int64_t perTile = 36 * std::max(s.C, s.K);
+  return std::max<int64_t>(16, (int64_t(1) << 20) / perTile);
+}
+
 // y = conv(x, w) (+ bias, ReLU): x [N, H, W, C], w HWIO [3, 3, C, K], y [N, OH, OW, K].
 void forward(const Shape &s, const float *x, const float *w, const float *bias, bool relu, float *y) {
-  const int64_t T = s.tiles();
-  float *V = transformedInput.get(36 * T * s.C);
+  const int64_t T = s.tiles(), chunk = std::min(T, chunkTiles(s));
+  float *V = transformedInput.get(36 * chunk * s.C);
   float *U = transformedFilter.get(36 * s.C * s.K);
-  float *M = products.get(36 * T * s.K);
-  transforms().input(s, x, V);
+  float *M = products.get(36 * chunk * s.K);
   transforms().filter(s.C, s.K, w, U);
-  batchedProducts(T, s.C, s.K, false, V, U, M);
-  transforms().output(s, M, bias, relu, y);
+  for (int64_t first = 0; first < T; first += chunk) {
+    const int64_t count = std::min(chunk, T - first);
+    transforms().input(s, first, count, x, V);
+    batchedProducts(count, s.C, s.K, false, false, V, U, M);
+    transforms().output(s, first, count, M, bias, relu, y);
+  }
 }
 
 // The input gradient of the convolution `s` describes: the forward pass of dy [N, OH, OW, K] with
@@ -119,15 +139,19 @@ void backwardData(const Shape &s, const float *dy, const float *w, float *dx) {
   forward(back, dy, flipped, nullptr, false, dx);
 }
 
-// The filter gradient: dU[e] = V[e]ᵀ Ŷ[e] summed over tiles by the matrix product, then Gᵀ dU G.
+// The filter gradient: dU[e] = Σ over tiles V[e]ᵀ Ŷ[e] (each chunk's product added to the last),
+// then dW = Gᵀ dU G.
 void backwardFilter(const Shape &s, const float *x, const float *dy, float *dw) {
-  const int64_t T = s.tiles();
-  float *V = transformedInput.get(36 * T * s.C);
-  float *Yhat = products.get(36 * T * s.K);
+  const int64_t T = s.tiles(), chunk = std::min(T, chunkTiles(s));
+  float *V = transformedInput.get(36 * chunk * s.C);
+  float *Yhat = products.get(36 * chunk * s.K);
   float *dU = transformedFilter.get(36 * s.C * s.K);
-  transforms().input(s, x, V);
-  transforms().outputGradient(s, dy, Yhat);
-  batchedProducts(s.C, T, s.K, true, V, Yhat, dU);
+  for (int64_t first = 0; first < T; first += chunk) {
+    const int64_t count = std::min(chunk, T - first);
+    transforms().input(s, first, count, x, V);
+    transforms().outputGradient(s, first, count, dy, Yhat);
+    batchedProducts(s.C, count, s.K, true, first > 0, V, Yhat, dU);
+  }
   transforms().filterGradient(s.C, s.K, dU, dw);
 }
 
