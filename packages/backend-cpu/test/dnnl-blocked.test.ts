@@ -11,6 +11,7 @@ process.env.KILN_DNNL_BLOCKED = '1';
 import { createRequire } from 'node:module';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { requireOrSkip, whenDnnlOff } from '../../../tools/testing/require-or-skip.js';
+import { differencesFromCpu, seededTensor } from './reference.js';
 
 const require = createRequire(import.meta.url);
 const { tf } = require('@kiln/core') as typeof import('@kiln/core');
@@ -26,35 +27,11 @@ beforeAll(async () => {
 }, 60_000);
 beforeEach((ctx) => requireOrSkip(ctx, !dnnl.loaded && `oneDNN kernels not loaded: ${dnnl.reason}`, whenDnnlOff));
 
-/** Deterministic values in [-1, 1), scaled so that sums over many positions stay of order one. */
-function random(shape: number[], seed: number, scale = 1): Tensor {
-  let s = seed;
-  const n = shape.reduce((a, b) => a * b, 1);
-  const v = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    v[i] = (s / 2 ** 31 - 1) * scale;
-  }
-  return tf.tensor(v, shape);
-}
+const random = seededTensor;
 
 async function compare(fn: () => Tensor[]): Promise<void> {
-  const run = () => {
-    const outs = tf.tidy(fn);
-    const values = outs.map((t) => t.dataSync() as Float32Array);
-    tf.dispose(outs);
-    return values;
-  };
-  const onWasm = run();
-  await cpu.init();
-  const onCpu = run();
-  await wasm.init();
-  onWasm.forEach((w, i) => {
-    let worst = 0;
-    for (let j = 0; j < w.length; j++) worst = Math.max(worst, Math.abs(w[j] - onCpu[i][j]));
-    // Float32 sums in other orders (see kernels.test.ts); a layout error shows at order one.
-    expect(worst).toBeLessThanOrEqual(1e-4);
-  });
+  // Float32 sums in other orders (see kernels.test.ts); a layout error shows at order one.
+  for (const worst of await differencesFromCpu(fn, wasm, cpu)) expect(worst).toBeLessThanOrEqual(1e-4);
 }
 
 describe('oneDNN convolutions in the blocked layout (KILN_DNNL_BLOCKED=1) match cpu', () => {

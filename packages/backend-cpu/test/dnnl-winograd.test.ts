@@ -8,6 +8,7 @@
 import { createRequire } from 'node:module';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { requireOrSkip, whenDnnlOff } from '../../../tools/testing/require-or-skip.js';
+import { differencesFromCpu, seededTensor } from './reference.js';
 
 const require = createRequire(import.meta.url);
 const { tf } = require('@kiln/core') as typeof import('@kiln/core');
@@ -23,35 +24,11 @@ beforeAll(async () => {
 }, 60_000);
 beforeEach((ctx) => requireOrSkip(ctx, !dnnl.loaded && `oneDNN kernels not loaded: ${dnnl.reason}`, whenDnnlOff));
 
-/** Deterministic values in [-1, 1) times `scale`. */
-function random(shape: number[], seed: number, scale = 1): Tensor {
-  let s = seed;
-  const v = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  for (let i = 0; i < v.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    v[i] = (s / 2 ** 31 - 1) * scale;
-  }
-  return tf.tensor(v, shape);
-}
+const random = seededTensor;
 
 /** Largest absolute difference between the WASM (+ oneDNN) results and the reference CPU backend's. */
 async function worstDifference(fn: () => Tensor[]): Promise<number> {
-  const run = () => {
-    const outs = tf.tidy(fn);
-    const values = outs.map((t) => t.dataSync() as Float32Array);
-    tf.dispose(outs);
-    return values;
-  };
-  const onWasm = run();
-  await cpu.init();
-  const onCpu = run();
-  await wasm.init();
-  let worst = 0;
-  onWasm.forEach((w, i) => {
-    expect(w.length).toBe(onCpu[i].length);
-    for (let j = 0; j < w.length; j++) worst = Math.max(worst, Math.abs(w[j] - onCpu[i][j]));
-  });
-  return worst;
+  return Math.max(...(await differencesFromCpu(fn, wasm, cpu)));
 }
 
 /** The oneDNN implementation lines of the cached convolutions whose geometry starts with `n,h,w,ci,`. */
