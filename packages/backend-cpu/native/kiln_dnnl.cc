@@ -493,6 +493,10 @@ float *filterFor(FilterIn &f, float *hwio, const Geometry &g) {
   return want;
 }
 
+// The filter gradient in the primitive's layout, before its reorder to HWIO; kept between calls
+// (a 512x512 3x3 filter is 9 MiB, which a fresh buffer per call would map and fault in each time).
+AlignedScratch filterGradientScratch;
+
 // The bias of a convolution, copied to aligned memory (its CO floats cost nothing to copy) for the
 // kernels that load it with aligned instructions.
 AlignedScratch biasScratch;
@@ -582,8 +586,7 @@ napi_value Conv2dBackwardFilter(napi_env env, napi_callback_info info) {
       return undefinedValue(env);
     }
     BackwardWeights *slot = &cached(backwardWeights, g.key(), [&] { return BackwardWeights::make(g); });
-    AlignedScratch blocked;
-    float *out = slot->toHwio ? blocked.get(slot->got.get_size() / sizeof(float)) : dw;
+    float *out = slot->toHwio ? filterGradientScratch.get(slot->got.get_size() / sizeof(float)) : dw;
     memory xm = slot->x.bind(x), dym = slot->dy.bind(dy);
     slot->x.toPrimitive(x, xm);
     slot->dy.toPrimitive(dy, dym);
