@@ -332,6 +332,12 @@ float *floats(napi_env env, napi_value v, size_t need, const char *what) {
   return data;
 }
 
+size_t floatsLength(napi_env env, napi_value v, const char *what) {
+  size_t length = 0;
+  typedArray<float>(env, v, napi_float32_array, &length, what, "a Float32Array");
+  return length;
+}
+
 // The n values of a typed array of element type `From` (`arrayType`, named `typeName` in the
 // error), widened to `To`: geometry (Int32Array → int64) and hyper-parameters (Float64Array).
 template <typename To, typename From>
@@ -515,6 +521,138 @@ napi_value MaxPoolBackwardJs(napi_env env, napi_callback_info info) {
   });
 }
 
+// ---- max pooling that keeps its argmax (@kiln/core's MAX_POOL_ARGMAX_KERNEL) -------------------
+// Plain loops, the same as src/kernels/max-pool-argmax.ts's (which runs without the addon), so both
+// give the same y and argmax: the first maximum in row-major window order, compared with `>`.
+// Images are independent, so large batches split between threads by image.
+
+int32_t *int32s(napi_env env, napi_value v, size_t need, const char *what) {
+  size_t length = 0;
+  int32_t *data = typedArray<int32_t>(env, v, napi_int32_array, &length, what, "an Int32Array");
+  if (length != need) throw JsError{std::string(what) + ": expected " + std::to_string(need) + " ints, got " + std::to_string(length)};
+  return data;
+}
+
+// a / b rounded down (b > 0); C++'s division rounds toward zero.
+inline int64_t floorDiv(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// One image, a row of output pixels at a time. The row's running maxima and indices start at -inf
+// and the first cell of each window, then take every window cell in row-major order (kh, then kw)
+// as one pass over the row per cell: consecutive updates are to different pixels, so they overlap
+// in the CPU (pixel by pixel, each update waited for the previous one through memory, 3x slower on
+// LeNet-5's 6 channels). `kC` > 0 is the channel count known at compile time, so that the loop over
+// a few channels is unrolled; 0 means `g.C`.
+template <int kC>
+void maxPoolArgmaxImage(const PoolGeometry &g, const float *x, float *y, int32_t *argmax) {
+  const int64_t C = kC > 0 ? kC : g.C;
+  for (int64_t oh = 0; oh < g.OH; oh++) {
+    const int64_t ih0 = oh * g.SH - g.PT, ihLo = std::max<int64_t>(0, ih0), ihHi = std::min(g.IH, ih0 + g.KH);
+    float *yr = y + oh * g.OW * C;
+    int32_t *ar = argmax + oh * g.OW * C;
+    for (int64_t ow = 0; ow < g.OW; ow++) {
+      const int32_t first = int32_t((ihLo * g.IW + std::max<int64_t>(0, ow * g.SW - g.PL)) * C);
+      for (int64_t c = 0; c < C; c++) {
+        yr[ow * C + c] = -INFINITY;
+        ar[ow * C + c] = first + int32_t(c);
+      }
+    }
+    for (int64_t ih = ihLo; ih < ihHi; ih++) {
+      for (int64_t kw = 0; kw < g.KW; kw++) {
+        // The pixels whose window has column ow·SW − PL + kw inside the input.
+        const int64_t owLo = std::max<int64_t>(0, -floorDiv(kw - g.PL, g.SW));
+        const int64_t owHi = std::min(g.OW, floorDiv(g.IW - 1 + g.PL - kw, g.SW) + 1);
+        for (int64_t ow = owLo; ow < owHi; ow++) {
+          const int32_t at = int32_t((ih * g.IW + ow * g.SW - g.PL + kw) * C);
+          const float *xi = x + at;
+          float *best = yr + ow * C;
+          int32_t *where = ar + ow * C;
+          // Masks, not branches: on activations the comparison goes either way at random.
+#pragma omp simd
+          for (int64_t c = 0; c < C; c++) {
+            const float v = xi[c], b = best[c];
+            const int32_t more = -int32_t(v > b);
+            best[c] = b < v ? v : b;
+            where[c] = (where[c] & ~more) | ((at + int32_t(c)) & more);
+          }
+        }
+      }
+    }
+    // Nothing above -inf (NaN or -inf throughout): the first cell's value, so y is x at argmax.
+    for (int64_t i = 0; i < g.OW * C; i++)
+      if (!(yr[i] > -INFINITY)) yr[i] = x[ar[i]];
+  }
+}
+
+PoolGeometry poolGeometry(napi_env env, napi_value v) {
+  auto p = ints(env, v, 12, "geometry");
+  for (int i = 0; i < 10; i++)
+    if (p[i] < 1) throw JsError{"geometry: sizes and strides must be positive"};
+  PoolGeometry g{p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]};
+  if (g.PT < 0 || g.PL < 0 || g.PT >= g.KH || g.PL >= g.KW || (g.OH - 1) * g.SH - g.PT >= g.IH || (g.OW - 1) * g.SW - g.PL >= g.IW)
+    throw JsError{"geometry: every window must overlap the input"};
+  return g;
+}
+
+// maxPoolArgmax(geometry, x, y, argmax); geometry [N, IH, IW, C, OH, OW, KH, KW, SH, SW, PT, PL]
+napi_value MaxPoolArgmaxJs(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = args(env, info, 4);
+    PoolGeometry g = poolGeometry(env, a[0]);
+    const int64_t in = g.IH * g.IW * g.C, out = g.OH * g.OW * g.C;
+    const float *x = floats(env, a[1], g.N * in, "x");
+    float *y = floats(env, a[2], g.N * out, "y");
+    int32_t *argmax = int32s(env, a[3], g.N * out, "argmax");
+    auto image = maxPoolArgmaxImage<0>;
+    switch (g.C) {
+      case 1: image = maxPoolArgmaxImage<1>; break;
+      case 2: image = maxPoolArgmaxImage<2>; break;
+      case 3: image = maxPoolArgmaxImage<3>; break;
+      case 4: image = maxPoolArgmaxImage<4>; break;
+      case 6: image = maxPoolArgmaxImage<6>; break;
+      case 8: image = maxPoolArgmaxImage<8>; break;
+      case 16: image = maxPoolArgmaxImage<16>; break;
+      default: break;
+    }
+#pragma omp parallel for if (g.N * in >= kParallelFrom) schedule(static)
+    for (int64_t n = 0; n < g.N; n++) image(g, x + n * in, y + n * out, argmax + n * out);
+    return undefinedValue(env);
+  });
+}
+
+// maxPoolArgmaxGrad(N, dy, argmax, dx): dx = 0, then each image's dy added at its argmax. An index
+// outside its image fails the call (it can only come from elsewhere than maxPoolArgmax).
+napi_value MaxPoolArgmaxGradJs(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    auto a = args(env, info, 4);
+    int64_t N = 0;
+    NAPI_OK(napi_get_value_int64(env, a[0], &N));
+    const size_t outSize = floatsLength(env, a[1], "dy"), inSize = floatsLength(env, a[3], "dx");
+    if (N < 1 || outSize % N != 0 || inSize % N != 0) throw JsError{"N: expected the batch size of dy and dx"};
+    const float *dy = floats(env, a[1], outSize, "dy");
+    const int32_t *argmax = int32s(env, a[2], outSize, "argmax");
+    float *dx = floats(env, a[3], inSize, "dx");
+    const int64_t in = int64_t(inSize) / N, out = int64_t(outSize) / N;
+    bool outside = false;
+#pragma omp parallel for if (int64_t(inSize) >= kParallelFrom) schedule(static) reduction(|| : outside)
+    for (int64_t n = 0; n < N; n++) {
+      float *d = dx + n * in;
+      std::memset(d, 0, sizeof(float) * in);
+      const float *g = dy + n * out;
+      const int32_t *w = argmax + n * out;
+      for (int64_t i = 0; i < out; i++) {
+        const uint32_t k = uint32_t(w[i]);
+        if (k >= uint64_t(in)) {
+          outside = true;
+          continue;
+        }
+        d[k] += g[i];
+      }
+    }
+    if (outside) throw JsError{"argmax: an index outside its image"};
+    return undefinedValue(env);
+  });
+}
+
 // matMul(geometry, a, b, bias | null, c, relu): c = a·b (+ bias) (then ReLU), the bias and the
 // ReLU applied by the primitive as it writes c (tfjs's _FusedMatMul, Kiln's dense layer).
 dnnl::matmul makeMatMul(const MatMulGeometry &g, bool bias, bool relu) {
@@ -654,12 +792,6 @@ napi_value BatchNormBackwardJs(napi_env env, napi_callback_info info) {
 // them (each tfjs op rounds to float32, and so does each line here; the build contracts nothing
 // into FMAs), so the fused update gives the composite's numbers. Large tensors are split between
 // oneDNN's OpenMP threads; each element is independent, so the result does not depend on the split.
-
-size_t floatsLength(napi_env env, napi_value v, const char *what) {
-  size_t length = 0;
-  typedArray<float>(env, v, napi_float32_array, &length, what, "a Float32Array");
-  return length;
-}
 
 // adamUpdate(hyper, p, g, m, v, vMax | null, pOut, mOut, vOut, vMaxOut | null)
 // hyper (Float64Array): [lr / (1 − β₁ᵗ), β₁, 1 − β₁, β₂, 1 − β₂, √(1 − β₂ᵗ), ε, decay, mode]
@@ -855,6 +987,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"conv2dBackwardData", nullptr, Conv2dBackwardData, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2dBackwardFilter", nullptr, Conv2dBackwardFilter, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolBackward", nullptr, MaxPoolBackwardJs, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"maxPoolArgmax", nullptr, MaxPoolArgmaxJs, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"maxPoolArgmaxGrad", nullptr, MaxPoolArgmaxGradJs, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"matMul", nullptr, MatMulJs, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormForward", nullptr, BatchNormForwardJs, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormInference", nullptr, BatchNormInferenceJs, nullptr, nullptr, nullptr, napi_default, nullptr},
