@@ -793,6 +793,33 @@ napi_value BatchNormBackwardJs(napi_env env, napi_callback_info info) {
 // into FMAs), so the fused update gives the composite's numbers. Large tensors are split between
 // oneDNN's OpenMP threads; each element is independent, so the result does not depend on the split.
 
+// One Adam update of n elements. The weight-decay mode and AMSGrad are template arguments, so each
+// variant's loop has no branch in it and vectorises (with a branch per element and the pointer
+// tests it did not, and cost ~3.5 ns per element: 0.2 ms a step for LeNet-5's 61,706 parameters).
+// Vector and scalar float operations round alike and nothing is contracted, so the results are
+// the same either way.
+template <int kMode, bool kAms>
+__attribute__((target_clones("avx2", "default"))) void adamLoop(int64_t n, const float *p, const float *g, const float *m, const float *v, const float *vMax, float *pOut, float *mOut, float *vOut, float *vMaxOut,
+              const float step, const float b1, const float omb1, const float b2, const float omb2, const float sqrtBc2, const float eps, const float decay) {
+#pragma omp parallel for simd if (n >= kParallelFrom) schedule(static)
+  for (int64_t i = 0; i < n; i++) {
+    float pi = p[i], gi = g[i];
+    if constexpr (kMode == 1) gi = gi + pi * decay;
+    if constexpr (kMode == 2) pi = pi * decay;
+    const float mi = m[i] * b1 + gi * omb1;
+    const float vi = v[i] * b2 + (gi * gi) * omb2;
+    float vHat = vi;
+    if constexpr (kAms) {
+      vHat = std::max(vMax[i], vi);
+      vMaxOut[i] = vHat;
+    }
+    const float denom = std::sqrt(vHat) / sqrtBc2 + eps;
+    pOut[i] = pi - (mi / denom) * step;
+    mOut[i] = mi;
+    vOut[i] = vi;
+  }
+}
+
 // adamUpdate(hyper, p, g, m, v, vMax | null, pOut, mOut, vOut, vMaxOut | null)
 // hyper (Float64Array): [lr / (1 − β₁ᵗ), β₁, 1 − β₁, β₂, 1 − β₂, √(1 − β₂ᵗ), ε, decay, mode]
 // mode 0: no weight decay; 1: L2 (g + decay·p); 2: decoupled (p·decay first, decay = 1 − η·λ).
@@ -811,26 +838,11 @@ napi_value AdamUpdate(napi_env env, napi_callback_info info) {
     float *mOut = floats(env, a[7], n, "expAvgOut");
     float *vOut = floats(env, a[8], n, "expAvgSqOut");
     float *vMaxOut = ams ? floats(env, a[9], n, "maxExpAvgSqOut") : nullptr;
-    const float step = float(h[0]), b1 = float(h[1]), omb1 = float(h[2]), b2 = float(h[3]), omb2 = float(h[4]);
-    const float sqrtBc2 = float(h[5]), eps = float(h[6]), decay = float(h[7]);
     const int mode = int(h[8]);
-#pragma omp parallel for if (int64_t(n) >= kParallelFrom) schedule(static)
-    for (int64_t i = 0; i < int64_t(n); i++) {
-      float pi = p[i], gi = g[i];
-      if (mode == 1) gi = gi + pi * decay;
-      else if (mode == 2) pi = pi * decay;
-      const float mi = m[i] * b1 + gi * omb1;
-      const float vi = v[i] * b2 + (gi * gi) * omb2;
-      float vHat = vi;
-      if (vMax) {
-        vHat = std::max(vMax[i], vi);
-        vMaxOut[i] = vHat;
-      }
-      const float denom = std::sqrt(vHat) / sqrtBc2 + eps;
-      pOut[i] = pi - (mi / denom) * step;
-      mOut[i] = mi;
-      vOut[i] = vi;
-    }
+    if (mode < 0 || mode > 2) throw JsError{"hyper: mode must be 0, 1 or 2"};
+    using Loop = decltype(&adamLoop<0, false>);
+    static constexpr Loop loops[3][2] = {{adamLoop<0, false>, adamLoop<0, true>}, {adamLoop<1, false>, adamLoop<1, true>}, {adamLoop<2, false>, adamLoop<2, true>}};
+    loops[mode][ams](int64_t(n), p, g, m, v, vMax, pOut, mOut, vOut, vMaxOut, float(h[0]), float(h[1]), float(h[2]), float(h[3]), float(h[4]), float(h[5]), float(h[6]), float(h[7]));
     return undefinedValue(env);
   });
 }
