@@ -217,7 +217,9 @@ struct BackwardWeights {
 
 // ---- max pooling gradient ----------------------------------------------------------------------
 // Geometry: [N, IH, IW, C, OH, OW, KH, KW, SH, SW, PT, PL]. tfjs hands MaxPoolGrad the input and the
-// output gradient; the argmax oneDNN needs (its "workspace") is recomputed by a forward pass.
+// output gradient; the argmax oneDNN needs (its "workspace") is recomputed by a forward pass. Kiln's
+// layers avoid this in training (MAX_POOL_ARGMAX_KERNEL below keeps the argmax); tfjs's own maxPool
+// and its gradient still come here.
 struct PoolGeometry {
   int64_t N, IH, IW, C, OH, OW, KH, KW, SH, SW, PT, PL;
   memory::dims src() const { return {N, C, IH, IW}; }
@@ -510,8 +512,11 @@ napi_value MaxPoolBackwardJs(napi_env env, napi_callback_info info) {
     float *dx = floats(env, a[3], g.N * g.IH * g.IW * g.C, "dx");
     std::lock_guard<std::mutex> lock(cacheLock);
     MaxPoolBackward *slot = &cached(maxPoolBackwards, g.key(), [&] { return MaxPoolBackward::make(g); });
-    std::vector<float> y(g.N * g.OH * g.OW * g.C);
-    std::vector<uint8_t> ws(slot->workspace.get_size());
+    // The recomputed output and workspace go to scratch kept between calls (they only grow).
+    static std::vector<float> y;
+    static std::vector<uint8_t> ws;
+    y.resize(std::max<size_t>(y.size(), g.N * g.OH * g.OW * g.C));
+    ws.resize(std::max<size_t>(ws.size(), slot->workspace.get_size()));
     memory wsMem(slot->workspace, cpu(), ws.data());
     slot->fwd.execute(strm(), {{DNNL_ARG_SRC, memory(plain(g.src(), tag::nhwc), cpu(), x)},
                                {DNNL_ARG_DST, memory(plain(g.dst(), tag::nhwc), cpu(), y.data())},
