@@ -1,9 +1,10 @@
 /**
  * Training-mode fusion: a convolution or dense layer with its bias and ReLU as one forward kernel,
  * the softmax cross-entropy as one kernel each way, and max pooling that keeps its argmax so that
- * its gradient is a scatter. On a small network most of a training
- * step is tfjs's bookkeeping per kernel call (tape node, saved-tensor clones, reference counts),
- * so fewer calls is what makes it faster (docs/benchmarks.md, "Round two").
+ * its gradient is a scatter. On a small network most of a training step is tfjs's bookkeeping per
+ * kernel call (tape node, saved-tensor clones, reference counts), so fewer calls is what makes it
+ * faster (docs/benchmarks.md, "Round two"); the pool's gradient no longer searches its windows
+ * again ("Round 16").
  *
  * tfjs fuses under a gradient tape only without an activation, and its fused ops' gradients
  * compute every input's gradient eagerly (the first layer's input gradient too, which nothing
