@@ -3,7 +3,8 @@
 // tensors' bytes in the WebAssembly heap, and its matrix products (with a fused bias and ReLU),
 // max-pool gradients and batch norm. Beside them, plain loops oneDNN has no primitive for, which
 // replace many small WASM kernels each: the Adam and SGD updates of one parameter, the sum over
-// leading axes (bias gradients) and the gradients of a bias and ReLU.
+// leading axes (bias gradients), the gradients of a bias and ReLU, and max pooling that keeps its
+// argmax, with the scatter that is its gradient.
 //
 // Layouts are tfjs's: activations NHWC, filters HWIO ([KH, KW, CI, CO]). Activations are handed to
 // oneDNN in that layout (its AVX2/AVX-512 kernels have channels-last paths), except where its
