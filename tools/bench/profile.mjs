@@ -1,7 +1,8 @@
 // Where a training step's time goes, per kernel and per phase:
 //
-//   node tools/bench/profile.mjs [lenet5|resnet18] [batch] [steps] [--isa native,avx2] [--rounds N] [--infer]
+//   node tools/bench/profile.mjs [lenet5|resnet18] [batch] [steps] [--isa native,avx2] [--rounds N] [--infer] [--warmup N]
 //
+// --warmup: untimed steps before the timed ones (default 2).
 // --infer profiles inference instead (eval mode, no gradient): one phase, `forward`.
 // Without --isa: one process, the backend as configured (KILN_NUM_THREADS, KILN_DNNL,
 // KILN_BACKEND=cpu apply), averaged over `steps` steps (default 10). Every kernel registered for
@@ -11,8 +12,12 @@
 // Time in a phase outside any kernel is tfjs's per-op bookkeeping (tape, reference counts, heap
 // allocation) and JavaScript around it. Times are the process's CPU time (process.cpuUsage(), all
 // threads), not wall time: on a shared machine a wall clock also counts the time other processes
-// hold the core, while CPU time counts only this step's work (with one compute thread the two agree
-// on an idle machine).
+// hold the core, while CPU time counts only this step's work. The step's CPU time of the thread
+// running it (Linux's schedstat; the measure tools/bench/run.mjs's `×PT cpu` ratios use) is printed
+// beside it: with one compute thread it agrees with the wall time on an idle machine, and the
+// process's CPU time exceeds both while V8's helper threads compile the step's JavaScript with
+// TurboFan (about 250 ms of CPU over LeNet-5's first few hundred steps; `--warmup 600` leaves
+// ~0.1 ms a step; docs/benchmarks.md, "Round three").
 //
 // With --isa: one child process per ISA level and round (alternating, so both see the same machine
 // load; `native` is what the CPU has, `avx2` caps oneDNN with ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA,
@@ -21,6 +26,7 @@
 // layout, `avx2:nhwc` or `avx2:blocked`, forcing the addon's choice of activation layout for
 // convolutions (KILN_DNNL_BLOCKED).
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -28,7 +34,13 @@ import { loadNow, machineInfo, machineLine } from './machine.mjs';
 
 const { values: flags, positionals } = parseArgs({
   allowPositionals: true,
-  options: { isa: { type: 'string' }, infer: { type: 'boolean', default: false }, rounds: { type: 'string', default: '3' }, child: { type: 'boolean', default: false } },
+  options: {
+    isa: { type: 'string' },
+    infer: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '3' },
+    warmup: { type: 'string', default: '2' },
+    child: { type: 'boolean', default: false },
+  },
 });
 const [name = 'lenet5', batchArg = '64', stepsArg = '10'] = positionals;
 const steps = Number(stepsArg);
@@ -36,6 +48,14 @@ const steps = Number(stepsArg);
 const cpuMs = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
+};
+/** Milliseconds of CPU the main thread (the one running the step) has used; the process's elsewhere. */
+const mainThreadMs = () => {
+  try {
+    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    return cpuMs();
+  }
 };
 
 // The machine (CPU, ISA flags, oneDNN's level, load at the start) goes with every result.
@@ -85,35 +105,50 @@ async function profile() {
   };
   if (flags.infer) model.eval();
   const step = flags.infer ? infer : train;
-  step();
-  step();
 
+  // A kernel may call another through the registry (KilnLinear runs _FusedMatMul): each kernel is
+  // charged its own time only (a nested call's time is taken off its caller's), and a phase's
+  // kernel time and calls count the outermost calls, so nothing is counted twice.
   const bk = tf.getBackend();
+  const nested = [];
   for (const k of tf.getKernelsForBackend(bk)) {
     const f = k.kernelFunc;
     tf.unregisterKernel(k.kernelName, bk);
     tf.registerKernel({
       ...k,
       kernelFunc: (args) => {
+        nested.push(0);
         const t0 = cpuMs();
         const out = f(args);
         const ms = cpuMs() - t0;
+        const inner = nested.pop();
         const e = times.get(k.kernelName) ?? { ms: 0, calls: 0 };
-        e.ms += ms;
+        e.ms += ms - inner;
         e.calls++;
         times.set(k.kernelName, e);
-        inPhase[phase].ms += ms;
-        inPhase[phase].calls++;
+        if (nested.length > 0) nested[nested.length - 1] += ms;
+        else {
+          inPhase[phase].ms += ms;
+          inPhase[phase].calls++;
+        }
         return out;
       },
     });
   }
-  for (const p of Object.keys(phases)) phases[p] = 0;
+  // Warm-up steps run through the timers too, so that the timed steps find them compiled.
+  for (let i = 0; i < Number(flags.warmup); i++) step();
+  times.clear();
+  for (const p of Object.keys(phases)) {
+    phases[p] = 0;
+    inPhase[p] = { ms: 0, calls: 0 };
+  }
   const tensors0 = tf.memory().numTensors;
   const t0 = cpuMs();
+  const m0 = mainThreadMs();
   const w0 = performance.now();
   for (let i = 0; i < steps; i++) step();
   const total = (cpuMs() - t0) / steps;
+  const mainThread = (mainThreadMs() - m0) / steps;
   const wall = (performance.now() - w0) / steps;
   const per = (v) => v / steps;
   const result = {
@@ -121,6 +156,7 @@ async function profile() {
     batch: B,
     device: backend.describe().device,
     step_ms: total,
+    main_thread_ms: mainThread,
     wall_ms: wall,
     phases: Object.fromEntries(Object.keys(phases).map((p) => [p, { ms: per(phases[p]), kernel_ms: per(inPhase[p].ms), calls: per(inPhase[p].calls) }])),
     kernels: Object.fromEntries([...times].sort((a, b) => b[1].ms - a[1].ms).map(([k, e]) => [k, { ms: per(e.ms), calls: per(e.calls) }])),
@@ -134,7 +170,7 @@ async function profile() {
     return;
   }
   const inKernels = Object.values(result.phases).reduce((a, p) => a + p.kernel_ms, 0);
-  console.log(`${name} batch ${B} on ${result.device}: ${total.toFixed(1)} ms CPU per step (${wall.toFixed(1)} ms wall), ${inKernels.toFixed(1)} ms in kernels; peak RSS ${result.peak_rss_mib.toFixed(0)} MiB, WASM heap ${result.wasm_heap_mib.toFixed(0)} MiB`);
+  console.log(`${name} batch ${B} on ${result.device}: ${total.toFixed(1)} ms CPU per step (${mainThread.toFixed(1)} ms on the main thread, ${wall.toFixed(1)} ms wall), ${inKernels.toFixed(1)} ms in kernels; peak RSS ${result.peak_rss_mib.toFixed(0)} MiB, WASM heap ${result.wasm_heap_mib.toFixed(0)} MiB`);
   for (const [p, e] of Object.entries(result.phases)) {
     console.log(`  ${p.padEnd(20)} ${e.ms.toFixed(2).padStart(8)} ms, ${e.kernel_ms.toFixed(2).padStart(8)} ms in ${e.calls} kernel calls`);
   }
@@ -157,7 +193,7 @@ async function compareIsas() {
     const [level, layout] = isa.split(':');
     if (level !== 'native') Object.assign(env, { ONEDNN_MAX_CPU_ISA: level.toUpperCase(), DNNL_MAX_CPU_ISA: level.toUpperCase() });
     if (layout) env.KILN_DNNL_BLOCKED = layout === 'blocked' ? '1' : '0';
-    const run = spawnSync(process.execPath, [self, name, batchArg, n, '--child', ...(flags.infer ? ['--infer'] : [])], { env, encoding: 'utf8', maxBuffer: 1 << 28 });
+    const run = spawnSync(process.execPath, [self, name, batchArg, n, '--child', '--warmup', flags.warmup, ...(flags.infer ? ['--infer'] : [])], { env, encoding: 'utf8', maxBuffer: 1 << 28 });
     const line = run.stdout.split('\n').find((l) => l.startsWith('PROFILE '));
     if (run.status !== 0 || !line) throw new Error(`profile child (${isa}) failed: ${run.stderr.trim().split('\n').slice(-3).join(' | ')}`);
     return Object.assign(JSON.parse(line.slice(8)), { stdout: run.stdout });
@@ -176,8 +212,8 @@ async function compareIsas() {
           const kind = l.split(',')[3];
           byKind[kind] = (byKind[kind] ?? 0) + 1;
         }
-        // Two warm-up steps run before the timed ones.
-        execCounts[isa] = Object.fromEntries(Object.entries(byKind).map(([k, n]) => [k, n / (countSteps + 2)]));
+        // The warm-up steps run before the timed ones.
+        execCounts[isa] = Object.fromEntries(Object.entries(byKind).map(([k, n]) => [k, n / (countSteps + Number(flags.warmup))]));
       }
       res.isa = isa;
       delete res.stdout;
@@ -194,6 +230,7 @@ async function compareIsas() {
   const rows = [];
   const row = (label, get, digits = 2) => rows.push([label, ...isas.map((i) => med(i, get).toFixed(digits))]);
   row('**step, CPU**', (r) => r.step_ms);
+  row('step, main thread CPU', (r) => r.main_thread_ms);
   row('step, wall', (r) => r.wall_ms);
   for (const p of Object.keys(results[isas[0]][0].phases)) {
     row(`${p}`, (r) => r.phases[p].ms);

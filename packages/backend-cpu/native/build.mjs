@@ -51,7 +51,7 @@ const cxx = process.env.CXX || 'g++';
 mkdirSync(path.dirname(out), { recursive: true });
 const libDirs = process.env.DNNL_ROOT ? ['-L', path.join(process.env.DNNL_ROOT, 'lib'), `-Wl,-rpath,${path.join(process.env.DNNL_ROOT, 'lib')}`] : [];
 const argv = [
-  '-O2', '-ffp-contract=off', '-std=c++17', '-shared', '-fPIC', '-fvisibility=hidden', '-fopenmp',
+  '-O2', '-ffp-contract=off', '-fno-math-errno', '-std=c++17', '-shared', '-fPIC', '-fvisibility=hidden', '-fopenmp',
   // kiln_winograd.h passes 64-byte vectors between inline functions compiled for one instruction
   // set each; GCC's note that such calls would change the ABI across sets is about other code.
   '-Wno-psabi',

@@ -154,3 +154,24 @@ describe('bias and ReLU gradients as one kernel (oneDNN addon)', () => {
     expect(tf.getKernel(core.BIAS_RELU_GRAD_KERNEL, 'wasm') != null).toBe(dnnlLoaded);
   });
 });
+
+describe('column sums over leading axes (bias gradients): the addon and the JavaScript kernel agree bit for bit', () => {
+  it('Sum over [rows, C] for few and many columns, and the bias-and-ReLU gradient sums the same way', (ctx) => {
+    requireOrSkip(ctx, !dnnlLoaded && `oneDNN kernels not loaded: ${(loadDnnl() as { reason?: string }).reason}`, whenDnnlOff);
+    // Few columns take the addon's unrolled loop (one register per column), more the blocked one.
+    for (const shape of [[50176, 1], [4096, 3], [64, 28, 28, 6], [6400, 16], [300, 17], [64, 120], [70, 600]]) {
+      const x = random(shape, 41);
+      const axes = shape.slice(0, -1).map((_, i) => i);
+      registerWasmTrainingKernels({ dnnl: false });
+      const js = tf.tidy(() => tf.sum(x, axes).dataSync().slice());
+      registerWasmTrainingKernels({ dnnl: true });
+      const native = tf.tidy(() => tf.sum(x, axes).dataSync().slice());
+      const ones = tf.onesLike(x);
+      const [dz, db] = tf.engine().runKernel(core.BIAS_RELU_GRAD_KERNEL, { dy: x, y: ones }) as Tensor[];
+      expect(Array.from(native), `[${shape}]`).toEqual(Array.from(js));
+      expect(Array.from(db.dataSync()), `[${shape}] bias gradient`).toEqual(Array.from(js));
+      tf.dispose([x, ones, dz, db]);
+    }
+    registerWasmTrainingKernels();
+  });
+});

@@ -77,3 +77,27 @@ export const SOFTMAX_CROSS_ENTROPY_KERNEL = 'KilnSoftmaxCrossEntropy';
  * dlogits [N, K].
  */
 export const SOFTMAX_CROSS_ENTROPY_GRAD_KERNEL = 'KilnSoftmaxCrossEntropyGrad';
+
+/**
+ * 2-D max pooling of float32 NHWC input that also returns where each maximum came from, so that
+ * its gradient is a scatter instead of a second search of every window (tfjs's `MaxPoolGrad`
+ * recomputes the argmax from the input and the output). Inputs `{ x }` [N, H, W, C]; attrs
+ * `{ filterSize: [KH, KW], strides: [SH, SW], pad: [top, left], outShape: [OH, OW], inputShape }`
+ * (`inputShape`: x's shape, so that the gradient can size dx without keeping x): window
+ * (oh, ow) covers rows oh·SH − top … oh·SH − top + KH − 1 and the columns likewise, clipped to the
+ * input, so padding never wins (PyTorch's −∞ padding and ceil mode, tfjs's 'same' and 'valid'
+ * alike); every window must overlap the input. Outputs `[y, argmax]`, both [N, OH, OW, C]: y
+ * float32, and argmax int32, the index within its image, (ih·W + iw)·C + c, of the first maximum
+ * in row-major window order (tfjs's and PyTorch's rule for ties, which matters after a ReLU where
+ * whole windows are 0), comparing with `>`: a NaN is never taken over a number, and a window with
+ * nothing above −∞ gives its first cell. y is x at argmax. `@kiln/layers` registers its gradient.
+ */
+export const MAX_POOL_ARGMAX_KERNEL = 'KilnMaxPoolArgmax';
+
+/**
+ * The gradient of {@link MAX_POOL_ARGMAX_KERNEL} with respect to x: inputs `{ dy, argmax }` (dy
+ * float32 and argmax int32, both [N, OH, OW, C]), attrs `{ inputShape: [N, H, W, C] }` (the forward
+ * call's attrs will do); output dx, zero except that each dy is added at its argmax in its image
+ * (added, since overlapping windows can share a maximum).
+ */
+export const MAX_POOL_ARGMAX_GRAD_KERNEL = 'KilnMaxPoolArgmaxGrad';

@@ -35,6 +35,7 @@
 import { ENGINE } from '@tensorflow/tfjs-core/dist/engine.js';
 import type { Environment } from '@tensorflow/tfjs-core/dist/environment.js';
 import { add } from '@tensorflow/tfjs-core/dist/ops/add.js';
+import { fill } from '@tensorflow/tfjs-core/dist/ops/fill.js';
 import { ones } from '@tensorflow/tfjs-core/dist/ops/ones.js';
 import { getFilteredNodesXToY, type TapeNode } from '@tensorflow/tfjs-core/dist/tape.js';
 import { Tensor } from '@tensorflow/tfjs-core/dist/tensor.js';
@@ -137,8 +138,17 @@ function releasingGradients(original: Gradients): Gradients {
       const returned = new Set(xs.map((x) => x.id));
       for (let i = filteredTape.length - 1; i >= 0; i--) {
         const node = filteredTape[i];
-        // An output outside the backward subgraph gets null; tfjs fills it with zeros.
-        const dys = node.outputs.map((o) => slots.get(o.id) ?? null) as Tensor[];
+        // An output outside the backward subgraph (the argmax of a max pool that keeps it) gets
+        // zeros. tfjs makes them from a zeroed JavaScript array copied to the backend (~0.1 ms for
+        // LeNet-5's first pool's argmax on WASM); the backend's Fill kernel writes them in place.
+        const filled: Tensor[] = [];
+        const dys = node.outputs.map((o) => {
+          const g = slots.get(o.id);
+          if (g !== undefined || (o.dtype !== 'float32' && o.dtype !== 'int32')) return g ?? null;
+          const zeros = fill(o.shape, 0, o.dtype);
+          filled.push(zeros);
+          return zeros;
+        }) as Tensor[];
         if (node.gradient == null) throw new Error(`Cannot compute gradient: gradient function not found for ${node.kernelName}.`);
         const inputGradients = node.gradient(dys);
         for (const inputName in node.inputs) {
@@ -165,6 +175,7 @@ function releasingGradients(original: Gradients): Gradients {
         }
         // This node's backward has run: nothing reads its saved tensors or its outputs' gradients again.
         for (const t of node.saved ?? []) if (!slots.holds(t)) t.dispose();
+        for (const t of filled) if (!slots.holds(t)) t.dispose();
         for (const o of node.outputs) if (!returned.has(o.id)) release(slots.take(o.id));
       }
       const grads = xs.map((x) => slots.get(x.id)) as Tensor[];

@@ -1,8 +1,10 @@
 /**
  * Training-mode fusion: a convolution or dense layer with its bias and ReLU as one forward kernel,
- * and the softmax cross-entropy as one kernel each way. On a small network most of a training
- * step is tfjs's bookkeeping per kernel call (tape node, saved-tensor clones, reference counts),
- * so fewer calls is what makes it faster (docs/benchmarks.md, "Round two").
+ * the softmax cross-entropy as one kernel each way, and max pooling that keeps its argmax so that
+ * its gradient is a scatter. On a small network most of a training step is tfjs's bookkeeping per
+ * kernel call (tape node, saved-tensor clones, reference counts), so fewer calls is what makes it
+ * faster (docs/benchmarks.md, "Round two"); the pool's gradient no longer searches its windows
+ * again ("Round 16").
  *
  * tfjs fuses under a gradient tape only without an activation, and its fused ops' gradients
  * compute every input's gradient eagerly (the first layer's input gradient too, which nothing
@@ -10,7 +12,9 @@
  * name, so the tape asks only for the gradients on the path to the variables, and the ReLU's
  * and bias gradients are one kernel where the backend has `BIAS_RELU_GRAD_KERNEL`.
  */
-import { tf, BIAS_RELU_GRAD_KERNEL, LINEAR_KERNEL, SOFTMAX_CROSS_ENTROPY_GRAD_KERNEL, SOFTMAX_CROSS_ENTROPY_KERNEL } from '@kiln/core';
+import {
+  tf, BIAS_RELU_GRAD_KERNEL, LINEAR_KERNEL, MAX_POOL_ARGMAX_GRAD_KERNEL, MAX_POOL_ARGMAX_KERNEL, SOFTMAX_CROSS_ENTROPY_GRAD_KERNEL, SOFTMAX_CROSS_ENTROPY_KERNEL,
+} from '@kiln/core';
 import type { Tensor } from './module.js';
 
 /** The activations the fused kernels apply. */
@@ -83,6 +87,17 @@ const gradients: tf.GradConfig[] = [
       };
     },
   },
+  {
+    // Only the argmax is kept (not x and y, as for tfjs's MaxPool), and the gradient adds dy there.
+    kernelName: MAX_POOL_ARGMAX_KERNEL,
+    outputsToSave: [false, true],
+    gradFunc: (dys, saved, attrs) => {
+      const [argmax] = saved;
+      const [dy] = dys as Tensor[];
+      const { inputShape } = attrs as { inputShape: number[] };
+      return { x: () => tf.engine().runKernel(MAX_POOL_ARGMAX_GRAD_KERNEL, { dy, argmax }, { inputShape }) as Tensor };
+    },
+  },
 ];
 
 let registered = false;
@@ -108,6 +123,24 @@ export function fusedConv2d(x: Tensor, filter: Tensor, bias: Tensor | undefined,
 export function fusedLinear(x: Tensor, weight: Tensor, bias: Tensor | undefined, activation: FusedActivation): Tensor {
   registerGradients();
   return tf.engine().runKernel(LINEAR_KERNEL, { x, weight, ...(bias ? { bias } : {}) }, { activation }) as Tensor;
+}
+
+/**
+ * Max pooling of NHWC float32 `x` as `MAX_POOL_ARGMAX_KERNEL`, differentiable; only where the
+ * backend registers it and its gradient. `pad` is [top, left]; windows are clipped to the input.
+ */
+export function fusedMaxPool(x: Tensor, filterSize: [number, number], strides: [number, number], pad: [number, number], outShape: [number, number]): Tensor {
+  registerGradients();
+  const attrs = { filterSize, strides, pad, outShape, inputShape: x.shape };
+  const [y, argmax] = tf.engine().runKernel(MAX_POOL_ARGMAX_KERNEL, { x }, attrs as unknown as tf.NamedAttrMap) as Tensor[];
+  // The tape keeps its own reference to the argmax for the gradient; without a tape nothing does.
+  argmax.dispose();
+  return y;
+}
+
+/** Whether the active backend runs max pooling with its argmax both ways. */
+export function hasFusedMaxPool(): boolean {
+  return backendHas(MAX_POOL_ARGMAX_KERNEL) && backendHas(MAX_POOL_ARGMAX_GRAD_KERNEL);
 }
 
 /** Options the fused cross-entropy covers (no class weights). */

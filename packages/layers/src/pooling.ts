@@ -1,6 +1,7 @@
 import { tf, ConfigError, ShapeMismatchError } from '@kiln/core';
 import { Module, type Tensor } from './module.js';
 import { pair, type Padding2d } from './conv.js';
+import { fusedMaxPool, hasFusedMaxPool } from './fused-training.js';
 
 /** Options of {@link MaxPool2d} and {@link AvgPool2d}. */
 export interface Pool2dOptions {
@@ -89,17 +90,40 @@ function resolvePool(layer: string, o: Pool2dOptions): ResolvedPool {
   return { kernelSize, stride, padding, ceilMode: o.ceilMode ?? false, countIncludePad: o.countIncludePad ?? true };
 }
 
-/** Pools NHWC input with PyTorch's explicit padding and rounding, or tfjs's 'valid'/'same'. */
-function pool2d(kind: 'max' | 'avg', x: Tensor, c: ResolvedPool, where: string): Tensor {
+/** Where the windows of a 2-D pool lie: output size and the padding before the first row and column. */
+interface PoolWindows {
+  out: [number, number];
+  /** Cells of padding before the first row and before the first column. */
+  before: [number, number];
+}
+
+/** The windows of `c` over NHWC `x`, with PyTorch's explicit padding and rounding or tfjs's 'valid'/'same'. */
+function poolWindows(x: Tensor, c: ResolvedPool, where: string): PoolWindows {
   const { kernelSize: k, stride: s, padding } = c;
+  const size = (x.shape as number[]).slice(1, 3);
   if (typeof padding === 'string') {
-    if (padding === 'valid' && ((x.shape as number[])[1] < k[0] || (x.shape as number[])[2] < k[1])) throw new ShapeMismatchError(where, `spatial size of at least the kernel [${k.join(', ')}]`, x.shape);
-    return kind === 'max' ? tf.maxPool(x as tf.Tensor4D, k, s, padding) : tf.avgPool(x as tf.Tensor4D, k, s, padding);
+    if (padding === 'valid' && (size[0] < k[0] || size[1] < k[1])) throw new ShapeMismatchError(where, `spatial size of at least the kernel [${k.join(', ')}]`, x.shape);
+    const info = tf.backend_util.computePool2DInfo(x.shape as [number, number, number, number], k, s, 1, padding);
+    return { out: [info.outHeight, info.outWidth], before: [info.padInfo.top, info.padInfo.left] };
   }
   const p = pair(padding);
-  const size = (x.shape as number[]).slice(1, 3);
-  const out = [0, 1].map((d) => pooledLength(size[d], k[d], s[d], p[d], c.ceilMode));
+  const out = [0, 1].map((d) => pooledLength(size[d], k[d], s[d], p[d], c.ceilMode)) as [number, number];
   if (out.some((o) => o < 1)) throw new ShapeMismatchError(where, `spatial size of at least the kernel [${k.map((kk, d) => kk - 2 * p[d]).join(', ')}]`, x.shape);
+  return { out, before: p };
+}
+
+/**
+ * Pools NHWC input with PyTorch's explicit padding and rounding, or tfjs's 'valid'/'same'. In
+ * training, max pooling runs as one kernel that keeps each window's argmax where the backend has
+ * it (fused-training.ts: the gradient is then a scatter, not a second search of every window).
+ */
+function pool2d(kind: 'max' | 'avg', x: Tensor, c: ResolvedPool, where: string, training: boolean): Tensor {
+  const { kernelSize: k, stride: s, padding } = c;
+  const { out, before } = poolWindows(x, c, where);
+  if (kind === 'max' && training && x.dtype === 'float32' && hasFusedMaxPool()) return fusedMaxPool(x, k, s, before, out);
+  if (typeof padding === 'string') return kind === 'max' ? tf.maxPool(x as tf.Tensor4D, k, s, padding) : tf.avgPool(x as tf.Tensor4D, k, s, padding);
+  const p = pair(padding);
+  const size = (x.shape as number[]).slice(1, 3);
   // Pad on the right far enough for the last (possibly partial) window; pad cells never win a max.
   const extra = [0, 1].map((d) => Math.max(0, (out[d] - 1) * s[d] + k[d] - size[d] - 2 * p[d]));
   const needsPad = p[0] + p[1] + extra[0] + extra[1] > 0;
@@ -138,11 +162,16 @@ abstract class Pool2d extends Module {
   }
 }
 
-/** Max over each window, NHWC. Explicit padding is −∞, so padded cells never win (as in PyTorch). */
+/**
+ * Max over each window, NHWC. Explicit padding is −∞, so padded cells never win (as in PyTorch);
+ * ties go to the first maximum in row-major window order. In training mode, where the backend has
+ * @kiln/core's `MAX_POOL_ARGMAX_KERNEL`, one kernel returns each window's argmax with its maximum
+ * and the gradient scatters to it; in eval mode the plain pool runs.
+ */
 export class MaxPool2d extends Pool2d {
   forward(x: Tensor): Tensor {
     this.expectShape(x, 4, {}, 'NHWC');
-    return pool2d('max', x, this.config, this.describe());
+    return pool2d('max', x, this.config, this.describe(), this.training);
   }
 }
 
@@ -150,7 +179,7 @@ export class MaxPool2d extends Pool2d {
 export class AvgPool2d extends Pool2d {
   forward(x: Tensor): Tensor {
     this.expectShape(x, 4, {}, 'NHWC');
-    return pool2d('avg', x, this.config, this.describe());
+    return pool2d('avg', x, this.config, this.describe(), false);
   }
 }
 
@@ -181,7 +210,7 @@ abstract class Pool1d extends Module {
     this.expectShape(x, 3, {}, 'NLC');
     const [n, l, ch] = x.shape as number[];
     return tf.tidy(() => {
-      const y = pool2d(kind, tf.reshape(x, [n, 1, l, ch]), this.as2d, this.describe());
+      const y = pool2d(kind, tf.reshape(x, [n, 1, l, ch]), this.as2d, this.describe(), this.training);
       return tf.reshape(y, [n, (y.shape as number[])[2], ch]);
     });
   }

@@ -1,11 +1,13 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { L, core, expectClose, onCpu, fixtures, runLayerContractTest, seeded, tf, toChannelsLast, useWasm, valueAndGrads, type Tensor, type Tensor4D } from './support.js';
 
 beforeAll(useWasm, 60_000);
 
-function checkPool2d(c: any): void {
+function checkPool2d(c: any, training = true): void {
   const opts = { kernelSize: c.kernelSize, stride: c.stride, padding: c.padding, ceilMode: c.ceilMode, countIncludePad: c.countIncludePad };
-  const m = c.kind === 'max' ? new L.MaxPool2d(opts) : new L.AvgPool2d(opts);
+  const m = (c.kind === 'max' ? new L.MaxPool2d(opts) : new L.AvgPool2d(opts)).train(training);
   const x = toChannelsLast(c.x);
   const cot = toChannelsLast(c.cot);
   const { y, grads } = valueAndGrads((v) => m.forward(v), [x], cot);
@@ -16,8 +18,48 @@ function checkPool2d(c: any): void {
 
 describe('2-D pooling matches PyTorch (overlapping windows, padding, ceil mode, divisors)', () => {
   for (const c of fixtures.pool2d) it(c.name, () => checkPool2d(c));
+  it('in eval mode too (max pooling without its argmax kernel)', () => fixtures.pool2d.forEach((c: any) => checkPool2d(c, false)));
   it('agrees on the CPU reference backend too', async () => {
-    await onCpu(() => fixtures.pool2d.forEach(checkPool2d));
+    await onCpu(() => fixtures.pool2d.forEach((c: any) => checkPool2d(c)));
+  });
+});
+
+// PyTorch's max_pool2d on inputs full of ties (a ReLU's zeros, whole windows equal):
+// tools/fixtures/layers/gen_max_pool_argmax.py. The first maximum in row-major window order takes
+// the gradient, in training (one kernel keeping the argmax) and eval mode (tfjs's maxPool) alike.
+const argmaxFixtures = JSON.parse(readFileSync(fileURLToPath(new URL('../../../tools/fixtures/layers/max-pool-argmax.json', import.meta.url)), 'utf8')).cases;
+
+describe('MaxPool2d on ties matches PyTorch in training and eval mode', () => {
+  for (const c of argmaxFixtures) {
+    it(c.name, () => {
+      for (const training of [true, false]) {
+        const m = new L.MaxPool2d({ kernelSize: c.kernelSize, stride: c.stride, padding: c.padding, ceilMode: c.ceilMode }).train(training);
+        const x = toChannelsLast(c.x);
+        const cot = toChannelsLast(c.cot);
+        const { y, grads } = valueAndGrads((v) => m.forward(v), [x], cot);
+        expectClose(y, toChannelsLast(c.y), 0, `${c.name} y (training ${training})`);
+        expectClose(grads[0], toChannelsLast(c.g_x), 0, `${c.name} dx (training ${training})`);
+        tf.dispose([x, cot, y, ...grads]);
+      }
+    });
+  }
+
+  it('training mode runs the argmax kernel and its scatter, eval mode the plain pool; no tensor growth', async () => {
+    const m = new L.MaxPool2d(2);
+    const x = seeded([2, 8, 8, 3]);
+    const kernels = async () => (await tf.profile(() => tf.dispose(tf.grad((v: Tensor) => tf.sum(m.forward(v)))(x)))).kernels.map((k) => k.name);
+    const trained = await kernels();
+    expect(trained).toContain(core.MAX_POOL_ARGMAX_KERNEL);
+    expect(trained).toContain(core.MAX_POOL_ARGMAX_GRAD_KERNEL);
+    expect(trained).not.toContain('MaxPoolGrad');
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) await kernels();
+    expect(tf.memory().numTensors).toBe(before);
+    m.eval();
+    const evaluated = await kernels();
+    expect(evaluated).toContain('MaxPool');
+    expect(evaluated).not.toContain(core.MAX_POOL_ARGMAX_KERNEL);
+    x.dispose();
   });
 });
 

@@ -9,9 +9,10 @@
  * Each kernel here handles NHWC float32 tensors and hands anything else (NCHW, other dtypes,
  * activations oneDNN is not asked to fuse, broadcasting it does not do) to the kernel it replaced.
  */
-import { tf, nodeBuiltin, BIAS_RELU_GRAD_KERNEL, ADAM_UPDATE_KERNEL, ADAM_UPDATE_MULTI_KERNEL, BATCH_NORM_TRAINING_GRAD_KERNEL, BATCH_NORM_TRAINING_KERNEL, SGD_UPDATE_KERNEL, ShapeMismatchError } from '@kiln/core';
+import { tf, nodeBuiltin, MAX_POOL_ARGMAX_GRAD_KERNEL, MAX_POOL_ARGMAX_KERNEL, BIAS_RELU_GRAD_KERNEL, ADAM_UPDATE_KERNEL, ADAM_UPDATE_MULTI_KERNEL, BATCH_NORM_TRAINING_GRAD_KERNEL, BATCH_NORM_TRAINING_KERNEL, SGD_UPDATE_KERNEL, ShapeMismatchError } from '@kiln/core';
 import { f32View, type BackendWasm, type WasmKernelArgs } from './wasm-heap.js';
 import { leadingReduction, type ReduceAttrs } from './leading-axes-reduce.js';
+import { maxPoolArgmaxGeometry, maxPoolArgmaxGradShapes, type MaxPoolArgmaxAttrs } from './max-pool-argmax.js';
 
 /** What the native addon exports. */
 export interface DnnlAddon {
@@ -23,6 +24,10 @@ export interface DnnlAddon {
   conv2dBackwardFilter(geometry: Int32Array, x: Float32Array, dy: Float32Array, dw: Float32Array): void;
   /** Gradient of a 2-D max pool with respect to its input, into `dx`. */
   maxPoolBackward(geometry: Int32Array, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  /** @kiln/core's `MAX_POOL_ARGMAX_KERNEL` into `y` and `argmax`; `geometry` as `maxPoolArgmaxGeometry()` checks it. */
+  maxPoolArgmax(geometry: Int32Array, x: Float32Array, y: Float32Array, argmax: Int32Array): void;
+  /** Its gradient: `dx` zeroed, then each of the `n` images' `dy` added at its `argmax`. */
+  maxPoolArgmaxGrad(n: number, dy: Float32Array, argmax: Int32Array, dx: Float32Array): void;
   /**
    * Batched matrix product `c = a · b` (either side transposed or broadcast over the batch), plus
    * a bias over the last axis and a ReLU when given.
@@ -194,7 +199,7 @@ export function dnnlCallCounts(): Record<
 }
 
 /** Wraps `fallback` (the kernel being replaced) so that oneDNN runs whenever `native` accepts the call. */
-function withFallback(kernelName: string, fallback: tf.KernelFunc, native: (args: WasmKernelArgs<any>, addon: DnnlAddon) => tf.TensorInfo | undefined): tf.KernelConfig {
+function withFallback(kernelName: string, fallback: tf.KernelFunc, native: (args: WasmKernelArgs<any>, addon: DnnlAddon) => tf.TensorInfo | tf.TensorInfo[] | undefined): tf.KernelConfig {
   let count = counts.get(kernelName);
   if (!count) counts.set(kernelName, (count = { native: 0, fallback: 0 }));
   const c = count;
@@ -320,6 +325,24 @@ export function dnnlKernelConfigs(previous: (name: string) => tf.KernelFunc): tf
         c.filterHeight, c.filterWidth, c.strideHeight, c.strideWidth, c.padInfo.top, c.padInfo.left);
       const dx = backend.makeOutput(input.shape, 'float32');
       addon.maxPoolBackward(g, f32View(backend, input), f32View(backend, dy), f32View(backend, dx));
+      return dx;
+    }),
+    // The same loops as the JavaScript kernels they wrap (max-pool-argmax.ts), in C++.
+    withFallback(MAX_POOL_ARGMAX_KERNEL, previous(MAX_POOL_ARGMAX_KERNEL), ({ inputs, backend, attrs }, addon) => {
+      const { x } = inputs;
+      const g = maxPoolArgmaxGeometry(x, attrs as MaxPoolArgmaxAttrs);
+      const shape = [g[0], g[4], g[5], g[3]];
+      const y = backend.makeOutput(shape, 'float32');
+      const argmax = backend.makeOutput(shape, 'int32');
+      addon.maxPoolArgmax(g, f32View(backend, x), f32View(backend, y), backend.typedArrayFromHeap(argmax) as Int32Array);
+      return [y, argmax];
+    }),
+    withFallback(MAX_POOL_ARGMAX_GRAD_KERNEL, previous(MAX_POOL_ARGMAX_GRAD_KERNEL), ({ inputs, backend, attrs }, addon) => {
+      const { dy, argmax } = inputs;
+      const { inputShape } = attrs as { inputShape: number[] };
+      const [n] = maxPoolArgmaxGradShapes(dy, argmax, inputShape);
+      const dx = backend.makeOutput(inputShape, 'float32');
+      addon.maxPoolArgmaxGrad(n, f32View(backend, dy), backend.typedArrayFromHeap(argmax) as Int32Array, f32View(backend, dx));
       return dx;
     }),
     withFallback(tf.FusedBatchNorm, previous(tf.FusedBatchNorm), ({ inputs, backend, attrs }, addon) => {

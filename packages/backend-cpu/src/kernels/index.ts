@@ -16,6 +16,7 @@ import { broadcastTileConfig } from './broadcast-tile.js';
 import { aliasIdentityConfig } from './identity.js';
 import { registerCpuBridgeKernels } from './cpu-bridge.js';
 import { fusedTrainingConfigs } from './fused-training.js';
+import { maxPoolArgmaxConfigs } from './max-pool-argmax.js';
 import { dnnlBatchNormConfigs, dnnlKernelConfigs, dnnlOptimizerConfigs, dnnlBiasReluGradConfig, loadDnnl } from './dnnl.js';
 
 /** Kernels tfjs's WASM backend lacks. */
@@ -66,7 +67,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): vo
     tf.registerKernel(k);
   }
   // Kiln's own fused kernels (new names, so nothing to wrap): present whether or not oneDNN is.
-  for (const k of fusedTrainingConfigs) {
+  for (const k of [...fusedTrainingConfigs, ...maxPoolArgmaxConfigs]) {
     if (tf.getKernel(k.kernelName, 'wasm') == null) tf.registerKernel(k);
   }
   registerCpuBridgeKernels(broken);
