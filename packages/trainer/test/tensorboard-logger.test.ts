@@ -33,6 +33,28 @@ describe('CRC-32C', () => {
     expect(crc32c(new Uint8Array(0))).toBe(0);
   });
 
+  it('equals the bit-by-bit definition on every length and split (the eight-byte steps and the tail)', () => {
+    // The definition: shift each bit through the reflected polynomial 0x82F63B78.
+    const reference = (bytes: Uint8Array): number => {
+      let c = 0xffffffff;
+      for (const b of bytes) {
+        c ^= b;
+        for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+      }
+      return (c ^ 0xffffffff) >>> 0;
+    };
+    let s = 12345;
+    const data = Uint8Array.from({ length: 1037 }, () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 24);
+    for (const n of [1, 2, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 1037]) {
+      const bytes = data.subarray(0, n);
+      expect(crc32c(bytes), `length ${n}`).toBe(reference(bytes));
+      // Any split point gives the same CRC when the first piece's CRC is passed on.
+      for (const cut of [0, 1, 5, Math.floor(n / 2), n]) expect(crc32c(bytes.subarray(cut), crc32c(bytes.subarray(0, cut)))).toBe(reference(bytes));
+    }
+    // Unaligned views: the eight-byte steps read bytes, not words.
+    expect(crc32c(data.subarray(3, 803))).toBe(reference(data.subarray(3, 803)));
+  });
+
   it('masks as TensorFlow does: rotate right 15, add 0xa282ead8', () => {
     const c = 0xe3069283;
     expect(maskedCrc32c(ascii('123456789'))).toBe((((c >>> 15) | (c << 17)) + 0xa282ead8) >>> 0);
