@@ -54,8 +54,11 @@ using tag = memory::format_tag;
 using dt = memory::data_type;
 
 // Loops over fewer elements than this run on the calling thread: below it, waking oneDNN's OpenMP
-// threads costs more than they save.
-constexpr int64_t kParallelFrom = 1 << 15;
+// threads (they wait passively) costs more than they save. Measured on LeNet-5's loops (max pool
+// with argmax over 301 k values, Adam over 62 k parameters): at 2^15 the second thread made each
+// of them 1.5-4x slower and the step 4.6 -> 5.9 ms of wall time; at 2^20 they stay on one thread
+// and ResNet-18's (activations of 0.8-3.2 M values, 11 M parameters) still split.
+constexpr int64_t kParallelFrom = 1 << 20;
 
 struct Geometry {
   int64_t N, IH, IW, CI, OH, OW, CO, KH, KW, SH, SW, DH, DW, PT, PL;
@@ -523,6 +526,23 @@ winograd::Shape winogradShape(const Geometry &g) { return {g.N, g.IH, g.IW, g.CI
 // What ran through kiln_winograd.h, as convolutionImplementations() lines (callers hold cacheLock).
 std::set<std::string> ownWinogradRuns;
 
+// Small convolutions and products run on one thread: below 20 M multiply-adds per call (LeNet-5's
+// layers at batch 64; ResNet-18's smallest, the stem, has 29 M) waking the second OpenMP thread
+// costs more than it saves. The primitive is created and run inside the scope, so oneDNN fixes its
+// thread split at one for it; the pool's size is restored after the call.
+constexpr double kOneThreadBelow = 20e6;
+struct ThreadScope {
+  int previous;
+  bool active;
+  explicit ThreadScope(double multiplyAdds) : previous(omp_get_max_threads()), active(multiplyAdds < kOneThreadBelow && previous > 1) {
+    if (active) omp_set_num_threads(1);
+  }
+  ~ThreadScope() {
+    if (active) omp_set_num_threads(previous);
+  }
+};
+double convolutionWork(const Geometry &g) { return double(g.N) * g.OH * g.OW * g.CO * g.KH * g.KW * g.CI; }
+
 // conv2dForward(geometry, x, w, bias | null, y, relu)
 napi_value Conv2dForward(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
@@ -535,6 +555,7 @@ napi_value Conv2dForward(napi_env env, napi_callback_info info) {
     bool relu = false;
     NAPI_OK(napi_get_value_bool(env, a[5], &relu));
     std::lock_guard<std::mutex> lock(cacheLock);
+    ThreadScope threads(convolutionWork(g));
     std::string key = g.key() + (b ? "b" : "") + (relu ? "r" : "");
     if (ownWinograd(g)) {
       ownWinogradRuns.insert("forward " + key + ": kiln_winograd_4x3");
@@ -567,6 +588,7 @@ napi_value Conv2dBackwardData(napi_env env, napi_callback_info info) {
     float *w = floats(env, a[2], g.weiSize(), "filter");
     float *dx = floats(env, a[3], g.srcSize(), "dx");
     std::lock_guard<std::mutex> lock(cacheLock);
+    ThreadScope threads(convolutionWork(g));
     if (ownWinograd(g)) {
       ownWinogradRuns.insert("backward_data " + g.key() + ": kiln_winograd_4x3");
       winograd::backwardData(winogradShape(g), dy, w, dx);
@@ -592,6 +614,7 @@ napi_value Conv2dBackwardFilter(napi_env env, napi_callback_info info) {
     float *dy = floats(env, a[2], g.dstSize(), "dy");
     float *dw = floats(env, a[3], g.weiSize(), "dw");
     std::lock_guard<std::mutex> lock(cacheLock);
+    ThreadScope threads(convolutionWork(g));
     if (ownWinograd(g)) {
       ownWinogradRuns.insert("backward_weights " + g.key() + ": kiln_winograd_4x3");
       winograd::backwardFilter(winogradShape(g), x, dy, dw);
@@ -850,6 +873,7 @@ napi_value MatMulJs(napi_env env, napi_callback_info info) {
     bool relu = false;
     NAPI_OK(napi_get_value_bool(env, a[5], &relu));
     std::lock_guard<std::mutex> lock(cacheLock);
+    ThreadScope threads(double(std::max(g.BA, g.BB)) * g.M * g.K * g.N);
     const std::string key = g.key() + (bias ? "b" : "") + (relu ? "r" : "");
     dnnl::matmul *slot = &cached(matmuls, key, [&] { return makeMatMul(g, bias != nullptr, relu); });
     std::unordered_map<int, memory> io{{DNNL_ARG_SRC, memory(g.a(), cpu(), A)}, {DNNL_ARG_WEIGHTS, memory(g.b(), cpu(), B)}, {DNNL_ARG_DST, memory(g.c(), cpu(), C)}};

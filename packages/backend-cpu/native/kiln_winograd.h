@@ -88,7 +88,8 @@ AlignedScratch transformedInput, transformedFilter, products, flippedFilter;
 // `transposeA` (A stored [36][K][M]), adding to C when `accumulate`. Cached by shape.
 void batchedProducts(int64_t M, int64_t K, int64_t N, bool transposeA, bool accumulate, const float *a, const float *b, float *c) {
   MatMulGeometry g{36, 36, M, K, N, transposeA ? 1 : 0, 0};
-  dnnl::matmul *mm = &cached(matmuls, g.key() + (accumulate ? "+" : ""), [&] {
+  // Its own keys: these are large products, never made under kiln_dnnl.cc's one-thread scope.
+  dnnl::matmul *mm = &cached(matmuls, "wino:" + g.key() + (accumulate ? "+" : ""), [&] {
     dnnl::primitive_attr attr;
     if (accumulate) {
       dnnl::post_ops ops;
