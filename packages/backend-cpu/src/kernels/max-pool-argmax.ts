@@ -50,14 +50,17 @@ export function maxPoolArgmaxGeometry(x: tf.TensorInfo, attrs: MaxPoolArgmaxAttr
   return Int32Array.of(N, H, W, C, OH, OW, KH, KW, SH, SW, PT, PL);
 }
 
-function maxPoolArgmax({ inputs, backend, attrs }: WasmKernelArgs<MaxPoolArgmaxAttrs>): tf.TensorInfo[] {
-  const { x } = inputs;
-  const [N, H, W, C, OH, OW, KH, KW, SH, SW, PT, PL] = maxPoolArgmaxGeometry(x, attrs);
-  const y = backend.makeOutput([N, OH, OW, C], 'float32');
-  const argmax = backend.makeOutput([N, OH, OW, C], 'int32');
-  const xv = f32View(backend, x);
-  const yv = f32View(backend, y);
-  const av = backend.typedArrayFromHeap(argmax) as Int32Array;
+/**
+ * The first maximum of every pooling window, in row-major window order and compared with `>`:
+ * `argmax[o]` is its index within its image (NHWC), and `y[o]` its value when `y` is given. A
+ * window with nothing above −∞ (all NaN or −∞, or lying wholly in the padding) gets −1 — or, with
+ * `emptyToFirst`, its first cell and that cell's value, so that y is always x at argmax.
+ * `g` is [N, H, W, C, OH, OW, KH, KW, SH, SW, PT, PL]. Shared by the argmax kernel and tfjs's
+ * `MaxPoolGrad` (max-pool-grad.ts); the addon's C++ loops compute the same.
+ */
+export function windowMaxima(x: Float32Array, g: ArrayLike<number>, argmax: Int32Array, y: Float32Array | undefined, emptyToFirst: boolean): void {
+  const [N, H, W, C, OH, OW, KH, KW, SH, SW, PT, PL] = Array.from(g);
+  const best = y ?? new Float32Array(N * OH * OW * C);
   let o = 0;
   for (let n = 0; n < N; n++) {
     const image = n * H * W * C;
@@ -69,28 +72,44 @@ function maxPoolArgmax({ inputs, backend, attrs }: WasmKernelArgs<MaxPoolArgmaxA
         const iw0 = ow * SW - PL;
         const iwLo = Math.max(0, iw0);
         const iwHi = Math.min(W, iw0 + KW);
-        const first = (ihLo * W + iwLo) * C;
         for (let c = 0; c < C; c++) {
-          yv[o + c] = -Infinity;
-          av[o + c] = first + c;
+          best[o + c] = -Infinity;
+          argmax[o + c] = -1;
         }
         for (let ih = ihLo; ih < ihHi; ih++) {
           for (let iw = iwLo; iw < iwHi; iw++) {
             const at = (ih * W + iw) * C;
             for (let c = 0; c < C; c++) {
-              const v = xv[image + at + c];
-              if (v > yv[o + c]) {
-                yv[o + c] = v;
-                av[o + c] = at + c;
+              const v = x[image + at + c];
+              if (v > best[o + c]) {
+                best[o + c] = v;
+                argmax[o + c] = at + c;
               }
             }
           }
         }
-        // Nothing above −∞ (NaN or −∞ throughout): the first cell's value, so y is x at argmax.
-        for (let c = 0; c < C; c++) if (!(yv[o + c] > -Infinity)) yv[o + c] = xv[image + av[o + c]];
+        if (emptyToFirst) {
+          const first = (ihLo * W + iwLo) * C;
+          for (let c = 0; c < C; c++) {
+            if (argmax[o + c] < 0) {
+              argmax[o + c] = first + c;
+              best[o + c] = x[image + first + c];
+            }
+          }
+        }
       }
     }
   }
+}
+
+function maxPoolArgmax({ inputs, backend, attrs }: WasmKernelArgs<MaxPoolArgmaxAttrs>): tf.TensorInfo[] {
+  const { x } = inputs;
+  const geometry = maxPoolArgmaxGeometry(x, attrs);
+  const [N, , , C, OH, OW] = geometry;
+  const y = backend.makeOutput([N, OH, OW, C], 'float32');
+  const argmax = backend.makeOutput([N, OH, OW, C], 'int32');
+  // Every window overlaps the input (checked above), so each has a first cell.
+  windowMaxima(f32View(backend, x), geometry, backend.typedArrayFromHeap(argmax) as Int32Array, f32View(backend, y), true);
   return [y, argmax];
 }
 

@@ -6,6 +6,7 @@
  * (contiguous in NHWC), takes a fraction of that.
  */
 import { tf } from '@kiln/core';
+import { windowMaxima } from './max-pool-argmax.js';
 import { assertFloat32, f32View, type WasmKernelArgs } from './wasm-heap.js';
 
 interface MaxPoolGradAttrs {
@@ -22,44 +23,18 @@ function maxPoolGrad({ inputs, backend, attrs }: WasmKernelArgs<MaxPoolGradAttrs
     input.shape as [number, number, number, number], attrs.filterSize, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
   const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: OH, outWidth: OW } = c;
   const { filterHeight: KH, filterWidth: KW, strideHeight: SH, strideWidth: SW } = c;
-  const top = c.padInfo.top;
-  const left = c.padInfo.left;
 
   const out = backend.makeOutput(input.shape, 'float32');
   const dx = f32View(backend, out);
-  const x = f32View(backend, input);
   const g = f32View(backend, dy);
+  // The winner of each window (−1 where none: a window in the padding), then its gradient there.
+  const where = new Int32Array(N * OH * OW * C);
+  windowMaxima(f32View(backend, input), [N, H, W, C, OH, OW, KH, KW, SH, SW, c.padInfo.top, c.padInfo.left], where, undefined, false);
   dx.fill(0);
-  const best = new Float32Array(C);
-  const where = new Int32Array(C);
-  let o = 0;
-  for (let n = 0; n < N; n++) {
-    const xImage = n * H * W * C;
-    for (let oh = 0; oh < OH; oh++) {
-      const ih0 = oh * SH - top;
-      const ihLo = Math.max(0, ih0);
-      const ihHi = Math.min(H, ih0 + KH);
-      for (let ow = 0; ow < OW; ow++, o += C) {
-        const iw0 = ow * SW - left;
-        const iwLo = Math.max(0, iw0);
-        const iwHi = Math.min(W, iw0 + KW);
-        best.fill(-Infinity);
-        where.fill(-1);
-        for (let ih = ihLo; ih < ihHi; ih++) {
-          for (let iw = iwLo; iw < iwHi; iw++) {
-            const at = xImage + (ih * W + iw) * C;
-            for (let ch = 0; ch < C; ch++) {
-              const v = x[at + ch];
-              if (v > best[ch]) {
-                best[ch] = v;
-                where[ch] = at + ch;
-              }
-            }
-          }
-        }
-        for (let ch = 0; ch < C; ch++) if (where[ch] >= 0) dx[where[ch]] += g[o + ch];
-      }
-    }
+  const perIn = H * W * C;
+  const perOut = OH * OW * C;
+  for (let n = 0, o = 0; n < N; n++) {
+    for (let end = o + perOut; o < end; o++) if (where[o] >= 0) dx[n * perIn + where[o]] += g[o];
   }
   return out;
 }
