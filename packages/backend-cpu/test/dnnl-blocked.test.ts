@@ -7,25 +7,20 @@
  * in its own process.)
  */
 process.env.KILN_DNNL_BLOCKED = '1';
+// Direct convolutions only: Winograd (dnnl-winograd.test.ts) would otherwise take the 3x3 stride-1
+// cases over 64 channels, and this file would no longer test the blocked direct path on them.
+process.env.KILN_DNNL_WINOGRAD = '0';
 
 import { createRequire } from 'node:module';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { requireOrSkip, whenDnnlOff } from '../../../tools/testing/require-or-skip.js';
-import { differencesFromCpu, seededTensor } from './reference.js';
+import { describe, expect, it } from 'vitest';
+import { differencesFromCpu, dnnlSuite, seededTensor } from './reference.js';
 
 const require = createRequire(import.meta.url);
 const { tf } = require('@kiln/core') as typeof import('@kiln/core');
-const { wasmBackend, cpuBackend, loadDnnl, dnnlCallCounts } = require('@kiln/backend-cpu') as typeof import('../src/index.js');
+const { dnnlCallCounts } = require('@kiln/backend-cpu') as typeof import('../src/index.js');
 type Tensor = import('@kiln/core').Tensor;
 
-const wasm = wasmBackend();
-const cpu = cpuBackend();
-const dnnl = loadDnnl();
-
-beforeAll(async () => {
-  await wasm.init();
-}, 60_000);
-beforeEach((ctx) => requireOrSkip(ctx, !dnnl.loaded && `oneDNN kernels not loaded: ${dnnl.reason}`, whenDnnlOff));
+const { wasm, cpu } = dnnlSuite();
 
 const random = seededTensor;
 

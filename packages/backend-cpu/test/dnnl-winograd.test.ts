@@ -6,23 +6,14 @@
  * float32 rounding, and the algorithm chosen must be the one the CPU allows.
  */
 import { createRequire } from 'node:module';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { requireOrSkip, whenDnnlOff } from '../../../tools/testing/require-or-skip.js';
-import { differencesFromCpu, seededTensor } from './reference.js';
+import { describe, expect, it } from 'vitest';
+import { differencesFromCpu, dnnlSuite, seededTensor } from './reference.js';
 
 const require = createRequire(import.meta.url);
 const { tf } = require('@kiln/core') as typeof import('@kiln/core');
-const { wasmBackend, cpuBackend, loadDnnl } = require('@kiln/backend-cpu') as typeof import('../src/index.js');
 type Tensor = import('@kiln/core').Tensor;
 
-const wasm = wasmBackend();
-const cpu = cpuBackend();
-const dnnl = loadDnnl();
-
-beforeAll(async () => {
-  await wasm.init();
-}, 60_000);
-beforeEach((ctx) => requireOrSkip(ctx, !dnnl.loaded && `oneDNN kernels not loaded: ${dnnl.reason}`, whenDnnlOff));
+const { wasm, cpu, dnnl } = dnnlSuite();
 
 const random = seededTensor;
 

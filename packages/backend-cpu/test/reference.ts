@@ -1,12 +1,32 @@
 /**
- * Shared by the oneDNN convolution tests: seeded data, and the largest difference between what the
- * WASM backend (with the addon) computes and what the reference CPU backend computes.
+ * Shared by the oneDNN convolution tests: the two backends and the hooks that start them, seeded
+ * data, and the largest difference between what the WASM backend (with the addon) computes and
+ * what the reference CPU backend computes.
  */
 import { createRequire } from 'node:module';
+import { beforeAll, beforeEach } from 'vitest';
+import { requireOrSkip, whenDnnlOff } from '../../../tools/testing/require-or-skip.js';
 
 const require = createRequire(import.meta.url);
 const { tf } = require('@kiln/core') as typeof import('@kiln/core');
+const { wasmBackend, cpuBackend, loadDnnl } = require('@kiln/backend-cpu') as typeof import('../src/index.js');
 type Tensor = import('@kiln/core').Tensor;
+
+/**
+ * The WASM backend, the reference CPU backend and the addon's status for a test file of the addon's
+ * kernels: registers the hooks that start WASM before the tests and skip each test (as allowed
+ * under KILN_DNNL=0) when the addon did not load.
+ */
+export function dnnlSuite() {
+  const wasm = wasmBackend();
+  const cpu = cpuBackend();
+  const dnnl = loadDnnl();
+  beforeAll(async () => {
+    await wasm.init();
+  }, 60_000);
+  beforeEach((ctx) => requireOrSkip(ctx, !dnnl.loaded && `oneDNN kernels not loaded: ${dnnl.reason}`, whenDnnlOff));
+  return { wasm, cpu, dnnl };
+}
 
 /** Deterministic values in [-1, 1) times `scale` (a linear congruential sequence from `seed`). */
 export function seededTensor(shape: number[], seed: number, scale = 1): Tensor {
