@@ -516,8 +516,6 @@ AlignedScratch filterGradientScratch;
 // kernels that load it with aligned instructions.
 AlignedScratch biasScratch;
 
-dnnl::matmul makeMatMul(const MatMulGeometry &g, bool bias, bool relu);
-
 #include "kiln_winograd.h"
 
 // The shape of a convolution for kiln_winograd.h.

@@ -88,7 +88,9 @@ AlignedScratch transformedInput, transformedFilter, products, flippedFilter;
 // `transposeA` (A stored [36][K][M]), adding to C when `accumulate`. Cached by shape.
 void batchedProducts(int64_t M, int64_t K, int64_t N, bool transposeA, bool accumulate, const float *a, const float *b, float *c) {
   MatMulGeometry g{36, 36, M, K, N, transposeA ? 1 : 0, 0};
-  // Its own keys: these are large products, never made under kiln_dnnl.cc's one-thread scope.
+  // Keys of their own beside the layers' products. A primitive made under kiln_dnnl.cc's one-thread
+  // scope (for a small convolution) may later serve a larger convolution's chunk of the same shape:
+  // correct at any size of the thread pool, at worst on fewer threads.
   dnnl::matmul *mm = &cached(matmuls, "wino:" + g.key() + (accumulate ? "+" : ""), [&] {
     dnnl::primitive_attr attr;
     if (accumulate) {
