@@ -1,6 +1,19 @@
-// Helpers the image-folder tests share for writing folders of synthetic images.
+// Helpers the image-folder tests share for writing folders of synthetic images and opening them.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { afterAll } from 'vitest';
+import { imageFolder, type ImageFolder } from '@kiln/data';
+
+/** `open(root, options)`: `imageFolder` whose folders (their decoding threads) are closed after the file's tests. */
+export function folderOpener(): (root: string, options?: Parameters<typeof imageFolder>[1]) => Promise<ImageFolder> {
+  const opened: ImageFolder[] = [];
+  afterAll(() => opened.forEach((f) => f.close()));
+  return async (root, options = {}) => {
+    const f = await imageFolder(root, options);
+    opened.push(f);
+    return f;
+  };
+}
 
 /** Writes `bytes` to `file`, making its directory first. */
 export function put(file: string, bytes: Uint8Array | string): void {

@@ -2,11 +2,11 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConfigError, DataFormatError, tf } from '@kiln/core';
 import { wasmBackend } from '@kiln/backend-cpu';
-import { DataLoader, holdOut, horizontalFlip, imageFolder, isGatheringDataset, type Batch, type DataLoaderOptions, type Dataset, type Example, type GatheringDataset, type ImageFolder, type ImageFolderDataset } from '@kiln/data';
-import { noisePixels, put } from './folder-fixtures.js';
+import { DataLoader, holdOut, horizontalFlip, isGatheringDataset, type Batch, type DataLoaderOptions, type Dataset, type Example, type GatheringDataset, type ImageFolderDataset } from '@kiln/data';
+import { noisePixels, put, folderOpener } from './folder-fixtures.js';
 
 // Each open starts decoding threads: seconds on a loaded machine.
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 60_000 });
@@ -58,12 +58,7 @@ function countReads(ds: ImageFolderDataset | GatheringDataset<Example>): { getMa
   return calls;
 }
 
-const opened: ImageFolder[] = [];
-async function open(root: string, options: Parameters<typeof imageFolder>[1] = {}): Promise<ImageFolder> {
-  const f = await imageFolder(root, options);
-  opened.push(f);
-  return f;
-}
+const open = folderOpener();
 const N = 30;
 const root = path.join(tmp, 'mixed');
 const spec = { size: [10, 12] as [number, number], channels: 3 as const };
@@ -72,7 +67,6 @@ beforeAll(async () => {
   await wasmBackend().init();
   await makeFolder(root, N);
 });
-afterAll(() => opened.forEach((f) => f.close()));
 
 describe('gatherMany: a batch of an image folder in one buffer', () => {
   it('holds exactly the rows getMany gives, decoded on the pool, on the calling thread, or from the cache', async () => {

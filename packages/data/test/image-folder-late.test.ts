@@ -2,11 +2,11 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { DataFormatError, tf } from '@kiln/core';
 import { wasmBackend } from '@kiln/backend-cpu';
-import { DataLoader, imageFolder, type Batch, type DataLoaderOptions, type Example, type GatherOptions, type GatheringDataset, type ImageFolder } from '@kiln/data';
-import { noisePixels, put } from './folder-fixtures.js';
+import { DataLoader, type Batch, type DataLoaderOptions, type Example, type GatherOptions, type GatheringDataset } from '@kiln/data';
+import { noisePixels, put, folderOpener } from './folder-fixtures.js';
 
 // A late batch taken over by the waiting caller (ImageFolderOptions.stealLate): the decoding
 // threads are made late with the `decodeLateMs` hook (each stalls before each image of a batch).
@@ -46,12 +46,7 @@ async function epoch(loader: DataLoader<Example>): Promise<{ indices: number[]; 
   return out;
 }
 
-const opened: ImageFolder[] = [];
-async function open(root: string, options: Parameters<typeof imageFolder>[1] = {}): Promise<ImageFolder> {
-  const f = await imageFolder(root, options);
-  opened.push(f);
-  return f;
-}
+const open = folderOpener();
 
 const spec = { size: [10, 12] as [number, number], channels: 3 as const };
 const N = 24;
@@ -64,7 +59,6 @@ beforeAll(async () => {
   cheapOf = (await makeFolder(mixedRoot, N, true)).cheap;
   await makeFolder(plainRoot, N, false);
 });
-afterAll(() => opened.forEach((f) => f.close()));
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 

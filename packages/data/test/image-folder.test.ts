@@ -5,10 +5,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { wasmBackend } from '@kiln/backend-cpu';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConfigError, DataFormatError, KilnError, NotFoundError, tf } from '@kiln/core';
-import { DataLoader, decodeImage, encodePng, imageFolder, listImageFolder, loadImages, resizePlan, type ImageFolder } from '@kiln/data';
-import { put } from './folder-fixtures.js';
+import { DataLoader, decodeImage, encodePng, imageFolder, listImageFolder, loadImages, resizePlan } from '@kiln/data';
+import { put, folderOpener } from './folder-fixtures.js';
 
 // Each open starts decoding threads (which load libvips): seconds on a loaded machine.
 vi.setConfig({ testTimeout: 30_000, hookTimeout: 60_000 });
@@ -27,16 +27,10 @@ const raw = (px: Uint8Array | number[], width: number, height: number, channels:
 const flat = (width: number, height: number, rgb: [number, number, number]) => sharp({ create: { width, height, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } });
 const bytes255 = (x: Float32Array) => Array.from(x, (v) => Math.round(v * 255));
 
-const opened: ImageFolder[] = [];
-async function open(root: string, options: Parameters<typeof imageFolder>[1] = {}): Promise<ImageFolder> {
-  const f = await imageFolder(root, options);
-  opened.push(f);
-  return f;
-}
+const open = folderOpener();
 beforeAll(async () => {
   await wasmBackend().init();
 });
-afterAll(() => opened.forEach((f) => f.close()));
 
 describe('folder layout', () => {
   let root: string;

@@ -4,9 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp, { type JpegOptions } from 'sharp';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DataFormatError } from '@kiln/core';
-import { imageFolder, type ImageFolder } from '@kiln/data';
+import { folderOpener } from './folder-fixtures.js';
 import { compactPixels, pixelsToFloat, RESIZE_MODES } from '../src/images/geometry.js';
 import { SharpHost } from '../src/images/sharp-host.js';
 import { plainJpegDecodes, plainJpegSize } from '../src/images/small-jpeg.js';
@@ -155,14 +155,9 @@ describe('8-bit cache form', () => {
   });
 
   describe('a folder of colour and grey images', () => {
-    const opened: ImageFolder[] = [];
-    afterAll(() => opened.forEach((f) => f.close()));
+    const openFolder = folderOpener();
     const root = path.join(tmp, 'mixed');
-    const open = async (cacheBytes: number) => {
-      const f = await imageFolder(root, { size: [16, 16], channels: 3, cacheBytes, workers: 1 });
-      opened.push(f);
-      return f;
-    };
+    const open = (cacheBytes: number) => openFolder(root, { size: [16, 16], channels: 3, cacheBytes, workers: 1 });
 
     it('cached values equal uncached decodes; the cache counts 1 byte per grey pixel, 3 per colour one, within its bound', async () => {
       for (let i = 0; i < 12; i++) {
@@ -200,8 +195,7 @@ describe('8-bit cache form', () => {
 });
 
 describe('batches decoded on the worker pool', () => {
-  const opened: ImageFolder[] = [];
-  afterAll(() => opened.forEach((f) => f.close()));
+  const open = folderOpener();
 
   it('duplicates, overlapping calls and more images than one chunk give what decoding each alone gives', async () => {
     const root = path.join(tmp, 'many-small');
@@ -211,9 +205,8 @@ describe('batches decoded on the worker pool', () => {
       mkdirSync(path.dirname(file), { recursive: true });
       writeFileSync(file, await jpeg(noise(6, 5).map((v, k) => (v + i * 7 + k) & 255) as Buffer, 6, 5, { quality: 90 }));
     }
-    const pool = await imageFolder(root, { cacheBytes: 0, workers: 2 });
-    const alone = await imageFolder(root, { cacheBytes: 0, workers: 0 });
-    opened.push(pool, alone);
+    const pool = await open(root, { cacheBytes: 0, workers: 2 });
+    const alone = await open(root, { cacheBytes: 0, workers: 0 });
     const all = Array.from({ length: N }, (_, i) => i);
     const reference = await alone.train.getMany(all);
     const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
