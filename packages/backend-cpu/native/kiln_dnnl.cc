@@ -521,8 +521,11 @@ AlignedScratch biasScratch;
 // The shape of a convolution for kiln_winograd.h.
 winograd::Shape winogradShape(const Geometry &g) { return {g.N, g.IH, g.IW, g.CI, g.OH, g.OW, g.CO, g.PT, g.PL}; }
 
-// What ran through kiln_winograd.h, as convolutionImplementations() lines (callers hold cacheLock).
-std::set<std::string> ownWinogradRuns;
+#include "kiln_small_conv.h"
+
+// What ran through Kiln's own convolutions (kiln_winograd.h, kiln_small_conv.h), as
+// convolutionImplementations() lines (callers hold cacheLock).
+std::set<std::string> ownKernelRuns;
 
 // Small convolutions and products run on one thread: below 20 M multiply-adds per call (LeNet-5's
 // layers at batch 64; ResNet-18's smallest, the stem, has 29 M) waking the second OpenMP thread
@@ -556,8 +559,13 @@ napi_value Conv2dForward(napi_env env, napi_callback_info info) {
     ThreadScope threads(convolutionWork(g));
     std::string key = g.key() + (b ? "b" : "") + (relu ? "r" : "");
     if (ownWinograd(g)) {
-      ownWinogradRuns.insert("forward " + key + ": kiln_winograd_4x3");
+      ownKernelRuns.insert("forward " + key + ": kiln_winograd_4x3");
       winograd::forward(winogradShape(g), x, w, b, relu, y);
+      return undefinedValue(env);
+    }
+    if (smallconv::forOutput(g)) {
+      ownKernelRuns.insert("forward " + key + ": kiln_small_direct");
+      smallconv::forward(g, x, w, b, relu, y);
       return undefinedValue(env);
     }
     Forward *slot = &cached(forwards, key, [&] { return Forward(g, b != nullptr, relu); });
@@ -588,8 +596,13 @@ napi_value Conv2dBackwardData(napi_env env, napi_callback_info info) {
     std::lock_guard<std::mutex> lock(cacheLock);
     ThreadScope threads(convolutionWork(g));
     if (ownWinograd(g)) {
-      ownWinogradRuns.insert("backward_data " + g.key() + ": kiln_winograd_4x3");
+      ownKernelRuns.insert("backward_data " + g.key() + ": kiln_winograd_4x3");
       winograd::backwardData(winogradShape(g), dy, w, dx);
+      return undefinedValue(env);
+    }
+    if (smallconv::forInputGradient(g)) {
+      ownKernelRuns.insert("backward_data " + g.key() + ": kiln_small_direct");
+      smallconv::backwardData(g, dy, w, dx);
       return undefinedValue(env);
     }
     BackwardData *slot = &cached(backwardDatas, g.key(), [&] { return BackwardData::make(g); });
@@ -614,8 +627,13 @@ napi_value Conv2dBackwardFilter(napi_env env, napi_callback_info info) {
     std::lock_guard<std::mutex> lock(cacheLock);
     ThreadScope threads(convolutionWork(g));
     if (ownWinograd(g)) {
-      ownWinogradRuns.insert("backward_weights " + g.key() + ": kiln_winograd_4x3");
+      ownKernelRuns.insert("backward_weights " + g.key() + ": kiln_winograd_4x3");
       winograd::backwardFilter(winogradShape(g), x, dy, dw);
+      return undefinedValue(env);
+    }
+    if (smallconv::forOutput(g)) {
+      ownKernelRuns.insert("backward_weights " + g.key() + ": kiln_small_direct");
+      smallconv::backwardFilter(g, x, dy, dw);
       return undefinedValue(env);
     }
     BackwardWeights *slot = &cached(backwardWeights, g.key(), [&] { return BackwardWeights::make(g); });
@@ -1172,7 +1190,7 @@ napi_value ConvolutionImplementations(napi_env env, napi_callback_info) {
       for (const auto &[key, p] : forwards) lines.push_back("forward " + key + ": " + p->impl);
       for (const auto &[key, p] : backwardDatas) lines.push_back("backward_data " + key + ": " + p->impl);
       for (const auto &[key, p] : backwardWeights) lines.push_back("backward_weights " + key + ": " + p->impl);
-      lines.insert(lines.end(), ownWinogradRuns.begin(), ownWinogradRuns.end());
+      lines.insert(lines.end(), ownKernelRuns.begin(), ownKernelRuns.end());
     }
     napi_value out;
     NAPI_OK(napi_create_array_with_length(env, lines.size(), &out));

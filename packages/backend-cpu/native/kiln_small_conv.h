@@ -1,0 +1,178 @@
+// Kiln's own direct convolutions for layers with few channels on one side, where oneDNN 2.6's
+// kernels fill a 16-lane (AVX-512) register with 6 channels and leave the rest idle: the forward
+// pass and the filter gradient when the output has <= 8 channels, the input gradient when the input
+// has <= 8. LeNet-5's layers are the case that made them (1 -> 6 and 6 -> 16 channels, 5x5): oneDNN
+// ran the first forward at ~13 G multiply-adds a second and the second's input gradient at ~21, a
+// third of its rate on the wider layers. Here the few channels sit in the lanes of an 8-float
+// vector (all of an AVX2 register, half of an AVX-512 one, which on the CPUs measured issues two
+// such FMAs a cycle), and the other vector dimension is taps or pixels:
+//   forward:          y[pixel][co]  = Σ_taps x[pixel + tap][ci] · w[tap][ci][co], 8 pixels at a time;
+//   input gradient:   dx[pixel + tap][ci] += Σ_co dy[pixel][co] · w[tap][ci][co] (a scatter from each
+//                     dy pixel, so padding costs nothing);
+//   filter gradient:  dw[tap][ci][co] = Σ_pixels x[pixel + tap][ci] · dy[pixel][co].
+// Any stride, dilation and padding; images run in parallel on oneDNN's OpenMP pool (kiln_dnnl.cc's
+// ThreadScope keeps small calls on one thread), the filter gradient summing each thread's share in
+// thread order so a given thread count always gives the same bits. Included by kiln_dnnl.cc inside
+// its anonymous namespace; the loops (kiln_small_conv_kernels.inc) are compiled for AVX-512, AVX2
+// and plain x86-64, and the level oneDNN runs at picks one, as for kiln_winograd.h.
+
+#pragma GCC push_options
+#pragma GCC optimize("O3")
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")
+namespace smallconv::avx512 {
+#define KILN_SMALL_FMA(a, b, c) __builtin_ia32_vfmaddps256((a), (b), (c))
+#define KILN_SMALL_PIX 16
+#include "kiln_small_conv_kernels.inc"
+#undef KILN_SMALL_FMA
+#undef KILN_SMALL_PIX
+}  // namespace smallconv::avx512
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace smallconv::avx2 {
+#define KILN_SMALL_FMA(a, b, c) __builtin_ia32_vfmaddps256((a), (b), (c))
+#define KILN_SMALL_PIX 12
+#include "kiln_small_conv_kernels.inc"
+#undef KILN_SMALL_FMA
+#undef KILN_SMALL_PIX
+}  // namespace smallconv::avx2
+#pragma GCC pop_options
+namespace smallconv::baseline {
+#define KILN_SMALL_FMA(a, b, c) ((a) * (b) + (c))
+#define KILN_SMALL_PIX 6
+#include "kiln_small_conv_kernels.inc"
+#undef KILN_SMALL_FMA
+#undef KILN_SMALL_PIX
+}  // namespace smallconv::baseline
+
+namespace smallconv {
+
+using V8 = baseline::V8;
+constexpr int64_t kLanes = 8;
+
+// Whether these kernels run a convolution's forward pass / filter gradient (few output channels)
+// and its input gradient (few input channels). KILN_DNNL_SMALL=0 leaves every convolution to oneDNN.
+bool off() {
+  static const bool o = [] {
+    const char *e = std::getenv("KILN_DNNL_SMALL");
+    return e && e[0] == '0';
+  }();
+  return o;
+}
+bool forOutput(const Geometry &g) { return !off() && g.CO <= kLanes; }
+bool forInputGradient(const Geometry &g) { return !off() && g.CI <= kLanes; }
+
+// The loops of one instruction set.
+struct Loops {
+  int64_t pixels;  // output pixels per block of the forward loop
+  void (*padPlanes)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float *);
+  void (*packLanes)(const float *, int64_t, int64_t, V8 *);
+  void (*forwardImage)(const Geometry &, const float *, int64_t, int64_t, const V8 *, const V8 *, bool, float *);
+  void (*backwardDataImage)(const Geometry &, const float *, const V8 *, int64_t, int64_t, V8 *, float *);
+  void (*backwardFilterImage)(const Geometry &, const float *, int64_t, int64_t, const V8 *, V8 *);
+};
+
+#define KILN_SMALL_LOOPS(ns) \
+  Loops { ns::kPix, ns::padPlanes, ns::packLanes, ns::forwardImage, ns::backwardDataImage, ns::backwardFilterImage }
+
+const Loops &loops() {
+  static const Loops chosen = [] {
+    const int isa = static_cast<int>(dnnl::get_effective_cpu_isa());
+    const auto has = [isa](dnnl::cpu_isa level) { return (isa & static_cast<int>(level)) == static_cast<int>(level); };
+    if (has(dnnl::cpu_isa::avx512_core) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return KILN_SMALL_LOOPS(avx512);
+    if (has(dnnl::cpu_isa::avx2) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return KILN_SMALL_LOOPS(avx2);
+    return KILN_SMALL_LOOPS(baseline);
+  }();
+  return chosen;
+}
+
+// Per-thread scratch (a padded image, a padded input gradient, dy in 8 lanes), and the calls' own
+// (filters and sums in 8 lanes; callers hold cacheLock). 8-float vectors need 32-byte alignment,
+// which std::vector<V8> does not give (the vector type's alignment is lost as a template argument).
+thread_local AlignedScratch padScratch, gradientScratch, laneScratch;
+AlignedScratch laneFilter, laneSums;
+
+// `count` zeroed 8-float vectors from `scratch`.
+V8 *zeroedLanes(AlignedScratch &scratch, size_t count) {
+  V8 *v = reinterpret_cast<V8 *>(scratch.get(count * kLanes));
+  std::memset(v, 0, count * sizeof(V8));
+  return v;
+}
+
+// The padded input planes (one per channel) a forward pass or filter gradient reads: rows and
+// columns enough for every output pixel's taps (the forward pass computes whole blocks of pixels, so
+// its width rounds up).
+struct Plane {
+  int64_t PH, PW;
+  Plane(const Geometry &g, int64_t outWidth) : PH((g.OH - 1) * g.SH + (g.KH - 1) * g.DH + 1), PW((outWidth - 1) * g.SW + (g.KW - 1) * g.DW + 1) {}
+  size_t floats(const Geometry &g) const { return size_t(PH * PW * g.CI); }
+};
+
+// y = conv(x, w) (+ bias, ReLU) for CO <= 8: x NHWC, w HWIO, y NHWC.
+void forward(const Geometry &g, const float *x, const float *w, const float *bias, bool relu, float *y) {
+  const int64_t taps = g.KH * g.KW * g.CI;
+  V8 *w8 = zeroedLanes(laneFilter, taps);
+  for (int64_t t = 0; t < taps; t++)
+    for (int64_t co = 0; co < g.CO; co++) w8[t][co] = w[t * g.CO + co];
+  V8 b{};
+  for (int64_t co = 0; co < g.CO && bias; co++) b[co] = bias[co];
+  const Loops &l = loops();
+  const Plane plane(g, (g.OW + l.pixels - 1) / l.pixels * l.pixels);  // whole blocks of pixels
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < g.N; n++) {
+    float *pad = padScratch.get(plane.floats(g));
+    l.padPlanes(x, n, g.IH, g.IW, g.CI, plane.PH, plane.PW, g.PT, g.PL, pad);
+    l.forwardImage(g, pad, plane.PH, plane.PW, w8, &b, relu, y + n * g.OH * g.OW * g.CO);
+  }
+}
+
+// dx = the input gradient for CI <= 8, from dy NHWC and w HWIO.
+void backwardData(const Geometry &g, const float *dy, const float *w, float *dx) {
+  const int64_t taps = g.KH * g.KW;
+  V8 *wt = zeroedLanes(laneFilter, taps * g.CO);
+  for (int64_t t = 0; t < taps; t++)
+    for (int64_t ci = 0; ci < g.CI; ci++)
+      for (int64_t co = 0; co < g.CO; co++) wt[co * taps + t][ci] = w[(t * g.CI + ci) * g.CO + co];
+  // The gradient of the padded input: every tap of every dy pixel lands inside it.
+  const int64_t BH = std::max((g.OH - 1) * g.SH + (g.KH - 1) * g.DH + 1, g.PT + g.IH);
+  const int64_t BW = std::max((g.OW - 1) * g.SW + (g.KW - 1) * g.DW + 1, g.PL + g.IW);
+  const Loops &l = loops();
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < g.N; n++) {
+    V8 *buf = reinterpret_cast<V8 *>(gradientScratch.get(size_t(BH * BW * kLanes)));
+    l.backwardDataImage(g, dy + n * g.OH * g.OW * g.CO, wt, BH, BW, buf, dx + n * g.IH * g.IW * g.CI);
+  }
+}
+
+// dw = the filter gradient (HWIO) for CO <= 8, from x and dy NHWC.
+void backwardFilter(const Geometry &g, const float *x, const float *dy, float *dw) {
+  const int64_t taps = g.KH * g.KW * g.CI, pixels = g.OH * g.OW;
+  const Plane plane(g, g.OW);
+  const Loops &l = loops();
+  const int threads = std::max(1, std::min<int>(omp_get_max_threads(), int(g.N)));
+  V8 *sums = zeroedLanes(laneSums, size_t(threads) * taps);
+#pragma omp parallel num_threads(threads)
+  {
+    const int me = omp_get_thread_num();
+    V8 *mine = sums + size_t(me) * taps;
+    float *pad = padScratch.get(plane.floats(g));
+    V8 *dy8 = reinterpret_cast<V8 *>(laneScratch.get(size_t(pixels * kLanes)));
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < g.N; n++) {
+      l.padPlanes(x, n, g.IH, g.IW, g.CI, plane.PH, plane.PW, g.PT, g.PL, pad);
+      l.packLanes(dy + n * pixels * g.CO, pixels, g.CO, dy8);
+      l.backwardFilterImage(g, pad, plane.PH, plane.PW, dy8, mine);
+    }
+  }
+  for (int64_t t = 0; t < taps; t++) {
+    V8 total = sums[t];
+    for (int i = 1; i < threads; i++) total += sums[size_t(i) * taps + t];
+    for (int64_t co = 0; co < g.CO; co++) dw[t * g.CO + co] = total[co];
+  }
+}
+
+}  // namespace smallconv
+
+#pragma GCC pop_options
