@@ -33,6 +33,8 @@
 #include <set>
 #include <unordered_map>
 #include <algorithm>
+#include <array>
+#include <utility>
 #include <cmath>
 #include <vector>
 #if defined(__SSE2__)
@@ -532,10 +534,14 @@ std::set<std::string> ownKernelRuns;
 // costs more than it saves. The primitive is created and run inside the scope, so oneDNN fixes its
 // thread split at one for it; the pool's size is restored after the call.
 constexpr double kOneThreadBelow = 20e6;
+// Kiln's few-channel convolutions (kiln_small_conv.h) split images between threads with nothing to
+// share but the end of the loop, so they pay for the second thread from 1 M multiply-adds: LeNet-5's
+// (7.5 M and 15 M) on two threads took its step from 3.8-3.9 to 3.0-3.2 ms on the main thread.
+constexpr double kOwnOneThreadBelow = 1e6;
 struct ThreadScope {
   int previous;
   bool active;
-  explicit ThreadScope(double multiplyAdds) : previous(omp_get_max_threads()), active(multiplyAdds < kOneThreadBelow && previous > 1) {
+  explicit ThreadScope(double multiplyAdds, double below = kOneThreadBelow) : previous(omp_get_max_threads()), active(multiplyAdds < below && previous > 1) {
     if (active) omp_set_num_threads(1);
   }
   ~ThreadScope() {
@@ -556,7 +562,7 @@ napi_value Conv2dForward(napi_env env, napi_callback_info info) {
     bool relu = false;
     NAPI_OK(napi_get_value_bool(env, a[5], &relu));
     std::lock_guard<std::mutex> lock(cacheLock);
-    ThreadScope threads(convolutionWork(g));
+    ThreadScope threads(convolutionWork(g), smallconv::forOutput(g) ? kOwnOneThreadBelow : kOneThreadBelow);
     std::string key = g.key() + (b ? "b" : "") + (relu ? "r" : "");
     if (ownWinograd(g)) {
       ownKernelRuns.insert("forward " + key + ": kiln_winograd_4x3");
@@ -594,7 +600,7 @@ napi_value Conv2dBackwardData(napi_env env, napi_callback_info info) {
     float *w = floats(env, a[2], g.weiSize(), "filter");
     float *dx = floats(env, a[3], g.srcSize(), "dx");
     std::lock_guard<std::mutex> lock(cacheLock);
-    ThreadScope threads(convolutionWork(g));
+    ThreadScope threads(convolutionWork(g), smallconv::forInputGradient(g) ? kOwnOneThreadBelow : kOneThreadBelow);
     if (ownWinograd(g)) {
       ownKernelRuns.insert("backward_data " + g.key() + ": kiln_winograd_4x3");
       winograd::backwardData(winogradShape(g), dy, w, dx);
@@ -625,13 +631,14 @@ napi_value Conv2dBackwardFilter(napi_env env, napi_callback_info info) {
     float *dy = floats(env, a[2], g.dstSize(), "dy");
     float *dw = floats(env, a[3], g.weiSize(), "dw");
     std::lock_guard<std::mutex> lock(cacheLock);
-    ThreadScope threads(convolutionWork(g));
+    const bool own = smallconv::forFilterGradient(g, omp_get_max_threads() > 1 && convolutionWork(g) >= kOwnOneThreadBelow);
+    ThreadScope threads(convolutionWork(g), own ? kOwnOneThreadBelow : kOneThreadBelow);
     if (ownWinograd(g)) {
       ownKernelRuns.insert("backward_weights " + g.key() + ": kiln_winograd_4x3");
       winograd::backwardFilter(winogradShape(g), x, dy, dw);
       return undefinedValue(env);
     }
-    if (smallconv::forOutput(g)) {
+    if (own) {
       ownKernelRuns.insert("backward_weights " + g.key() + ": kiln_small_direct");
       smallconv::backwardFilter(g, x, dy, dw);
       return undefinedValue(env);
