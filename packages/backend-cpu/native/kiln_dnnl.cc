@@ -4,7 +4,9 @@
 // max-pool gradients and batch norm. Beside them, plain loops oneDNN has no primitive for, which
 // replace many small WASM kernels each: the Adam and SGD updates of one parameter, the sum over
 // leading axes (bias gradients), the gradients of a bias and ReLU, and max pooling that keeps its
-// argmax, with the scatter that is its gradient.
+// argmax, with the scatter that is its gradient. Two families of convolutions run Kiln's own loops
+// instead of oneDNN's: Winograd F(4x4, 3x3) where oneDNN has none (kiln_winograd.h) and
+// convolutions with few channels on one side (kiln_small_conv.h).
 //
 // Layouts are tfjs's: activations NHWC, filters HWIO ([KH, KW, CI, CO]). Activations are handed to
 // oneDNN in that layout (its AVX2/AVX-512 kernels have channels-last paths), except where its

@@ -1,20 +1,22 @@
 // Kiln's own direct convolutions for layers with few channels on one side, where oneDNN 2.6's
 // kernels fill a 16-lane (AVX-512) register with 6 channels and leave the rest idle: the forward
-// pass and the filter gradient when the output has <= 8 channels, the input gradient when the input
-// has <= 8. LeNet-5's layers are the case that made them (1 -> 6 and 6 -> 16 channels, 5x5): oneDNN
-// ran the first forward at ~13 G multiply-adds a second and the second's input gradient at ~21, a
-// third of its rate on the wider layers. Here the few channels sit in the lanes of an 8-float
-// vector (all of an AVX2 register, half of an AVX-512 one, which on the CPUs measured issues two
-// such FMAs a cycle), and the other vector dimension is taps or pixels:
-//   forward:          y[pixel][co]  = Σ_taps x[pixel + tap][ci] · w[tap][ci][co], 8 pixels at a time;
+// pass with <= 16 output channels, the input gradient with <= 16 input channels and the filter
+// gradient with <= 8 output channels (<= 16 where the call splits over threads;
+// forFilterGradient()). LeNet-5's layers are the case that made them (1 -> 6 and 6 -> 16 channels,
+// 5x5): oneDNN ran the first forward at ~13 G multiply-adds a second and the second's input
+// gradient at ~21, a third of its rate on wider layers. Here the few channels sit in the lanes of one
+// or two 8-float vectors (all of an AVX2 register, half of an AVX-512 one; the CPUs measured issue
+// two such FMAs a cycle), and the other dimension the loops run over is taps or pixels:
+//   forward:          y[pixel][co]  = Σ_taps x[pixel + tap][ci] · w[tap][ci][co], a block of a row's
+//                     pixels at a time;
 //   input gradient:   dx[pixel + tap][ci] += Σ_co dy[pixel][co] · w[tap][ci][co] (a scatter from each
 //                     dy pixel, so padding costs nothing);
 //   filter gradient:  dw[tap][ci][co] = Σ_pixels x[pixel + tap][ci] · dy[pixel][co].
-// Any stride, dilation and padding; images run in parallel on oneDNN's OpenMP pool (kiln_dnnl.cc's
-// ThreadScope keeps small calls on one thread), the filter gradient summing each thread's share in
-// thread order so a given thread count always gives the same bits. Included by kiln_dnnl.cc inside
-// its anonymous namespace; the loops (kiln_small_conv_kernels.inc) are compiled for AVX-512, AVX2
-// and plain x86-64, and the level oneDNN runs at picks one, as for kiln_winograd.h.
+// Any stride, dilation and padding. Images run in parallel on oneDNN's OpenMP pool (kiln_dnnl.cc's
+// ThreadScope keeps calls under 1 M multiply-adds on one thread), the filter gradient summing each
+// thread's share in thread order, so a given thread count always gives the same bits. Included by
+// kiln_dnnl.cc inside its anonymous namespace; the loops (kiln_small_conv_kernels.inc) are compiled
+// for AVX-512, AVX2 and plain x86-64, and the level oneDNN runs at picks one, as for kiln_winograd.h.
 
 #pragma GCC push_options
 #pragma GCC optimize("O3")
