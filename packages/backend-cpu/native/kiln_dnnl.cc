@@ -1010,6 +1010,9 @@ napi_value BatchNormBackwardJs(napi_env env, napi_callback_info info) {
 // them (each tfjs op rounds to float32, and so does each line here; the build contracts nothing
 // into FMAs), so the fused update gives the composite's numbers. Large tensors are split between
 // oneDNN's OpenMP threads; each element is independent, so the result does not depend on the split.
+// The loops say `if (parallel : …)`: a bare `if` clause on `parallel for simd` turns off the simd
+// part with the threads (OpenMP 5), which left every update under kParallelFrom elements scalar —
+// all of LeNet-5's: Adam took 0.42 ms a step instead of 0.12.
 
 // One Adam update of n elements. The weight-decay mode and AMSGrad are template arguments, so each
 // variant's loop has no branch in it and vectorises (with a branch per element and the pointer
@@ -1019,7 +1022,7 @@ napi_value BatchNormBackwardJs(napi_env env, napi_callback_info info) {
 template <int kMode, bool kAms>
 __attribute__((target_clones("avx2", "default"))) void adamLoop(int64_t n, const float *p, const float *g, const float *m, const float *v, const float *vMax, float *pOut, float *mOut, float *vOut, float *vMaxOut,
               const float step, const float b1, const float omb1, const float b2, const float omb2, const float sqrtBc2, const float eps, const float decay) {
-#pragma omp parallel for simd if (n >= kParallelFrom) schedule(static)
+#pragma omp parallel for simd if (parallel : n >= kParallelFrom) schedule(static)
   for (int64_t i = 0; i < n; i++) {
     float pi = p[i], gi = g[i];
     if constexpr (kMode == 1) gi = gi + pi * decay;
@@ -1080,7 +1083,7 @@ napi_value SgdUpdate(napi_env env, napi_callback_info info) {
     float *bOut = withBuffer ? floats(env, a[5], n, "momentumBufferOut") : nullptr;
     const float lr = float(h[0]), wd = float(h[1]), mu = float(h[2]), omd = float(h[3]);
     const bool nesterov = h[4] != 0, first = h[5] != 0;
-#pragma omp parallel for if (int64_t(n) >= kParallelFrom) schedule(static)
+#pragma omp parallel for simd if (parallel : int64_t(n) >= kParallelFrom) schedule(static)
     for (int64_t i = 0; i < int64_t(n); i++) {
       const float pi = p[i];
       float gi = g[i];
@@ -1149,7 +1152,7 @@ napi_value BiasReluGrad(napi_env env, napi_callback_info info) {
     // sums kept the select from vectorising and measured four times slower.
     // dy is read whatever the sign, so the select compiles to a blend: a branch on the sign of
     // activations mispredicts half the time (measured 20x slower on LeNet-5's first layer).
-#pragma omp parallel for simd if (int64_t(n) >= kParallelFrom) schedule(static)
+#pragma omp parallel for simd if (parallel : int64_t(n) >= kParallelFrom) schedule(static)
     for (int64_t i = 0; i < int64_t(n); i++) {
       const float g = dy[i];
       dz[i] = y[i] > 0.f ? g : 0.f;
