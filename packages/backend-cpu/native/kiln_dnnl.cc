@@ -520,6 +520,21 @@ AlignedScratch filterGradientScratch;
 // kernels that load it with aligned instructions.
 AlignedScratch biasScratch;
 
+// The instruction set of Kiln's own loops (kiln_winograd.h, kiln_small_conv.h, each compiled for
+// the three): the one matching the level oneDNN dispatches to (which ONEDNN_MAX_CPU_ISA caps), so a
+// capped run is capped throughout, and never above what the CPU has.
+enum class OwnIsa { avx512, avx2, baseline };
+OwnIsa ownIsa() {
+  static const OwnIsa chosen = [] {
+    const int isa = static_cast<int>(dnnl::get_effective_cpu_isa());
+    const auto has = [isa](dnnl::cpu_isa level) { return (isa & static_cast<int>(level)) == static_cast<int>(level); };
+    if (has(dnnl::cpu_isa::avx512_core) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) return OwnIsa::avx512;
+    if (has(dnnl::cpu_isa::avx2) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return OwnIsa::avx2;
+    return OwnIsa::baseline;
+  }();
+  return chosen;
+}
+
 #include "kiln_winograd.h"
 
 // The shape of a convolution for kiln_winograd.h.

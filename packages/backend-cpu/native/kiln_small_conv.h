@@ -16,7 +16,7 @@
 // ThreadScope keeps calls under 1 M multiply-adds on one thread), the filter gradient summing each
 // thread's share in thread order, so a given thread count always gives the same bits. Included by
 // kiln_dnnl.cc inside its anonymous namespace; the loops (kiln_small_conv_kernels.inc) are compiled
-// for AVX-512, AVX2 and plain x86-64, and the level oneDNN runs at picks one, as for kiln_winograd.h.
+// for AVX-512, AVX2 and plain x86-64, and ownIsa() picks one, as for kiln_winograd.h.
 
 #pragma GCC push_options
 #pragma GCC optimize("O3")
@@ -90,14 +90,9 @@ struct Loops {
         {ns::backwardDataImage<1>, ns::backwardDataImage<2>}, {ns::backwardFilterImage<1>, ns::backwardFilterImage<2>} \
   }
 
+// The loops of ownIsa()'s instruction set.
 const Loops &loops() {
-  static const Loops chosen = [] {
-    const int isa = static_cast<int>(dnnl::get_effective_cpu_isa());
-    const auto has = [isa](dnnl::cpu_isa level) { return (isa & static_cast<int>(level)) == static_cast<int>(level); };
-    if (has(dnnl::cpu_isa::avx512_core) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return KILN_SMALL_LOOPS(avx512);
-    if (has(dnnl::cpu_isa::avx2) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return KILN_SMALL_LOOPS(avx2);
-    return KILN_SMALL_LOOPS(baseline);
-  }();
+  static const Loops chosen = ownIsa() == OwnIsa::avx512 ? KILN_SMALL_LOOPS(avx512) : ownIsa() == OwnIsa::avx2 ? KILN_SMALL_LOOPS(avx2) : KILN_SMALL_LOOPS(baseline);
   return chosen;
 }
 

@@ -68,16 +68,9 @@ struct Transforms {
 #define KILN_WINOGRAD_TRANSFORMS(ns) \
   Transforms { ns::inputTransform, ns::filterTransform, ns::outputTransform, ns::outputGradientTransform, ns::filterGradientTransform }
 
-// The transforms for the level oneDNN dispatches to (which ONEDNN_MAX_CPU_ISA caps), never above
-// what the CPU has.
+// The transforms of ownIsa()'s instruction set.
 const Transforms &transforms() {
-  static const Transforms chosen = [] {
-    const int isa = static_cast<int>(dnnl::get_effective_cpu_isa());
-    const auto has = [isa](dnnl::cpu_isa level) { return (isa & static_cast<int>(level)) == static_cast<int>(level); };
-    if (has(dnnl::cpu_isa::avx512_core) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) return KILN_WINOGRAD_TRANSFORMS(avx512);
-    if (has(dnnl::cpu_isa::avx2) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return KILN_WINOGRAD_TRANSFORMS(avx2);
-    return KILN_WINOGRAD_TRANSFORMS(baseline);
-  }();
+  static const Transforms chosen = ownIsa() == OwnIsa::avx512 ? KILN_WINOGRAD_TRANSFORMS(avx512) : ownIsa() == OwnIsa::avx2 ? KILN_WINOGRAD_TRANSFORMS(avx2) : KILN_WINOGRAD_TRANSFORMS(baseline);
   return chosen;
 }
 
