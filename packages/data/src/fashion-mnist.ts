@@ -96,8 +96,9 @@ export async function locateFashionMnist(options: LocateOptions = {}): Promise<R
 }
 
 /**
- * Reads an MNIST-format image/label file pair into an `ArrayDataset` of [28, 28, 1] float32 images
- * scaled to [0, 1].
+ * Reads an MNIST-format image/label file pair into an `ArrayDataset` of [28, 28, 1] images scaled
+ * to [0, 1]. The pixels stay bytes (`{ bytes, scale: 255 }`): batches are converted to float32 as
+ * they are gathered, with the same values a float32 copy of the whole file would hold.
  */
 export function readIdxImageDataset(imagesFile: string, labelsFile: string, classes?: string[]): ArrayDataset {
   const images = readIdxFile(imagesFile);
@@ -112,8 +113,6 @@ export function readIdxImageDataset(imagesFile: string, labelsFile: string, clas
     throw new DataFormatError(labelsFile, 'label count does not match image count', { offset: 4, expected: `${images.shape[0]} labels (from ${imagesFile})`, found: `${labels.shape[0]}` });
   }
   const [, h, w] = images.shape;
-  const x = new Float32Array(images.data.length);
-  for (let i = 0; i < x.length; i++) x[i] = images.data[i] / 255;
   const y = Int32Array.from(labels.data as Uint8Array);
   if (classes) {
     for (let i = 0; i < y.length; i++) {
@@ -122,7 +121,7 @@ export function readIdxImageDataset(imagesFile: string, labelsFile: string, clas
       }
     }
   }
-  return new ArrayDataset(x, y, [h, w, 1], classes);
+  return new ArrayDataset({ bytes: images.data as Uint8Array, scale: 255 }, y, [h, w, 1], classes);
 }
 
 /** Loads one split of Fashion-MNIST, finding the files as `locateFashionMnist` does. */
