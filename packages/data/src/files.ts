@@ -28,5 +28,6 @@ export function readIdxFile(file: string, options: ReadIdxOptions = {}): IdxArra
       throw new DataFormatError(file, 'corrupt gzip stream', { offset: 0, found: e instanceof Error ? e.message : String(e) });
     }
   }
-  return parseIdx(bytes, file);
+  // The bytes were read (and decompressed) here and go nowhere else: the values can stay in them.
+  return parseIdx(bytes, file, { view: true });
 }
