@@ -207,13 +207,19 @@ export class ArrayDataset<Y extends Int32Array | Float32Array = Int32Array> impl
     return { x, y: y as ArrayTarget<Y> };
   }
 
-  /** Copies the rows at `indices` of a buffer of `size` values per row into a new buffer `out`. */
+  /**
+   * Copies the rows at `indices` of a buffer of `size` values per row into a new buffer `out`.
+   * Runs of consecutive indices (a split's sorted indices are mostly runs) are copied as one block.
+   */
   private static gatherRows<T extends Uint8Array | Int32Array | Float32Array>(from: T, out: T, size: number, indices: ArrayLike<number>, length: number): T {
-    for (let i = 0; i < indices.length; i++) {
+    for (let i = 0; i < indices.length; ) {
       const j = indices[i];
       if (!(j >= 0 && j < length)) throw new ConfigError('ArrayDataset.gather(indices)', `indices in [0, ${length})`, j);
-      if (size === 1) out[i] = from[j];
-      else out.set(from.subarray(j * size, (j + 1) * size), i * size);
+      let run = 1;
+      while (i + run < indices.length && indices[i + run] === j + run) run++;
+      if (size === 1 && run === 1) out[i] = from[j];
+      else out.set(from.subarray(j * size, (j + run) * size), i * size);
+      i += run;
     }
     return out;
   }
