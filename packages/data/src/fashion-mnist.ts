@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { DataFormatError, KilnError } from '@kiln/core';
 import { ArrayDataset } from './dataset.js';
-import { readIdxFile } from './files.js';
+import { readIdxFile, readIdxFileAsync } from './files.js';
+import type { IdxArray } from './idx.js';
 import { ensureDownloaded, type RemoteFile } from './download.js';
 
 /** Fashion-MNIST's two splits: 60,000 training and 10,000 test images. */
@@ -101,8 +102,11 @@ export async function locateFashionMnist(options: LocateOptions = {}): Promise<R
  * they are gathered, with the same values a float32 copy of the whole file would hold.
  */
 export function readIdxImageDataset(imagesFile: string, labelsFile: string, classes?: string[]): ArrayDataset {
-  const images = readIdxFile(imagesFile);
-  const labels = readIdxFile(labelsFile);
+  return idxImageDataset(readIdxFile(imagesFile), readIdxFile(labelsFile), imagesFile, labelsFile, classes);
+}
+
+/** An image/label pair of parsed IDX arrays as a dataset, checked as {@link readIdxImageDataset} describes. */
+function idxImageDataset(images: IdxArray, labels: IdxArray, imagesFile: string, labelsFile: string, classes?: string[]): ArrayDataset {
   if (images.shape.length !== 3 || images.dtype !== 'uint8') {
     throw new DataFormatError(imagesFile, 'expected a uint8 image array of 3 dimensions', { offset: 2, expected: 'uint8 [N, H, W]', found: `${images.dtype} [${images.shape}]` });
   }
@@ -124,8 +128,14 @@ export function readIdxImageDataset(imagesFile: string, labelsFile: string, clas
   return new ArrayDataset({ bytes: images.data as Uint8Array, scale: 255 }, y, [h, w, 1], classes);
 }
 
-/** Loads one split of Fashion-MNIST, finding the files as `locateFashionMnist` does. */
+/**
+ * Loads one split of Fashion-MNIST, finding the files as `locateFashionMnist` does. The files are
+ * decompressed off the calling thread, so loading both splits at once reads them in parallel.
+ */
 export async function fashionMnist(split: Split, options: LocateOptions = {}): Promise<ArrayDataset> {
   const files = await locateFashionMnist(options);
-  return readIdxImageDataset(files[`${split}-images`], files[`${split}-labels`], FASHION_MNIST_CLASSES);
+  const imagesFile = files[`${split}-images`];
+  const labelsFile = files[`${split}-labels`];
+  const [images, labels] = await Promise.all([readIdxFileAsync(imagesFile), readIdxFileAsync(labelsFile)]);
+  return idxImageDataset(images, labels, imagesFile, labelsFile, FASHION_MNIST_CLASSES);
 }

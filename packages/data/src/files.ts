@@ -1,4 +1,5 @@
-import { gunzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { gunzip, gunzipSync, type ZlibOptions } from 'node:zlib';
 import { DataFormatError } from '@kiln/core';
 import { readFileChecked } from '@kiln/core/node';
 import { isGzip, parseIdx, type IdxArray } from './idx.js';
@@ -12,6 +13,15 @@ export interface ReadIdxOptions {
   maxBytes?: number;
 }
 
+const gunzipAsync = promisify<Uint8Array, ZlibOptions, Uint8Array>(gunzip);
+
+/** The error a failed decompression of `file` stands for. */
+function gunzipError(e: unknown, file: string, max: number): DataFormatError {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ERR_BUFFER_TOO_LARGE') return new DataFormatError(file, 'gzip stream decompresses to more than the limit', { expected: `at most ${max} bytes`, hint: 'pass a larger maxBytes if the file is genuine' });
+  return new DataFormatError(file, 'corrupt gzip stream', { offset: 0, found: e instanceof Error ? e.message : String(e) });
+}
+
 /**
  * Reads an IDX file from disk, gzip-compressed or raw (decided by content, not the name). Special
  * files are refused and decompression stops at `maxBytes`, so a small gzip bomb cannot fill memory.
@@ -23,11 +33,28 @@ export function readIdxFile(file: string, options: ReadIdxOptions = {}): IdxArra
     try {
       bytes = gunzipSync(bytes, { maxOutputLength: max });
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ERR_BUFFER_TOO_LARGE') throw new DataFormatError(file, 'gzip stream decompresses to more than the limit', { expected: `at most ${max} bytes`, hint: 'pass a larger maxBytes if the file is genuine' });
-      throw new DataFormatError(file, 'corrupt gzip stream', { offset: 0, found: e instanceof Error ? e.message : String(e) });
+      throw gunzipError(e, file, max);
     }
   }
   // The bytes were read (and decompressed) here and go nowhere else: the values can stay in them.
+  return parseIdx(bytes, file, { view: true });
+}
+
+/**
+ * {@link readIdxFile} with the decompression on a thread of Node's pool: reading several files at
+ * once (a dataset's training and test files) decompresses them in parallel, and the calling thread
+ * is free meanwhile. Same checks, limits and errors.
+ */
+export async function readIdxFileAsync(file: string, options: ReadIdxOptions = {}): Promise<IdxArray> {
+  const max = options.maxBytes ?? DEFAULT_MAX_IDX_BYTES;
+  let bytes: Uint8Array = readFileChecked(file, { what: 'IDX file', maxBytes: max });
+  if (isGzip(bytes)) {
+    try {
+      // Large output chunks: the default 16 KiB would cost a round trip to the pool per 16 KiB.
+      bytes = await gunzipAsync(bytes, { maxOutputLength: max, chunkSize: 1 << 22 });
+    } catch (e) {
+      throw gunzipError(e, file, max);
+    }
+  }
   return parseIdx(bytes, file, { view: true });
 }
