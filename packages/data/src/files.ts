@@ -15,6 +15,19 @@ export interface ReadIdxOptions {
 
 const gunzipAsync = promisify<Uint8Array, ZlibOptions, Uint8Array>(gunzip);
 
+/**
+ * Options for decompressing `bytes` (a gzip file) to at most `max` bytes. The output buffer is sized
+ * from the size the gzip trailer records (plus one byte, so that zlib does not take a full buffer as
+ * a sign of more to come): the whole file then decompresses into one buffer, which zlib returns as
+ * it is instead of concatenating chunks into a copy. The trailer is only a hint: a wrong one costs
+ * a concatenation, never a wrong result, and the hint is capped so a lying file cannot reserve much.
+ */
+function gunzipOptions(bytes: Uint8Array, max: number): ZlibOptions {
+  const n = bytes.length;
+  const recorded = n >= 18 ? (bytes[n - 4] | (bytes[n - 3] << 8) | (bytes[n - 2] << 16) | (bytes[n - 1] << 24)) >>> 0 : 0;
+  return { maxOutputLength: max, chunkSize: Math.max(64 * 1024, Math.min(recorded + 1, max, 256 * 2 ** 20)) };
+}
+
 /** The error a failed decompression of `file` stands for. */
 function gunzipError(e: unknown, file: string, max: number): DataFormatError {
   const code = (e as NodeJS.ErrnoException).code;
@@ -31,7 +44,7 @@ export function readIdxFile(file: string, options: ReadIdxOptions = {}): IdxArra
   let bytes: Uint8Array = readFileChecked(file, { what: 'IDX file', maxBytes: max });
   if (isGzip(bytes)) {
     try {
-      bytes = gunzipSync(bytes, { maxOutputLength: max });
+      bytes = gunzipSync(bytes, gunzipOptions(bytes, max));
     } catch (e) {
       throw gunzipError(e, file, max);
     }
@@ -50,8 +63,7 @@ export async function readIdxFileAsync(file: string, options: ReadIdxOptions = {
   let bytes: Uint8Array = readFileChecked(file, { what: 'IDX file', maxBytes: max });
   if (isGzip(bytes)) {
     try {
-      // Large output chunks: the default 16 KiB would cost a round trip to the pool per 16 KiB.
-      bytes = await gunzipAsync(bytes, { maxOutputLength: max, chunkSize: 1 << 22 });
+      bytes = await gunzipAsync(bytes, gunzipOptions(bytes, max));
     } catch (e) {
       throw gunzipError(e, file, max);
     }
