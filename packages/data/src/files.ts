@@ -19,8 +19,10 @@ const gunzipAsync = promisify<Uint8Array, ZlibOptions, Uint8Array>(gunzip);
  * Options for decompressing `bytes` (a gzip file) to at most `max` bytes. The output buffer is sized
  * from the size the gzip trailer records (plus one byte, so that zlib does not take a full buffer as
  * a sign of more to come): the whole file then decompresses into one buffer, which zlib returns as
- * it is instead of concatenating chunks into a copy. The trailer is only a hint: a wrong one costs
- * a concatenation, never a wrong result, and the hint is capped so a lying file cannot reserve much.
+ * it is instead of concatenating chunks into a copy. The size is only a hint (zlib itself rejects a
+ * member whose trailer disagrees with its data; a file of several gzip members records only the
+ * last one's): too small costs a concatenation, never a wrong result, and it is capped so that a
+ * small file cannot make the reader reserve much memory.
  */
 function gunzipOptions(bytes: Uint8Array, max: number): ZlibOptions {
   const n = bytes.length;

@@ -1,7 +1,7 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { wasmBackend } from '@kiln/backend-cpu';
 import { tf, ConfigError, DataFormatError, KilnError, Rng } from '@kiln/core';
@@ -191,6 +191,8 @@ describe('readers keep 8-bit images as bytes', () => {
     return file;
   }
 
+  const readRaw = (file: string) => gunzipSync(readFileSync(file));
+
   it('readIdxImageDataset: pixels / 255 exactly as float32, held as bytes', () => {
     const pixels = randomBytes(6 * 28 * 28, 4);
     const images = idxFile('img.idx.gz', 0x08, [6, 28, 28], pixels, true);
@@ -208,6 +210,11 @@ describe('readers keep 8-bit images as bytes', () => {
     const viaPool = await readIdxFileAsync(file);
     expect(viaPool.shape).toEqual(sync.shape);
     expect(Array.from(viaPool.data)).toEqual(Array.from(pixels));
+    // Two gzip members (the trailer then records only the second one's size): the whole content.
+    const whole = Buffer.from(readRaw(file));
+    const members = path.join(dir, 'members.idx.gz');
+    writeFileSync(members, Buffer.concat([gzipSync(whole.subarray(0, 20)), gzipSync(whole.subarray(20))]));
+    for (const got of [readIdxFile(members), await readIdxFileAsync(members)]) expect(Array.from(got.data)).toEqual(Array.from(pixels));
     const corrupt = path.join(dir, 'corrupt.idx.gz');
     writeFileSync(corrupt, gzipSync(Buffer.alloc(64)).subarray(0, 20));
     await expect(readIdxFileAsync(corrupt)).rejects.toThrow(DataFormatError);
