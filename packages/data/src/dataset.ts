@@ -147,11 +147,11 @@ export class ArrayDataset<Y extends Int32Array | Float32Array = Int32Array> impl
     this.targetSize = targetShape.reduce((a, b) => a * b, 1);
     if (!(y instanceof Int32Array || y instanceof Float32Array)) throw new ConfigError('ArrayDataset.y', 'an Int32Array of class labels or a Float32Array of targets', Object.prototype.toString.call(y));
     if (isScaledBytes(stored)) {
-      if (!(stored.bytes instanceof Uint8Array)) throw new ConfigError('ArrayDataset.x.bytes', 'a Uint8Array', Object.prototype.toString.call(stored.bytes));
-      if (!(stored.scale > 0 && Number.isFinite(stored.scale))) throw new ConfigError('ArrayDataset.x.scale', 'a positive finite number', stored.scale);
+      if (!(stored.bytes instanceof Uint8Array)) throw new ConfigError('ArrayDataset.stored.bytes', 'a Uint8Array', Object.prototype.toString.call(stored.bytes));
+      if (!(stored.scale > 0 && Number.isFinite(stored.scale))) throw new ConfigError('ArrayDataset.stored.scale', 'a positive finite number', stored.scale);
       this.levels = byteLevels(stored.scale);
     } else if (!(stored instanceof Float32Array)) {
-      throw new ConfigError('ArrayDataset.x', 'a Float32Array, or { bytes: Uint8Array, scale }', Object.prototype.toString.call(stored));
+      throw new ConfigError('ArrayDataset.stored', 'a Float32Array, or { bytes: Uint8Array, scale }', Object.prototype.toString.call(stored));
     }
     if (y instanceof Int32Array && targetShape.length > 0) {
       throw new ConfigError('ArrayDataset.targetShape', '[] for Int32Array class labels (multi-output and multi-hot targets are a Float32Array)', targetShape);
