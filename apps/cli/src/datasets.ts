@@ -2,7 +2,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { tf, ConfigError, DataFormatError, NotFoundError, Rng } from '@kiln/core';
 import {
-  ArrayDataset, cifar, compose, fashionMnist, holdOut, imageFolder, isAsyncDataset, loadImages, normalize, parseCsv, subsetDataset,
+  ArrayDataset, channelStats, cifar, compose, fashionMnist, holdOut, imageFolder, isAsyncDataset, loadImages, normalize, parseCsv, subsetDataset,
   DEFAULT_EXTENSIONS, type Augmentation, type ChannelStats, type Dataset, type Example, type ImageFolderDataset,
 } from '@kiln/data';
 
@@ -378,6 +378,9 @@ export async function readBatch(ds: Dataset<Example>, indices: Int32Array, shape
  * reading a large folder once more only for statistics would cost an epoch of decoding.
  */
 export async function inputStats(data: Pick<LoadedData, 'shape' | 'convert'>, train: Dataset<Example>, seed: number, maxLazy = 2000): Promise<ChannelStats> {
+  // In memory and fed to the model as stored: the dataset's own statistics (from a histogram for
+  // images held as bytes), the numbers the pass below would add up, without uploading a batch.
+  if (train instanceof ArrayDataset && !data.convert && train.length > 0) return channelStats(train);
   const all = train instanceof ArrayDataset;
   const n = all ? train.length : Math.min(train.length, maxLazy);
   if (n === 0) throw new DataFormatError('training split', 'no examples to compute input statistics from');
@@ -489,7 +492,7 @@ export function selectClasses(ds: Dataset<Example>, classes: number[], names?: s
   if (ds instanceof ArrayDataset) {
     const sub = ds.subset(indices);
     const y = Int32Array.from(sub.y as Int32Array, (c) => position.get(c) as number);
-    return new ArrayDataset(sub.x, y, sub.shape, classes.map((c) => names?.[c] ?? ds.classes?.[c] ?? String(c)));
+    return new ArrayDataset(sub.stored, y, sub.shape, classes.map((c) => names?.[c] ?? ds.classes?.[c] ?? String(c)));
   }
   return new RelabeledDataset(subsetDataset(ds, indices), position);
 }

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf, ConfigError, DataFormatError, Rng } from '@kiln/core';
-import { ArrayDataset, DataLoader, channelStats } from '@kiln/data';
+import { ArrayDataset, DataLoader, channelStats, subsetDataset } from '@kiln/data';
 import { createModel } from '@kiln/zoo';
 import { ClassificationModule, createTrainer } from '@kiln/trainer';
 import { convertImages, inputPipeline, inputStats, loadData, parseDatasetSpec, parseImageSize, readBatch, sampleDataset, selectClasses, splitValidation } from '../src/datasets.js';
@@ -51,14 +51,25 @@ describe('input conversion and statistics', () => {
     tf.dispose([x, up, rgb, grey]);
   });
 
-  it('inputStats over an in-memory set equals channelStats, and follows the conversion', async () => {
+  it('inputStats over an in-memory set equals the pass over its batches, and follows the conversion', async () => {
     const rng = new Rng(3);
     const xs = Float32Array.from({ length: 700 * 4 * 4 * 3 }, () => rng.next());
     const ds = new ArrayDataset(xs, new Int32Array(700), [4, 4, 3]);
+    const all = Int32Array.from({ length: 700 }, (_, i) => i);
+    // In memory the statistics come from channelStats; a view of the same examples (not an
+    // ArrayDataset) takes the pass over uploaded batches, which adds the same values in the same order.
     const got = await inputStats({ shape: [4, 4, 3] }, ds, 0);
+    const viaBatches = await inputStats({ shape: [4, 4, 3] }, subsetDataset(ds, all), 0, 700);
+    expect(got).toEqual(viaBatches);
     const want = channelStats(ds);
-    got.mean.forEach((m, k) => expect(m).toBeCloseTo(want.mean[k], 5));
-    got.std.forEach((s, k) => expect(s).toBeCloseTo(want.std[k], 5));
+    // Pixels held as bytes: the histogram's statistics, within rounding of the running sum over batches.
+    const bytes = Uint8Array.from({ length: 700 * 4 * 4 * 3 }, () => Math.floor(rng.next() * 256));
+    const byteSet = new ArrayDataset({ bytes, scale: 255 }, new Int32Array(700), [4, 4, 3]);
+    const fromHistogram = await inputStats({ shape: [4, 4, 3] }, byteSet, 0);
+    const fromBatches = await inputStats({ shape: [4, 4, 3] }, subsetDataset(byteSet, all), 0, 700);
+    expect(fromHistogram).toEqual(channelStats(byteSet));
+    fromHistogram.mean.forEach((m, k) => expect(Math.abs(m - fromBatches.mean[k]) / m).toBeLessThan(1e-12));
+    fromHistogram.std.forEach((s, k) => expect(Math.abs(s - fromBatches.std[k]) / s).toBeLessThan(1e-12));
     // Grey from RGB: the mean is the luma of the channel means.
     const grey = await inputStats({ shape: [4, 4, 3], convert: convertImages([4, 4, 1]) }, ds, 0);
     expect(grey.mean[0]).toBeCloseTo(0.299 * want.mean[0] + 0.587 * want.mean[1] + 0.114 * want.mean[2], 5);

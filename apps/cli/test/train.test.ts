@@ -5,6 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { requireOrSkip } from '../../../tools/testing/require-or-skip.js';
 import { missingFashionMnist } from './fashion-mnist.js';
+import { writeImageFolder } from './helpers.js';
 
 const cli = path.resolve(__dirname, '../dist/cli.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 120_000 });
@@ -39,6 +40,20 @@ describe('kiln train', () => {
     expect(r.stderr).toMatch(/KILN_DATA_DIR/);
     expect(r.stderr).not.toMatch(/^\s+at /m);
   });
+
+  it('reads the data while the backend starts: a backend that cannot start is the error reported, and nothing is left running', () => {
+    // Both fail: the backend's error is the one reported (the data's, already settled, stays silent).
+    const both = run('train', '--model', 'lenet5', '--dataset', 'fashion-mnist', '--data-dir', '/nonexistent/kiln-data', '--backend', 'nope', '--out', mkdtempSync(path.join(os.tmpdir(), 'kiln-train-')));
+    expect(both.status).toBe(2);
+    expect(both.stderr).toMatch(/invalid value for 'backend'/);
+    expect(both.stderr).not.toMatch(/Fashion-MNIST|Unhandled|^\s+at /m);
+    // A folder being decoded when the backend fails is closed: the process exits instead of waiting on its workers.
+    const root = mkdtempSync(path.join(os.tmpdir(), 'kiln-train-folder-'));
+    writeImageFolder(root, ['a', 'b'], { train: 4, test: 2 });
+    const folder = run('train', '--model', 'lenet5', '--dataset', `folder:${root}`, '--image-size', '16x16', '--backend', 'nope', '--out', mkdtempSync(path.join(os.tmpdir(), 'kiln-train-')));
+    expect(folder.status).toBe(2);
+    expect(folder.stderr).toMatch(/invalid value for 'backend'/);
+  }, 120_000);
 
   it('rejects bad options with exit code 2, naming the flag', () => {
     const r = run('train', '--model', 'lenet5', '--epochs', 'zero');

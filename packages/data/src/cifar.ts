@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { DataFormatError, NotFoundError } from '@kiln/core';
-import { ArrayDataset } from './dataset.js';
+import { ArrayDataset, type ScaledBytes } from './dataset.js';
 import { ensureDownloaded, type RemoteFile } from './download.js';
 import { DatasetUnavailableError, type LocateOptions, type Split } from './fashion-mnist.js';
 import { readTar } from './tar.js';
@@ -27,7 +27,10 @@ export interface CifarOptions {
   labels?: 'fine' | 'coarse';
 }
 
-/** Parses the bytes of one CIFAR binary batch file into [32, 32, 3] images in [0, 1]; `file` names it in errors. */
+/**
+ * Parses the bytes of one CIFAR binary batch file into [32, 32, 3] images in [0, 1], held as bytes
+ * (`{ bytes, scale: 255 }`, converted to float32 per batch); `file` names it in errors.
+ */
 export function parseCifar(bytes: Uint8Array, file: string, options: CifarOptions = {}): ArrayDataset {
   const variant = options.variant ?? 10;
   const labelBytes = variant === 10 ? 1 : 2;
@@ -44,7 +47,7 @@ export function parseCifar(bytes: Uint8Array, file: string, options: CifarOption
   }
   const n = bytes.length / record;
   const labelIndex = variant === 100 && options.labels !== 'coarse' ? 1 : 0;
-  const x = new Float32Array(n * 3 * PIXELS);
+  const x = new Uint8Array(n * 3 * PIXELS);
   const y = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const base = i * record;
@@ -59,12 +62,12 @@ export function parseCifar(bytes: Uint8Array, file: string, options: CifarOption
     const out = i * 3 * PIXELS;
     // Planar RGB → interleaved HWC.
     for (let p = 0; p < PIXELS; p++) {
-      x[out + 3 * p] = bytes[img + p] / 255;
-      x[out + 3 * p + 1] = bytes[img + PIXELS + p] / 255;
-      x[out + 3 * p + 2] = bytes[img + 2 * PIXELS + p] / 255;
+      x[out + 3 * p] = bytes[img + p];
+      x[out + 3 * p + 1] = bytes[img + PIXELS + p];
+      x[out + 3 * p + 2] = bytes[img + 2 * PIXELS + p];
     }
   }
-  return new ArrayDataset(x, y, [32, 32, 3], variant === 10 ? CIFAR10_CLASSES : undefined);
+  return new ArrayDataset({ bytes: x, scale: 255 }, y, [32, 32, 3], variant === 10 ? CIFAR10_CLASSES : undefined);
 }
 
 /** Reads and concatenates CIFAR binary batch files (e.g. data_batch_1.bin … data_batch_5.bin). */
@@ -74,15 +77,15 @@ export function readCifarFiles(files: string[], options: CifarOptions = {}): Arr
     return parseCifar(readFileSync(f), f, options);
   });
   const n = parts.reduce((a, p) => a + p.length, 0);
-  const x = new Float32Array(n * 3 * PIXELS);
+  const x = new Uint8Array(n * 3 * PIXELS);
   const y = new Int32Array(n);
   let at = 0;
   for (const p of parts) {
-    x.set(p.x, at * 3 * PIXELS);
+    x.set((p.stored as ScaledBytes).bytes, at * 3 * PIXELS);
     y.set(p.y, at);
     at += p.length;
   }
-  return new ArrayDataset(x, y, [32, 32, 3], parts[0]?.classes);
+  return new ArrayDataset({ bytes: x, scale: 255 }, y, [32, 32, 3], parts[0]?.classes);
 }
 
 /** Where each variant's files live once its archive is unpacked, and the archive itself. */
@@ -194,5 +197,5 @@ export async function cifar(split: Split, options: CifarLocateOptions = {}): Pro
   const dir = await locateCifar(options);
   const variant = options.variant ?? 10;
   const ds = readCifarFiles(LAYOUT[variant][split].map((f) => path.join(dir, f)), options);
-  return new ArrayDataset(ds.x, ds.y, ds.shape, readCifarClassNames(dir, options));
+  return new ArrayDataset(ds.stored, ds.y, ds.shape, readCifarClassNames(dir, options));
 }

@@ -1,5 +1,6 @@
 import { ConfigError, KilnError } from '@kiln/core';
 import type { ExampleSchema, ExampleValue, TensorSpec } from './collate.js';
+import { byteLevels, bytesToFloats } from './byte-levels.js';
 
 /** An indexable collection of examples. */
 export interface Dataset<T> {
@@ -94,10 +95,29 @@ export type AnyArrayDataset = ArrayDataset<Int32Array | Float32Array>;
 export type ArrayTarget<Y extends Int32Array | Float32Array> = Y extends Float32Array ? number | Float32Array : number;
 
 /**
- * Examples held in contiguous arrays: `x` as [N, ...shape] float32 and targets `y` as [N,
- * ...targetShape]: int32 class labels (an Int32Array, `targetShape` []), or float32 targets of any
- * shape (a Float32Array: regression values, multi-output rows, multi-hot labels). Batches are
- * assembled by copying rows, with no per-example objects on the hot path.
+ * Input values stored one byte each: value `i` is `bytes[i] / scale`, rounded to float32 — what
+ * dividing the bytes into a Float32Array gives, computed per batch instead of for the whole
+ * dataset up front. Images read from 8-bit files (IDX, CIFAR) are held like this at a quarter of
+ * the memory of float32, and batches come out with exactly the values the float32 copy would hold.
+ */
+export interface ScaledBytes {
+  /** One byte per value, [N, ...shape] row-major. */
+  readonly bytes: Uint8Array;
+  /** Each byte is divided by this (255: pixels in [0, 1]); a positive finite number. */
+  readonly scale: number;
+}
+
+/** True when an `ArrayDataset`'s stored inputs are bytes (see {@link ScaledBytes}). */
+export function isScaledBytes(x: Float32Array | ScaledBytes): x is ScaledBytes {
+  return !(x instanceof Float32Array);
+}
+
+/**
+ * Examples held in contiguous arrays: inputs [N, ...shape] as float32 values, or as bytes and a
+ * scale ({@link ScaledBytes}, converted to float32 row by row when a batch is gathered), and
+ * targets `y` as [N, ...targetShape]: int32 class labels (an Int32Array, `targetShape` []), or
+ * float32 targets of any shape (a Float32Array: regression values, multi-output rows, multi-hot
+ * labels). Batches are assembled by copying rows, with no per-example objects on the hot path.
  */
 export class ArrayDataset<Y extends Int32Array | Float32Array = Int32Array> implements Dataset<Example<Float32Array, ArrayTarget<Y>>> {
   /** Number of examples. */
@@ -106,10 +126,14 @@ export class ArrayDataset<Y extends Int32Array | Float32Array = Int32Array> impl
   readonly exampleSize: number;
   /** Values per target (1 for class labels and scalar targets). */
   readonly targetSize: number;
+  /** For byte inputs, the float32 value of each byte; undefined for float32 inputs. */
+  private readonly levels?: Float32Array;
+  /** Byte inputs converted to float32 once, when `x` was asked for. */
+  private floats?: Float32Array;
 
   constructor(
-    /** All examples' values, [N, ...shape] row-major. */
-    readonly x: Float32Array,
+    /** All examples' values, [N, ...shape] row-major: float32, or bytes with the scale they are divided by. */
+    readonly stored: Float32Array | ScaledBytes,
     /** All targets: an Int32Array of N class labels, or a Float32Array of [N, ...targetShape] values row-major. */
     readonly y: Y,
     /** Shape of one example, e.g. [28, 28, 1] (NHWC without N). */
@@ -122,15 +146,23 @@ export class ArrayDataset<Y extends Int32Array | Float32Array = Int32Array> impl
     this.exampleSize = shape.reduce((a, b) => a * b, 1);
     this.targetSize = targetShape.reduce((a, b) => a * b, 1);
     if (!(y instanceof Int32Array || y instanceof Float32Array)) throw new ConfigError('ArrayDataset.y', 'an Int32Array of class labels or a Float32Array of targets', Object.prototype.toString.call(y));
+    if (isScaledBytes(stored)) {
+      if (!(stored.bytes instanceof Uint8Array)) throw new ConfigError('ArrayDataset.stored.bytes', 'a Uint8Array', Object.prototype.toString.call(stored.bytes));
+      if (!(stored.scale > 0 && Number.isFinite(stored.scale))) throw new ConfigError('ArrayDataset.stored.scale', 'a positive finite number', stored.scale);
+      this.levels = byteLevels(stored.scale);
+    } else if (!(stored instanceof Float32Array)) {
+      throw new ConfigError('ArrayDataset.stored', 'a Float32Array, or { bytes: Uint8Array, scale }', Object.prototype.toString.call(stored));
+    }
     if (y instanceof Int32Array && targetShape.length > 0) {
       throw new ConfigError('ArrayDataset.targetShape', '[] for Int32Array class labels (multi-output and multi-hot targets are a Float32Array)', targetShape);
     }
     if (!(this.targetSize > 0) || !targetShape.every((d) => Number.isInteger(d) && d > 0)) throw new ConfigError('ArrayDataset.targetShape', 'positive integers', targetShape);
     this.length = y.length / this.targetSize;
-    if (!Number.isInteger(this.length) || x.length !== this.length * this.exampleSize) {
+    const values = isScaledBytes(stored) ? stored.bytes.length : stored.length;
+    if (!Number.isInteger(this.length) || values !== this.length * this.exampleSize) {
       throw new KilnError('E_DATASET', 'ArrayDataset: x and y disagree on the number of examples', {
         expected: `${y.length} / ${this.targetSize} target values = ${this.length} examples × ${this.exampleSize} = ${this.length * this.exampleSize} values in x`,
-        found: `${x.length}`,
+        found: `${values}`,
       });
     }
     if (y instanceof Int32Array) {
@@ -143,6 +175,26 @@ export class ArrayDataset<Y extends Int32Array | Float32Array = Int32Array> impl
     }
   }
 
+  /**
+   * All examples' values as float32, [N, ...shape] row-major. For byte inputs this converts the
+   * whole dataset once (four times the memory of the bytes) and keeps the result; `get`, `gather`,
+   * `subset` and `channelStats` read the bytes directly and never need it.
+   */
+  get x(): Float32Array {
+    const s = this.stored;
+    if (!isScaledBytes(s)) return s;
+    this.floats ??= this.toFloats(s.bytes, Int32Array.from({ length: this.length }, (_, i) => i));
+    return this.floats;
+  }
+
+  /** The byte inputs of the examples at `rows` as float32, [rows.length, ...shape]. */
+  private toFloats(bytes: Uint8Array, rows: ArrayLike<number>): Float32Array {
+    const out = new Float32Array(rows.length * this.exampleSize);
+    bytesToFloats(bytes, rows, this.exampleSize, this.levels as Float32Array, out);
+    return out;
+  }
+
+  /** The example at `index`; its `x` is a view of the dataset's float32 values, or a new array for byte inputs. */
   get(index: number): Example<Float32Array, ArrayTarget<Y>> {
     if (!Number.isInteger(index) || index < 0 || index >= this.length) {
       throw new ConfigError('ArrayDataset.get(index)', `an integer in [0, ${this.length})`, index);
@@ -150,10 +202,36 @@ export class ArrayDataset<Y extends Int32Array | Float32Array = Int32Array> impl
     const s = this.exampleSize;
     const t = this.targetSize;
     const y = this.targetShape.length === 0 ? this.y[index] : (this.y as Float32Array).subarray(index * t, (index + 1) * t);
-    return { x: this.x.subarray(index * s, (index + 1) * s), y: y as ArrayTarget<Y> };
+    const stored = this.stored;
+    const x = isScaledBytes(stored) ? this.toFloats(stored.bytes, [index]) : stored.subarray(index * s, (index + 1) * s);
+    return { x, y: y as ArrayTarget<Y> };
   }
 
-  /** Copies the examples at `indices` into one batch buffer. */
+  /**
+   * Copies the rows at `indices` of a buffer of `size` values per row into a new buffer `out`.
+   * Runs of consecutive indices (a split's sorted indices are mostly runs) are copied as one block.
+   */
+  private static gatherRows<T extends Uint8Array | Int32Array | Float32Array>(from: T, out: T, size: number, indices: ArrayLike<number>, length: number): T {
+    for (let i = 0; i < indices.length; ) {
+      const j = indices[i];
+      if (!(j >= 0 && j < length)) throw new ConfigError('ArrayDataset.gather(indices)', `indices in [0, ${length})`, j);
+      let run = 1;
+      while (i + run < indices.length && indices[i + run] === j + run) run++;
+      if (size === 1 && run === 1) out[i] = from[j];
+      else out.set(from.subarray(j * size, (j + run) * size), i * size);
+      i += run;
+    }
+    return out;
+  }
+
+  /** The targets at `indices`, in a new buffer of the same kind as `y`. */
+  private gatherTargets(indices: ArrayLike<number>): Y {
+    const n = indices.length * this.targetSize;
+    const out = (this.y instanceof Int32Array ? new Int32Array(n) : new Float32Array(n)) as Y;
+    return ArrayDataset.gatherRows(this.y, out, this.targetSize, indices, this.length);
+  }
+
+  /** Copies the examples at `indices` into one batch buffer (byte inputs converted to float32 on the way). */
   gather(indices: ArrayLike<number>): {
     /** The examples' values, [indices.length, ...shape] row-major. */
     x: Float32Array;
@@ -161,29 +239,30 @@ export class ArrayDataset<Y extends Int32Array | Float32Array = Int32Array> impl
     y: Y;
   } {
     const s = this.exampleSize;
-    const t = this.targetSize;
-    const x = new Float32Array(indices.length * s);
-    const y = (this.y instanceof Int32Array ? new Int32Array(indices.length * t) : new Float32Array(indices.length * t)) as Y;
-    for (let i = 0; i < indices.length; i++) {
-      const j = indices[i];
-      if (!(j >= 0 && j < this.length)) throw new ConfigError('ArrayDataset.gather(indices)', `indices in [0, ${this.length})`, j);
-      x.set(this.x.subarray(j * s, (j + 1) * s), i * s);
-      if (t === 1) y[i] = this.y[j];
-      else y.set(this.y.subarray(j * t, (j + 1) * t), i * t);
-    }
-    return { x, y };
+    const y = this.gatherTargets(indices);
+    const stored = this.stored;
+    if (!isScaledBytes(stored)) return { x: ArrayDataset.gatherRows(stored, new Float32Array(indices.length * s), s, indices, this.length), y };
+    // gatherTargets has checked every index.
+    return { x: this.toFloats(stored.bytes, indices), y };
   }
 
-  /** A new dataset of the examples at `indices` (copied, so the parent may be dropped). */
+  /** A new dataset of the examples at `indices`, stored as this one is (copied, so the parent may be dropped). */
   subset(indices: ArrayLike<number>): ArrayDataset<Y> {
-    const { x, y } = this.gather(indices);
+    const s = this.exampleSize;
+    const y = this.gatherTargets(indices);
+    const stored = this.stored;
+    const x = isScaledBytes(stored)
+      ? { bytes: ArrayDataset.gatherRows(stored.bytes, new Uint8Array(indices.length * s), s, indices, this.length), scale: stored.scale }
+      : ArrayDataset.gatherRows(stored, new Float32Array(indices.length * s), s, indices, this.length);
     return new ArrayDataset(x, y, this.shape, this.classes, this.targetShape);
   }
 
-  /** The first `n` examples. */
+  /** The first `n` examples (a view: no values are copied). */
   take(n: number): ArrayDataset<Y> {
     const m = Math.min(n, this.length);
-    return new ArrayDataset(this.x.subarray(0, m * this.exampleSize), this.y.subarray(0, m * this.targetSize) as Y, this.shape, this.classes, this.targetShape);
+    const stored = this.stored;
+    const x = isScaledBytes(stored) ? { bytes: stored.bytes.subarray(0, m * this.exampleSize), scale: stored.scale } : stored.subarray(0, m * this.exampleSize);
+    return new ArrayDataset(x, this.y.subarray(0, m * this.targetSize) as Y, this.shape, this.classes, this.targetShape);
   }
 
   /** The schema the loader collates this dataset to. */

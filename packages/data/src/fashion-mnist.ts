@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { DataFormatError, KilnError } from '@kiln/core';
 import { ArrayDataset } from './dataset.js';
-import { readIdxFile } from './files.js';
+import { readIdxFile, readIdxFileAsync } from './files.js';
+import type { IdxArray } from './idx.js';
 import { ensureDownloaded, type RemoteFile } from './download.js';
 
 /** Fashion-MNIST's two splits: 60,000 training and 10,000 test images. */
@@ -96,12 +97,16 @@ export async function locateFashionMnist(options: LocateOptions = {}): Promise<R
 }
 
 /**
- * Reads an MNIST-format image/label file pair into an `ArrayDataset` of [28, 28, 1] float32 images
- * scaled to [0, 1].
+ * Reads an MNIST-format image/label file pair into an `ArrayDataset` of [28, 28, 1] images scaled
+ * to [0, 1]. The pixels stay bytes (`{ bytes, scale: 255 }`): batches are converted to float32 as
+ * they are gathered, with the same values a float32 copy of the whole file would hold.
  */
 export function readIdxImageDataset(imagesFile: string, labelsFile: string, classes?: string[]): ArrayDataset {
-  const images = readIdxFile(imagesFile);
-  const labels = readIdxFile(labelsFile);
+  return idxImageDataset(readIdxFile(imagesFile), readIdxFile(labelsFile), imagesFile, labelsFile, classes);
+}
+
+/** An image/label pair of parsed IDX arrays as a dataset, checked as {@link readIdxImageDataset} describes. */
+function idxImageDataset(images: IdxArray, labels: IdxArray, imagesFile: string, labelsFile: string, classes?: string[]): ArrayDataset {
   if (images.shape.length !== 3 || images.dtype !== 'uint8') {
     throw new DataFormatError(imagesFile, 'expected a uint8 image array of 3 dimensions', { offset: 2, expected: 'uint8 [N, H, W]', found: `${images.dtype} [${images.shape}]` });
   }
@@ -112,8 +117,6 @@ export function readIdxImageDataset(imagesFile: string, labelsFile: string, clas
     throw new DataFormatError(labelsFile, 'label count does not match image count', { offset: 4, expected: `${images.shape[0]} labels (from ${imagesFile})`, found: `${labels.shape[0]}` });
   }
   const [, h, w] = images.shape;
-  const x = new Float32Array(images.data.length);
-  for (let i = 0; i < x.length; i++) x[i] = images.data[i] / 255;
   const y = Int32Array.from(labels.data as Uint8Array);
   if (classes) {
     for (let i = 0; i < y.length; i++) {
@@ -122,11 +125,17 @@ export function readIdxImageDataset(imagesFile: string, labelsFile: string, clas
       }
     }
   }
-  return new ArrayDataset(x, y, [h, w, 1], classes);
+  return new ArrayDataset({ bytes: images.data as Uint8Array, scale: 255 }, y, [h, w, 1], classes);
 }
 
-/** Loads one split of Fashion-MNIST, finding the files as `locateFashionMnist` does. */
+/**
+ * Loads one split of Fashion-MNIST, finding the files as `locateFashionMnist` does. The files are
+ * decompressed off the calling thread, so loading both splits at once reads them in parallel.
+ */
 export async function fashionMnist(split: Split, options: LocateOptions = {}): Promise<ArrayDataset> {
   const files = await locateFashionMnist(options);
-  return readIdxImageDataset(files[`${split}-images`], files[`${split}-labels`], FASHION_MNIST_CLASSES);
+  const imagesFile = files[`${split}-images`];
+  const labelsFile = files[`${split}-labels`];
+  const [images, labels] = await Promise.all([readIdxFileAsync(imagesFile), readIdxFileAsync(labelsFile)]);
+  return idxImageDataset(images, labels, imagesFile, labelsFile, FASHION_MNIST_CLASSES);
 }

@@ -28,8 +28,17 @@ export function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
 
+/** Options of {@link parseIdx}. */
+export interface ParseIdxOptions {
+  /**
+   * Return uint8 values as a view of `bytes` instead of a copy (default false): for a caller that
+   * owns `bytes` and will not change them, such as a reader that has just decompressed a file.
+   */
+  view?: boolean;
+}
+
 /** Parses (already decompressed) IDX bytes; `file` is only used in error messages. */
-export function parseIdx(bytes: Uint8Array, file: string): IdxArray {
+export function parseIdx(bytes: Uint8Array, file: string, options: ParseIdxOptions = {}): IdxArray {
   if (bytes.length < 4) throw new DataFormatError(file, 'file too short for an IDX header', { offset: 0, expected: '>= 4 bytes', found: `${bytes.length} bytes` });
   if (bytes[0] !== 0 || bytes[1] !== 0) {
     throw new DataFormatError(file, 'wrong magic number: not an IDX file', {
@@ -66,7 +75,7 @@ export function parseIdx(bytes: Uint8Array, file: string): IdxArray {
   let data: IdxArray['data'];
   switch (type.dtype) {
     case 'uint8':
-      data = new Uint8Array(body);
+      data = options.view ? body : new Uint8Array(body);
       break;
     case 'int8':
       data = new Int8Array(body.buffer.slice(body.byteOffset, body.byteOffset + need));

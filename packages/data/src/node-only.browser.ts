@@ -26,6 +26,7 @@ const FETCH = 'fetch the bytes yourself and build an ArrayDataset (see apps/play
 const FILES = 'use imageFolderFromFiles(files) with File objects from an <input type="file" webkitdirectory>';
 
 export const readIdxFile = nodeOnly<typeof Files.readIdxFile>('readIdxFile', 'fetch the file and parse it with parseIdx(bytes, name)');
+export const readIdxFileAsync = nodeOnly<typeof Files.readIdxFileAsync>('readIdxFileAsync', 'fetch the file and parse it with parseIdx(bytes, name)');
 export const readCifarFiles = nodeOnly<typeof Cifar.readCifarFiles>('readCifarFiles', FETCH);
 export const locateCifar = nodeOnly<typeof Cifar.locateCifar>('locateCifar', FETCH);
 export const unpackCifarArchive = nodeOnly<typeof Cifar.unpackCifarArchive>('unpackCifarArchive');

@@ -2,7 +2,6 @@ import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { ConfigError } from '@kiln/core';
 import { choice, gridSearch, inProcessExecutor, randomSearch, studyId, type Executor, type SearchResult, type StudyProgress } from '@kiln/trainer';
-import { queueExecutor } from '@kiln/studies';
 import { UsageError } from '../errors.js';
 import { intArg } from '../args.js';
 import { readStudyFile, type Study } from '../study/study-file.js';
@@ -71,7 +70,8 @@ export const searchCommand: Command = {
     const study = readStudyFile(values.config);
     const pollMs = intArg('poll-ms', values['poll-ms'], 500);
     if (values['queue-name'] && !values.queue) throw new ConfigError('--queue-name', 'to be used with --queue', values['queue-name']);
-    const executor = values.queue ? queueExecutor({ connection: values.queue, queue: values['queue-name'], attempts: study.attempts, pollMs, onConnectionError: err }) : inProcessExecutor();
+    // BullMQ and its Redis client load only for a queued study: other commands start without them.
+    const executor = values.queue ? (await import('@kiln/studies')).queueExecutor({ connection: values.queue, queue: values['queue-name'], attempts: study.attempts, pollMs, onConnectionError: err }) : inProcessExecutor();
     err(`study ${values.config}: ${study.sampler} search, ${executor.name}${study.folds ? `, ${study.folds} folds per trial` : ''}${study.pruner ? ', ASHA pruning' : ''}`);
     let last = '';
     const result = await runStudyFile(study, {

@@ -282,7 +282,18 @@ export async function prepareRun(values: Record<string, string | undefined>, err
   // The CPU backend reads its thread count from KILN_NUM_THREADS when it starts; the flag sets it
   // for this process (and any process it starts), so one thread count holds for the whole run.
   if (values.threads !== undefined) process.env.KILN_NUM_THREADS = String(intArg('threads', values.threads, 1));
-  const run = await startRun(values.backend, err);
+  // The data needs no backend: unless published weights decide how it is prepared, it is read
+  // while the backend starts, its files decompressing on Node's thread pool as the backends are
+  // probed on this thread. A failure surfaces where the data is awaited, after the backend's.
+  const early = values.pretrained ? undefined : loadData(values, { onWarning: err });
+  early?.catch(() => undefined);
+  let run: Awaited<ReturnType<typeof startRun>>;
+  try {
+    run = await startRun(values.backend, err);
+  } catch (e) {
+    await early?.then((d) => d.close(), () => undefined);
+    throw e;
+  }
   const choice = run.backend;
   const why = values.threads !== undefined ? '--threads' : choice.info.details?.threadChoice;
   if (why) err(`threads: ${backendThreads(choice.info.details)} (${why})`);
@@ -290,7 +301,7 @@ export async function prepareRun(values: Record<string, string | undefined>, err
   // Published weights expect their own input preparation; flags given on the command line still win.
   const pretrained = values.pretrained ? await identifyPretrained(values.pretrained, err) : undefined;
   const known = pretrained?.known?.preprocessing;
-  const data = await loadData(known ? flagsExpecting(values, { size: known.size, channels: 3, resize: 'shorter-side' }) : values, { onWarning: err });
+  const data = await (early ?? loadData(known ? flagsExpecting(values, { size: known.size, channels: 3, resize: 'shorter-side' }) : values, { onWarning: err }));
   try {
     let trainSet: Dataset<Example> = limitTrain !== undefined ? sampleDataset(data.train, limitTrain, seed) : data.train;
     let [trainPart, valSet]: [Dataset<Example>, Dataset<Example> | undefined] = [trainSet, undefined];

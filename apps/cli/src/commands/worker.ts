@@ -1,6 +1,5 @@
 import { parseArgs } from 'node:util';
 import os from 'node:os';
-import { startTrialWorker } from '@kiln/studies';
 import { UsageError } from '../errors.js';
 import { intArg } from '../args.js';
 import { trainTrial } from '../study/trial.js';
@@ -33,6 +32,8 @@ export const workerCommand: Command = {
     const { values } = parseArgs({ args: argv, options: OPTIONS, strict: true });
     if (!values.queue) throw new UsageError('--queue is required', WORKER_USAGE);
     const name = `${os.hostname()}:${process.pid}`;
+    // Loaded here, so that commands other than this one start without BullMQ and its Redis client.
+    const { startTrialWorker } = await import('@kiln/studies');
     const w = startTrialWorker({
       connection: values.queue,
       queue: values['queue-name'],
