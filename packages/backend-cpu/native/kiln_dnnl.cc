@@ -579,14 +579,14 @@ napi_value Conv2dForward(napi_env env, napi_callback_info info) {
     bool relu = false;
     NAPI_OK(napi_get_value_bool(env, a[5], &relu));
     std::lock_guard<std::mutex> lock(cacheLock);
-    ThreadScope threads(convolutionWork(g), smallconv::forOutput(g) ? kOwnOneThreadBelow : kOneThreadBelow);
+    ThreadScope threads(convolutionWork(g), smallconv::forForward(g) ? kOwnOneThreadBelow : kOneThreadBelow);
     std::string key = g.key() + (b ? "b" : "") + (relu ? "r" : "");
     if (ownWinograd(g)) {
       ownKernelRuns.insert("forward " + key + ": kiln_winograd_4x3");
       winograd::forward(winogradShape(g), x, w, b, relu, y);
       return undefinedValue(env);
     }
-    if (smallconv::forOutput(g)) {
+    if (smallconv::forForward(g)) {
       ownKernelRuns.insert("forward " + key + ": kiln_small_direct");
       smallconv::forward(g, x, w, b, relu, y);
       return undefinedValue(env);
@@ -648,7 +648,7 @@ napi_value Conv2dBackwardFilter(napi_env env, napi_callback_info info) {
     float *dy = floats(env, a[2], g.dstSize(), "dy");
     float *dw = floats(env, a[3], g.weiSize(), "dw");
     std::lock_guard<std::mutex> lock(cacheLock);
-    const bool own = smallconv::forFilterGradient(g, omp_get_max_threads() > 1 && convolutionWork(g) >= kOwnOneThreadBelow);
+    const bool own = smallconv::forFilterGradient(g);
     ThreadScope threads(convolutionWork(g), own ? kOwnOneThreadBelow : kOneThreadBelow);
     if (ownWinograd(g)) {
       ownKernelRuns.insert("backward_weights " + g.key() + ": kiln_winograd_4x3");

@@ -1,18 +1,17 @@
-// Kiln's own direct convolutions for layers with few channels on one side, where oneDNN 2.6's
-// kernels fill a 16-lane (AVX-512) register with 6 channels and leave the rest idle: the forward
-// pass with <= 16 output channels, the input gradient with <= 16 input channels and the filter
-// gradient with <= 8 output channels (<= 16 where the call splits over threads;
-// forFilterGradient()). LeNet-5's layers are the case that made them (1 -> 6 and 6 -> 16 channels,
-// 5x5): oneDNN ran the first forward at ~13 G multiply-adds a second and the second's input
-// gradient at ~21, a third of its rate on wider layers. Here the few channels sit in the lanes of one
-// or two 8-float vectors (all of an AVX2 register, half of an AVX-512 one; the CPUs measured issue
-// two such FMAs a cycle), and the other dimension the loops run over is taps or pixels:
+// Kiln's own direct convolutions for layers with few channels, where oneDNN 2.6's kernels fill a
+// 16-lane (AVX-512) register with 6 channels and leave the rest idle. LeNet-5's layers are the
+// case that made them (1 -> 6 and 6 -> 16 channels, 5x5): oneDNN ran the first forward at ~13 G
+// multiply-adds a second and the second's input gradient at ~21, a third of its rate on wider
+// layers. Here the few (<= 8) channels sit in the lanes of one 8-float vector (all of an AVX2
+// register, half of an AVX-512 one; the CPUs measured issue two such FMAs a cycle), and the other
+// dimension the loops run over is taps or pixels:
 //   forward:          y[pixel][co]  = Σ_taps x[pixel + tap][ci] · w[tap][ci][co], a block of a row's
 //                     pixels at a time;
 //   input gradient:   dx[pixel + tap][ci] += Σ_co dy[pixel][co] · w[tap][ci][co] (a scatter from each
 //                     dy pixel, so padding costs nothing);
 //   filter gradient:  dw[tap][ci][co] = Σ_pixels x[pixel + tap][ci] · dy[pixel][co].
-// Any stride, dilation and padding. Images run in parallel on oneDNN's OpenMP pool (kiln_dnnl.cc's
+// Which convolutions they take is measured, not assumed (forForward() and the rest below). Any
+// stride, dilation and padding. Images run in parallel on oneDNN's OpenMP pool (kiln_dnnl.cc's
 // ThreadScope keeps calls under 1 M multiply-adds on one thread), the filter gradient summing each
 // thread's share in thread order, so a given thread count always gives the same bits. Included by
 // kiln_dnnl.cc inside its anonymous namespace; the loops (kiln_small_conv_kernels.inc) are compiled
@@ -53,10 +52,24 @@ namespace smallconv {
 
 using V8 = baseline::V8;
 constexpr int64_t kLanes = 8;
-constexpr int64_t kMostChannels = 2 * kLanes;
 
-// Whether these kernels run a convolution's forward pass / filter gradient (few output channels)
-// and its input gradient (few input channels). KILN_DNNL_SMALL=0 leaves every convolution to oneDNN.
+// Which passes of a convolution these kernels run, from LeNet-5's layers and a sweep of other few-
+// channel shapes against oneDNN 2.6 (docs/benchmarks.md, "Round 17"; 1 thread): they win where
+// oneDNN leaves most of its vector lanes idle (16 lanes with AVX-512, 8 below) and lose where its
+// blocking does better: more channels, 1x1 filters (matrix products to oneDNN), and for the filter
+// gradient more than a few input channels (their transposition into planes costs more than the
+// lanes save) or, below AVX-512, a full 8-lane vector of output channels:
+//   forward:          <= 8 output channels, a filter wider than 1x1 (LeNet-5's first layer 0.69 ->
+//                     0.49 ms with AVX-512, 0.58 -> 0.44 with AVX2; 3x3 32 -> 8 at 28x28 4.7 -> 3.4,
+//                     4.8 -> 4.0; 1x1 192 -> 8 would be 7.0 -> 13.6);
+//   input gradient:   <= 8 input and >= 16 output channels, wider than 1x1 (LeNet-5's second layer
+//                     0.74 -> 0.57 ms, 0.60 -> 0.55; 3x3 8 -> 64 at 28x28 9.4 -> 7.2, 8.9 -> 5.9;
+//                     3x3 16 -> 8 would be 1.0 -> 2.6);
+//   filter gradient:  <= 8 output and <= 4 input channels with AVX-512 (LeNet-5's first layer 0.38 ->
+//                     0.32 ms, 3x3 3 -> 8 at 32x32 0.59 -> 0.47), one input channel and <= 7 output
+//                     channels below it (LeNet-5's 0.36 -> 0.31-0.35; 3x3 3 -> 8 would be 0.35 ->
+//                     0.50), wider than 1x1.
+// KILN_DNNL_SMALL=0 leaves every convolution to oneDNN.
 bool off() {
   static const bool o = [] {
     const char *e = std::getenv("KILN_DNNL_SMALL");
@@ -64,31 +77,25 @@ bool off() {
   }();
   return o;
 }
-bool forOutput(const Geometry &g) { return !off() && g.CO <= kMostChannels; }
-// The filter gradient: up to 8 output channels always; 9-16 only when the call splits over threads
-// (`split`), because on one thread oneDNN's is faster there (LeNet-5's second layer, 16 channels:
-// 0.32 ms against 0.41 with AVX-512, even with AVX2), while its small calls stay on one thread.
-bool forFilterGradient(const Geometry &g, bool split) { return !off() && (g.CO <= kLanes || (g.CO <= kMostChannels && split)); }
-bool forInputGradient(const Geometry &g) { return !off() && g.CI <= kMostChannels; }
+bool forForward(const Geometry &g) { return !off() && g.CO <= kLanes && g.KH * g.KW > 1; }
+bool forInputGradient(const Geometry &g) { return !off() && g.CI <= kLanes && g.CO >= 2 * kLanes && g.KH * g.KW > 1; }
+bool forFilterGradient(const Geometry &g) {
+  const bool lanesIdle = ownIsa() == OwnIsa::avx512 ? g.CO <= kLanes && g.CI <= 4 : g.CO < kLanes && g.CI == 1;
+  return !off() && lanesIdle && g.KH * g.KW > 1;
+}
 
-// Vectors per pixel for `channels` channels.
-int vectorsFor(int64_t channels) { return channels > kLanes ? 2 : 1; }
-
-// The loops of one instruction set, for 1 and 2 vectors per pixel ([NV - 1]).
+// The loops of one instruction set.
 struct Loops {
   void (*padPlanes)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float *);
-  void (*packLanes[2])(const float *, int64_t, int64_t, V8 *);
-  int64_t (*forwardWidth[2])(int64_t);
-  void (*forwardImage[2])(const Geometry &, const float *, int64_t, int64_t, const V8 *, const V8 *, bool, float *);
-  void (*backwardDataImage[2])(const Geometry &, const float *, const V8 *, int64_t, int64_t, V8 *, float *);
-  void (*backwardFilterImage[2])(const Geometry &, const float *, int64_t, int64_t, const V8 *, V8 *);
+  void (*packLanes)(const float *, int64_t, int64_t, V8 *);
+  int64_t (*forwardWidth)(int64_t);
+  void (*forwardImage)(const Geometry &, const float *, int64_t, int64_t, const V8 *, const V8 *, bool, float *);
+  void (*backwardDataImage)(const Geometry &, const float *, const V8 *, int64_t, int64_t, V8 *, float *);
+  void (*backwardFilterImage)(const Geometry &, const float *, int64_t, int64_t, const V8 *, V8 *);
 };
 
-#define KILN_SMALL_LOOPS(ns)                                                                                     \
-  Loops {                                                                                                        \
-    ns::padPlanes, {ns::packLanes<1>, ns::packLanes<2>}, {ns::forwardWidth<1>, ns::forwardWidth<2>}, {ns::forwardImage<1>, ns::forwardImage<2>},   \
-        {ns::backwardDataImage<1>, ns::backwardDataImage<2>}, {ns::backwardFilterImage<1>, ns::backwardFilterImage<2>} \
-  }
+#define KILN_SMALL_LOOPS(ns) \
+  Loops { ns::padPlanes, ns::packLanes, ns::forwardWidth, ns::forwardImage, ns::backwardDataImage, ns::backwardFilterImage }
 
 // The loops of ownIsa()'s instruction set.
 const Loops &loops() {
@@ -118,71 +125,67 @@ struct Plane {
   size_t floats(const Geometry &g) const { return size_t(PH * PW * g.CI); }
 };
 
-// y = conv(x, w) (+ bias, ReLU) for CO <= 16: x NHWC, w HWIO, y NHWC.
+// y = conv(x, w) (+ bias, ReLU): x NHWC, w HWIO, y NHWC (forForward()).
 void forward(const Geometry &g, const float *x, const float *w, const float *bias, bool relu, float *y) {
-  const int nv = vectorsFor(g.CO);
   const int64_t taps = g.KH * g.KW * g.CI;
-  float *w8 = reinterpret_cast<float *>(zeroedLanes(laneFilter, taps * nv));
+  V8 *w8 = zeroedLanes(laneFilter, taps);
   for (int64_t t = 0; t < taps; t++)
-    for (int64_t co = 0; co < g.CO; co++) w8[t * nv * kLanes + co] = w[t * g.CO + co];
-  V8 b[2] = {};
-  for (int64_t co = 0; co < g.CO && bias; co++) b[co / kLanes][co % kLanes] = bias[co];
+    for (int64_t co = 0; co < g.CO; co++) w8[t][co] = w[t * g.CO + co];
+  V8 b{};
+  for (int64_t co = 0; co < g.CO && bias; co++) b[co] = bias[co];
   const Loops &l = loops();
-  const Plane plane(g, l.forwardWidth[nv - 1](g.OW));
+  const Plane plane(g, l.forwardWidth(g.OW));
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < g.N; n++) {
     float *pad = padScratch.get(plane.floats(g));
     l.padPlanes(x, n, g.IH, g.IW, g.CI, plane.PH, plane.PW, g.PT, g.PL, pad);
-    l.forwardImage[nv - 1](g, pad, plane.PH, plane.PW, reinterpret_cast<V8 *>(w8), b, relu, y + n * g.OH * g.OW * g.CO);
+    l.forwardImage(g, pad, plane.PH, plane.PW, w8, &b, relu, y + n * g.OH * g.OW * g.CO);
   }
 }
 
-// dx = the input gradient for CI <= 16, from dy NHWC and w HWIO.
+// dx = the input gradient, from dy NHWC and w HWIO (forInputGradient()).
 void backwardData(const Geometry &g, const float *dy, const float *w, float *dx) {
-  const int nv = vectorsFor(g.CI);
   const int64_t taps = g.KH * g.KW;
-  float *wt = reinterpret_cast<float *>(zeroedLanes(laneFilter, taps * g.CO * nv));
+  V8 *wt = zeroedLanes(laneFilter, taps * g.CO);
   for (int64_t t = 0; t < taps; t++)
     for (int64_t ci = 0; ci < g.CI; ci++)
-      for (int64_t co = 0; co < g.CO; co++) wt[(co * taps + t) * nv * kLanes + ci] = w[(t * g.CI + ci) * g.CO + co];
+      for (int64_t co = 0; co < g.CO; co++) wt[co * taps + t][ci] = w[(t * g.CI + ci) * g.CO + co];
   // The gradient of the padded input: every tap of every dy pixel lands inside it.
   const int64_t BH = std::max((g.OH - 1) * g.SH + (g.KH - 1) * g.DH + 1, g.PT + g.IH);
   const int64_t BW = std::max((g.OW - 1) * g.SW + (g.KW - 1) * g.DW + 1, g.PL + g.IW);
   const Loops &l = loops();
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < g.N; n++) {
-    V8 *buf = reinterpret_cast<V8 *>(gradientScratch.get(size_t(BH * BW * nv * kLanes)));
-    l.backwardDataImage[nv - 1](g, dy + n * g.OH * g.OW * g.CO, reinterpret_cast<V8 *>(wt), BH, BW, buf, dx + n * g.IH * g.IW * g.CI);
+    V8 *buf = reinterpret_cast<V8 *>(gradientScratch.get(size_t(BH * BW * kLanes)));
+    l.backwardDataImage(g, dy + n * g.OH * g.OW * g.CO, wt, BH, BW, buf, dx + n * g.IH * g.IW * g.CI);
   }
 }
 
-// dw = the filter gradient (HWIO) for CO <= 16, from x and dy NHWC (see forFilterGradient()).
+// dw = the filter gradient (HWIO), from x and dy NHWC (forFilterGradient()).
 void backwardFilter(const Geometry &g, const float *x, const float *dy, float *dw) {
-  const int nv = vectorsFor(g.CO);
   const int64_t taps = g.KH * g.KW * g.CI, pixels = g.OH * g.OW;
   const Plane plane(g, g.OW);
   const Loops &l = loops();
   const int threads = std::max(1, std::min<int>(omp_get_max_threads(), int(g.N)));
-  V8 *sums = zeroedLanes(laneSums, size_t(threads) * taps * nv);
+  V8 *sums = zeroedLanes(laneSums, size_t(threads) * taps);
 #pragma omp parallel num_threads(threads)
   {
     const int me = omp_get_thread_num();
-    V8 *mine = sums + size_t(me) * taps * nv;
+    V8 *mine = sums + size_t(me) * taps;
     float *pad = padScratch.get(plane.floats(g));
-    V8 *dy8 = reinterpret_cast<V8 *>(laneScratch.get(size_t(pixels * nv * kLanes)));
+    V8 *dy8 = reinterpret_cast<V8 *>(laneScratch.get(size_t(pixels * kLanes)));
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < g.N; n++) {
       l.padPlanes(x, n, g.IH, g.IW, g.CI, plane.PH, plane.PW, g.PT, g.PL, pad);
-      l.packLanes[nv - 1](dy + n * pixels * g.CO, pixels, g.CO, dy8);
-      l.backwardFilterImage[nv - 1](g, pad, plane.PH, plane.PW, dy8, mine);
+      l.packLanes(dy + n * pixels * g.CO, pixels, g.CO, dy8);
+      l.backwardFilterImage(g, pad, plane.PH, plane.PW, dy8, mine);
     }
   }
   // Each thread's share added in thread order: the same bits for the same thread count.
-  for (int64_t t = 0; t < taps * nv; t++) {
+  for (int64_t t = 0; t < taps; t++) {
     V8 total = sums[t];
-    for (int i = 1; i < threads; i++) total += sums[size_t(i) * taps * nv + t];
-    const int64_t c0 = (t % nv) * kLanes;
-    for (int64_t co = c0; co < std::min(g.CO, c0 + kLanes); co++) dw[(t / nv) * g.CO + co] = total[co - c0];
+    for (int i = 1; i < threads; i++) total += sums[size_t(i) * taps + t];
+    for (int64_t co = 0; co < g.CO; co++) dw[t * g.CO + co] = total[co];
   }
 }
 
