@@ -6,7 +6,7 @@
 // leading axes (bias gradients), the gradients of a bias and ReLU, and max pooling that keeps its
 // argmax, with the scatter that is its gradient. Two families of convolutions run Kiln's own loops
 // instead of oneDNN's: Winograd F(4x4, 3x3) where oneDNN has none (kiln_winograd.h) and
-// convolutions with few channels on one side (kiln_small_conv.h).
+// convolutions with few channels (kiln_small_conv.h).
 //
 // Layouts are tfjs's: activations NHWC, filters HWIO ([KH, KW, CI, CO]). Activations are handed to
 // oneDNN in that layout (its AVX2/AVX-512 kernels have channels-last paths), except where its
@@ -552,8 +552,8 @@ std::set<std::string> ownKernelRuns;
 // thread split at one for it; the pool's size is restored after the call.
 constexpr double kOneThreadBelow = 20e6;
 // Kiln's few-channel convolutions (kiln_small_conv.h) split images between threads with nothing to
-// share but the end of the loop, so they pay for the second thread from 1 M multiply-adds: LeNet-5's
-// (7.5 M and 15 M) on two threads took its step from 3.8-3.9 to 3.0-3.2 ms on the main thread.
+// share but the end of the loop, so they take the second thread from 1 M multiply-adds: with
+// LeNet-5's (7.5 M and 15 M) split, its step's main thread went from 3.2 to 2.8 ms of CPU.
 constexpr double kOwnOneThreadBelow = 1e6;
 struct ThreadScope {
   int previous;
