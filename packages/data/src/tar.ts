@@ -27,7 +27,8 @@ function octal(bytes: Uint8Array, at: number, len: number, file: string): number
 /**
  * The regular files of an (uncompressed) POSIX tar archive, in archive order. Handles ustar name
  * prefixes, GNU long names ('L') and PAX `path` records, which is what `tar czf` writes; other
- * entry types (directories, links) are skipped. Used to unpack dataset archives such as CIFAR's.
+ * entry types (directories, links) are skipped. A file whose name is absolute or has a `..`
+ * segment fails with a DataFormatError. Used to unpack dataset archives such as CIFAR's.
  */
 export function readTar(bytes: Uint8Array, file: string): TarEntry[] {
   const out: TarEntry[] = [];
@@ -52,7 +53,14 @@ export function readTar(bytes: Uint8Array, file: string): TarEntry[] {
     else if (type === 'x') {
       const path = /(?:^|\n)\d+ path=([^\n]*)\n/.exec(decoder.decode(data));
       if (path) longName = path[1];
-    } else if (type === '0' || type === '7') out.push({ name, data });
+    } else if (type === '0' || type === '7') {
+      // A name that climbs out ('..') or starts at the root would land outside wherever the caller
+      // unpacks the archive: a hostile archive's trick, refused rather than passed on.
+      if (name.startsWith('/') || name.split('/').includes('..')) {
+        throw new DataFormatError(file, `tar entry '${name}' points outside the archive`, { offset: at, expected: 'a relative path without .. segments', found: name });
+      }
+      out.push({ name, data });
+    }
     at = start + Math.ceil(size / BLOCK) * BLOCK;
   }
   return out;

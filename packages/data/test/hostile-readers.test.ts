@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { KilnError } from '@kiln/core';
+import { DataFormatError, KilnError } from '@kiln/core';
 import { csvDataset, parseCifar, parseCsv, parseIdx, readTar } from '@kiln/data';
 
 /**
@@ -34,9 +34,9 @@ function idx(): Uint8Array {
   return Uint8Array.from([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, ...Array.from({ length: 8 }, (_, i) => i)]);
 }
 
-function tar(): Uint8Array {
+function tar(entry = 'cifar-10-batches-bin/batches.meta.txt'): Uint8Array {
   const block = new Uint8Array(512 * 4);
-  const name = new TextEncoder().encode('cifar-10-batches-bin/batches.meta.txt');
+  const name = new TextEncoder().encode(entry);
   block.set(name, 0);
   block.set(new TextEncoder().encode('0000644\0'), 100);
   block.set(new TextEncoder().encode('00000000012\0'), 124);
@@ -87,6 +87,14 @@ describe('byte readers under fast-check', () => {
       ),
       { numRuns: 500 },
     );
+  });
+
+  it('tar: an entry named outside the archive (absolute, or with ..) is a typed error naming it', () => {
+    for (const name of ['/ifar-10-batches-bin/batches.meta.txt', '../batches.meta.txt', 'cifar-10-batches-bin/../../x']) {
+      expect(() => readTar(tar(name), 'hostile.tar')).toThrow(DataFormatError);
+      expect(() => readTar(tar(name), 'hostile.tar')).toThrow(name);
+    }
+    expect(readTar(tar('a/..b/c..'), 'fine.tar').map((e) => e.name)).toEqual(['a/..b/c..']);
   });
 
   it('tar: only typed errors, and no entry escapes its archive', () => {
