@@ -581,13 +581,20 @@ describe.each(convModes)('leading-axis reductions and row tiling on wasm match c
     ['one row to NHWC (batch-norm gradient)', [1, 1, 1, 7], [4, 5, 3, 1]],
     ['vector repeated', [5], [1]],
     ['row into a non-power-of-two count', [1, 3], [11, 1]],
-    ['general tiling (tfjs kernel)', [2, 3], [2, 2]],
+    ['every axis tiled', [2, 3], [2, 2]],
+    ['grey to three channels', [2, 4, 5, 1], [1, 1, 1, 3]],
+    ['rows tiled inside, blocks outside', [3, 1, 2, 4], [2, 3, 1, 2]],
+    ['a size-1 middle axis repeated', [2, 1, 3], [1, 4, 1]],
+    ['rank 5, reps of 1 between', [2, 1, 2, 1, 3], [1, 2, 1, 3, 1]],
+    ['a zero-size axis', [2, 0, 3], [2, 1, 2]],
   ] as [string, number[], number[]][]) {
     it(`tile, ${name}`, async () => {
       const x = random(shape, 5);
-      const r = await onBothBackends(() => [tf.tile(x, reps)]);
-      expectSame(r);
-      x.dispose();
+      const xi = tf.cast(x.mul(100), 'int32');
+      const r = await onBothBackends(() => [tf.tile(x, reps), tf.tile(xi, reps)]);
+      // Copies: exactly the reference's values, in its order.
+      r.wasm.forEach((w, i) => expect(Array.from(w)).toEqual(Array.from(r.cpu[i])));
+      tf.dispose([x, xi]);
     });
   }
 
