@@ -451,6 +451,20 @@ std::vector<double> doubles(napi_env env, napi_value v, size_t n, const char *wh
   return values<double, double>(env, v, n, what, napi_float64_array, "Float64Array");
 }
 
+// A count argument: a positive integer of at most `most`, else "<what>: expected a positive integer".
+int64_t positiveInteger(napi_env env, napi_value v, const char *what, int64_t most = INT64_MAX) {
+  int64_t n = 0;
+  if (napi_get_value_int64(env, v, &n) != napi_ok || n < 1 || n > most) throw JsError{std::string(what) + ": expected a positive integer"};
+  return n;
+}
+
+// A boolean argument.
+bool boolean(napi_env env, napi_value v, const char *what) {
+  bool b = false;
+  if (napi_get_value_bool(env, v, &b) != napi_ok) throw JsError{std::string(what) + ": expected a boolean"};
+  return b;
+}
+
 Geometry geometry(napi_env env, napi_value v) {
   auto p = ints(env, v, 15, "geometry");
   for (int i = 0; i < 13; i++)
@@ -576,8 +590,7 @@ napi_value Conv2dForward(napi_env env, napi_callback_info info) {
     float *w = floats(env, a[2], g.weiSize(), "filter");
     float *b = isNullish(env, a[3]) ? nullptr : floats(env, a[3], g.CO, "bias");
     float *y = floats(env, a[4], g.dstSize(), "y");
-    bool relu = false;
-    NAPI_OK(napi_get_value_bool(env, a[5], &relu));
+    const bool relu = boolean(env, a[5], "relu");
     std::lock_guard<std::mutex> lock(cacheLock);
     ThreadScope threads(convolutionWork(g), smallconv::forForward(g) ? kOwnOneThreadBelow : kOneThreadBelow);
     std::string key = g.key() + (b ? "b" : "") + (relu ? "r" : "");
@@ -856,10 +869,9 @@ napi_value MaxPoolArgmaxJs(napi_env env, napi_callback_info info) {
 napi_value MaxPoolArgmaxGradJs(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     auto a = args(env, info, 4);
-    int64_t N = 0;
-    NAPI_OK(napi_get_value_int64(env, a[0], &N));
+    const int64_t N = positiveInteger(env, a[0], "N");
     const size_t outSize = floatsLength(env, a[1], "dy"), inSize = floatsLength(env, a[3], "dx");
-    if (N < 1 || outSize % N != 0 || inSize % N != 0) throw JsError{"N: expected the batch size of dy and dx"};
+    if (outSize % N != 0 || inSize % N != 0) throw JsError{"N: expected the batch size of dy and dx"};
     const float *dy = floats(env, a[1], outSize, "dy");
     const int32_t *argmax = int32s(env, a[2], outSize, "argmax");
     float *dx = floats(env, a[3], inSize, "dx");
@@ -910,8 +922,7 @@ napi_value MatMulJs(napi_env env, napi_callback_info info) {
     float *B = floats(env, a[2], g.BB * g.K * g.N, "b");
     float *bias = isNullish(env, a[3]) ? nullptr : floats(env, a[3], g.N, "bias");
     float *C = floats(env, a[4], std::max(g.BA, g.BB) * g.M * g.N, "c");
-    bool relu = false;
-    NAPI_OK(napi_get_value_bool(env, a[5], &relu));
+    const bool relu = boolean(env, a[5], "relu");
     std::lock_guard<std::mutex> lock(cacheLock);
     ThreadScope threads(double(std::max(g.BA, g.BB)) * g.M * g.K * g.N);
     const std::string key = g.key() + (bias ? "b" : "") + (relu ? "r" : "");
@@ -1181,15 +1192,11 @@ napi_value BiasReluGrad(napi_env env, napi_callback_info info) {
 napi_value SumLeading(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     auto a = args(env, info, 4);
-    int64_t rows = 0;
-    NAPI_OK(napi_get_value_int64(env, a[0], &rows));
-    if (rows < 1) throw JsError{"rows: expected a positive integer"};
+    const int64_t rows = positiveInteger(env, a[0], "rows");
     size_t inner = floatsLength(env, a[2], "out");
     const float *x = floats(env, a[1], rows * inner, "x");
     float *out = floats(env, a[2], inner, "out");
-    bool mean = false;
-    NAPI_OK(napi_get_value_bool(env, a[3], &mean));
-    sumRows(x, rows, int64_t(inner), out, mean);
+    sumRows(x, rows, int64_t(inner), out, boolean(env, a[3], "mean"));
     return undefinedValue(env);
   });
 }
@@ -1198,10 +1205,7 @@ napi_value SumLeading(napi_env env, napi_callback_info info) {
 napi_value SetNumThreads(napi_env env, napi_callback_info info) {
   return guarded(env, [&] {
     auto a = args(env, info, 1);
-    int32_t n = 0;
-    NAPI_OK(napi_get_value_int32(env, a[0], &n));
-    if (n < 1) throw JsError{"setNumThreads: expected a positive integer"};
-    omp_set_num_threads(n);
+    omp_set_num_threads(int(positiveInteger(env, a[0], "setNumThreads", INT32_MAX)));
     return undefinedValue(env);
   });
 }
